@@ -36,15 +36,15 @@ pub(crate) fn compile_patterns(
     let Some(obj) = schema.as_object() else {
         return Err(crate::SchemaError::NotAnObject(path.to_string()));
     };
-    if let Some(p) = obj.get("pattern").and_then(Value::as_str) {
-        if !out.contains_key(p) {
-            let re = Regex::new(p).map_err(|source| crate::SchemaError::Pattern {
-                field: path.to_string(),
-                pattern: p.to_string(),
-                source,
-            })?;
-            out.insert(p.to_string(), re);
-        }
+    if let Some(p) = obj.get("pattern").and_then(Value::as_str)
+        && !out.contains_key(p)
+    {
+        let re = Regex::new(p).map_err(|source| crate::SchemaError::Pattern {
+            field: path.to_string(),
+            pattern: p.to_string(),
+            source,
+        })?;
+        out.insert(p.to_string(), re);
     }
     if let Some(props) = obj.get("properties").and_then(Value::as_object) {
         for (k, s) in props {
@@ -83,16 +83,16 @@ pub(crate) fn check(
         errs.push(type_error(path, s, value));
         return;
     }
-    if let Some(allowed) = s.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(value) {
-            let list: Vec<String> = allowed.iter().map(crate::error::render_value).collect();
-            errs.push(FieldError::new(
-                path,
-                K::NotSupported,
-                Some(value.clone()),
-                format!("supported values: {}", list.join(", ")),
-            ));
-        }
+    if let Some(allowed) = s.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(crate::error::render_value).collect();
+        errs.push(FieldError::new(
+            path,
+            K::NotSupported,
+            Some(value.clone()),
+            format!("supported values: {}", list.join(", ")),
+        ));
     }
     match value {
         Value::String(v) => check_string(s, v, value, path, pats, errs),
@@ -155,52 +155,52 @@ fn check_string(
     errs: &mut Vec<FieldError>,
 ) {
     let len = v.chars().count() as u64;
-    if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-        if len > max {
-            errs.push(FieldError::new(
-                path,
-                K::TooLong,
-                None,
-                format!("may not be more than {max} bytes"),
-            ));
-        }
+    if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        errs.push(FieldError::new(
+            path,
+            K::TooLong,
+            None,
+            format!("may not be more than {max} bytes"),
+        ));
     }
-    if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-        if len < min {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(value.clone()),
-                format!("{path} in body should be at least {min} chars long"),
-            ));
-        }
+    if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(value.clone()),
+            format!("{path} in body should be at least {min} chars long"),
+        ));
     }
-    if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-        if pats.get(p).is_some_and(|re| !re.is_match(v)) {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(value.clone()),
-                format!("{path} in body should match '{p}'"),
-            ));
-        }
+    if let Some(p) = s.get("pattern").and_then(Value::as_str)
+        && pats.get(p).is_some_and(|re| !re.is_match(v))
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(value.clone()),
+            format!("{path} in body should match '{p}'"),
+        ));
     }
     check_format(s, value, path, errs);
 }
 
 fn check_format(s: &Map<String, Value>, value: &Value, path: &str, errs: &mut Vec<FieldError>) {
-    if let Some(f) = s.get("format").and_then(Value::as_str) {
-        if !formats::conforms(f, value) {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(value.clone()),
-                format!(
-                    "{path} in body must be of type {f}: {}",
-                    crate::error::render_value(value)
-                ),
-            ));
-        }
+    if let Some(f) = s.get("format").and_then(Value::as_str)
+        && !formats::conforms(f, value)
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(value.clone()),
+            format!(
+                "{path} in body must be of type {f}: {}",
+                crate::error::render_value(value)
+            ),
+        ));
     }
 }
 
@@ -238,15 +238,15 @@ fn check_number(s: &Map<String, Value>, value: &Value, path: &str, errs: &mut Ve
             ));
         }
     }
-    if let Some(m) = bound("multipleOf").filter(|m| *m > 0.0) {
-        if (n / m).fract() != 0.0 {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(value.clone()),
-                format!("{path} in body should be a multiple of {}", show(m)),
-            ));
-        }
+    if let Some(m) = bound("multipleOf").filter(|m| *m > 0.0)
+        && (n / m).fract() != 0.0
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(value.clone()),
+            format!("{path} in body should be a multiple of {}", show(m)),
+        ));
     }
     check_format(s, value, path, errs);
 }
@@ -268,25 +268,25 @@ fn check_array(
     errs: &mut Vec<FieldError>,
 ) {
     let n = items.len() as u64;
-    if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-        if n > max {
-            errs.push(FieldError::new(
-                path,
-                K::TooMany,
-                Some(Value::from(n)),
-                format!("must have at most {max} items"),
-            ));
-        }
+    if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+        && n > max
+    {
+        errs.push(FieldError::new(
+            path,
+            K::TooMany,
+            Some(Value::from(n)),
+            format!("must have at most {max} items"),
+        ));
     }
-    if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-        if n < min {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(Value::from(n)),
-                format!("{path} in body should have at least {min} items"),
-            ));
-        }
+    if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+        && n < min
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(Value::from(n)),
+            format!("{path} in body should have at least {min} items"),
+        ));
     }
     if let Some(item_schema) = s.get("items") {
         for (i, item) in items.iter().enumerate() {
@@ -350,25 +350,25 @@ fn check_object(
         }
     }
     let n = map.len() as u64;
-    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
-        if n > max {
-            errs.push(FieldError::new(
-                path,
-                K::TooMany,
-                Some(Value::from(n)),
-                format!("must have at most {max} items"),
-            ));
-        }
+    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64)
+        && n > max
+    {
+        errs.push(FieldError::new(
+            path,
+            K::TooMany,
+            Some(Value::from(n)),
+            format!("must have at most {max} items"),
+        ));
     }
-    if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
-        if n < min {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(Value::from(n)),
-                format!("{path} in body should have at least {min} properties"),
-            ));
-        }
+    if let Some(min) = s.get("minProperties").and_then(Value::as_u64)
+        && n < min
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(Value::from(n)),
+            format!("{path} in body should have at least {min} properties"),
+        ));
     }
     let props = s.get("properties").and_then(Value::as_object);
     let additional = s.get("additionalProperties").filter(|a| a.is_object());
@@ -405,15 +405,14 @@ fn check_junctors(
         .get("anyOf")
         .and_then(Value::as_array)
         .filter(|a| !a.is_empty())
+        && any.iter().all(|sub| !passes(sub).is_empty())
     {
-        if any.iter().all(|sub| !passes(sub).is_empty()) {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(value.clone()),
-                "must validate at least one schema (anyOf)",
-            ));
-        }
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(value.clone()),
+            "must validate at least one schema (anyOf)",
+        ));
     }
     if let Some(one) = s
         .get("oneOf")
@@ -430,14 +429,14 @@ fn check_junctors(
             ));
         }
     }
-    if let Some(not) = s.get("not") {
-        if passes(not).is_empty() {
-            errs.push(FieldError::new(
-                path,
-                K::Invalid,
-                Some(value.clone()),
-                "must not validate the schema (not)",
-            ));
-        }
+    if let Some(not) = s.get("not")
+        && passes(not).is_empty()
+    {
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(value.clone()),
+            "must not validate the schema (not)",
+        ));
     }
 }
