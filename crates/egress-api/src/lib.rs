@@ -1,1 +1,38 @@
-//! x
+//! Kubernetes API of kube-egress-gateway: the five custom resource kinds of group
+//! `egressgateway.kubernetes.azure.com/v1alpha1` (wire-compatible with Azure/kube-egress-gateway),
+//! the names every component agrees on (annotation, labels, taints, finalizers, Secret naming),
+//! status conditions, and the semantic checks the schema cannot express.
+//!
+//! This crate has no side effects: no client, no I/O.
+
+// kube's `printcolumn(...)` repeats `type_ = ...` once per column, which this lint misreads.
+#![allow(clippy::duplicated_attributes)]
+
+pub mod conditions;
+pub mod constants;
+pub mod crds;
+pub mod gateway_lb_configuration;
+pub mod gateway_status;
+pub mod gateway_vm_configuration;
+pub mod pod_endpoint;
+mod rules;
+pub mod semantics;
+pub mod static_gateway_configuration;
+pub mod target;
+
+pub use gateway_lb_configuration::{
+    GatewayLBConfiguration, GatewayLBConfigurationSpec, GatewayLBConfigurationStatus,
+};
+pub use gateway_status::{
+    GatewayConfiguration, GatewayStatus, GatewayStatusSpec, PeerConfiguration,
+};
+pub use gateway_vm_configuration::{
+    GatewayVMConfiguration, GatewayVMConfigurationSpec, GatewayVMConfigurationStatus,
+    GatewayVMProfile,
+};
+pub use pod_endpoint::{PodEndpoint, PodEndpointSpec};
+pub use static_gateway_configuration::{
+    CidrText, DefaultRoute, GatewayServerProfile, StaticGatewayConfiguration,
+    StaticGatewayConfigurationSpec, StaticGatewayConfigurationStatus,
+};
+pub use target::GatewayVmssProfile;

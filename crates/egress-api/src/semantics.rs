@@ -1,0 +1,199 @@
+//! Checks the CRD schema cannot express, shared by `egressctl validate` and the operator:
+//! suspicious-but-legal values (warnings) and pod annotations that can never work (errors).
+
+use std::collections::HashSet;
+
+use crate::{DefaultRoute, StaticGatewayConfigurationSpec};
+
+/// How serious a [`Problem`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Legal, but probably not what the user meant.
+    Warning,
+    /// Will not work.
+    Error,
+}
+
+/// One finding about one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Field path, e.g. `spec.excludeCidrs[1]`.
+    pub field: String,
+    /// Warning or error.
+    pub severity: Severity,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl Problem {
+    fn warning(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            severity: Severity::Warning,
+            message: message.into(),
+        }
+    }
+    fn error(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            severity: Severity::Error,
+            message: message.into(),
+        }
+    }
+}
+
+/// Semantic checks of a StaticGatewayConfiguration spec that passed schema validation.
+pub fn check_sgc(spec: &StaticGatewayConfigurationSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let cidrs = spec.exclude_cidrs.as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, raw) in cidrs.iter().enumerate() {
+        let field = format!("spec.excludeCidrs[{i}]");
+        let Some(net) = raw.parse() else { continue };
+        if net.trunc() != net {
+            out.push(Problem::warning(
+                &field,
+                format!("{raw} has host bits set; it is used as {}", net.trunc()),
+            ));
+        }
+        if !seen.insert(net.trunc()) {
+            out.push(Problem::warning(
+                &field,
+                format!("{raw} is listed more than once"),
+            ));
+        }
+        if net.prefix_len() == 0 && spec.default_route == DefaultRoute::StaticEgressGateway {
+            out.push(Problem::warning(
+                &field,
+                format!("{raw} excludes every destination: no traffic will use the gateway"),
+            ));
+        }
+    }
+    if spec.default_route == DefaultRoute::AzureNetworking && cidrs.is_empty() {
+        out.push(Problem::warning(
+            "spec.excludeCidrs",
+            "with defaultRoute azureNetworking only excludeCidrs go through the gateway, and none are listed: no traffic will use the gateway",
+        ));
+    }
+    out
+}
+
+/// Checks the egress annotation of a pod (or pod template) at `field` (e.g.
+/// `spec.template.metadata.annotations`). Returns the SGC name it refers to, if valid.
+pub fn check_pod_annotation(
+    annotation: Option<&str>,
+    host_network: bool,
+    field: &str,
+    out: &mut Vec<Problem>,
+) -> Option<String> {
+    let name = annotation?;
+    let field = format!("{field}[{}]", crate::constants::POD_ANNOTATION);
+    if !is_dns_subdomain(name) {
+        out.push(Problem::error(
+            &field,
+            format!("{name:?} is not a valid StaticGatewayConfiguration name (lowercase letters, digits, '-' and '.', at most 253 characters)"),
+        ));
+        return None;
+    }
+    if host_network {
+        out.push(Problem::error(
+            &field,
+            "pods with hostNetwork: true share the node's network and cannot egress through a gateway",
+        ));
+        return None;
+    }
+    Some(name.to_string())
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && label.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::target::GatewayTarget;
+
+    fn spec(route: DefaultRoute, cidrs: &[&str]) -> StaticGatewayConfigurationSpec {
+        StaticGatewayConfigurationSpec {
+            target: GatewayTarget {
+                gateway_nodepool_name: Some("gw".into()),
+                gateway_vmss_profile: None,
+                provision_public_ips: true,
+                public_ip_prefix_id: None,
+            },
+            default_route: route,
+            exclude_cidrs: Some(
+                cidrs
+                    .iter()
+                    .map(|s| crate::static_gateway_configuration::CidrText(s.to_string()))
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn clean_spec_has_no_findings() {
+        assert!(check_sgc(&spec(DefaultRoute::StaticEgressGateway, &["10.0.0.0/8"])).is_empty());
+    }
+
+    #[test]
+    fn host_bits_duplicates_and_catch_all_are_warned() {
+        let p = check_sgc(&spec(
+            DefaultRoute::StaticEgressGateway,
+            &["10.0.0.1/8", "10.0.0.0/8", "0.0.0.0/0"],
+        ));
+        let msgs: Vec<_> = p.iter().map(|p| (p.field.as_str(), p.severity)).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                ("spec.excludeCidrs[0]", Severity::Warning),
+                ("spec.excludeCidrs[1]", Severity::Warning),
+                ("spec.excludeCidrs[2]", Severity::Warning)
+            ]
+        );
+        assert!(p[0].message.contains("10.0.0.0/8"));
+    }
+
+    #[test]
+    fn azure_networking_without_cidrs_is_warned() {
+        let p = check_sgc(&spec(DefaultRoute::AzureNetworking, &[]));
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].field, "spec.excludeCidrs");
+    }
+
+    #[test]
+    fn pod_annotation_must_name_an_sgc_and_not_use_host_network() {
+        let mut out = Vec::new();
+        assert_eq!(
+            check_pod_annotation(Some("my-gw"), false, "metadata.annotations", &mut out),
+            Some("my-gw".into())
+        );
+        assert!(out.is_empty());
+        assert_eq!(
+            check_pod_annotation(Some("My_GW"), false, "metadata.annotations", &mut out),
+            None
+        );
+        assert_eq!(
+            check_pod_annotation(Some("gw"), true, "metadata.annotations", &mut out),
+            None
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out.iter().all(|p| p.severity == Severity::Error));
+        assert_eq!(
+            out[0].field,
+            "metadata.annotations[kubernetes.azure.com/static-gateway-configuration]"
+        );
+        assert_eq!(check_pod_annotation(None, true, "x", &mut out), None);
+    }
+}

@@ -1,0 +1,180 @@
+//! StaticGatewayConfiguration: the user-facing kind. Pods annotated with its name egress through
+//! its gateway pool from its egress IP prefix.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::target::GatewayTarget;
+
+/// Desired state of a static egress gateway.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "egressgateway.kubernetes.azure.com",
+    version = "v1alpha1",
+    kind = "StaticGatewayConfiguration",
+    namespaced,
+    status = "StaticGatewayConfigurationStatus",
+    shortname = "sgc",
+    category = "egressgateway",
+    doc = "StaticGatewayConfiguration gives the pods that name it in the annotation kubernetes.azure.com/static-gateway-configuration a fixed egress IP: their traffic is tunnelled to a gateway node pool and leaves from a public IP prefix (or the pool's private IPs).",
+    printcolumn(
+        name = "Egress Prefix",
+        type_ = "string",
+        json_path = ".status.egressIpPrefix"
+    ),
+    printcolumn(
+        name = "Gateway IP",
+        type_ = "string",
+        json_path = ".status.gatewayServerProfile.ip"
+    ),
+    printcolumn(
+        name = "Port",
+        type_ = "integer",
+        json_path = ".status.gatewayServerProfile.port"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = crate::rules::exactly_one_target(),
+    validation = crate::rules::prefix_size_required_for_public_ips(),
+    validation = crate::rules::prefix_id_needs_public_ips(),
+    validation = crate::rules::nodepool_immutable(),
+    validation = crate::rules::vmss_resource_group_immutable(),
+    validation = crate::rules::vmss_name_immutable(),
+    validation = crate::rules::prefix_size_immutable()
+)]
+pub struct StaticGatewayConfigurationSpec {
+    /// The gateway pool and egress mode.
+    #[serde(flatten)]
+    pub target: GatewayTarget,
+
+    /// Where the pod's default route points: `staticEgressGateway` (all traffic through the
+    /// gateway except `excludeCidrs`) or `azureNetworking` (only `excludeCidrs` through the gateway).
+    #[serde(default)]
+    pub default_route: DefaultRoute,
+
+    /// With `staticEgressGateway`: destinations that bypass the gateway. With `azureNetworking`:
+    /// the only destinations routed through the gateway. Each entry is an IPv4 or IPv6 CIDR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub exclude_cidrs: Option<Vec<CidrText>>,
+}
+
+/// A CIDR as written in a manifest (kept verbatim so a round trip changes nothing); admission
+/// guarantees it parses as an IPv4 or IPv6 network.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(transparent)]
+pub struct CidrText(pub String);
+
+// Written by hand because the schema derive cannot attach CEL rules to a newtype; the rule is
+// on each item so errors name the entry (`spec.excludeCidrs[1]`).
+impl schemars::JsonSchema for CidrText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "CidrText".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "maxLength": 64,
+            "x-kubernetes-validations": [{"rule": crate::rules::CIDR_RULE, "message": crate::rules::CIDR_MESSAGE}]
+        })
+    }
+}
+
+impl CidrText {
+    /// The network, if the text parses (host bits are kept: `10.0.0.1/8` stays as written).
+    pub fn parse(&self) -> Option<ipnet::IpNet> {
+        self.0.parse().ok()
+    }
+}
+
+impl std::fmt::Display for CidrText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Target of the pod's default route.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum DefaultRoute {
+    /// Pod traffic goes through the gateway, except `excludeCidrs`.
+    #[default]
+    #[serde(rename = "staticEgressGateway")]
+    StaticEgressGateway,
+    /// Pod traffic keeps the cluster's routing; only `excludeCidrs` go through the gateway.
+    #[serde(rename = "azureNetworking")]
+    AzureNetworking,
+}
+
+/// Observed state of a static egress gateway, as the operator last provisioned it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StaticGatewayConfigurationStatus {
+    /// Public mode: the egress public IP prefix CIDR. Private mode: the gateway nodes' secondary
+    /// private IPs, comma-separated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_ip_prefix: Option<String>,
+
+    /// Where pods connect their WireGuard tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_server_profile: Option<GatewayServerProfile>,
+
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Conditions: `Ready`, plus `KeyReady`, `LoadBalancerReady`, `PrefixReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The gateway side of the WireGuard tunnel.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayServerProfile {
+    /// Frontend IP of the internal load balancer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// Load-balancer rule port (6000-6999) of this gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Base64 WireGuard public key of the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The Secret holding the gateway private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(merge_strategy = kube::core::MapMerge::Atomic)]
+    pub private_key_secret_ref: Option<ObjectReference>,
+}
+
+impl StaticGatewayConfigurationStatus {
+    /// Ready as the original's daemon defines it: prefix, endpoint, key and secret all known.
+    pub fn is_provisioned(&self) -> bool {
+        let p = self.gateway_server_profile.as_ref();
+        self.egress_ip_prefix
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+            && p.and_then(|p| p.ip.as_deref())
+                .is_some_and(|s| !s.is_empty())
+            && p.and_then(|p| p.port).is_some_and(|port| port != 0)
+            && p.and_then(|p| p.public_key.as_deref())
+                .is_some_and(|s| !s.is_empty())
+            && p.and_then(|p| p.private_key_secret_ref.as_ref()).is_some()
+    }
+}

@@ -1,0 +1,79 @@
+//! Which gateway pool a configuration egresses through: an AKS node pool name or an explicit
+//! VMSS. Shared by StaticGatewayConfiguration and the internal LB/VM configurations.
+
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// An existing gateway VMSS (virtual machine scale set).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = crate::rules::profile_needs_resource_group(), validation = crate::rules::profile_needs_name())]
+pub struct GatewayVmssProfile {
+    /// Resource group of the VMSS. Must be in the cluster's subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 90))]
+    pub vmss_resource_group: Option<String>,
+
+    /// Name of the VMSS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub vmss_name: Option<String>,
+
+    /// Length of the public IP prefix the pool egresses from (28-31, as Azure accepts). Required
+    /// with `provisionPublicIps: true`; it also bounds the pool size (a /31 serves 2 nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 28, max = 31))]
+    pub public_ip_prefix_size: Option<i32>,
+}
+
+impl GatewayVmssProfile {
+    /// True for the `{}` the original writes when no profile is used.
+    pub fn is_empty(&self) -> bool {
+        self.vmss_resource_group.is_none()
+            && self.vmss_name.is_none()
+            && self.public_ip_prefix_size.is_none()
+    }
+}
+
+/// The gateway pool and egress mode of one gateway configuration (the four spec fields the
+/// internal LB and VM configurations copy from the StaticGatewayConfiguration).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayTarget {
+    /// Name of the AKS gateway node pool (matched against the VMSS/VM tag `aks-managed-poolName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub gateway_nodepool_name: Option<String>,
+
+    /// The gateway VMSS, for clusters that are not AKS-managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_vmss_profile: Option<GatewayVmssProfile>,
+
+    /// `true`: egress from a public IP prefix; `false`: egress from the nodes' private secondary IPs.
+    #[serde(default = "default_true")]
+    pub provision_public_ips: bool,
+
+    /// Resource ID of a public IP prefix you own (BYO) to egress from instead of a managed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = crate::rules::public_ip_prefix_id())]
+    pub public_ip_prefix_id: Option<String>,
+}
+
+impl GatewayTarget {
+    /// The VMSS profile, if one is used (an empty `{}` counts as none).
+    pub fn vmss_profile(&self) -> Option<&GatewayVmssProfile> {
+        self.gateway_vmss_profile.as_ref().filter(|p| !p.is_empty())
+    }
+
+    /// The BYO public IP prefix ID, if one is set (an empty string counts as none).
+    pub fn byo_prefix_id(&self) -> Option<&str> {
+        self.public_ip_prefix_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+    }
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}
