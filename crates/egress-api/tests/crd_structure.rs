@@ -10,11 +10,20 @@ use serde_json::Value;
 #[test]
 fn five_namespaced_kinds_with_status_in_one_group_version() {
     let crds = egress_api::crds::all();
-    let mut kinds: Vec<String> = crds.iter().map(|(_, c)| c.spec.names.kind.clone()).collect();
+    let mut kinds: Vec<String> = crds
+        .iter()
+        .map(|(_, c)| c.spec.names.kind.clone())
+        .collect();
     kinds.sort();
     assert_eq!(
         kinds,
-        ["GatewayLBConfiguration", "GatewayStatus", "GatewayVMConfiguration", "PodEndpoint", "StaticGatewayConfiguration"]
+        [
+            "GatewayLBConfiguration",
+            "GatewayStatus",
+            "GatewayVMConfiguration",
+            "PodEndpoint",
+            "StaticGatewayConfiguration"
+        ]
     );
     for (file, crd) in &crds {
         assert_eq!(crd.spec.group, GROUP);
@@ -23,15 +32,27 @@ fn five_namespaced_kinds_with_status_in_one_group_version() {
         let v = &crd.spec.versions[0];
         assert_eq!(v.name, VERSION);
         assert!(v.served && v.storage);
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{file}: no status subresource");
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{file}: no status subresource"
+        );
         assert_eq!(file, &format!("{}.yaml", crd.spec.names.plural));
     }
 }
 
 #[test]
 fn sgc_has_short_name_and_printer_columns() {
-    let (_, sgc) = egress_api::crds::all().into_iter().find(|(_, c)| c.spec.names.kind == "StaticGatewayConfiguration").unwrap();
-    assert_eq!(sgc.spec.names.short_names.as_deref(), Some(&["sgc".to_string()][..]));
+    let (_, sgc) = egress_api::crds::all()
+        .into_iter()
+        .find(|(_, c)| c.spec.names.kind == "StaticGatewayConfiguration")
+        .unwrap();
+    assert_eq!(
+        sgc.spec.names.short_names.as_deref(),
+        Some(&["sgc".to_string()][..])
+    );
     let cols: Vec<(String, String)> = sgc.spec.versions[0]
         .additional_printer_columns
         .as_ref()
@@ -40,7 +61,10 @@ fn sgc_has_short_name_and_printer_columns() {
         .map(|c| (c.name.clone(), c.json_path.clone()))
         .collect();
     let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["Egress Prefix", "Gateway IP", "Port", "Ready", "Age"]);
+    assert_eq!(
+        names,
+        ["Egress Prefix", "Gateway IP", "Port", "Ready", "Age"]
+    );
 }
 
 fn walk(node: &Value, path: &str, out: &mut Vec<String>) {
@@ -54,7 +78,10 @@ fn walk(node: &Value, path: &str, out: &mut Vec<String>) {
     if obj.contains_key("nullable") {
         out.push(format!("{path}: nullable (our types never write null)"));
     }
-    if let Some(rules) = obj.get("x-kubernetes-validations").and_then(Value::as_array) {
+    if let Some(rules) = obj
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
         let compiled = compile_schema(node);
         for r in rules {
             let rule = r["rule"].as_str().unwrap();
@@ -90,7 +117,12 @@ fn schemas_are_structural_and_rules_are_bounded_and_in_scope() {
 fn committed_crd_yaml_is_current() {
     for (file, crd) in egress_api::crds::all() {
         let path = format!("{}/../../config/crd/{file}", env!("CARGO_MANIFEST_DIR"));
-        let committed: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(committed, serde_json::to_value(&crd).unwrap(), "{path} is stale: run `make generate`");
+        let committed: Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            committed,
+            serde_json::to_value(&crd).unwrap(),
+            "{path} is stale: run `make generate`"
+        );
     }
 }

@@ -4,7 +4,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::Value;
 
 /// One YAML document of one input.
@@ -96,29 +95,57 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Splits a multi-document YAML text; empty documents (e.g. a trailing `---`) are skipped but
-/// still count for numbering, as a reader counting `---` would expect.
+/// Splits a multi-document YAML text at `---` lines and parses each document on its own, so a
+/// syntax error is reported against its document and the following documents are still
+/// checked. Documents are numbered from 1, counting only those with content (comments and
+/// empty documents around separators do not count).
 pub fn split(source: &str, text: &str) -> Vec<Document> {
+    // (first line number in the file, text)
+    let mut chunks = vec![(1_u64, String::new())];
+    for (n, line) in (1_u64..).zip(text.lines()) {
+        if line == "---" || line.starts_with("--- ") || line.starts_with("---\t") {
+            // A document may start on the separator line (`--- {a: 1}`).
+            chunks.push((n, format!("{}\n", &line[3..])));
+        } else if line != "..."
+            && let Some((_, last)) = chunks.last_mut()
+        {
+            last.push_str(line);
+            last.push('\n');
+        }
+    }
     let mut docs = Vec::new();
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = match serde_yaml::Value::deserialize(de) {
-            Ok(serde_yaml::Value::Null) => continue,
-            Ok(v) => serde_json::to_value(v).map_err(|e| format!("not representable as JSON: {e}")),
-            Err(e) => {
-                docs.push(Document {
-                    source: source.into(),
-                    index: i + 1,
-                    value: Err(format!("invalid YAML: {e}")),
-                });
-                // The YAML stream cannot be resynchronised after a syntax error.
-                break;
-            }
+    for (start, chunk) in chunks {
+        let value = match serde_saphyr::from_str::<Value>(&chunk) {
+            Ok(Value::Null) => continue,
+            Ok(v) => Ok(v),
+            Err(e) => Err(yaml_error(&e, start)),
         };
         docs.push(Document {
             source: source.into(),
-            index: i + 1,
+            index: docs.len() + 1,
             value,
         });
     }
     docs
+}
+
+/// `invalid YAML at line 12 column 7: unclosed bracket '['`, with the line counted in the file.
+fn yaml_error(e: &serde_saphyr::Error, chunk_start: u64) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match e.location() {
+        Some(loc) => {
+            let msg = first
+                .strip_prefix("line ")
+                .and_then(|rest| rest.split_once(": "))
+                .map_or(first, |(_, m)| m);
+            format!(
+                "invalid YAML at line {} column {}: {msg}",
+                chunk_start + loc.line() - 1,
+                loc.column()
+            )
+        }
+        None => format!("invalid YAML: {first}"),
+    }
 }

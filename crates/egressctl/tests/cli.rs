@@ -131,11 +131,15 @@ fn unreadable_inputs_and_broken_yaml_are_errors() {
     );
     let out = egressctl(
         &["validate", "-f", "-"],
-        Some("apiVersion: v1\nkind: [unclosed\n"),
+        Some(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\napiVersion: v1\nkind: [unclosed\n---\nkind: Pod\n",
+        ),
     );
     assert_eq!(out.status.code(), Some(1));
+    // The broken document is reported with its line in the input; the next one is still read.
     assert!(
-        text(&out.stdout).starts_with("-:1: -: invalid YAML:"),
+        text(&out.stdout).starts_with("-:2: -: invalid YAML at line 6 column 7: unclosed bracket")
+            && text(&out.stdout).contains("-:3: Pod/<unnamed>: apiVersion: Required value"),
         "{}",
         text(&out.stdout)
     );
