@@ -260,6 +260,39 @@ fn show(b: f64) -> String {
     }
 }
 
+/// Size bounds of a list or map: `(max key, min key, noun for the minimum message)`.
+fn check_count(
+    s: &Map<String, Value>,
+    n: usize,
+    (max_key, min_key, noun): (&str, &str, &str),
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let n = n as u64;
+    if let Some(max) = s.get(max_key).and_then(Value::as_u64)
+        && n > max
+    {
+        let detail = format!("must have at most {max} items");
+        errs.push(FieldError::new(
+            path,
+            K::TooMany,
+            Some(Value::from(n)),
+            detail,
+        ));
+    }
+    if let Some(min) = s.get(min_key).and_then(Value::as_u64)
+        && n < min
+    {
+        let detail = format!("{path} in body should have at least {min} {noun}");
+        errs.push(FieldError::new(
+            path,
+            K::Invalid,
+            Some(Value::from(n)),
+            detail,
+        ));
+    }
+}
+
 fn check_array(
     s: &Map<String, Value>,
     items: &[Value],
@@ -267,27 +300,13 @@ fn check_array(
     pats: &Patterns,
     errs: &mut Vec<FieldError>,
 ) {
-    let n = items.len() as u64;
-    if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
-        && n > max
-    {
-        errs.push(FieldError::new(
-            path,
-            K::TooMany,
-            Some(Value::from(n)),
-            format!("must have at most {max} items"),
-        ));
-    }
-    if let Some(min) = s.get("minItems").and_then(Value::as_u64)
-        && n < min
-    {
-        errs.push(FieldError::new(
-            path,
-            K::Invalid,
-            Some(Value::from(n)),
-            format!("{path} in body should have at least {min} items"),
-        ));
-    }
+    check_count(
+        s,
+        items.len(),
+        ("maxItems", "minItems", "items"),
+        path,
+        errs,
+    );
     if let Some(item_schema) = s.get("items") {
         for (i, item) in items.iter().enumerate() {
             check(item_schema, item, &index(path, i), pats, errs);
@@ -349,27 +368,13 @@ fn check_object(
             errs.push(FieldError::new(child(path, req), K::Required, None, ""));
         }
     }
-    let n = map.len() as u64;
-    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64)
-        && n > max
-    {
-        errs.push(FieldError::new(
-            path,
-            K::TooMany,
-            Some(Value::from(n)),
-            format!("must have at most {max} items"),
-        ));
-    }
-    if let Some(min) = s.get("minProperties").and_then(Value::as_u64)
-        && n < min
-    {
-        errs.push(FieldError::new(
-            path,
-            K::Invalid,
-            Some(Value::from(n)),
-            format!("{path} in body should have at least {min} properties"),
-        ));
-    }
+    check_count(
+        s,
+        map.len(),
+        ("maxProperties", "minProperties", "properties"),
+        path,
+        errs,
+    );
     let props = s.get("properties").and_then(Value::as_object);
     let additional = s.get("additionalProperties").filter(|a| a.is_object());
     for (k, v) in map {
