@@ -1,0 +1,320 @@
+//! Network interfaces (standalone, e.g. AKS VirtualMachines pools): LIST in a resource group,
+//! GET, PUT (dynamic/static private IPs, public IP and backend pool references), DELETE.
+
+use super::common::{
+    check_preconditions, envelope, exists, invalid_reference, list_reply, location_for,
+    normalise_children, ref_at, subnet_net,
+};
+use super::instance_nics::{IPCONFIG_TYPE, NIC_TYPE, new_mac};
+use super::load_balancers::static_address;
+use super::{delete_stored, get_stored, method_not_allowed, put_reply, render};
+use crate::error::{ArmError, EmulatorError};
+use crate::http::{Reply, Req};
+use crate::ids::{NETWORK, ParsedId, key, resource_id};
+use crate::ipam::Ipam;
+use crate::lro;
+use crate::state::State;
+use crate::store::{id_of, new_etag};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+fn is_standalone(v: &Value) -> bool {
+    key(id_of(v)).contains("/providers/microsoft.network/networkinterfaces/")
+}
+
+pub(crate) fn list(state: &mut State, req: &Req, rg: &str) -> Result<Reply, ArmError> {
+    if req.method != "GET" {
+        return Err(method_not_allowed(req));
+    }
+    let items = state
+        .store
+        .of_type_in_rg(NIC_TYPE, rg)
+        .filter(|v| is_standalone(v))
+        .map(|v| render::render(&state.store, v))
+        .collect();
+    Ok(list_reply(items))
+}
+
+pub(crate) fn handle(
+    state: &mut State,
+    req: &Req,
+    rg: &str,
+    name: &str,
+    op: &str,
+) -> Result<Reply, ArmError> {
+    let url_id = resource_id(
+        &state.settings.subscription,
+        rg,
+        NETWORK,
+        "networkInterfaces",
+        name,
+    );
+    let (id, name) = match state.store.get(&url_id) {
+        Some(v) => (
+            id_of(v).to_owned(),
+            v["name"].as_str().unwrap_or(name).to_owned(),
+        ),
+        None => (url_id, name.to_owned()),
+    };
+    match req.method.as_str() {
+        "GET" => get_stored(state, &id, NIC_TYPE, &name, rg),
+        "PUT" => put(state, req, &id, &name, op),
+        "DELETE" => {
+            let nic_id = id.clone();
+            delete_stored(state, req, &id, op, NETWORK, move |st| {
+                match st
+                    .store
+                    .get(&nic_id)
+                    .and_then(|n| ref_at(n, "/properties/virtualMachine/id"))
+                {
+                    None => Ok(()),
+                    Some(vm) => Err(ArmError::bad_request(
+                        "NicInUse",
+                        format!(
+                            "Network Interface {nic_id} is used by existing resource {vm}. In order to delete the network interface, it must be dissociated from the resource."
+                        ),
+                    )),
+                }
+            })
+        }
+        _ => Err(method_not_allowed(req)),
+    }
+}
+
+fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<Reply, ArmError> {
+    let existing = state.store.get(id).cloned();
+    check_preconditions(req, existing.as_ref())?;
+    let body = req.json_object()?;
+    let location = location_for(&body, existing.as_ref(), id)?;
+    let etag = new_etag();
+    let mut v = envelope(&body, id, name, NIC_TYPE, &location, &etag);
+    let props = &mut v["properties"];
+    if props
+        .get("ipConfigurations")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty)
+    {
+        return Err(ArmError::bad_request(
+            "InvalidRequestFormat",
+            format!(
+                "Cannot parse the request: network interface {id} needs at least one ipConfiguration."
+            ),
+        ));
+    }
+    normalise_children(
+        props,
+        "ipConfigurations",
+        id,
+        IPCONFIG_TYPE,
+        &etag,
+        "Updating",
+    )?;
+    assign_ip_configurations(state, props, existing.as_ref(), id)?;
+    if let Some(o) = props.as_object_mut() {
+        o.remove("virtualMachine");
+        if let Some(vm) = existing
+            .as_ref()
+            .and_then(|e| e.pointer("/properties/virtualMachine"))
+        {
+            o.insert("virtualMachine".into(), vm.clone());
+        }
+    }
+    props["macAddress"] = json!(
+        existing
+            .as_ref()
+            .and_then(|e| ref_at(e, "/properties/macAddress"))
+            .unwrap_or_else(new_mac)
+    );
+    props["provisioningState"] = json!("Updating");
+    props["resourceGuid"] = existing
+        .as_ref()
+        .and_then(|e| e.pointer("/properties/resourceGuid"))
+        .cloned()
+        .unwrap_or_else(|| json!(uuid::Uuid::new_v4().to_string()));
+    let plan = lro::plan(state, req, op);
+    state.store.put(v);
+    Ok(put_reply(state, req, id, existing.is_none(), plan))
+}
+
+fn assign_ip_configurations(
+    state: &mut State,
+    props: &mut Value,
+    existing: Option<&Value>,
+    nic_id: &str,
+) -> Result<(), ArmError> {
+    let old: BTreeMap<String, (String, String)> = existing
+        .and_then(|e| e.pointer("/properties/ipConfigurations"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c.get("name")?.as_str()?.to_ascii_lowercase(),
+                (
+                    key(&ref_at(c, "/properties/subnet/id")?),
+                    ref_at(c, "/properties/privateIPAddress")?,
+                ),
+            ))
+        })
+        .collect();
+    let own_ipcs = format!("{}/ipconfigurations/", key(nic_id));
+    let Some(ipcs) = props
+        .get_mut("ipConfigurations")
+        .and_then(Value::as_array_mut)
+    else {
+        return Ok(());
+    };
+    let single = ipcs.len() == 1;
+    let primaries = ipcs
+        .iter()
+        .filter(|c| c.pointer("/properties/primary").and_then(Value::as_bool) == Some(true))
+        .count();
+    if !single && primaries != 1 {
+        return Err(ArmError::bad_request(
+            "InvalidRequestFormat",
+            format!(
+                "Cannot parse the request: exactly one ipConfiguration of {nic_id} must be primary (found {primaries})."
+            ),
+        ));
+    }
+    let mut pending: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut to_allocate = Vec::new();
+    for (idx, ipc) in ipcs.iter_mut().enumerate() {
+        let ipc_id = id_of(ipc).to_owned();
+        let ipc_name = ipc["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let p = &mut ipc["properties"];
+        if single {
+            p["primary"] = json!(true);
+        } else if p.get("primary").is_none() {
+            p["primary"] = json!(false);
+        }
+        let subnet_ref = ref_at(p, "/subnet/id").ok_or_else(|| {
+            ArmError::bad_request(
+                "InvalidRequestFormat",
+                format!("Cannot parse the request: ipConfiguration {ipc_id} has no subnet."),
+            )
+        })?;
+        let (subnet_id, net) = subnet_net(&state.store, &subnet_ref, &ipc_id)?;
+        if p.get("privateIPAddressVersion").is_none() {
+            p["privateIPAddressVersion"] = json!("IPv4");
+        }
+        if let Some(pip) = ref_at(p, "/publicIPAddress/id") {
+            let is_pip =
+                ParsedId::parse(&pip).is_some_and(|x| x.is_kind(NETWORK, &["publicIPAddresses"]));
+            if !is_pip || state.store.get(&pip).is_none() {
+                return Err(invalid_reference(&pip, &ipc_id));
+            }
+            if let Some(other) = render::pip_users(&state.store, &pip)
+                .into_iter()
+                .find(|u| !key(u).starts_with(&own_ipcs))
+            {
+                return Err(ArmError::bad_request(
+                    "PublicIPAddressInUse",
+                    format!("Public IP address {pip} is already in use by {other}."),
+                ));
+            }
+        }
+        for pool in p
+            .get("loadBalancerBackendAddressPools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let pid = pool.get("id").and_then(Value::as_str).unwrap_or_default();
+            if !exists(&state.store, pid) {
+                return Err(invalid_reference(pid, &ipc_id));
+            }
+        }
+        let method = p
+            .get("privateIPAllocationMethod")
+            .and_then(Value::as_str)
+            .unwrap_or("Dynamic");
+        if method.eq_ignore_ascii_case("Static") {
+            p["privateIPAllocationMethod"] = json!("Static");
+            let addr = static_address(p, &ipc_id)?;
+            Ipam::check_static_private(&state.store, &subnet_id, net, addr, nic_id, &pending)?;
+            pending.insert(addr);
+        } else {
+            p["privateIPAllocationMethod"] = json!("Dynamic");
+            match old.get(&ipc_name) {
+                Some((s, ip)) if *s == key(&subnet_id) => {
+                    if let Ok(a) = ip.parse() {
+                        pending.insert(a);
+                    }
+                    p["privateIPAddress"] = json!(ip);
+                }
+                _ => to_allocate.push((idx, subnet_id, net)),
+            }
+        }
+    }
+    for (idx, subnet_id, net) in to_allocate {
+        let a = state
+            .ipam
+            .allocate_private(&state.store, &subnet_id, net, nic_id, &pending)?;
+        pending.insert(a);
+        ipcs[idx]["properties"]["privateIPAddress"] = json!(a.to_string());
+    }
+    Ok(())
+}
+
+/// Creates a standalone NIC from the seed (one primary ipConfiguration `ipconfig1`).
+pub(crate) fn seed_nic(
+    state: &mut State,
+    rg: &str,
+    name: &str,
+    subnet: &str,
+    ip: Option<Ipv4Addr>,
+    tags: Value,
+) -> Result<String, EmulatorError> {
+    let id = resource_id(
+        &state.settings.subscription,
+        rg,
+        NETWORK,
+        "networkInterfaces",
+        name,
+    );
+    let bad = |e: ArmError| {
+        EmulatorError::InvalidSeed(format!("network interface {name}: {}", e.message))
+    };
+    let (subnet_id, net) = subnet_net(&state.store, subnet, &id).map_err(bad)?;
+    let (addr, method) = match ip {
+        Some(a) => {
+            Ipam::check_static_private(&state.store, &subnet_id, net, a, &id, &BTreeSet::new())
+                .map_err(bad)?;
+            (a, "Static")
+        }
+        None => (
+            state
+                .ipam
+                .allocate_private(&state.store, &subnet_id, net, &id, &BTreeSet::new())
+                .map_err(bad)?,
+            "Dynamic",
+        ),
+    };
+    let etag = new_etag();
+    state.store.put(json!({
+        "id": id, "name": name, "type": NIC_TYPE, "location": state.settings.location,
+        "etag": etag, "tags": tags,
+        "properties": {
+            "primary": true,
+            "enableIPForwarding": true,
+            "macAddress": new_mac(),
+            "provisioningState": "Succeeded",
+            "resourceGuid": uuid::Uuid::new_v4().to_string(),
+            "ipConfigurations": [{
+                "name": "ipconfig1", "id": format!("{id}/ipConfigurations/ipconfig1"),
+                "type": IPCONFIG_TYPE, "etag": etag,
+                "properties": {
+                    "primary": true, "privateIPAddress": addr.to_string(),
+                    "privateIPAllocationMethod": method, "privateIPAddressVersion": "IPv4",
+                    "subnet": {"id": subnet_id}, "provisioningState": "Succeeded"
+                }
+            }]
+        }
+    }));
+    Ok(id)
+}
