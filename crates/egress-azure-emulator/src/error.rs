@@ -88,7 +88,7 @@ pub enum EmulatorError {
         path: PathBuf,
         /// Underlying error.
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// The seed parsed but describes an impossible inventory.
     #[error("failed to apply the seed: {0}")]

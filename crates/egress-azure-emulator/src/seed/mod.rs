@@ -284,7 +284,7 @@ impl Seed {
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self, EmulatorError> {
         serde_saphyr::from_str(text).map_err(|source| EmulatorError::ParseSeed {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })
     }
 
