@@ -1,0 +1,213 @@
+//! egress-cni-manager: the node-local companion of the `kube-egress-cni` plugin. It installs
+//! the chained CNI conflist, serves the plugin over a root-only unix socket, creates and
+//! deletes PodEndpoints for this node's annotated pods, and removes the cni-not-ready taint.
+//! Everything it watches is scoped to its own node.
+
+pub mod conflist;
+pub mod conflist_install;
+pub mod gateway;
+pub mod handler;
+pub mod http;
+pub mod metrics;
+pub mod pod_watch;
+pub mod socket;
+pub mod state;
+pub mod taint;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::conflist::PluginEntry;
+use crate::conflist_install::ConflistInstaller;
+use crate::handler::RequestHandler;
+use crate::metrics::Metrics;
+use crate::state::{NodeState, PodCache};
+
+/// Formats an error with all its sources, `outer: inner: ...`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Settings of one manager.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// This node's name (`spec.nodeName` of the pods it serves).
+    pub node_name: String,
+    /// Unix socket for the plugin.
+    pub socket_path: PathBuf,
+    /// CNI config directory (`/etc/cni/net.d`).
+    pub cni_conf_dir: PathBuf,
+    /// Node exception CIDRs written into the conflist.
+    pub exception_cidrs: Vec<ipnet::IpNet>,
+    /// ADD handshake timeout written into the conflist.
+    pub handshake_timeout: Duration,
+    /// How often the CNI config directory is checked.
+    pub conflist_poll_interval: Duration,
+    /// Health and metrics listener; `None` disables it.
+    pub http_addr: Option<SocketAddr>,
+    /// Remove our conflist on shutdown (uninstall); otherwise it stays for the next manager.
+    pub uninstall_on_exit: bool,
+    /// Peer UIDs allowed on the socket (root only in production).
+    pub allowed_uids: Vec<u32>,
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The plugin socket could not be set up.
+    #[error(transparent)]
+    Socket(#[from] socket::SocketError),
+    /// The HTTP listener could not be bound.
+    #[error("failed to bind health/metrics listener {0}")]
+    Http(SocketAddr, #[source] std::io::Error),
+}
+
+/// A running manager.
+#[derive(Debug)]
+pub struct RunningManager {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+    installer: ConflistInstaller,
+    uninstall_on_exit: bool,
+    /// Readiness flags.
+    pub state: NodeState,
+    /// The node pod cache.
+    pub cache: PodCache,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Bound health/metrics address.
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// Starts all tasks of the manager.
+pub async fn start(
+    config: ManagerConfig,
+    client: kube::Client,
+) -> Result<RunningManager, StartError> {
+    let cancel = CancellationToken::new();
+    let state = NodeState::default();
+    let cache = PodCache::default();
+    let metrics = Metrics::default();
+    let listener = socket::bind(&config.socket_path).await?;
+    let http = match config.http_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Http(addr, e))?,
+        ),
+        None => None,
+    };
+    let http_addr = http.as_ref().and_then(|l| l.local_addr().ok());
+    let installer = ConflistInstaller::new(
+        &config.cni_conf_dir,
+        PluginEntry {
+            socket_path: config.socket_path.display().to_string(),
+            excluded_cidrs: config.exception_cidrs.clone(),
+            handshake_timeout_seconds: config.handshake_timeout.as_secs().max(1),
+        },
+    );
+    let handler = RequestHandler::new(
+        client.clone(),
+        config.node_name.clone(),
+        cache.clone(),
+        metrics.clone(),
+    );
+    let mut tasks = JoinSet::new();
+    tasks.spawn(installer.clone().run(
+        config.conflist_poll_interval,
+        state.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(pod_watch::run(
+        Api::<Pod>::all(client.clone()),
+        config.node_name.clone(),
+        cache.clone(),
+        state.clone(),
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(taint::run(
+        client,
+        config.node_name.clone(),
+        state.clone(),
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    state.set_listening(true);
+    tasks.spawn(socket::serve(
+        listener,
+        config.socket_path.clone(),
+        handler,
+        config.allowed_uids.clone(),
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    if let Some(l) = http {
+        tasks.spawn(http::serve(
+            l,
+            state.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+    }
+    tracing::info!(node = %config.node_name, socket = %config.socket_path.display(), "egress-cni-manager started");
+    Ok(RunningManager {
+        cancel,
+        tasks,
+        installer,
+        uninstall_on_exit: config.uninstall_on_exit,
+        state,
+        cache,
+        metrics,
+        http_addr,
+    })
+}
+
+impl RunningManager {
+    /// Stops accepting, lets in-flight requests finish, stops the watches and (when
+    /// configured) removes our conflist; the main config is never touched.
+    pub async fn shutdown(mut self) {
+        self.state.set_listening(false);
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+        if self.uninstall_on_exit {
+            match self.installer.uninstall() {
+                Ok(removed) => tracing::info!(removed, "uninstalled chained CNI conflist"),
+                Err(e) => tracing::error!("{}", error_chain(&e)),
+            }
+        }
+    }
+
+    /// A token that is cancelled when the manager stops.
+    pub fn cancelled(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Waits until the manager is ready or `timeout` passes.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.state.ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+}

@@ -1,0 +1,79 @@
+//! `egress-cni-manager`: flags, logging, start, graceful shutdown on SIGTERM / ctrl-c.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use egress_cni_manager::ManagerConfig;
+
+/// Node-local CNI manager of kube-egress-gateway.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// This node's name (use the downward API: spec.nodeName).
+    #[arg(long, env = "MY_NODE_NAME")]
+    node_name: String,
+    /// Unix socket the plugin talks to.
+    #[arg(long, env = "CNI_SOCKET_PATH", default_value = egress_cni_proto::DEFAULT_SOCKET_PATH)]
+    socket_path: PathBuf,
+    /// CNI configuration directory.
+    #[arg(long, env = "CNI_CONF_DIR", default_value = "/etc/cni/net.d")]
+    cni_conf_dir: PathBuf,
+    /// Node exception CIDRs that always bypass the tunnel (comma-separated).
+    #[arg(
+        long,
+        env = "EXCEPTION_CIDRS",
+        value_delimiter = ',',
+        default_value = "169.254.169.254/32,169.254.10.11/32"
+    )]
+    exception_cidrs: Vec<ipnet::IpNet>,
+    /// How long the plugin waits for the first WireGuard handshake at ADD, in seconds.
+    #[arg(long, env = "HANDSHAKE_TIMEOUT_SECONDS", default_value_t = 10)]
+    handshake_timeout_seconds: u64,
+    /// How often the CNI config directory is re-checked, in milliseconds.
+    #[arg(long, env = "CONFLIST_POLL_MS", default_value_t = 2000)]
+    conflist_poll_ms: u64,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Remove the chained conflist on exit (set when uninstalling, not on upgrades).
+    #[arg(long, env = "UNINSTALL_ON_EXIT", default_value_t = false)]
+    uninstall_on_exit: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let client = kube::Client::try_default()
+        .await
+        .context("failed to create Kubernetes client")?;
+    let config = ManagerConfig {
+        node_name: args.node_name,
+        socket_path: args.socket_path,
+        cni_conf_dir: args.cni_conf_dir,
+        exception_cidrs: args.exception_cidrs,
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_seconds),
+        conflist_poll_interval: Duration::from_millis(args.conflist_poll_ms.max(100)),
+        http_addr: Some(args.http_addr),
+        uninstall_on_exit: args.uninstall_on_exit,
+        allowed_uids: vec![0],
+    };
+    let manager = egress_cni_manager::start(config, client).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to install SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+    manager.shutdown().await;
+    Ok(())
+}

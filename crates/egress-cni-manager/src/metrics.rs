@@ -1,0 +1,117 @@
+//! Prometheus metrics of the manager (text exposition at `/metrics`).
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of a plugin request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `podGateway`, `add`, `del`.
+    pub op: String,
+    /// `ok` or the error kind.
+    pub result: String,
+}
+
+/// Labels with only an operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// Operation.
+    pub op: String,
+}
+
+/// All metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Plugin requests by operation and result.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Plugin request latency.
+    pub request_seconds: Family<OpLabels, Histogram>,
+    /// Pods of this node in the cache.
+    pub cached_pods: Gauge,
+    /// Pod lookups that missed the cache and went to the API.
+    pub pod_cache_misses: Counter,
+    /// Connections refused because the peer was not an allowed user.
+    pub refused_peers: Counter,
+    /// Whether our conflist is installed (0/1).
+    pub conflist_installed: Gauge,
+    /// Times the cni-not-ready taint was removed.
+    pub taint_removals: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("egress_cni_manager");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds = Family::<OpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+        });
+        let cached_pods = Gauge::default();
+        let pod_cache_misses = Counter::default();
+        let refused_peers = Counter::default();
+        let conflist_installed = Gauge::default();
+        let taint_removals = Counter::default();
+        registry.register(
+            "requests",
+            "Plugin requests by operation and result",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Plugin request latency",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "cached_pods",
+            "Pods of this node in the cache",
+            cached_pods.clone(),
+        );
+        registry.register(
+            "pod_cache_misses",
+            "Pod lookups answered by the API instead of the cache",
+            pod_cache_misses.clone(),
+        );
+        registry.register(
+            "refused_peers",
+            "Socket connections refused by peer credentials",
+            refused_peers.clone(),
+        );
+        registry.register(
+            "conflist_installed",
+            "Whether the chained conflist is installed",
+            conflist_installed.clone(),
+        );
+        registry.register(
+            "taint_removals",
+            "Removals of the cni-not-ready node taint",
+            taint_removals.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            requests,
+            request_seconds,
+            cached_pods,
+            pod_cache_misses,
+            refused_peers,
+            conflist_installed,
+            taint_removals,
+        }
+    }
+}
+
+impl Metrics {
+    /// Text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,189 @@
+//! Wire format and client behaviour: round trips, the exact JSON shape, limits, and what the
+//! plugin sees when the manager is absent, refuses, or speaks another version.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use egress_cni_proto::codec::{self, CodecError};
+use egress_cni_proto::*;
+
+const KEY: &str = "YIcWu/Y0dLUPnF9kH9xIHJjpL3bL+SIqf1mMq3XpVlI=";
+
+fn add_request() -> AddRequest {
+    AddRequest {
+        pod: PodRef {
+            namespace: "ns1".into(),
+            name: "web-0".into(),
+            uid: Some("uid-1".into()),
+        },
+        container_id: "abcdef0123".into(),
+        pod_ip: "10.244.1.10".parse().unwrap(),
+        public_key: WireKey::parse(KEY).unwrap(),
+    }
+}
+
+#[test]
+fn requests_round_trip_and_carry_version_and_op() {
+    for req in [
+        Request::Add(add_request()),
+        Request::Del(DelRequest {
+            pod: add_request().pod,
+            container_id: "c1".into(),
+        }),
+        Request::PodGateway {
+            pod: add_request().pod,
+        },
+    ] {
+        let line = codec::encode(&RequestEnvelope::new(req.clone())).unwrap();
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["op"], req.op());
+        let back: RequestEnvelope = codec::decode(&line[..line.len() - 1]).unwrap();
+        assert_eq!(back.request, req);
+    }
+}
+
+#[test]
+fn add_reply_json_shape_is_stable() {
+    let reply = ReplyEnvelope::new(Reply::Added(AddReply {
+        gateway: "sgc1".into(),
+        endpoint: "10.0.0.5:6000".parse().unwrap(),
+        gateway_public_key: WireKey::parse(KEY).unwrap(),
+        default_route: DefaultRoute::AzureNetworking,
+        exclude_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
+    }));
+    let v: serde_json::Value = serde_json::from_slice(&codec::encode(&reply).unwrap()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "version": 1, "result": "added", "gateway": "sgc1", "endpoint": "10.0.0.5:6000",
+            "gatewayPublicKey": KEY, "defaultRoute": "azureNetworking",
+            "excludeCidrs": ["192.0.2.0/24"]
+        })
+    );
+    let back: ReplyEnvelope = codec::decode(&serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(back, reply);
+}
+
+#[test]
+fn malformed_keys_are_rejected_with_the_reason() {
+    for bad in [
+        "",
+        "short=",
+        "YIcWu/Y0dLUPnF9kH9xIHJjpL3bL+SIqf1mMq3XpVlI",
+        "YIcWu/Y0dLUPnF9kH9xIHJjpL3bL+SIqf1mMq3XpVlJ=",
+        "YIcWu/Y0dLUPnF9kH9xIHJjpL3bL+SIqf1mMq3Xp!lI=",
+    ] {
+        let err = WireKey::parse(bad).unwrap_err();
+        assert!(err.contains("not a base64 WireGuard key"), "{err}");
+    }
+    let mut v = serde_json::to_value(RequestEnvelope::new(Request::Add(add_request()))).unwrap();
+    v["publicKey"] = "nope".into();
+    let err = codec::decode::<RequestEnvelope>(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(
+        err.to_string().contains("not a base64 WireGuard key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_op_and_oversized_messages_fail() {
+    let err = codec::decode::<RequestEnvelope>(br#"{"version":1,"op":"explode"}"#).unwrap_err();
+    assert!(matches!(err, CodecError::Decode(_)), "{err}");
+    let big = vec![b'x'; MAX_MESSAGE_BYTES + 10];
+    assert!(matches!(
+        codec::read_line(&big[..]).unwrap_err(),
+        CodecError::TooLong
+    ));
+    assert!(matches!(
+        codec::read_line(&b"{\"no\":\"newline\"}"[..]).unwrap_err(),
+        CodecError::Truncated
+    ));
+}
+
+/// Serves `answers` (one per connection) and returns the requests it saw.
+fn serve(answers: Vec<String>) -> (tempfile::TempDir, std::thread::JoinHandle<Vec<String>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = UnixListener::bind(dir.path().join("s.sock")).unwrap();
+    let h = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for answer in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            seen.push(line);
+            s.write_all(answer.as_bytes()).unwrap();
+        }
+        seen
+    });
+    (dir, h)
+}
+
+#[test]
+fn client_returns_replies_and_refusals() {
+    let refusal = ReplyEnvelope::new(Reply::Error(ErrorReply {
+        kind: ErrorKind::GatewayNotReady,
+        message: "StaticGatewayConfiguration ns1/sgc1 is not ready: status.egressIpPrefix is empty"
+            .into(),
+    }));
+    let ok = ReplyEnvelope::new(Reply::PodGateway(PodGatewayReply {
+        gateway: Some("sgc1".into()),
+    }));
+    let (dir, h) = serve(vec![
+        String::from_utf8(codec::encode(&ok).unwrap()).unwrap(),
+        String::from_utf8(codec::encode(&refusal).unwrap()).unwrap(),
+        "{\"version\":7,\"result\":\"somethingNew\"}\n".into(),
+    ]);
+    let client = Client::new(dir.path().join("s.sock"), Duration::from_secs(5));
+    let got = client.pod_gateway(add_request().pod).unwrap();
+    assert_eq!(got.gateway.as_deref(), Some("sgc1"));
+    match client.add(add_request()).unwrap_err() {
+        ClientError::Refused(e) => {
+            assert_eq!(e.kind, ErrorKind::GatewayNotReady);
+            assert!(e.kind.is_transient());
+        }
+        other => panic!("{other}"),
+    }
+    let err = client.del(DelRequest {
+        pod: add_request().pod,
+        container_id: "c".into(),
+    });
+    assert!(
+        matches!(err, Err(ClientError::Version { theirs: 7 })),
+        "{err:?}"
+    );
+    let seen = h.join().unwrap();
+    assert!(seen[1].contains("\"op\":\"add\""));
+}
+
+#[test]
+fn client_names_the_socket_when_no_manager_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.sock");
+    let err = Client::new(&path, Duration::from_secs(1))
+        .pod_gateway(add_request().pod)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("failed to connect to egress-cni-manager"),
+        "{text}"
+    );
+    assert!(text.contains(path.to_str().unwrap()), "{text}");
+}
+
+#[test]
+fn client_times_out_on_a_silent_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("silent.sock");
+    let _listener = UnixListener::bind(&path).unwrap();
+    let started = std::time::Instant::now();
+    let err = Client::new(&path, Duration::from_millis(200))
+        .pod_gateway(add_request().pod)
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Io { .. }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

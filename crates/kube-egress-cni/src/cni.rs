@@ -1,0 +1,290 @@
+//! The CNI operations. ADD: pass-through for pods without the annotation; for annotated pods
+//! register a fresh key with the manager, build the tunnel, and succeed only after the first
+//! WireGuard handshake. DEL: remove the tunnel and the PodEndpoint, always succeeding. CHECK:
+//! compare the pod namespace with the record ADD wrote.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rscni_plugin::cni::Cni;
+use rscni_plugin::error::Error as CniError;
+use rscni_plugin::types::{Args, CNIResult, Interface};
+
+use egress_cni_proto::{AddRequest, Client, DelRequest, PodRef};
+
+use crate::config::{self, PluginConfig};
+use crate::errors::PluginError;
+use crate::prev_result;
+use crate::tunnel::{POD_TUNNEL_IFNAME, PodTunnel, TunnelSpec};
+
+/// First pause between handshake polls; doubles up to [`POLL_MAX`].
+const POLL_MIN: Duration = Duration::from_millis(10);
+const POLL_MAX: Duration = Duration::from_millis(100);
+/// Without a handshake after this long, start a fresh attempt (the gateway may have added
+/// our peer only after the first initiation was dropped).
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// The plugin, over a data-plane implementation.
+#[derive(Debug)]
+pub struct EgressCni<T> {
+    tunnel: T,
+}
+
+impl<T: PodTunnel> EgressCni<T> {
+    /// A plugin using `tunnel`.
+    pub fn new(tunnel: T) -> Self {
+        Self { tunnel }
+    }
+}
+
+struct Invocation {
+    config: PluginConfig,
+    pod: Option<PodRef>,
+    /// `Some(None)`: runtime says no annotation; `None`: unknown, ask the manager.
+    gateway_hint: Option<Option<String>>,
+}
+
+fn invocation(args: &Args) -> Result<Invocation, PluginError> {
+    Ok(Invocation {
+        config: PluginConfig::from_netconf(args.config())?,
+        pod: config::pod_from_cni_args(args.args())?,
+        gateway_hint: config::gateway_from_runtime_config(args.config()),
+    })
+}
+
+fn client(config: &PluginConfig) -> Client {
+    Client::new(&config.socket_path, config.manager_timeout)
+}
+
+impl<T: PodTunnel> EgressCni<T> {
+    fn gateway_of(&self, inv: &Invocation, pod: &PodRef) -> Result<Option<String>, PluginError> {
+        match &inv.gateway_hint {
+            Some(known) => Ok(known.clone()),
+            None => Ok(client(&inv.config).pod_gateway(pod.clone())?.gateway),
+        }
+    }
+
+    fn add_inner(&self, args: &Args) -> Result<CNIResult, PluginError> {
+        let inv = invocation(args)?;
+        let prev = args
+            .config()
+            .prev_result
+            .clone()
+            .ok_or(prev_result::PrevResultError::Missing)?;
+        let Some(pod) = inv.pod.clone() else {
+            return Ok(prev);
+        };
+        if self.gateway_of(&inv, &pod)?.is_none() {
+            return Ok(prev);
+        }
+        let ifname = args
+            .ifname()
+            .map(|i| i.to_string())
+            .ok_or(PluginError::MissingEnv("CNI_IFNAME", "ADD"))?;
+        let netns = args
+            .netns()
+            .cloned()
+            .ok_or(PluginError::MissingEnv("CNI_NETNS", "ADD"))?;
+        let container_id = args
+            .container_id()
+            .map(|c| c.to_string())
+            .ok_or(PluginError::MissingEnv("CNI_CONTAINERID", "ADD"))?;
+        let address = prev_result::pod_address(Some(&prev), &ifname)?;
+
+        // The manager is asked before the namespace is touched, so every refusal leaves the
+        // pod exactly as the main plugin made it.
+        let (key, public_key) = self.tunnel.generate_key()?;
+        let manager = client(&inv.config);
+        let reply = manager.add(AddRequest {
+            pod: pod.clone(),
+            container_id: container_id.clone(),
+            pod_ip: address.ip.into(),
+            public_key: public_key.clone(),
+        })?;
+        let spec = TunnelSpec {
+            container_id: container_id.clone(),
+            netns: netns.clone(),
+            eth: ifname,
+            pod_ip: address.ip,
+            eth_gateway: address.gateway,
+            mtu: inv.config.mtu,
+            backend: inv.config.backend,
+            gateway: reply.gateway.clone(),
+            endpoint: reply.endpoint,
+            gateway_public_key: reply.gateway_public_key.clone(),
+            pod_public_key: public_key,
+            default_route: reply.default_route,
+            exclude_cidrs: reply.exclude_cidrs.clone(),
+            node_excluded_cidrs: inv.config.excluded_cidrs.clone(),
+        };
+        let built = self
+            .tunnel
+            .setup(&spec, &key)
+            .map_err(PluginError::from)
+            .and_then(|()| self.wait_handshake(&spec, inv.config.handshake_timeout))
+            .and_then(|()| {
+                spec.save(&inv.config.state_dir).map_err(|e| {
+                    PluginError::Tunnel(crate::tunnel::TunnelError(format!(
+                        "failed to write state record in {}: {e}",
+                        inv.config.state_dir.display()
+                    )))
+                })
+            });
+        if let Err(e) = built {
+            self.undo(&spec, &netns, &manager, &pod, &inv.config.state_dir);
+            return Err(e);
+        }
+        let mut result = prev;
+        result.interfaces.push(Interface {
+            name: POD_TUNNEL_IFNAME.to_string(),
+            mac: String::new(),
+            mtu: Some(spec.mtu),
+            sandbox: Some(netns.display().to_string()),
+            socket_path: None,
+            pci_id: None,
+        });
+        Ok(result)
+    }
+
+    fn undo(
+        &self,
+        spec: &TunnelSpec,
+        netns: &Path,
+        manager: &Client,
+        pod: &PodRef,
+        state_dir: &Path,
+    ) {
+        if let Err(e) = self.tunnel.teardown(Some(spec), netns, &spec.container_id) {
+            tracing::error!(error = %e, "failed to remove the partial tunnel");
+        }
+        let _ = TunnelSpec::forget(state_dir, &spec.container_id);
+        if let Err(e) = manager.del(DelRequest {
+            pod: pod.clone(),
+            container_id: spec.container_id.clone(),
+        }) {
+            tracing::error!(error = %e, "failed to remove the PodEndpoint after a failed ADD");
+        }
+    }
+
+    fn wait_handshake(&self, spec: &TunnelSpec, timeout: Duration) -> Result<(), PluginError> {
+        let started = Instant::now();
+        let mut pause = POLL_MIN;
+        let mut last_attempt = started;
+        loop {
+            if self.tunnel.latest_handshake(spec)?.is_some() {
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "handshake completed"
+                );
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                return Err(PluginError::HandshakeTimeout {
+                    gateway: spec.gateway.clone(),
+                    endpoint: spec.endpoint,
+                    seconds: timeout.as_secs_f64(),
+                });
+            }
+            if last_attempt.elapsed() >= RETRY_EVERY {
+                self.tunnel.retry_handshake(spec)?;
+                last_attempt = Instant::now();
+            }
+            std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+
+    fn del_inner(&self, args: &Args) -> Result<(), PluginError> {
+        let inv = invocation(args)?;
+        let Some(container_id) = args.container_id().map(|c| c.to_string()) else {
+            return Ok(());
+        };
+        let record = TunnelSpec::load(&inv.config.state_dir, &container_id).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable state record; removing by name");
+            None
+        });
+        let known_plain = matches!(inv.gateway_hint, Some(None));
+        if let Some(netns) = args.netns()
+            && (record.is_some() || !known_plain)
+            && let Err(e) = self.tunnel.teardown(record.as_ref(), netns, &container_id)
+        {
+            tracing::warn!(error = %e, "failed to remove tunnel at DEL");
+        }
+        let _ = TunnelSpec::forget(&inv.config.state_dir, &container_id);
+        if let Some(pod) = inv.pod
+            && (record.is_some() || !known_plain)
+            && let Err(e) = client(&inv.config).del(DelRequest { pod, container_id })
+        {
+            // DEL must succeed so the runtime can release the sandbox; the PodEndpoint is
+            // owned by the pod and garbage-collected with it.
+            tracing::warn!(error = %e, "failed to remove PodEndpoint at DEL");
+        }
+        Ok(())
+    }
+
+    fn check_inner(&self, args: &Args) -> Result<(), PluginError> {
+        let inv = invocation(args)?;
+        if args.config().prev_result.is_none() {
+            return Err(prev_result::PrevResultError::Missing.into());
+        }
+        let container_id = args
+            .container_id()
+            .map(|c| c.to_string())
+            .ok_or(PluginError::MissingEnv("CNI_CONTAINERID", "CHECK"))?;
+        let record = TunnelSpec::load(&inv.config.state_dir, &container_id).map_err(|e| {
+            PluginError::Tunnel(crate::tunnel::TunnelError(format!(
+                "failed to read state record: {e}"
+            )))
+        })?;
+        let Some(spec) = record else {
+            // No record: either not annotated (nothing to check) or ADD never completed.
+            let Some(pod) = inv.pod.as_ref() else {
+                return Ok(());
+            };
+            return match self.gateway_of(&inv, pod)? {
+                None => Ok(()),
+                Some(g) => Err(PluginError::Drift(vec![format!(
+                    "pod uses gateway {g} but no tunnel was recorded for container {container_id}"
+                )])),
+            };
+        };
+        let drift = self.tunnel.drift(&spec)?;
+        if drift.is_empty() {
+            Ok(())
+        } else {
+            Err(PluginError::Drift(drift))
+        }
+    }
+}
+
+impl<T: PodTunnel> Cni for EgressCni<T> {
+    fn add(&self, args: Args) -> Result<CNIResult, CniError> {
+        self.add_inner(&args).map_err(Into::into)
+    }
+
+    fn del(&self, args: Args) -> Result<(), CniError> {
+        self.del_inner(&args).map_err(Into::into)
+    }
+
+    fn check(&self, args: Args) -> Result<(), CniError> {
+        self.check_inner(&args).map_err(Into::into)
+    }
+
+    fn status(&self, args: Args) -> Result<(), CniError> {
+        // Ready when the manager answers; annotated pods cannot be served without it.
+        let config = PluginConfig::from_netconf(args.config()).map_err(PluginError::from)?;
+        if config.socket_path.exists() {
+            Ok(())
+        } else {
+            Err(CniError::PluginNotAvailableLimitedConnectivity(format!(
+                "egress-cni-manager socket {} does not exist: pods using a StaticGatewayConfiguration cannot start",
+                config.socket_path.display()
+            )))
+        }
+    }
+
+    fn gc(&self, _args: Args) -> Result<(), CniError> {
+        // Tunnels live and die with their pod namespaces; PodEndpoints are owned by pods.
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! Reads what the main plugin set up from `prevResult`: the pod's IPv4 address on the
+//! container interface and its gateway (from the address entry or the default route).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+use rscni_plugin::types::CNIResult;
+
+/// Problems with `prevResult` (CNI error 7: we must be chained after a main plugin).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PrevResultError {
+    /// No `prevResult` at all.
+    #[error("kube-egress-cni must be chained after a main plugin: prevResult is missing")]
+    Missing,
+    /// No IPv4 address on the container interface.
+    #[error("prevResult has no IPv4 address for interface {0}")]
+    NoIpv4(String),
+    /// No gateway for that address.
+    #[error(
+        "prevResult has no IPv4 gateway for {0} (neither on the address nor as a default route)"
+    )]
+    NoGateway(Ipv4Addr),
+}
+
+/// The pod side of the main plugin's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodAddress {
+    /// Pod IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Its gateway (next hop of the default route via the container interface).
+    pub gateway: Ipv4Addr,
+}
+
+/// Finds the pod's IPv4 address and gateway on `ifname`.
+pub fn pod_address(prev: Option<&CNIResult>, ifname: &str) -> Result<PodAddress, PrevResultError> {
+    let prev = prev.ok_or(PrevResultError::Missing)?;
+    // Index of the container interface; addresses without an index are accepted when the
+    // result names no interfaces (some IPAM-only main plugins).
+    let index = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == ifname && i.sandbox.as_deref().is_some_and(|s| !s.is_empty()))
+        .or_else(|| prev.interfaces.iter().position(|i| i.name == ifname));
+    let on_iface = |i: Option<u32>| match (index, i) {
+        (Some(idx), Some(i)) => usize::try_from(i).is_ok_and(|i| i == idx),
+        (None, _) | (_, None) => true,
+    };
+    let (ip, gw) = prev
+        .ips
+        .iter()
+        .filter(|c| on_iface(c.interface))
+        .find_map(|c| match c.address {
+            IpNet::V4(n) => Some((n.addr(), c.gateway)),
+            IpNet::V6(_) => None,
+        })
+        .ok_or_else(|| PrevResultError::NoIpv4(ifname.to_string()))?;
+    let gateway = match gw {
+        Some(IpAddr::V4(g)) => Some(g),
+        _ => prev.routes.iter().find_map(|r| match (r.dst, r.gw) {
+            (IpNet::V4(d), Some(IpAddr::V4(g))) if d.prefix_len() == 0 => Some(g),
+            _ => None,
+        }),
+    }
+    .ok_or(PrevResultError::NoGateway(ip))?;
+    Ok(PodAddress { ip, gateway })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn result(json: &str) -> CNIResult {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn ptp_result_gives_address_and_gateway() {
+        // What the reference ptp plugin (host-local IPAM) returns.
+        let r = result(
+            r#"{"cniVersion":"1.0.0",
+            "interfaces":[{"name":"veth1234","mac":"aa:bb:cc:dd:ee:01"},{"name":"eth0","mac":"aa:bb:cc:dd:ee:02","sandbox":"/run/netns/p"}],
+            "ips":[{"interface":1,"address":"10.244.1.10/24","gateway":"10.244.1.1"}],
+            "routes":[{"dst":"0.0.0.0/0"}]}"#,
+        );
+        assert_eq!(
+            pod_address(Some(&r), "eth0").unwrap(),
+            PodAddress {
+                ip: "10.244.1.10".parse().unwrap(),
+                gateway: "10.244.1.1".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn gateway_from_default_route_and_legacy_layout() {
+        let r = result(
+            r#"{"cniVersion":"0.4.0",
+            "interfaces":[{"name":"eth0","sandbox":"/run/netns/p"}],
+            "ips":[{"version":"6","interface":0,"address":"fd00::5/64"},{"version":"4","interface":0,"address":"10.1.0.5/16"}],
+            "routes":[{"dst":"0.0.0.0/0","gw":"10.1.0.1"}]}"#,
+        );
+        let a = pod_address(Some(&r), "eth0").unwrap();
+        assert_eq!(
+            (a.ip.to_string(), a.gateway.to_string()),
+            ("10.1.0.5".into(), "10.1.0.1".into())
+        );
+    }
+
+    #[test]
+    fn missing_pieces_are_named() {
+        assert_eq!(
+            pod_address(None, "eth0").unwrap_err(),
+            PrevResultError::Missing
+        );
+        let v6only = result(
+            r#"{"interfaces":[{"name":"eth0","sandbox":"/p"}],"ips":[{"interface":0,"address":"fd00::5/64"}]}"#,
+        );
+        assert_eq!(
+            pod_address(Some(&v6only), "eth0").unwrap_err(),
+            PrevResultError::NoIpv4("eth0".into())
+        );
+        let other_if = result(
+            r#"{"interfaces":[{"name":"eth0","sandbox":"/p"},{"name":"net1","sandbox":"/p"}],"ips":[{"interface":1,"address":"10.0.0.2/24","gateway":"10.0.0.1"}]}"#,
+        );
+        assert_eq!(
+            pod_address(Some(&other_if), "eth0").unwrap_err(),
+            PrevResultError::NoIpv4("eth0".into())
+        );
+        let nogw = result(
+            r#"{"interfaces":[{"name":"eth0","sandbox":"/p"}],"ips":[{"interface":0,"address":"10.0.0.2/24"}]}"#,
+        );
+        assert!(
+            pod_address(Some(&nogw), "eth0")
+                .unwrap_err()
+                .to_string()
+                .contains("no IPv4 gateway for 10.0.0.2")
+        );
+    }
+}

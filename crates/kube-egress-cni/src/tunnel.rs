@@ -1,0 +1,193 @@
+//! What the plugin asks of the data plane for one pod, as a narrow trait: make a key, build
+//! the tunnel (wg0 with its UDP socket in the node namespace, the gateway peer, routes,
+//! ingress return path, rp_filter, MTU), read the latest handshake, remove it all, and list
+//! drift. [`TunnelSpec`] is also the per-sandbox record DEL and CHECK read back.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use egress_cni_proto::{DefaultRoute, WireKey};
+
+use crate::config::Backend;
+
+/// Name of the tunnel interface inside the pod.
+pub const POD_TUNNEL_IFNAME: &str = "wg0";
+/// Connection mark and routing table of the ingress return path (the original's 0x2222).
+pub const INGRESS_MARK: u32 = 0x2222;
+
+/// A data-plane failure (message already names the step and namespace).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TunnelError(pub String);
+
+/// Everything needed to build, check or remove one pod's tunnel. Holds no private key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelSpec {
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_NETNS`.
+    pub netns: PathBuf,
+    /// `CNI_IFNAME` (the main plugin's interface, `eth0`).
+    pub eth: String,
+    /// Pod IPv4 address.
+    pub pod_ip: Ipv4Addr,
+    /// `eth`'s IPv4 gateway.
+    pub eth_gateway: Ipv4Addr,
+    /// Tunnel MTU.
+    pub mtu: u32,
+    /// WireGuard implementation.
+    pub backend: Backend,
+    /// SGC name.
+    pub gateway: String,
+    /// Gateway endpoint (ILB frontend IP and port).
+    pub endpoint: SocketAddr,
+    /// Gateway public key.
+    pub gateway_public_key: WireKey,
+    /// The pod's public key.
+    pub pod_public_key: WireKey,
+    /// Route mode.
+    pub default_route: DefaultRoute,
+    /// SGC `excludeCidrs`.
+    pub exclude_cidrs: Vec<IpNet>,
+    /// Node exception CIDRs from the conflist.
+    pub node_excluded_cidrs: Vec<IpNet>,
+}
+
+impl TunnelSpec {
+    /// Name the device is created under in the node namespace (unique per sandbox; with
+    /// wireguard-go it is also the UAPI socket name, which stays after the rename to wg0).
+    pub fn host_ifname(&self) -> String {
+        let id: String = self
+            .container_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(12)
+            .collect();
+        format!("wg{id}")
+    }
+
+    /// CIDRs that bypass the tunnel (staticEgressGateway) or use it (azureNetworking).
+    pub fn routed_cidrs(&self) -> Vec<IpNet> {
+        match self.default_route {
+            DefaultRoute::StaticEgressGateway => {
+                let mut all = self.exclude_cidrs.clone();
+                all.extend(self.node_excluded_cidrs.iter().copied());
+                all.sort();
+                all.dedup();
+                all
+            }
+            // The node exceptions never enter the tunnel in this mode (as in the original).
+            DefaultRoute::AzureNetworking => self.exclude_cidrs.clone(),
+        }
+    }
+
+    /// Path of this sandbox's record.
+    pub fn record_path(state_dir: &Path, container_id: &str) -> PathBuf {
+        let safe: String = container_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        state_dir.join(format!("{safe}.json"))
+    }
+
+    /// Writes the record (directory 0700, file 0600, atomic rename).
+    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)?;
+        let path = Self::record_path(state_dir, &self.container_id);
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(tmp, path)
+    }
+
+    /// Reads the record of a sandbox, if any.
+    pub fn load(state_dir: &Path, container_id: &str) -> std::io::Result<Option<Self>> {
+        match std::fs::read(Self::record_path(state_dir, container_id)) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(std::io::Error::other),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the record; missing is fine.
+    pub fn forget(state_dir: &Path, container_id: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(Self::record_path(state_dir, container_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The data-plane operations of the plugin.
+pub trait PodTunnel {
+    /// Private key type (never serialised or logged).
+    type Key;
+    /// A fresh key pair; the public half is sent to the manager. Fails when the data plane
+    /// cannot be used at all, before anything is registered.
+    fn generate_key(&self) -> Result<(Self::Key, WireKey), TunnelError>;
+    /// Builds the tunnel. On failure it removes whatever it created.
+    fn setup(&self, spec: &TunnelSpec, key: &Self::Key) -> Result<(), TunnelError>;
+    /// Latest handshake with the gateway, if any.
+    fn latest_handshake(&self, spec: &TunnelSpec) -> Result<Option<SystemTime>, TunnelError>;
+    /// Kicks off a new handshake attempt now (instead of waiting for WireGuard's 5 s retry).
+    fn retry_handshake(&self, spec: &TunnelSpec) -> Result<(), TunnelError>;
+    /// Removes the tunnel of `spec` (or, without a record, any wg0 in `netns`); idempotent.
+    fn teardown(
+        &self,
+        spec: Option<&TunnelSpec>,
+        netns: &Path,
+        container_id: &str,
+    ) -> Result<(), TunnelError>;
+    /// Differences between the pod namespace and `spec`, one line each.
+    fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError>;
+}
+
+/// The data plane of this build: the egress-dataplane integration is not linked yet, so
+/// annotated pods fail ADD (closed, before any registration) instead of starting without
+/// their egress IP. Pods without the annotation are unaffected.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UnlinkedDataplane;
+
+const UNLINKED: &str =
+    "the pod data plane (egress-dataplane) is not linked into this kube-egress-cni build yet";
+
+impl PodTunnel for UnlinkedDataplane {
+    type Key = ();
+    fn generate_key(&self) -> Result<((), WireKey), TunnelError> {
+        Err(TunnelError(UNLINKED.into()))
+    }
+    fn setup(&self, _: &TunnelSpec, _: &()) -> Result<(), TunnelError> {
+        Err(TunnelError(UNLINKED.into()))
+    }
+    fn latest_handshake(&self, _: &TunnelSpec) -> Result<Option<SystemTime>, TunnelError> {
+        Err(TunnelError(UNLINKED.into()))
+    }
+    fn retry_handshake(&self, _: &TunnelSpec) -> Result<(), TunnelError> {
+        Err(TunnelError(UNLINKED.into()))
+    }
+    fn teardown(&self, _: Option<&TunnelSpec>, _: &Path, _: &str) -> Result<(), TunnelError> {
+        // Nothing can have been created by this build.
+        Ok(())
+    }
+    fn drift(&self, _: &TunnelSpec) -> Result<Vec<String>, TunnelError> {
+        Err(TunnelError(UNLINKED.into()))
+    }
+}
