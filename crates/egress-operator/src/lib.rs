@@ -1,0 +1,32 @@
+//! `egress-operator`: reconciles StaticGatewayConfigurations to Azure, as the original
+//! kube-egress-gateway controller-manager does, with the same object chain (SGC →
+//! GatewayLBConfiguration → GatewayVMConfiguration), finalizers, Secret and Azure names.
+//!
+//! Three controllers share one [`Context`]:
+//! * [`sgc`]: spec validation, the key Secret, the owned LB configuration, SGC status.
+//! * [`lb_config`]: the owned VM configuration.
+//! * [`pool`]: all Azure work, batched per gateway pool (load balancer, scale-set model and
+//!   instances, public IP prefixes), LB/VM configuration status and finalizer release.
+//!
+//! [`run::run`] starts them (optionally behind a leader Lease) with the HTTP endpoints.
+//! See `docs/operator.md`.
+
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod finalizers;
+pub mod http;
+pub mod keys;
+pub mod lb_config;
+pub mod metrics;
+pub mod pool;
+pub mod run;
+pub mod sgc;
+pub mod target;
+
+pub use config::{AzureSettings, OperatorConfig};
+pub use context::Context;
+pub use error::{Backoff, Category};
+pub use metrics::Metrics;
+pub use run::{LeaderElection, RunError, RunOptions, run};

@@ -1,0 +1,190 @@
+//! Errors of a pool reconcile. [`PoolError`] stops the pass (and decides the requeue);
+//! [`MemberError`] blocks one gateway only, becomes a `False` condition on its SGC with a
+//! Warning Event, and waits for a change.
+
+use std::time::Duration;
+
+use egress_azure::ArmError;
+
+use crate::error::{Category, kube_retry_after};
+use crate::pool::nic_plan::NicPlanError;
+use crate::target::TargetError;
+
+/// A failure that stops the whole pool pass.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// No scale set matches the pool.
+    #[error("failed to find the gateway pool {pool}: {why}")]
+    PoolNotFound {
+        /// The pool key.
+        pool: String,
+        /// What was looked for.
+        why: String,
+    },
+    /// The scale set has no `uniqueId` to name the frontend and backend pool after.
+    #[error("failed to read the unique ID of scale set {id}")]
+    NoUniqueId {
+        /// The scale set.
+        id: String,
+    },
+    /// An ARM call failed.
+    #[error("failed to {action}")]
+    Azure {
+        /// What was being done.
+        action: String,
+        /// The ARM failure.
+        #[source]
+        source: ArmError,
+    },
+    /// The scale set's NIC configuration cannot carry gateway ipConfigs.
+    #[error("failed to plan the gateway ipConfigs of {what}")]
+    Nic {
+        /// Model or instance.
+        what: String,
+        /// Why.
+        #[source]
+        source: NicPlanError,
+    },
+    /// A scale set or instance lacks a network profile.
+    #[error("failed to read the network profile of {what}")]
+    NoNetworkProfile {
+        /// Model or instance.
+        what: String,
+    },
+    /// An instance did not get an IP for a gateway ipConfig.
+    #[error("failed to find the private IPs of instance {instance}: {why}")]
+    MissingIp {
+        /// Instance.
+        instance: String,
+        /// Which IP is missing.
+        why: String,
+    },
+    /// A Kubernetes write failed.
+    #[error("failed to {action}")]
+    Kube {
+        /// What was being done.
+        action: String,
+        /// The API failure.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl PoolError {
+    pub(crate) fn azure(action: impl Into<String>, source: ArmError) -> Self {
+        Self::Azure {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Self::Kube {
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// What to do next.
+    pub fn category(&self) -> Category {
+        match self {
+            Self::PoolNotFound { .. } => Category::InvalidSpec,
+            Self::NoUniqueId { .. } | Self::Nic { .. } | Self::NoNetworkProfile { .. } => {
+                Category::Permanent
+            }
+            // Azure allocates addresses asynchronously; the next pass will see them.
+            Self::MissingIp { .. } => Category::Transient,
+            // A prefix still releasing its instance IPs heals by itself.
+            Self::Azure { source, .. } if source.code() == "InUsePublicIpPrefixCannotBeDeleted" => {
+                Category::Transient
+            }
+            Self::Azure { source, .. } => Category::of_arm(source),
+            Self::Kube { source, .. } => Category::of_kube(source),
+        }
+    }
+
+    /// The Retry-After a throttled call asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Azure { source, .. } => source.retry_after(),
+            Self::Kube { source, .. } => kube_retry_after(source),
+            _ => None,
+        }
+    }
+}
+
+/// Which SGC condition a member error shows up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affects {
+    /// `LoadBalancerReady`.
+    LoadBalancer,
+    /// `PrefixReady`.
+    Prefix,
+}
+
+/// A failure that blocks one gateway of the pool until its spec (or Azure) changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MemberError {
+    /// The target is invalid.
+    #[error("{0}")]
+    Invalid(#[from] TargetError),
+    /// A node pool without (a valid) `aks-managed-gatewayIPPrefixSize` tag in public mode.
+    #[error(
+        "failed to find the public IP prefix size: scale set {vmss} has no valid tag aks-managed-gatewayIPPrefixSize (28-31)"
+    )]
+    PrefixSizeUnknown {
+        /// Scale set name.
+        vmss: String,
+    },
+    /// The BYO prefix does not exist.
+    #[error("failed to find public IP prefix {id}")]
+    PrefixNotFound {
+        /// Prefix ID.
+        id: String,
+    },
+    /// The prefix has the wrong length.
+    #[error("public IP prefix {id} has length /{found}, the gateway pool needs /{required}")]
+    PrefixLengthMismatch {
+        /// Prefix ID.
+        id: String,
+        /// Its length.
+        found: u8,
+        /// The pool's.
+        required: u8,
+    },
+    /// Azure refused to create the managed prefix.
+    #[error("failed to create public IP prefix {id}: {message}")]
+    PrefixRejected {
+        /// Prefix ID.
+        id: String,
+        /// ARM code and message.
+        message: String,
+    },
+    /// All ports 6000-6999 of the pool's frontend are used.
+    #[error(
+        "failed to allocate a port: all ports 6000-6999 of the gateway pool's load balancer frontend are in use"
+    )]
+    PortsExhausted,
+}
+
+impl MemberError {
+    /// PascalCase condition reason and Event reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Invalid(e) => e.reason(),
+            Self::PrefixSizeUnknown { .. } => "PrefixSizeUnknown",
+            Self::PrefixNotFound { .. } => "PrefixNotFound",
+            Self::PrefixLengthMismatch { .. } => "PrefixLengthMismatch",
+            Self::PrefixRejected { .. } => "PrefixRejected",
+            Self::PortsExhausted => "PortsExhausted",
+        }
+    }
+
+    /// The condition it makes `False`.
+    pub fn affects(&self) -> Affects {
+        match self {
+            Self::Invalid(_) | Self::PortsExhausted => Affects::LoadBalancer,
+            _ => Affects::Prefix,
+        }
+    }
+}

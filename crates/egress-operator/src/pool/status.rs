@@ -1,0 +1,205 @@
+//! Kubernetes writes of a pool reconcile: the LB and VM configurations' status, the pool's
+//! conditions on each SGC (`LoadBalancerReady`, `PrefixReady`, `GatewayVMsReady`), all by
+//! server-side apply with the pool's field manager and skipped when unchanged; Events when a
+//! condition changes; and, after Azure cleanup, releasing the VM and LB configurations.
+
+use egress_api::conditions::{condition, set_condition};
+use egress_api::constants::{API_VERSION, LB_CONFIG_FINALIZER, VM_CONFIG_FINALIZER};
+use egress_api::{
+    GatewayLBConfiguration, GatewayLBConfigurationStatus, GatewayVMConfiguration,
+    GatewayVMConfigurationStatus, StaticGatewayConfiguration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::finalizers;
+use crate::pool::error::PoolError;
+use crate::pool::members::Member;
+
+/// Field manager of every write of the pool reconciler.
+pub const FIELD_MANAGER_POOL: &str = "egress-operator/gateway-pool";
+/// The gateway VMs of the pool carry this gateway's ipConfig.
+pub const GATEWAY_VMS_READY: &str = "GatewayVMsReady";
+
+/// One pool-owned condition to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolCondition {
+    /// Condition type.
+    pub type_: &'static str,
+    /// Status True / False.
+    pub ok: bool,
+    /// PascalCase reason (also the Event reason when it changes).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER_POOL).force()
+}
+
+/// Writes the LB configuration's status if it differs.
+pub async fn write_lb_status(
+    ctx: &Context,
+    m: &Member,
+    status: GatewayLBConfigurationStatus,
+) -> Result<(), PoolError> {
+    if m.lb.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<GatewayLBConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
+    let body = json!({"apiVersion": API_VERSION, "kind": "GatewayLBConfiguration",
+        "metadata": {"name": m.name}, "status": status});
+    match api
+        .patch_status(&m.name, &apply_params(), &Patch::Apply(body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(PoolError::kube(
+            format!("write the status of GatewayLBConfiguration {}", m.key()),
+            e,
+        )),
+    }
+}
+
+/// Writes the VM configuration's status if it differs.
+pub async fn write_vm_status(
+    ctx: &Context,
+    m: &Member,
+    status: GatewayVMConfigurationStatus,
+) -> Result<(), PoolError> {
+    let Some(vm) = &m.vm else { return Ok(()) };
+    if vm.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<GatewayVMConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
+    let body = json!({"apiVersion": API_VERSION, "kind": "GatewayVMConfiguration",
+        "metadata": {"name": m.name}, "status": status});
+    match api
+        .patch_status(&m.name, &apply_params(), &Patch::Apply(body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(PoolError::kube(
+            format!("write the status of GatewayVMConfiguration {}", m.key()),
+            e,
+        )),
+    }
+}
+
+/// Sets the pool's conditions on the member's SGC (skipped when nothing changes) and publishes
+/// an Event for each condition whose status or reason changed.
+pub async fn write_conditions(
+    ctx: &Context,
+    m: &Member,
+    wanted: &[PoolCondition],
+) -> Result<(), PoolError> {
+    let Some(sgc) = &m.sgc else { return Ok(()) };
+    if sgc.meta().deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let before = sgc
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let mut merged = before.clone();
+    let now = Time(Timestamp::now());
+    let mut changed = false;
+    for c in wanted {
+        changed |= set_condition(
+            &mut merged,
+            condition(
+                c.type_,
+                c.ok,
+                &c.reason,
+                c.message.clone(),
+                sgc.meta().generation,
+                now.clone(),
+            ),
+        );
+    }
+    if !changed {
+        return Ok(());
+    }
+    let ours: Vec<_> = merged
+        .iter()
+        .filter(|c| wanted.iter().any(|w| w.type_ == c.type_))
+        .cloned()
+        .collect();
+    let api: Api<StaticGatewayConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
+    let body = json!({"apiVersion": API_VERSION, "kind": "StaticGatewayConfiguration",
+        "metadata": {"name": m.name}, "status": {"conditions": ours}});
+    match api
+        .patch_status(&m.name, &apply_params(), &Patch::Apply(body))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => {
+            return Err(PoolError::kube(
+                format!(
+                    "write the conditions of StaticGatewayConfiguration {}",
+                    m.key()
+                ),
+                e,
+            ));
+        }
+    }
+    let reference = sgc.object_ref(&());
+    for c in wanted {
+        let old = before.iter().find(|o| o.type_ == c.type_);
+        let flipped = old.is_none_or(|o| (o.status == "True") != c.ok || o.reason != c.reason);
+        if flipped {
+            ctx.event(&reference, !c.ok, &c.reason, c.type_, c.message.clone())
+                .await;
+        }
+    }
+    Ok(())
+}
+
+/// After the member's Azure resources are gone: deletes its VM configuration and releases the
+/// VM and (when the LB configuration is being deleted) LB finalizers, in chain order.
+pub async fn release(ctx: &Context, m: &Member) -> Result<(), PoolError> {
+    let vms: Api<GatewayVMConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
+    if let Some(vm) = &m.vm {
+        if vm.meta().deletion_timestamp.is_none() {
+            match vms.delete(&vm.name_any(), &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(PoolError::kube(
+                        format!("delete GatewayVMConfiguration {}", m.key()),
+                        e,
+                    ));
+                }
+            }
+        }
+        finalizers::remove(&vms, &vm.name_any(), VM_CONFIG_FINALIZER)
+            .await
+            .map_err(|e| {
+                PoolError::kube(
+                    format!("remove the finalizer of GatewayVMConfiguration {}", m.key()),
+                    e,
+                )
+            })?;
+    }
+    if m.removing_lb {
+        let lbs: Api<GatewayLBConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
+        finalizers::remove(&lbs, &m.name, LB_CONFIG_FINALIZER)
+            .await
+            .map_err(|e| {
+                PoolError::kube(
+                    format!("remove the finalizer of GatewayLBConfiguration {}", m.key()),
+                    e,
+                )
+            })?;
+    }
+    Ok(())
+}

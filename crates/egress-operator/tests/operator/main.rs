@@ -1,0 +1,10 @@
+//! Operator tests against the in-memory API server and the Azure emulator.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod batching;
+mod common;
+mod examples;
+mod failures;
+mod leader;
+mod lifecycle;
+mod validation;
