@@ -1,4 +1,4 @@
-//! The shipped examples become Ready against the emulator seeded with `seeds/examples.yaml`.
+//! The shipped examples become Ready against the emulator seeded with `crates/egress-azure-emulator/seeds/examples.yaml`.
 
 use std::path::PathBuf;
 
@@ -12,9 +12,11 @@ use crate::common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_gateway_becomes_ready_with_an_egress_prefix() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let seed: Seed =
-        serde_saphyr::from_str(&std::fs::read_to_string(root.join("seeds/examples.yaml")).unwrap())
-            .unwrap();
+    let seed: Seed = serde_saphyr::from_str(
+        &std::fs::read_to_string(root.join("../egress-azure-emulator/seeds/examples.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
     let h = Harness::with_seed(seed).await;
     let mut config = h.config();
     config.azure.resource_group = "rg-nodes".into();
