@@ -35,9 +35,9 @@ demo: ## Run the simulated cluster demo (egress-sim)
 	@echo "Meanwhile: 'cargo run -p egressctl -- validate -f examples/' checks the example manifests." >&2
 	@exit 1
 
-bench: ## Run the benchmarks (results in docs/benchmarks.md)
-	@echo "make bench: not available yet: benchmarks land with the data plane and simulator issues." >&2
-	@exit 1
+bench: deps ## Run the benchmarks (as root; method and results in docs/benchmarks.md)
+	@[ "$$(id -u)" = 0 ] || { echo "make bench: needs root (network namespaces, wireguard-go)" >&2; exit 1; }
+	$(CARGO) bench -p egress-dataplane --bench peers
 
 clean: ## Remove build output and installed tools
 	$(CARGO) clean
