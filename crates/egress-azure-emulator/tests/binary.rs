@@ -56,6 +56,8 @@ async fn binary_serves_a_seed_file_and_stops_on_sigterm() {
         .to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
+    // See common::http_client: rustls needs a provider when features are unified.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let vmss = format!(
         "{url}/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-egress/providers/Microsoft.Compute/virtualMachineScaleSets/gw-vmss?api-version=2024-07-01"

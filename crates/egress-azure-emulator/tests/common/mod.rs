@@ -9,6 +9,13 @@ pub const NET: &str = "2024-05-01";
 pub const COMPUTE: &str = "2024-07-01";
 pub const RG: &str = "rg-egress";
 
+/// A plain-http client that also works when reqwest's rustls feature is enabled by feature
+/// unification in a workspace build (rustls then wants a process-wide crypto provider).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub struct Arm {
     pub emu: Emulator,
     pub http: reqwest::Client,
@@ -60,7 +67,7 @@ impl Arm {
         let sub = emu.subscription_id();
         Self {
             emu,
-            http: reqwest::Client::new(),
+            http: http_client(),
             base,
             sub,
         }
