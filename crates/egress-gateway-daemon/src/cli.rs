@@ -1,0 +1,240 @@
+//! Command-line flags of `egress-gateway-daemon` (each with an environment fallback; the
+//! original's `MY_NODE_NAME` / `MY_POD_NAMESPACE`) and turning them into a kube client, the
+//! data plane executors, a [`DaemonConfig`] and bound [`Listeners`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_dataplane::exec::NetlinkLinks;
+use egress_dataplane::state::{DEFAULT_TUNNEL_MTU, GATEWAY_NETNS};
+use egress_dataplane::wireguard::{KernelWireGuard, UserspaceConfig, UserspaceWireGuard};
+use egress_dataplane::{Dataplane, InterfaceName, NetnsName, NetnsRef};
+
+use crate::desired::HostConfig;
+use crate::node::NodeIdentity;
+use crate::run::{DaemonConfig, Listeners};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A flag value is unusable.
+    #[error("failed to use --{flag} {value:?}: {reason}")]
+    Flag {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// IMDS could not be read.
+    #[error("failed to read this node's metadata from IMDS")]
+    Imds(#[from] egress_azure::ImdsError),
+    /// The kubeconfig could not be read or used.
+    #[error("failed to read the kubeconfig")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// No Kubernetes configuration was found.
+    #[error("failed to find a Kubernetes configuration")]
+    InferConfig(#[from] kube::config::InferConfigError),
+    /// The Kubernetes client could not be built.
+    #[error("failed to build the Kubernetes client")]
+    Kube(#[from] kube::Error),
+    /// A listener could not be bound.
+    #[error("failed to listen on {addr}")]
+    Listen {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// WireGuard implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The kernel module (production).
+    Kernel,
+    /// wireguard-go daemons owned by this process.
+    Userspace,
+}
+
+/// Programs this gateway node for every StaticGatewayConfiguration that uses it.
+#[derive(Debug, clap::Parser)]
+#[command(version)]
+pub struct Args {
+    /// Kubernetes node name; also the GatewayStatus name.
+    #[arg(long, env = "MY_NODE_NAME")]
+    pub node_name: String,
+    /// The daemon's namespace (GatewayStatus objects live here).
+    #[arg(
+        long,
+        env = "MY_POD_NAMESPACE",
+        default_value = "kube-egress-gateway-system"
+    )]
+    pub namespace: String,
+    /// Namespace of the gateway key Secrets (default: --namespace).
+    #[arg(long, env = "SECRET_NAMESPACE")]
+    pub secret_namespace: Option<String>,
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Base URL of the Azure Instance Metadata Service.
+    #[arg(long, env = "IMDS_URL", default_value = egress_azure::imds::DEFAULT_IMDS_URL)]
+    pub imds_url: String,
+    /// Address of /metrics (also serves /healthz and /readyz).
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Address of /healthz and /readyz (also serves /metrics).
+    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Port of the load balancer's health probe (`/gw/<SGC UID>`).
+    #[arg(long, env = "GATEWAY_LB_PROBE_PORT", default_value_t = egress_api::constants::HEALTH_PROBE_PORT)]
+    pub gateway_lb_probe_port: u16,
+    /// Seconds probes answer 503 after SIGTERM before the daemon exits.
+    #[arg(long, env = "LB_PROBE_DRAIN_DELAY_SECONDS", default_value_t = 10)]
+    pub lb_probe_drain_delay_seconds: u64,
+    /// The host's primary interface (ILB addresses, secondary-IP cleanup).
+    #[arg(long, env = "HOST_INTERFACE", default_value = "eth0")]
+    pub host_interface: String,
+    /// Use this named network namespace as the host (simulator and tests); default: our own.
+    #[arg(long, env = "HOST_NETNS")]
+    pub host_netns: Option<String>,
+    /// Name of the gateway network namespace.
+    #[arg(long, env = "GATEWAY_NETNS", default_value = GATEWAY_NETNS)]
+    pub gateway_netns: String,
+    /// MTU of the gateway tunnel interfaces.
+    #[arg(long, env = "TUNNEL_MTU", default_value_t = DEFAULT_TUNNEL_MTU)]
+    pub tunnel_mtu: u32,
+    /// WireGuard implementation.
+    #[arg(long, env = "WIREGUARD_BACKEND", value_enum, default_value = "kernel")]
+    pub wireguard_backend: Backend,
+    /// wireguard-go binary (userspace backend).
+    #[arg(long, env = "WIREGUARD_GO", default_value = "wireguard-go")]
+    pub wireguard_go: PathBuf,
+    /// Directory of the wireguard-go logs (userspace backend).
+    #[arg(
+        long,
+        env = "WIREGUARD_LOG_DIR",
+        default_value = "/run/egress-dataplane/wireguard"
+    )]
+    pub wireguard_log_dir: PathBuf,
+    /// Seconds between full observe/plan/apply passes that repair drift.
+    #[arg(long, env = "RESYNC_SECONDS", default_value_t = 60)]
+    pub resync_seconds: u64,
+    /// Least milliseconds between two GatewayStatus writes.
+    #[arg(long, env = "STATUS_INTERVAL_MS", default_value_t = 2000)]
+    pub status_interval_ms: u64,
+    /// Most peer entries written to the GatewayStatus.
+    #[arg(long, env = "STATUS_MAX_PEERS", default_value_t = 1000)]
+    pub status_max_peers: usize,
+    /// Seconds between WireGuard counter samples for the metrics.
+    #[arg(long, env = "METRICS_INTERVAL_SECONDS", default_value_t = 15)]
+    pub metrics_interval_seconds: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+fn flag_error(flag: &'static str, value: &str, reason: impl ToString) -> StartError {
+    StartError::Flag {
+        flag,
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Builds everything the daemon needs from the flags.
+pub async fn prepare(
+    args: &Args,
+) -> Result<(kube::Client, Dataplane, DaemonConfig, Listeners), StartError> {
+    let host_interface: InterfaceName = args
+        .host_interface
+        .parse()
+        .map_err(|e| flag_error("host-interface", &args.host_interface, e))?;
+    let gateway_netns: NetnsName = args
+        .gateway_netns
+        .parse()
+        .map_err(|e| flag_error("gateway-netns", &args.gateway_netns, e))?;
+    let host_netns = match &args.host_netns {
+        None => NetnsRef::Current,
+        Some(name) => NetnsRef::Named(
+            name.parse()
+                .map_err(|e| flag_error("host-netns", name, e))?,
+        ),
+    };
+    if !(1280..=65_000).contains(&args.tunnel_mtu) {
+        return Err(flag_error(
+            "tunnel-mtu",
+            &args.tunnel_mtu.to_string(),
+            "must be 1280-65000",
+        ));
+    }
+    let node = NodeIdentity::from_imds(&args.imds_url).await?;
+    tracing::info!(computer_name = %node.computer_name, nic_name = ?node.nic_name, "node identity from IMDS");
+
+    let kube_config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    let client = kube::Client::try_from(kube_config)?;
+
+    let links = Arc::new(NetlinkLinks::new());
+    let dataplane = match args.wireguard_backend {
+        Backend::Kernel => Dataplane::system(links.clone(), Arc::new(KernelWireGuard::new(links))),
+        Backend::Userspace => Dataplane::system(
+            links.clone(),
+            Arc::new(UserspaceWireGuard::new(
+                links,
+                UserspaceConfig {
+                    program: args.wireguard_go.clone(),
+                    log_dir: args.wireguard_log_dir.clone(),
+                    ..UserspaceConfig::default()
+                },
+            )),
+        ),
+    };
+    let config = DaemonConfig {
+        node_name: args.node_name.clone(),
+        namespace: args.namespace.clone(),
+        node,
+        host: HostConfig {
+            host_netns,
+            host_interface,
+            gateway_netns,
+            tunnel_mtu: args.tunnel_mtu,
+            secret_namespace: args
+                .secret_namespace
+                .clone()
+                .unwrap_or_else(|| args.namespace.clone()),
+        },
+        resync_interval: Duration::from_secs(args.resync_seconds.max(1)),
+        drain: Duration::from_secs(args.lb_probe_drain_delay_seconds),
+        status_interval: Duration::from_millis(args.status_interval_ms),
+        status_max_peers: args.status_max_peers,
+        metrics_interval: Duration::from_secs(args.metrics_interval_seconds.max(1)),
+        retry_min: Duration::from_secs(1),
+        retry_max: Duration::from_secs(60),
+    };
+    let probe_addr = SocketAddr::from(([0, 0, 0, 0], args.gateway_lb_probe_port));
+    let mut health = vec![listen(args.metrics_addr).await?];
+    if args.health_addr != args.metrics_addr {
+        health.push(listen(args.health_addr).await?);
+    }
+    let listeners = Listeners {
+        probe: listen(probe_addr).await?,
+        health,
+    };
+    Ok((client, dataplane, config, listeners))
+}

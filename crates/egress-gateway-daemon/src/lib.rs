@@ -1,0 +1,33 @@
+//! Gateway node daemon of kube-egress-gateway (reference §5): for every ready
+//! StaticGatewayConfiguration whose GatewayVMConfiguration lists this node, it programs the
+//! ILB address, one WireGuard interface per gateway in the gateway namespace (socket in the
+//! host namespace), the veth, the secondary IP, SNAT and routes through `egress-dataplane`;
+//! turns PodEndpoints into peers one event at a time; answers the load balancer's health
+//! probe; writes a batched GatewayStatus; exports metrics.
+//!
+//! Layers: `translate` and `desired` are pure (objects → desired node state); `programmer`
+//! turns changes into data-plane work; `watch`, `status`, `report`, `probe`, `http`,
+//! `counters` are the I/O around it; `run` wires them; `cli` builds them from flags.
+
+pub mod cli;
+pub mod counters;
+pub mod desired;
+#[cfg(test)]
+mod fixtures;
+pub mod http;
+pub mod inventory;
+pub mod metrics;
+pub mod node;
+pub mod probe;
+pub mod programmer;
+pub mod report;
+pub mod run;
+pub mod status;
+pub mod translate;
+pub mod watch;
+
+pub use desired::{Desired, HostConfig};
+pub use inventory::{Change, Delta, Inventory};
+pub use node::NodeIdentity;
+pub use programmer::{Outputs, Programmer};
+pub use run::{Daemon, DaemonConfig, Listeners};

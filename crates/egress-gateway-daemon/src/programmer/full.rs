@@ -1,0 +1,152 @@
+//! The full cycle: build the node's desired state from the inventory, observe the kernel,
+//! plan, apply. A gateway whose own step fails (busy port, refused device) is held back and
+//! the rest of the node is planned again without it, so one bad gateway never blocks the
+//! others and leaves nothing half-configured. A node-level failure keeps what is known to be
+//! programmed and asks for a retry.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use egress_dataplane::control::PeerFailure;
+use egress_dataplane::{observe_request_for_gateway_node, plan_gateway_node};
+
+use super::scope::{Scope, incomplete, scope};
+use super::{Programmer, error_chain};
+use crate::desired::Desired;
+use crate::translate::{GatewayError, PeerError};
+
+/// Most gateways held back in one cycle before giving up until the retry.
+const MAX_HOLDS: usize = 16;
+
+impl Programmer {
+    pub(super) async fn full_cycle(&mut self) {
+        let started = Instant::now();
+        self.gateways_touched = false;
+        let pending = std::mem::take(&mut self.pending_peers);
+        let inventory = &self.inventory;
+        self.quarantine
+            .retain(|k, _| inventory.sgcs.contains_key(k));
+        let mut holds = 0;
+        let outcome = loop {
+            let mut desired = match Desired::gateways(
+                &self.inventory,
+                &self.node,
+                &self.host,
+                &self.quarantine,
+            ) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(error = %e, "failed to build the desired node state");
+                    break Err(None);
+                }
+            };
+            desired.place_all_peers(&self.inventory);
+            let observed = match self
+                .dataplane
+                .observe(&observe_request_for_gateway_node(&desired.state))
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    self.out.metrics.error(e.source.category());
+                    tracing::error!(error = %error_chain(&e), "failed to observe the node");
+                    break Err(Some(desired));
+                }
+            };
+            let ops = plan_gateway_node(&desired.state, &observed);
+            tracing::info!(
+                ops = ops.len(),
+                gateways = desired.gateways.len(),
+                peers = desired.peers.len(),
+                "programming the node"
+            );
+            match self.dataplane.apply(&ops).await {
+                Ok(report) => {
+                    self.peer_failures(&mut desired, report.peer_failures);
+                    break Ok(desired);
+                }
+                Err(e) => {
+                    self.out.metrics.error(e.source.category());
+                    let failed_scope = ops.get(e.index).map(|op| scope(op, &desired.state));
+                    if let Some(Scope::Gateway(port)) = failed_scope
+                        && holds < MAX_HOLDS
+                        && let Some(spec) = desired.gateways.get(&port).cloned()
+                    {
+                        holds += 1;
+                        let error = GatewayError::Programming(error_chain(&e));
+                        tracing::warn!(gateway = %spec.sgc, error = %error, "holding the gateway back");
+                        self.quarantine.insert(spec.sgc.clone(), (spec, error));
+                        continue;
+                    }
+                    tracing::error!(error = %error_chain(&e), "failed to program the node");
+                    break Err(Some(desired));
+                }
+            }
+        };
+        match outcome {
+            Ok(desired) => {
+                self.programmed = desired.gateways.keys().copied().collect();
+                self.desired = Some(desired);
+                self.needs_full = false;
+            }
+            Err(desired) => {
+                self.needs_full = true;
+                if let Some(desired) = desired {
+                    self.programmed = self.complete_gateways(&desired).await;
+                    self.desired = Some(desired);
+                }
+            }
+        }
+        self.publish_gateways();
+        self.report_all();
+        self.out.metrics.programming("full", started.elapsed());
+        for since in pending.values() {
+            self.out.metrics.programming("peer", since.elapsed());
+        }
+    }
+
+    /// After a node-level failure: the gateways the kernel has completely (peers aside).
+    async fn complete_gateways(&self, desired: &Desired) -> BTreeSet<u16> {
+        let Ok(observed) = self
+            .dataplane
+            .observe(&observe_request_for_gateway_node(&desired.state))
+            .await
+        else {
+            return BTreeSet::new();
+        };
+        let ops = plan_gateway_node(&desired.state, &observed);
+        match incomplete(&ops, &desired.state) {
+            None => BTreeSet::new(),
+            Some(missing) => desired
+                .gateways
+                .keys()
+                .filter(|p| !missing.contains(p))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Peers the data plane refused: taken out of the desired state (so they are neither
+    /// reported ready nor assumed present) and reported; the next full cycle retries them.
+    pub(super) fn peer_failures(&mut self, desired: &mut Desired, failures: Vec<PeerFailure>) {
+        for failure in failures {
+            self.out.metrics.error("peer_programming");
+            let owner = desired
+                .peers
+                .iter()
+                .find(|(_, slot)| failure.op.contains(&slot.public_key.to_base64()))
+                .map(|(k, _)| k.clone());
+            tracing::warn!(op = %failure.op, error = %error_chain(&failure.error), "peer refused");
+            if let Some(key) = owner {
+                desired.remove_peer(&key);
+                desired.peer_errors.insert(
+                    key.clone(),
+                    PeerError::Programming {
+                        pod_endpoint: key,
+                        reason: error_chain(&failure.error),
+                    },
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The programmer: owns the inventory and the node's desired state, and turns changes into
+//! data-plane work. Gateway-level changes (SGC, VM configuration, Secret) that alter the
+//! active gateways, the start-up, a retry and the periodic resync run the full cycle
+//! (`full`: observe, plan, apply); a PodEndpoint event only emits the peer ops it causes
+//! (`peers`: one peer and its route added or removed), never reading or rewriting the rest.
+//!
+//! It publishes what it programmed to the probe, the status book and the metrics, and queues
+//! Events for rejected objects (each message once until it changes).
+
+mod full;
+mod peers;
+pub mod scope;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use egress_dataplane::{Dataplane, InterfaceName};
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use crate::desired::{Desired, HostConfig, Quarantine};
+use crate::inventory::{Change, Inventory};
+use crate::metrics::Metrics;
+use crate::node::NodeIdentity;
+use crate::probe::ProbeState;
+use crate::report::{Report, ReportSender, reference};
+use crate::status::StatusBook;
+use crate::translate::ObjectKey;
+
+/// Where the programmer publishes its results.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// LB probe answers.
+    pub probe: ProbeState,
+    /// GatewayStatus content.
+    pub status: StatusBook,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event queue (none in unit tests).
+    pub reports: Option<ReportSender>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum ReportKind {
+    Gateway,
+    PodEndpoint,
+}
+
+/// The node's programmer. See the module docs.
+pub struct Programmer {
+    dataplane: Dataplane,
+    node: NodeIdentity,
+    host: HostConfig,
+    inventory: Inventory,
+    desired: Option<Desired>,
+    quarantine: Quarantine,
+    programmed: BTreeSet<u16>,
+    pending_peers: BTreeMap<ObjectKey, Instant>,
+    gateways_touched: bool,
+    needs_full: bool,
+    reported: BTreeMap<(ReportKind, ObjectKey), String>,
+    out: Outputs,
+}
+
+impl std::fmt::Debug for Programmer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Programmer")
+            .field("node", &self.node)
+            .field("programmed", &self.programmed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Programmer {
+    /// A programmer for this node; nothing happens until the inventory is listed.
+    pub fn new(dataplane: Dataplane, node: NodeIdentity, host: HostConfig, out: Outputs) -> Self {
+        Self {
+            dataplane,
+            node,
+            host,
+            inventory: Inventory::default(),
+            desired: None,
+            quarantine: Quarantine::new(),
+            programmed: BTreeSet::new(),
+            pending_peers: BTreeMap::new(),
+            gateways_touched: false,
+            needs_full: false,
+            reported: BTreeMap::new(),
+            out,
+        }
+    }
+
+    /// Records one watch change; the work happens in [`Programmer::flush`].
+    pub fn apply_change(&mut self, change: Change) {
+        let touched = self.inventory.apply(change);
+        self.gateways_touched |= touched.gateways;
+        let now = Instant::now();
+        for key in touched.pod_endpoints {
+            self.pending_peers.entry(key).or_insert(now);
+        }
+    }
+
+    /// Programs what the recorded changes require.
+    pub async fn flush(&mut self) {
+        if !self.inventory.synced() {
+            return;
+        }
+        let Some(current) = self.desired.as_ref() else {
+            return self.full_cycle().await;
+        };
+        if self.needs_full {
+            return self.full_cycle().await;
+        }
+        if self.gateways_touched {
+            self.gateways_touched = false;
+            match Desired::gateways(&self.inventory, &self.node, &self.host, &self.quarantine) {
+                Ok(next) if next.same_gateways(current) => {}
+                _ => return self.full_cycle().await,
+            }
+        }
+        if !self.pending_peers.is_empty() {
+            self.apply_peer_events().await;
+        }
+    }
+
+    /// The periodic resync: gateways held back after failures get another try, and the
+    /// whole node is observed and repaired.
+    pub async fn resync(&mut self) {
+        if !self.inventory.synced() {
+            return;
+        }
+        self.quarantine.clear();
+        self.full_cycle().await;
+    }
+
+    /// True while a failed step waits for a retry of the full cycle.
+    pub fn needs_retry(&self) -> bool {
+        self.needs_full
+    }
+
+    /// True once the node has been programmed once.
+    pub fn started(&self) -> bool {
+        self.desired.is_some()
+    }
+
+    /// Ports of the gateways fully programmed.
+    pub fn programmed(&self) -> &BTreeSet<u16> {
+        &self.programmed
+    }
+
+    /// The current desired state (after the first full cycle).
+    pub fn desired(&self) -> Option<&Desired> {
+        self.desired.as_ref()
+    }
+
+    fn gateway_netns(&self) -> egress_dataplane::NetnsRef {
+        egress_dataplane::NetnsRef::Named(self.host.gateway_netns.clone())
+    }
+
+    fn interface(port: u16) -> InterfaceName {
+        InterfaceName::for_gateway_port(port)
+    }
+
+    /// Pushes the probe set, the gateway list of the status and the gateway metrics.
+    fn publish_gateways(&self) {
+        let Some(desired) = &self.desired else { return };
+        let ready: Vec<_> = desired
+            .gateways
+            .values()
+            .filter(|g| self.programmed.contains(&g.port))
+            .collect();
+        self.out
+            .probe
+            .set_programmed(ready.iter().map(|g| g.uid.clone()).collect());
+        self.out.metrics.set_gateways(ready.len());
+        let gateways = ready
+            .iter()
+            .map(|g| (g.sgc.clone(), Self::interface(g.port).to_string()))
+            .collect();
+        let peers = desired
+            .peers
+            .iter()
+            .filter(|(_, s)| self.programmed.contains(&s.port))
+            .map(|(k, s)| {
+                (
+                    k.clone(),
+                    (
+                        Self::interface(s.port).to_string(),
+                        s.public_key.to_base64(),
+                    ),
+                )
+            })
+            .collect();
+        self.out.status.replace(gateways, peers);
+    }
+
+    /// Queues an Event for a rejected object unless the same message was already reported;
+    /// `None` forgets a previous rejection.
+    fn report(
+        &mut self,
+        kind: ReportKind,
+        key: &ObjectKey,
+        problem: Option<(&'static str, &'static str, String)>,
+    ) {
+        let slot = (kind, key.clone());
+        let Some((reason, metric, note)) = problem else {
+            self.reported.remove(&slot);
+            return;
+        };
+        if self.reported.get(&slot) == Some(&note) {
+            return;
+        }
+        self.out.metrics.error(metric);
+        tracing::warn!(object = %key, reason, "{note}");
+        let object = self.object_ref(kind, key);
+        self.reported.insert(slot, note.clone());
+        if let (Some(tx), Some(object)) = (&self.out.reports, object) {
+            let _ = tx.send(Report {
+                object,
+                warning: true,
+                reason: reason.to_owned(),
+                note,
+            });
+        }
+    }
+
+    fn object_ref(&self, kind: ReportKind, key: &ObjectKey) -> Option<ObjectReference> {
+        match kind {
+            ReportKind::Gateway => self.inventory.sgcs.get(key).map(reference),
+            ReportKind::PodEndpoint => self.inventory.pod_endpoints.get(key).map(reference),
+        }
+    }
+
+    /// Reports every current gateway and peer error, and forgets resolved ones.
+    fn report_all(&mut self) {
+        let Some(desired) = &self.desired else { return };
+        let gateway_errors: Vec<_> = desired
+            .gateway_errors
+            .iter()
+            .map(|(k, e)| (k.clone(), (e.reason(), e.kind(), error_chain(e))))
+            .collect();
+        let peer_errors: Vec<_> = desired
+            .peer_errors
+            .iter()
+            .map(|(k, e)| (k.clone(), (e.reason(), e.kind(), error_chain(e))))
+            .collect();
+        let keep: BTreeSet<(ReportKind, ObjectKey)> = gateway_errors
+            .iter()
+            .map(|(k, _)| (ReportKind::Gateway, k.clone()))
+            .chain(
+                peer_errors
+                    .iter()
+                    .map(|(k, _)| (ReportKind::PodEndpoint, k.clone())),
+            )
+            .collect();
+        self.reported.retain(|slot, _| keep.contains(slot));
+        for (key, problem) in gateway_errors {
+            self.report(ReportKind::Gateway, &key, Some(problem));
+        }
+        for (key, problem) in peer_errors {
+            self.report(ReportKind::PodEndpoint, &key, Some(problem));
+        }
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! Programmer tests on the data plane's stateful fake: cold start, incremental peers, a busy
+//! port held back without blocking the others, rejected PodEndpoints reported once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use egress_dataplane::fake::FakeNode;
+use egress_dataplane::{
+    AddressSpec, InterfaceName, NetnsRef, WgDeviceId, observe_request_for_gateway_node,
+    plan_gateway_node,
+};
+use tokio::sync::mpsc;
+
+use super::{Outputs, Programmer};
+use crate::fixtures::*;
+use crate::inventory::{Change, Delta};
+use crate::report::Report;
+
+fn fake_node() -> FakeNode {
+    let fake = FakeNode::new();
+    fake.add_link(
+        &NetnsRef::Current,
+        &"eth0".parse().unwrap(),
+        &[AddressSpec::plain("10.0.0.4/24".parse().unwrap())],
+    );
+    fake
+}
+
+fn programmer(fake: &FakeNode) -> (Programmer, mpsc::UnboundedReceiver<Report>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let out = Outputs {
+        reports: Some(tx),
+        ..Outputs::default()
+    };
+    (Programmer::new(fake.dataplane(), node(), host(), out), rx)
+}
+
+async fn start(p: &mut Programmer, gateways: &[&Gw], pes: Vec<egress_api::PodEndpoint>) {
+    for c in changes(gateways, pes) {
+        p.apply_change(c);
+    }
+    p.flush().await;
+}
+
+fn device(port: u16) -> WgDeviceId {
+    WgDeviceId {
+        netns: NetnsRef::Named("ns-static-egress-gateway".parse().unwrap()),
+        name: InterfaceName::for_gateway_port(port),
+    }
+}
+
+#[tokio::test]
+async fn cold_start_programs_the_node_and_a_second_pass_has_nothing_to_do() {
+    let fake = fake_node();
+    let (mut p, _rx) = programmer(&fake);
+    let gw = Gw::new("gw-a", 6000, "10.0.0.10");
+    start(
+        &mut p,
+        &[&gw],
+        vec![pod_endpoint("p1", "gw-a", "10.244.1.5/32", &random_pub())],
+    )
+    .await;
+    assert!(p.started() && !p.needs_retry());
+    assert_eq!(p.programmed().iter().copied().collect::<Vec<_>>(), [6000]);
+    assert_eq!(
+        p.out.probe.programmed(),
+        ["uid-gw-a".to_owned()].into_iter().collect()
+    );
+    let (spec, total) = p.out.status.spec(10);
+    assert_eq!(total, 1);
+    assert_eq!(
+        spec.ready_gateway_configurations.unwrap()[0]
+            .interface_name
+            .as_deref(),
+        Some("wg-6000")
+    );
+    let snapshot = fake.snapshot();
+    assert_eq!(snapshot.wireguard[&device(6000)].peers.len(), 1);
+    let desired = &p.desired().unwrap().state;
+    let again = plan_gateway_node(
+        desired,
+        &fake
+            .dataplane()
+            .observe(&observe_request_for_gateway_node(desired))
+            .await
+            .unwrap(),
+    );
+    assert!(again.is_empty(), "{again:#?}");
+
+    // A resync on an unchanged node changes nothing in the kernel.
+    let before = fake.stats();
+    p.resync().await;
+    assert_eq!(fake.stats(), before);
+}
+
+#[tokio::test]
+async fn a_busy_port_holds_back_only_its_gateway() {
+    let fake = fake_node();
+    fake.occupy_port(6001);
+    let (mut p, mut rx) = programmer(&fake);
+    let good = Gw::new("gw-a", 6000, "10.0.0.10");
+    let busy = Gw::new("gw-b", 6001, "10.0.0.11");
+    start(&mut p, &[&good, &busy], vec![]).await;
+    assert_eq!(p.programmed().iter().copied().collect::<Vec<_>>(), [6000]);
+    assert!(!p.needs_retry(), "the node itself is fine");
+    let snapshot = fake.snapshot();
+    assert!(snapshot.wireguard.contains_key(&device(6000)));
+    assert!(!snapshot.wireguard.contains_key(&device(6001)));
+    let gw_ns = &snapshot.namespaces[&device(6001).netns];
+    assert!(
+        !gw_ns.links.contains_key(&device(6001).name),
+        "no half-configured wg-6001"
+    );
+    let report = rx.try_recv().unwrap();
+    assert_eq!(report.reason, "GatewayProgrammingFailed");
+    assert_eq!(report.object.name.as_deref(), Some("gw-b"));
+    assert!(
+        report.note.contains("UDP port 6001 is already in use"),
+        "{}",
+        report.note
+    );
+    assert_eq!(p.out.metrics.errors("gateway_programming"), 1);
+
+    // Held back until it changes or the resync: an unrelated peer event does not retry it.
+    p.apply_change(Change::PodEndpoint(Delta::Apply(pod_endpoint(
+        "p1",
+        "gw-a",
+        "10.244.1.5/32",
+        &random_pub(),
+    ))));
+    p.flush().await;
+    assert!(rx.try_recv().is_err(), "reported once");
+}
+
+#[tokio::test]
+async fn pod_endpoint_events_are_single_peer_ops_and_bad_ones_are_reported_once() {
+    let fake = fake_node();
+    let (mut p, mut rx) = programmer(&fake);
+    let gw = Gw::new("gw-a", 6000, "10.0.0.10");
+    let pes = (0..200)
+        .map(|i| {
+            pod_endpoint(
+                &format!("p{i}"),
+                "gw-a",
+                &format!("10.244.{}.{}/32", i / 200, i % 200 + 1),
+                &random_pub(),
+            )
+        })
+        .collect();
+    start(&mut p, &[&gw], pes).await;
+    assert_eq!(fake.snapshot().wireguard[&device(6000)].peers.len(), 200);
+
+    let before = fake.stats();
+    let bad = pod_endpoint("bad", "gw-a", "10.244.9.9/32", "not-a-key");
+    p.apply_change(Change::PodEndpoint(Delta::Apply(bad.clone())));
+    p.apply_change(Change::PodEndpoint(Delta::Apply(pod_endpoint(
+        "new",
+        "gw-a",
+        "10.244.9.1/32",
+        &random_pub(),
+    ))));
+    p.flush().await;
+    let after = fake.stats();
+    assert_eq!(after.peer_changes - before.peer_changes, 1);
+    assert_eq!(after.peer_transactions - before.peer_transactions, 1);
+    let report = rx.try_recv().unwrap();
+    assert_eq!(
+        (report.reason.as_str(), report.object.name.as_deref()),
+        ("InvalidPodEndpoint", Some("bad"))
+    );
+    // The same invalid object seen again (a resync, a relist) is not reported twice.
+    p.apply_change(Change::PodEndpoint(Delta::Apply(bad)));
+    p.flush().await;
+    p.resync().await;
+    assert!(rx.try_recv().is_err());
+
+    let before = fake.stats();
+    p.apply_change(Change::PodEndpoint(Delta::Delete(pod_endpoint(
+        "p7",
+        "gw-a",
+        "10.244.0.8/32",
+        "",
+    ))));
+    p.flush().await;
+    let after = fake.stats();
+    assert_eq!(after.peer_changes - before.peer_changes, 1);
+    assert_eq!(fake.snapshot().wireguard[&device(6000)].peers.len(), 200);
+    assert_eq!(p.out.status.peer_count(), 200);
+}
