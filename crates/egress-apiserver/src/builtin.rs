@@ -1,6 +1,7 @@
 //! The built-in kinds the server serves (Namespace, Node, Pod, Secret, ConfigMap, Event in core
 //! and events.k8s.io, Lease, Deployment, CustomResourceDefinition) with the names, scopes, status
-//! subresources and field selectors of the real server.
+//! subresources and field selectors of the real server. The two Event resources are views of one
+//! store (see `events`).
 
 use crate::resource::{PrinterColumn, ResourceInfo, VersionInfo, column};
 
@@ -180,6 +181,12 @@ fn columns(kind: &str, group: &str) -> Vec<PrinterColumn> {
             column("Type", "string", ".type", 0),
             column("Reason", "string", ".reason", 0),
             column("Message", "string", ".message", 0),
+            age,
+        ],
+        ("events.k8s.io", "Event") => vec![
+            column("Type", "string", ".type", 0),
+            column("Reason", "string", ".reason", 0),
+            column("Note", "string", ".note", 0),
             age,
         ],
         ("apps", "Deployment") => vec![

@@ -183,7 +183,7 @@ impl World {
     ) -> Result<Vec<Value>, ApiError> {
         let keys: Vec<ObjKey> = self
             .store
-            .list(&res.group, &res.plural, namespace)
+            .list(res.storage_group(), &res.plural, namespace)
             .filter(|(_, v)| filter(v))
             .map(|(k, _)| k.clone())
             .collect();

@@ -13,6 +13,7 @@ mod crd;
 mod delete;
 mod discovery;
 mod error;
+mod events;
 mod faults;
 mod gc;
 mod handlers;

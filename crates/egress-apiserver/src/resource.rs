@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::Subject;
+use crate::events;
 use crate::schema::ObjectSchema;
 
 /// A server-side printer column (`additionalPrinterColumns` of a CRD version).
@@ -103,6 +104,49 @@ impl ResourceInfo {
             "update",
             "watch",
         ]
+    }
+
+    /// The group whose store holds the objects: Events of both views live in core's.
+    pub fn storage_group(&self) -> &str {
+        if self.custom {
+            &self.group
+        } else {
+            events::storage_group(&self.group, &self.kind)
+        }
+    }
+
+    fn is_event(&self) -> bool {
+        !self.custom && events::is_event(&self.group, &self.kind)
+    }
+
+    /// A stored object as served at `version` (Events are converted between their forms).
+    pub fn present(&self, mut obj: Value, version: &str) -> Value {
+        if !obj.is_object() {
+            return obj;
+        }
+        if self.is_event() {
+            return events::present(obj, &self.api_version(version));
+        }
+        obj["apiVersion"] = Value::String(self.api_version(version));
+        obj
+    }
+
+    /// The stored form of an object written through this resource.
+    pub fn to_storage(&self, obj: Value) -> Value {
+        if self.is_event() {
+            events::to_storage(obj)
+        } else {
+            obj
+        }
+    }
+
+    /// The stored-object fields a field-selector label reads (first non-empty wins).
+    pub fn field_paths(&self, label: &str) -> Vec<String> {
+        if self.is_event() {
+            events::stored_field_paths(&self.group, label)
+        } else {
+            vec![label.to_string()]
+        }
     }
 
     /// Whether a PUT without `metadata.resourceVersion` is accepted (built-ins: yes, CRs: no).

@@ -119,7 +119,8 @@ fn parse_requirement(req: &str) -> Option<Expression> {
 /// One `field=value` / `field!=value` requirement.
 #[derive(Debug, Clone)]
 struct FieldRequirement {
-    field: String,
+    /// The stored-object fields the label reads, first non-empty wins.
+    paths: Vec<String>,
     value: String,
     negate: bool,
 }
@@ -129,8 +130,14 @@ struct FieldRequirement {
 pub struct FieldSelector(Vec<FieldRequirement>);
 
 impl FieldSelector {
-    /// Parses and checks fields against `supported` (plus `metadata.name`/`metadata.namespace`).
-    pub fn parse(text: &str, supported: &[String]) -> Result<Self, ApiError> {
+    /// Parses and checks fields against `supported` (plus `metadata.name`/`metadata.namespace`);
+    /// `paths` maps a supported label to the stored-object fields it reads (the real server's
+    /// field label conversion, e.g. events.k8s.io `regarding.name` -> `involvedObject.name`).
+    pub fn parse(
+        text: &str,
+        supported: &[String],
+        paths: impl Fn(&str) -> Vec<String>,
+    ) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, value, negate) = if let Some((f, v)) = part.split_once("!=") {
@@ -153,8 +160,13 @@ impl FieldSelector {
                     "field label not supported: {field}"
                 )));
             }
+            let paths = if field.starts_with("metadata.") {
+                vec![field.to_string()]
+            } else {
+                paths(field)
+            };
             reqs.push(FieldRequirement {
-                field: field.to_string(),
+                paths,
                 value: value.trim().to_string(),
                 negate,
             });
@@ -165,14 +177,23 @@ impl FieldSelector {
     /// Whether an object matches every requirement; missing fields compare as `""`.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|r| {
-            let ptr = format!("/{}", r.field.replace('.', "/"));
-            let actual = match obj.pointer(&ptr) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
+            let actual = r
+                .paths
+                .iter()
+                .map(|p| field_value(obj, p))
+                .find(|v| !v.is_empty())
+                .unwrap_or_default();
             (actual == r.value) != r.negate
         })
+    }
+}
+
+/// The selector value of a dotted field path: strings as they are, other scalars as JSON.
+fn field_value(obj: &Value, path: &str) -> String {
+    match obj.pointer(&format!("/{}", path.replace('.', "/"))) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
     }
 }
 
@@ -206,10 +227,12 @@ mod tests {
     #[test]
     fn field_selector_checks_supported_fields() {
         let supported = vec!["spec.nodeName".to_string()];
-        let sel = FieldSelector::parse("spec.nodeName=n1,metadata.name!=x", &supported).unwrap();
+        let same = |l: &str| vec![l.to_string()];
+        let sel =
+            FieldSelector::parse("spec.nodeName=n1,metadata.name!=x", &supported, same).unwrap();
         assert!(sel.matches(&json!({"metadata": {"name": "a"}, "spec": {"nodeName": "n1"}})));
         assert!(!sel.matches(&json!({"metadata": {"name": "x"}, "spec": {"nodeName": "n1"}})));
-        let err = FieldSelector::parse("spec.other=1", &supported).unwrap_err();
+        let err = FieldSelector::parse("spec.other=1", &supported, same).unwrap_err();
         assert_eq!(err.message, "field label not supported: spec.other");
     }
 }

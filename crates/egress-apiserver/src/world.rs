@@ -64,7 +64,7 @@ fn is_crd(res: &ResourceInfo) -> bool {
 /// The key of `name` in `namespace` for `res`.
 pub fn key_for(res: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjKey {
     ObjKey {
-        group: res.group.clone(),
+        group: res.storage_group().to_string(),
         resource: res.plural.clone(),
         namespace: if res.namespaced {
             namespace.unwrap_or("").to_string()
@@ -261,10 +261,10 @@ impl World {
                 warnings,
             });
         }
-        let stored = self.store.put(key, obj);
+        let stored = self.store.put(key, res.to_storage(obj));
         self.after_write(res, &stored, false);
         Ok(Written {
-            object: stored,
+            object: res.present(stored, &opts.version),
             warnings,
         })
     }
@@ -277,9 +277,11 @@ impl World {
         key: &ObjKey,
         mut obj: Value,
     ) -> Result<Written, ApiError> {
+        // Updates work on the object as seen through `res` in the request's version.
         let Some(old) = self.store.get(key).cloned() else {
             return Err(ApiError::not_found(res.subject(), &key.name));
         };
+        let old = res.present(old, &opts.version);
         check_type(res, &opts.version, &mut obj)?;
         let url_ns = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
         check_namespace(res, url_ns, &mut obj)?;
@@ -406,14 +408,14 @@ impl World {
         if deleting_done {
             let removed = self.remove(res, key).unwrap_or(obj);
             return Ok(Written {
-                object: removed,
+                object: res.present(removed, &opts.version),
                 warnings,
             });
         }
-        let stored = self.store.put(key.clone(), obj);
+        let stored = self.store.put(key.clone(), res.to_storage(obj));
         self.after_write(res, &stored, false);
         Ok(Written {
-            object: stored,
+            object: res.present(stored, &opts.version),
             warnings,
         })
     }

@@ -151,6 +151,34 @@ pub trait WireGuardControl: Send + Sync {
         device: &WgDeviceId,
         changes: &[PeerChange],
     ) -> Result<(), WireGuardError>;
+
+    /// Pod side: from now on, create, find and stop `device` under `socket_name` in its
+    /// socket namespace (the kernel's temporary link name; wireguard-go's daemon, TUN and
+    /// UAPI socket name) instead of the name derived from the device's namespace and name.
+    /// The CNI plugin uses [`InterfaceName::for_pod_socket`] of the container ID, so every
+    /// sandbox has its own name and DEL finds it again from the container ID alone.
+    /// Backends without such names (the fake) ignore it.
+    fn name_device(&self, _device: &WgDeviceId, _socket_name: &InterfaceName) {}
+
+    /// Pod side: sets `peer` (allowed IPs, endpoint) with a persistent keepalive of
+    /// `seconds` (0 = off). Turning keepalive on makes the device send a keepalive at once,
+    /// which starts a handshake when there is no session yet. With `recreate` the peer is
+    /// first removed and re-added in the same transaction, so its handshake state starts
+    /// over and that initiation is not held back by WireGuard's one-initiation-per-5-s rate
+    /// limit (REKEY_TIMEOUT), which a plain re-set would hit.
+    async fn set_peer_keepalive(
+        &self,
+        device: &WgDeviceId,
+        _peer: &Peer,
+        _seconds: u16,
+        _recreate: bool,
+    ) -> Result<(), WireGuardError> {
+        Err(WireGuardError::Device {
+            action: "set a persistent keepalive".into(),
+            device: device.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::Unsupported),
+        })
+    }
 }
 
 /// Most peer changes sent in one WireGuard transaction.

@@ -45,6 +45,7 @@ struct World {
     veth_peers: BTreeMap<(NetnsRef, InterfaceName), (NetnsRef, InterfaceName)>,
     busy_ports: Vec<u16>,
     rejected_peers: Vec<crate::key::PublicKey>,
+    keepalives: BTreeMap<(WgDeviceId, crate::key::PublicKey), u16>,
     next_index: u32,
     stats: FakeStats,
 }
@@ -137,6 +138,14 @@ impl FakeNode {
     /// Makes any peer transaction touching this key fail (as a daemon refusing it would).
     pub fn reject_peer(&self, key: crate::key::PublicKey) {
         self.lock().rejected_peers.push(key);
+    }
+
+    /// The persistent keepalive last set on a peer with `set_peer_keepalive` (pod side).
+    pub fn keepalive(&self, device: &WgDeviceId, key: &crate::key::PublicKey) -> Option<u16> {
+        self.lock()
+            .keepalives
+            .get(&(device.clone(), key.clone()))
+            .copied()
     }
 
     /// Work counters so far.
@@ -545,6 +554,25 @@ impl WireGuardControl for FakeNode {
         }
         w.stats.peer_changes += changes.len();
         w.stats.peer_transactions += 1;
+        Ok(())
+    }
+
+    async fn set_peer_keepalive(
+        &self,
+        device: &WgDeviceId,
+        peer: &crate::spec::Peer,
+        seconds: u16,
+        recreate: bool,
+    ) -> Result<(), WireGuardError> {
+        let mut changes = Vec::new();
+        if recreate {
+            changes.push(PeerChange::Remove(peer.public_key.clone()));
+        }
+        changes.push(PeerChange::Set(peer.clone()));
+        self.update_peers(device, &changes).await?;
+        self.lock()
+            .keepalives
+            .insert((device.clone(), peer.public_key.clone()), seconds);
         Ok(())
     }
 }

@@ -28,7 +28,8 @@ pub use names::{InterfaceName, NetnsName, NetnsRef};
 pub use observed::{ObservedState, WgDeviceId};
 pub use op::Op;
 pub use plan::{
-    observe_request_for_gateway_node, observe_request_for_pod, plan_gateway_node, plan_pod,
+    PodTeardown, observe_request_for_gateway_node, observe_request_for_pod,
+    observe_request_for_pod_teardown, plan_gateway_node, plan_pod, plan_pod_teardown,
 };
 pub use spec::{AddressSpec, FwMark, NextHop, Peer, RouteSpec, RuleSpec, SnatRule, SysctlKey};
 pub use state::{GatewayNodeState, GatewayTunnel, IngressReturnPath, PodRouting, PodTunnelState};

@@ -70,6 +70,22 @@ impl InterfaceName {
         // "wg-65535" is 8 bytes of ASCII: always valid.
         Self(format!("wg-{port}"))
     }
+
+    /// The name a pod's tunnel device has in the node namespace (the kernel's temporary
+    /// link, or wireguard-go's daemon and UAPI socket) before it is moved into the pod and
+    /// renamed `wg0`: `wgp` + 12 hex digits of a hash of the sandbox's container ID. Unique
+    /// per sandbox, stable across plugin runs (DEL finds it without the pod namespace), and
+    /// never equal to a gateway device name (`wg-<port>`, `wg<13 hex>`: `p` is not hex).
+    pub fn for_pod_socket(container_id: &str) -> Self {
+        // FNV-1a, 64 bit, top 48 bits: stable across Rust versions (unlike DefaultHasher).
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in container_id.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        // "wgp" + 12 hex digits = 15 bytes of ASCII: always valid.
+        Self(format!("wgp{:012x}", hash >> 16))
+    }
 }
 
 impl FromStr for InterfaceName {
@@ -279,6 +295,33 @@ mod tests {
     fn gateway_interface_name_is_wg_dash_port() {
         assert_eq!(InterfaceName::for_gateway_port(6000).as_str(), "wg-6000");
         assert_eq!(InterfaceName::for_gateway_port(65535).as_str(), "wg-65535");
+    }
+
+    #[test]
+    fn pod_socket_names_are_unique_stable_and_valid() {
+        let a = InterfaceName::for_pod_socket(
+            "4f0c5b9e2d8a7c61b3e9f02d5a6c8b7e1f4d3a2c9b8e7f6a5d4c3b2a1e0f9d8c",
+        );
+        // Same prefix, different tail: containerd IDs often share long prefixes in tests.
+        let b = InterfaceName::for_pod_socket(
+            "4f0c5b9e2d8a7c61b3e9f02d5a6c8b7e1f4d3a2c9b8e7f6a5d4c3b2a1e0f9d8d",
+        );
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            InterfaceName::for_pod_socket(
+                "4f0c5b9e2d8a7c61b3e9f02d5a6c8b7e1f4d3a2c9b8e7f6a5d4c3b2a1e0f9d8c"
+            )
+        );
+        for n in [&a, &b, &InterfaceName::for_pod_socket("")] {
+            assert_eq!(n.as_str().len(), IFNAME_MAX, "{n}");
+            assert!(n.as_str().starts_with("wgp"));
+            assert_eq!(n.as_str().parse::<InterfaceName>().unwrap(), *n);
+        }
+        let many: std::collections::BTreeSet<InterfaceName> = (0..10_000)
+            .map(|i| InterfaceName::for_pod_socket(&format!("ctr{i}")))
+            .collect();
+        assert_eq!(many.len(), 10_000);
     }
 
     #[test]

@@ -35,6 +35,11 @@ impl<T: PodTunnel> EgressCni<T> {
     pub fn new(tunnel: T) -> Self {
         Self { tunnel }
     }
+
+    /// The data plane (for tests that inspect what was asked of it).
+    pub fn tunnel(&self) -> &T {
+        &self.tunnel
+    }
 }
 
 struct Invocation {
@@ -116,23 +121,32 @@ impl<T: PodTunnel> EgressCni<T> {
             default_route: reply.default_route,
             exclude_cidrs: reply.exclude_cidrs.clone(),
             node_excluded_cidrs: inv.config.excluded_cidrs.clone(),
+            state_dir: inv.config.state_dir.clone(),
         };
-        let built = self
-            .tunnel
-            .setup(&spec, &key)
-            .map_err(PluginError::from)
-            .and_then(|()| self.wait_handshake(&spec, inv.config.handshake_timeout))
-            .and_then(|()| {
-                spec.save(&inv.config.state_dir).map_err(|e| {
-                    PluginError::Tunnel(crate::tunnel::TunnelError(format!(
-                        "failed to write state record in {}: {e}",
-                        inv.config.state_dir.display()
-                    )))
-                })
-            });
-        if let Err(e) = built {
-            self.undo(&spec, &netns, &manager, &pod, &inv.config.state_dir);
+        // Each step cleans up after itself; what it leaves is undone here. The pod's routes
+        // change only after the handshake, so a timeout leaves them as the main plugin made
+        // them.
+        let undo = |tunnel_left: bool| {
+            self.undo(&spec, &netns, &manager, &pod, tunnel_left);
+        };
+        if let Err(e) = self.tunnel.setup(&spec, &key) {
+            undo(false);
+            return Err(e.into());
+        }
+        if let Err(e) = self.wait_handshake(&spec, inv.config.handshake_timeout) {
+            undo(true);
             return Err(e);
+        }
+        if let Err(e) = self.tunnel.route(&spec, &key) {
+            undo(false);
+            return Err(e.into());
+        }
+        if let Err(e) = spec.save(&inv.config.state_dir) {
+            undo(true);
+            return Err(PluginError::Tunnel(crate::tunnel::TunnelError(format!(
+                "failed to write state record in {}: {e}",
+                inv.config.state_dir.display()
+            ))));
         }
         let mut result = prev;
         result.interfaces.push(Interface {
@@ -152,12 +166,16 @@ impl<T: PodTunnel> EgressCni<T> {
         netns: &Path,
         manager: &Client,
         pod: &PodRef,
-        state_dir: &Path,
+        tunnel_left: bool,
     ) {
-        if let Err(e) = self.tunnel.teardown(Some(spec), netns, &spec.container_id) {
+        if tunnel_left
+            && let Err(e) =
+                self.tunnel
+                    .teardown(Some(spec), netns, &spec.container_id, &spec.state_dir)
+        {
             tracing::error!(error = %e, "failed to remove the partial tunnel");
         }
-        let _ = TunnelSpec::forget(state_dir, &spec.container_id);
+        let _ = TunnelSpec::forget(&spec.state_dir, &spec.container_id);
         if let Err(e) = manager.del(DelRequest {
             pod: pod.clone(),
             container_id: spec.container_id.clone(),
@@ -204,9 +222,20 @@ impl<T: PodTunnel> EgressCni<T> {
             None
         });
         let known_plain = matches!(inv.gateway_hint, Some(None));
-        if let Some(netns) = args.netns()
-            && (record.is_some() || !known_plain)
-            && let Err(e) = self.tunnel.teardown(record.as_ref(), netns, &container_id)
+        // The spec allows DEL without CNI_NETNS (namespace already gone): the record still
+        // names it, and the node-side leftovers are found from the container ID alone.
+        let netns = args
+            .netns()
+            .cloned()
+            .or_else(|| record.as_ref().map(|r| r.netns.clone()))
+            .unwrap_or_default();
+        if (record.is_some() || !known_plain)
+            && let Err(e) = self.tunnel.teardown(
+                record.as_ref(),
+                &netns,
+                &container_id,
+                &inv.config.state_dir,
+            )
         {
             tracing::warn!(error = %e, "failed to remove tunnel at DEL");
         }

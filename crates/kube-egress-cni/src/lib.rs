@@ -1,10 +1,12 @@
 //! kube-egress-cni: the chained CNI plugin of kube-egress-gateway. For pods annotated with a
 //! StaticGatewayConfiguration it adds a WireGuard tunnel to the gateway and the routes that use
 //! it; every other pod passes through untouched. Talks to egress-cni-manager over its unix
-//! socket; links no Kubernetes client and starts no multi-thread runtime.
+//! socket; links no Kubernetes client and starts no multi-thread runtime (the data plane runs
+//! on a current-thread one).
 
 pub mod cni;
 pub mod config;
+pub mod dataplane;
 pub mod errors;
 pub mod prev_result;
 pub mod tunnel;

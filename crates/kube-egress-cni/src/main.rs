@@ -1,7 +1,7 @@
 //! `kube-egress-cni`: logging to stderr (stdout carries the CNI result), then one CNI operation.
 
 use kube_egress_cni::cni::EgressCni;
-use kube_egress_cni::tunnel::UnlinkedDataplane;
+use kube_egress_cni::dataplane::DataplaneTunnel;
 
 fn main() {
     tracing_subscriber::fmt()
@@ -12,7 +12,7 @@ fn main() {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let cni = EgressCni::new(UnlinkedDataplane);
+    let cni = EgressCni::new(DataplaneTunnel);
     if kube_egress_cni::plugin().run(&cni).is_err() {
         // The error result is already on stdout, as the spec requires.
         std::process::exit(1);

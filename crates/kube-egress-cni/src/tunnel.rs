@@ -1,7 +1,8 @@
 //! What the plugin asks of the data plane for one pod, as a narrow trait: make a key, build
-//! the tunnel (wg0 with its UDP socket in the node namespace, the gateway peer, routes,
-//! ingress return path, rp_filter, MTU), read the latest handshake, remove it all, and list
-//! drift. [`TunnelSpec`] is also the per-sandbox record DEL and CHECK read back.
+//! the tunnel (wg0 with its UDP socket in the node namespace, the gateway peer, MTU), read
+//! the latest handshake and start a fresh one, then route through it (routes, ingress return
+//! path, rp_filter), remove it all, and list drift. [`TunnelSpec`] is also the per-sandbox
+//! record DEL and CHECK read back.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -56,19 +57,23 @@ pub struct TunnelSpec {
     pub exclude_cidrs: Vec<IpNet>,
     /// Node exception CIDRs from the conflist.
     pub node_excluded_cidrs: Vec<IpNet>,
+    /// The plugin's state directory (records; wireguard-go logs under `wireguard-go/`).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(crate::config::DEFAULT_STATE_DIR)
 }
 
 impl TunnelSpec {
-    /// Name the device is created under in the node namespace (unique per sandbox; with
-    /// wireguard-go it is also the UAPI socket name, which stays after the rename to wg0).
+    /// Name the device is created under in the node namespace (`wgp` + 12 hex digits of a
+    /// hash of the container ID: unique per sandbox; with wireguard-go it is also the daemon's
+    /// UAPI socket name, which stays after the rename to wg0).
     pub fn host_ifname(&self) -> String {
-        let id: String = self
-            .container_id
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(12)
-            .collect();
-        format!("wg{id}")
+        egress_dataplane::InterfaceName::for_pod_socket(&self.container_id)
+            .as_str()
+            .to_owned()
     }
 
     /// CIDRs that bypass the tunnel (staticEgressGateway) or use it (azureNetworking).
@@ -143,51 +148,27 @@ pub trait PodTunnel {
     /// A fresh key pair; the public half is sent to the manager. Fails when the data plane
     /// cannot be used at all, before anything is registered.
     fn generate_key(&self) -> Result<(Self::Key, WireKey), TunnelError>;
-    /// Builds the tunnel. On failure it removes whatever it created.
+    /// Builds the tunnel (wg0, the gateway peer, MTU, up) and starts a handshake, without
+    /// changing how the pod routes: until [`PodTunnel::route`], the namespace routes as the
+    /// main plugin made it. On failure it removes whatever it created.
     fn setup(&self, spec: &TunnelSpec, key: &Self::Key) -> Result<(), TunnelError>;
     /// Latest handshake with the gateway, if any.
     fn latest_handshake(&self, spec: &TunnelSpec) -> Result<Option<SystemTime>, TunnelError>;
     /// Kicks off a new handshake attempt now (instead of waiting for WireGuard's 5 s retry).
     fn retry_handshake(&self, spec: &TunnelSpec) -> Result<(), TunnelError>;
-    /// Removes the tunnel of `spec` (or, without a record, any wg0 in `netns`); idempotent.
+    /// After the handshake: routes for the mode, ingress return path, loose rp_filter. On
+    /// failure it removes the tunnel and puts back the routes the main plugin made, so the
+    /// caller must not tear down again (that could delete a restored route).
+    fn route(&self, spec: &TunnelSpec, key: &Self::Key) -> Result<(), TunnelError>;
+    /// Removes the tunnel of `spec` (or, without a record, any wg0 in `netns` and the
+    /// sandbox's device in the node namespace); idempotent.
     fn teardown(
         &self,
         spec: Option<&TunnelSpec>,
         netns: &Path,
         container_id: &str,
+        state_dir: &Path,
     ) -> Result<(), TunnelError>;
     /// Differences between the pod namespace and `spec`, one line each.
     fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError>;
-}
-
-/// The data plane of this build: the egress-dataplane integration is not linked yet, so
-/// annotated pods fail ADD (closed, before any registration) instead of starting without
-/// their egress IP. Pods without the annotation are unaffected.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UnlinkedDataplane;
-
-const UNLINKED: &str =
-    "the pod data plane (egress-dataplane) is not linked into this kube-egress-cni build yet";
-
-impl PodTunnel for UnlinkedDataplane {
-    type Key = ();
-    fn generate_key(&self) -> Result<((), WireKey), TunnelError> {
-        Err(TunnelError(UNLINKED.into()))
-    }
-    fn setup(&self, _: &TunnelSpec, _: &()) -> Result<(), TunnelError> {
-        Err(TunnelError(UNLINKED.into()))
-    }
-    fn latest_handshake(&self, _: &TunnelSpec) -> Result<Option<SystemTime>, TunnelError> {
-        Err(TunnelError(UNLINKED.into()))
-    }
-    fn retry_handshake(&self, _: &TunnelSpec) -> Result<(), TunnelError> {
-        Err(TunnelError(UNLINKED.into()))
-    }
-    fn teardown(&self, _: Option<&TunnelSpec>, _: &Path, _: &str) -> Result<(), TunnelError> {
-        // Nothing can have been created by this build.
-        Ok(())
-    }
-    fn drift(&self, _: &TunnelSpec) -> Result<Vec<String>, TunnelError> {
-        Err(TunnelError(UNLINKED.into()))
-    }
 }

@@ -27,6 +27,7 @@ struct FakeTunnel {
     handshake_after_polls: Option<usize>,
     polls: RefCell<usize>,
     fail_setup: bool,
+    fail_route: bool,
     drift: Vec<String>,
 }
 
@@ -57,11 +58,21 @@ impl PodTunnel for FakeTunnel {
         self.log.borrow_mut().push("retry".into());
         Ok(())
     }
+    fn route(&self, spec: &TunnelSpec, _: &String) -> Result<(), TunnelError> {
+        self.log
+            .borrow_mut()
+            .push(format!("route {:?}", spec.routed_cidrs()));
+        if self.fail_route {
+            return Err(TunnelError("failed to add rule: boom".into()));
+        }
+        Ok(())
+    }
     fn teardown(
         &self,
         spec: Option<&TunnelSpec>,
         netns: &Path,
         id: &str,
+        _state_dir: &Path,
     ) -> Result<(), TunnelError> {
         self.log.borrow_mut().push(format!(
             "teardown {} {} {id}",
@@ -188,6 +199,14 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
     );
     assert_eq!(result.interfaces.len(), 3);
     assert_eq!(m.ops(), ["podGateway", "add"]);
+    // Routes change only after the handshake; nothing is torn down.
+    assert_eq!(
+        *cni.tunnel().log.borrow(),
+        [
+            "setup sgc1 private",
+            "route [169.254.169.254/32, 192.0.2.0/24]"
+        ]
+    );
     let add = m.seen.lock().unwrap()[1].clone();
     let Request::Add(add) = add else { panic!() };
     assert_eq!(add.pod_ip.to_string(), "10.244.1.10");
@@ -214,8 +233,7 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
 fn handshake_timeout_undoes_everything_with_code_103() {
     let m = FakeManager::start(added);
     let state = tempfile::tempdir().unwrap();
-    let tunnel = FakeTunnel::default();
-    let cni = EgressCni::new(tunnel);
+    let cni = EgressCni::new(FakeTunnel::default());
     let started = std::time::Instant::now();
     let err = cni
         .add(args(&config(&m.socket(), state.path(), "")))
@@ -228,6 +246,36 @@ fn handshake_timeout_undoes_everything_with_code_103() {
         "{err}"
     );
     assert_eq!(m.ops(), ["podGateway", "add", "del"]);
+    assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
+    // The pod's routing was never touched; the tunnel was removed; fresh attempts were made
+    // every 500 ms instead of WireGuard's 5 s.
+    let log = cni.tunnel().log.borrow();
+    assert_eq!(log.first().unwrap(), "setup sgc1 private");
+    assert_eq!(
+        log.last().unwrap(),
+        "teardown true /run/netns/p1 ctr1234567890abcdef"
+    );
+    assert!(!log.iter().any(|l| l.starts_with("route")), "{log:?}");
+}
+
+#[test]
+fn route_failure_is_code_104_cleaned_by_the_step_and_unregisters_the_pod() {
+    let m = FakeManager::start(added);
+    let state = tempfile::tempdir().unwrap();
+    let cni = EgressCni::new(FakeTunnel {
+        handshake_after_polls: Some(1),
+        fail_route: true,
+        ..Default::default()
+    });
+    let err = cni
+        .add(args(&config(&m.socket(), state.path(), "")))
+        .unwrap_err();
+    assert_eq!(code(&err), 104, "{err}");
+    assert!(err.to_string().contains("failed to add rule: boom"), "{err}");
+    assert_eq!(m.ops(), ["podGateway", "add", "del"]);
+    // The failed step restored the routes itself; a second teardown could undo that.
+    let log = cni.tunnel().log.borrow();
+    assert!(!log.iter().any(|l| l.starts_with("teardown")), "{log:?}");
     assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
 }
 

@@ -56,11 +56,8 @@ impl ApiRequest {
     }
 
     /// The object as answered in the URL's version.
-    pub fn present(&self, mut obj: Value) -> Value {
-        if obj.is_object() {
-            obj["apiVersion"] = Value::String(self.res.api_version(self.version()));
-        }
-        obj
+    pub fn present(&self, obj: Value) -> Value {
+        self.res.present(obj, self.version())
     }
 
     /// The field manager: `fieldManager`, else the user agent's program name.

@@ -30,6 +30,7 @@ impl Selectors {
             field: FieldSelector::parse(
                 req.query.field_selector.as_deref().unwrap_or(""),
                 &req.res.field_selectors,
+                |label| req.res.field_paths(label),
             )?,
         })
     }
@@ -96,7 +97,7 @@ pub(super) fn list(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Resp, ApiEr
         let rv = after.as_ref().map_or(world.store.current_rv(), |t| t.rv);
         let matching: Vec<_> = world
             .store
-            .list(&req.res.group, &req.res.plural, req.namespace())
+            .list(req.res.storage_group(), &req.res.plural, req.namespace())
             .filter(|(k, _)| {
                 after
                     .as_ref()

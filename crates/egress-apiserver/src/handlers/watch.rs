@@ -70,8 +70,8 @@ struct Presenter {
 }
 
 impl Presenter {
-    fn object(&mut self, mut obj: Value) -> Value {
-        obj["apiVersion"] = json!(self.api_version);
+    fn object(&mut self, obj: Value) -> Value {
+        let obj = self.res.present(obj, &self.version);
         match &self.format {
             Format::Object => obj,
             Format::Metadata(v) => partial(&obj, v),
@@ -112,7 +112,7 @@ fn stream_response(rx: mpsc::Receiver<Result<Frame<Bytes>, std::io::Error>>) -> 
 
 pub(super) fn watch(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Resp, ApiError> {
     let filter = Filter {
-        group: req.res.group.clone(),
+        group: req.res.storage_group().to_string(),
         resource: req.res.plural.clone(),
         namespace: req.namespace().map(str::to_string),
         name: req.path.name.clone(),
@@ -140,7 +140,7 @@ pub(super) fn watch(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Resp, ApiE
         let snapshot: Vec<Value> = if initial {
             world
                 .store
-                .list(&req.res.group, &req.res.plural, req.namespace())
+                .list(req.res.storage_group(), &req.res.plural, req.namespace())
                 .filter(|(k, v)| {
                     filter.name.as_ref().is_none_or(|n| *n == k.name) && filter.sel.matches(v)
                 })

@@ -215,3 +215,58 @@ async fn project_crds_and_examples_apply() {
     assert!(lines.next().unwrap().starts_with("NAMESPACE"), "{table}");
     assert_eq!(lines.count(), expected, "{table}");
 }
+
+/// `kubectl describe` of a custom resource lists its events through core/v1 (field selector on
+/// `involvedObject.*`), including those kube's `Recorder` published through events.k8s.io/v1.
+#[tokio::test]
+async fn describe_shows_events_published_through_events_k8s_io() {
+    use kube::Resource;
+    use kube::api::{Api, DynamicObject, PostParams};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+    let server = start().await;
+    let client = server.client().unwrap();
+    let ar = crate::common::widget_resource();
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let w = widgets
+        .create(&PostParams::default(), &crate::common::widget("w1", 3))
+        .await
+        .unwrap();
+    let reporter = Reporter {
+        controller: "sgc-controller".into(),
+        instance: Some("sgc-controller-0".into()),
+    };
+    let warning = Event {
+        type_: EventType::Warning,
+        reason: "InvalidSpec".into(),
+        note: Some("spec.size must be at most 2".into()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    Recorder::new(client.clone(), reporter)
+        .publish(&warning, &w.object_ref(&ar))
+        .await
+        .unwrap();
+
+    let k = Kubectl::new(&server);
+    let out = k.ok(&["describe", "widget", "w1", "-n", "default"]).await;
+    let events = out
+        .split_once("Events:")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no Events section: {out}"));
+    let row = events
+        .lines()
+        .find(|l| l.contains("InvalidSpec"))
+        .unwrap_or_else(|| panic!("no InvalidSpec event: {out}"));
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"Warning"), "{row}");
+    assert!(row.contains("sgc-controller"), "From column: {row}");
+    assert!(row.contains("spec.size must be at most 2"), "{row}");
+    // A widget without events says so.
+    widgets
+        .create(&PostParams::default(), &crate::common::widget("w2", 3))
+        .await
+        .unwrap();
+    let out = k.ok(&["describe", "widget", "w2", "-n", "default"]).await;
+    assert!(out.contains("Events:") && out.contains("<none>"), "{out}");
+}

@@ -8,6 +8,7 @@ mod binary;
 mod crd;
 mod crud;
 mod discovery;
+mod events;
 mod faults;
 mod finalizers_gc;
 mod kubectl;

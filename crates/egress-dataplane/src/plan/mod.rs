@@ -3,9 +3,11 @@
 
 mod gateway;
 mod pod;
+mod pod_teardown;
 
 pub use gateway::{observe_request_for_gateway_node, plan_gateway_node};
 pub use pod::{observe_request_for_pod, plan_pod};
+pub use pod_teardown::{PodTeardown, observe_request_for_pod_teardown, plan_pod_teardown};
 
 use std::collections::BTreeMap;
 

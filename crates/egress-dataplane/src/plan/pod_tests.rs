@@ -199,3 +199,104 @@ fn a_pod_tunnel_needs_an_endpoint() {
     d.gateway_peer.endpoint = None;
     assert!(matches!(d.validate(), Err(StateError::NoEndpoint { .. })));
 }
+
+async fn teardown(dp: &Dataplane, t: &crate::PodTeardown) -> Vec<Op> {
+    let req = crate::observe_request_for_pod_teardown(t);
+    let ops = crate::plan_pod_teardown(t, &dp.observe(&req).await.unwrap());
+    dp.apply(&ops).await.unwrap();
+    let again = crate::plan_pod_teardown(t, &dp.observe(&req).await.unwrap());
+    assert!(again.is_empty(), "teardown not idempotent: {again:?}");
+    ops
+}
+
+#[tokio::test]
+async fn teardown_removes_everything_the_tunnel_plan_added_and_is_idempotent() {
+    let fake = fake_pod();
+    let dp = fake.dataplane();
+    let before = routes(&fake);
+    // A pod exactly as the main plugin made it: nothing to remove.
+    let d = desired(PodRouting::StaticEgressGateway {
+        exclude: ["169.254.169.254/32".parse().unwrap()].into(),
+    });
+    assert!(teardown(&dp, &d.teardown(None)).await.is_empty());
+    converge(&dp, &d).await;
+    let ops = teardown(&dp, &d.teardown(None)).await;
+    assert!(
+        matches!(&ops[0], Op::DeleteWireGuard { device } if device.name == name("wg0")),
+        "{ops:?}"
+    );
+    let state = fake.snapshot();
+    let ns = &state.namespaces[&pod_ns()];
+    assert!(!ns.links.contains_key(&name("wg0")));
+    assert!(ns.nft.is_empty(), "{:?}", ns.nft);
+    assert!(ns.rules.is_empty(), "{:?}", ns.rules);
+    assert!(state.wireguard.is_empty());
+    // Our exclusion routes and table 8738 are gone; the on-link route to the gateway stays
+    // (it may be the main plugin's own); the main plugin's routes that the tunnel plan
+    // deleted are not restored on DEL.
+    assert_eq!(
+        routes(&fake),
+        BTreeSet::from(["10.244.1.1/32 dev eth0 scope link".to_owned()])
+    );
+
+    // Undoing a failed ADD puts the deleted routes back (restored before the on-link
+    // gateway route they need would be removed, and that one is kept when restored).
+    converge(&dp, &d).await;
+    let mut undo = d.teardown(None);
+    // Undo knows what the main plugin had: the on-link gateway route goes unless restored.
+    undo.eth_routes.insert(RouteSpec::on_link(
+        "10.244.1.1/32".parse().unwrap(),
+        name("eth0"),
+    ));
+    undo.restore_routes = fake_pod().snapshot().namespaces[&pod_ns()].routes.clone();
+    teardown(&dp, &undo).await;
+    assert_eq!(routes(&fake), before);
+}
+
+#[tokio::test]
+async fn teardown_without_the_namespace_only_cleans_the_socket_side() {
+    let fake = fake_pod();
+    let dp = fake.dataplane();
+    fake.add_netns(NetnsRef::Current);
+    let leftover = InterfaceName::for_pod_socket("ctr-1");
+    fake.add_link(&NetnsRef::Current, &leftover, &[]);
+    let mut t = desired(PodRouting::AzureNetworking {
+        through_tunnel: BTreeSet::new(),
+    })
+    .teardown(Some(leftover.clone()));
+    t.netns = NetnsRef::Named("cni-gone".parse().unwrap());
+    let ops = teardown(&dp, &t).await;
+    assert_eq!(
+        ops,
+        vec![Op::DeleteLink {
+            netns: NetnsRef::Current,
+            link: leftover
+        }]
+    );
+}
+
+#[tokio::test]
+async fn a_handshake_trigger_sets_the_gateway_peer_keepalive() {
+    let fake = fake_pod();
+    let dp = fake.dataplane();
+    let d = desired(PodRouting::StaticEgressGateway {
+        exclude: BTreeSet::new(),
+    });
+    converge(&dp, &d).await;
+    let device = crate::WgDeviceId {
+        netns: pod_ns(),
+        name: name("wg0"),
+    };
+    dp.wireguard
+        .set_peer_keepalive(&device, &d.gateway_peer, 1, true)
+        .await
+        .unwrap();
+    assert_eq!(fake.keepalive(&device, &d.gateway_peer.public_key), Some(1));
+    dp.wireguard
+        .set_peer_keepalive(&device, &d.gateway_peer, 0, false)
+        .await
+        .unwrap();
+    assert_eq!(fake.keepalive(&device, &d.gateway_peer.public_key), Some(0));
+    // The peer is still exactly what the plan wants.
+    assert!(plan_pod(&d, &dp.observe(&observe_request_for_pod(&d)).await.unwrap()).is_empty());
+}

@@ -5,8 +5,9 @@
 //!
 //! Not exercised by the privileged tests: the CI kernel has no WireGuard module.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rtnetlink::LinkWireguard;
@@ -14,7 +15,8 @@ use wireguard_control::{Backend, Device};
 
 use super::userspace::uapi_name;
 use super::{
-    device_error, ensure_port_free, interface_update, observed_from, peer_update, wg_name,
+    device_error, ensure_port_free, interface_update, keepalive_update, observed_from, peer_update,
+    wg_name,
 };
 use crate::control::{LinkControl, PeerChange, WireGuardControl};
 use crate::error::{NetlinkError, WireGuardError};
@@ -23,11 +25,14 @@ use crate::key::PrivateKey;
 use crate::names::{InterfaceName, NetnsRef};
 use crate::netns::run_in_netns_async;
 use crate::observed::{ObservedWgDevice, WgDeviceId};
+use crate::spec::Peer;
 
 /// WireGuard through the kernel module.
 #[derive(Debug)]
 pub struct KernelWireGuard {
     links: Arc<NetlinkLinks>,
+    /// Temporary names set with `name_device` (pods), used instead of [`uapi_name`].
+    names: Mutex<HashMap<WgDeviceId, InterfaceName>>,
 }
 
 const ENODEV: i32 = 19;
@@ -35,7 +40,10 @@ const ENODEV: i32 = 19;
 impl KernelWireGuard {
     /// A backend creating and moving links with `links`.
     pub fn new(links: Arc<NetlinkLinks>) -> Self {
-        Self { links }
+        Self {
+            links,
+            names: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Runs a `wireguard-control` call against `name` from inside `netns`.
@@ -107,12 +115,20 @@ impl WireGuardControl for KernelWireGuard {
                 })??;
         }
         // A temporary name in the socket namespace, so it cannot clash with a device there.
-        let temp: InterfaceName =
-            uapi_name(device)
+        let named = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device)
+            .cloned();
+        let temp: InterfaceName = match named {
+            Some(name) => name,
+            None => uapi_name(device)
                 .parse()
                 .map_err(|e: crate::names::NameError| {
                     device_error(device, "name the temporary link")(io::Error::other(e.to_string()))
-                })?;
+                })?,
+        };
         let h = self
             .links
             .handle(socket_netns)
@@ -195,6 +211,32 @@ impl WireGuardControl for KernelWireGuard {
             &device.netns,
             device.name.as_str().to_owned(),
             &action,
+            move |n| update.apply(n, Backend::Kernel),
+        )
+        .await
+    }
+
+    fn name_device(&self, device: &WgDeviceId, socket_name: &InterfaceName) {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device.clone(), socket_name.clone());
+    }
+
+    async fn set_peer_keepalive(
+        &self,
+        device: &WgDeviceId,
+        peer: &Peer,
+        seconds: u16,
+        recreate: bool,
+    ) -> Result<(), WireGuardError> {
+        self.require_link(device).await?;
+        let update = keepalive_update(peer, seconds, recreate);
+        self.in_netns(
+            device,
+            &device.netns,
+            device.name.as_str().to_owned(),
+            "set the gateway peer's keepalive",
             move |n| update.apply(n, Backend::Kernel),
         )
         .await

@@ -21,6 +21,7 @@ use crate::key::{PrivateKey, PublicKey};
 use crate::names::NetnsRef;
 use crate::netns::run_in_netns;
 use crate::observed::{ObservedPeer, ObservedWgDevice, WgDeviceId};
+use crate::spec::Peer;
 
 fn wg_name(name: &str) -> io::Result<wireguard_control::InterfaceName> {
     name.parse()
@@ -56,28 +57,43 @@ fn observed_from(device: &Device) -> ObservedWgDevice {
     }
 }
 
+/// One peer's allowed IPs (replacing the old ones) and endpoint.
+fn peer_config(peer: &Peer) -> PeerConfigBuilder {
+    let allowed: Vec<AllowedIp> = peer
+        .allowed_ips
+        .iter()
+        .map(|ip| AllowedIp {
+            address: ip.addr(),
+            cidr: ip.prefix_len(),
+        })
+        .collect();
+    let mut builder = PeerConfigBuilder::new(&peer.public_key.to_wg())
+        .replace_allowed_ips()
+        .add_allowed_ips(&allowed);
+    if let Some(endpoint) = peer.endpoint {
+        builder = builder.set_endpoint(endpoint);
+    }
+    builder
+}
+
+/// Sets `peer` with a persistent keepalive of `seconds` (0 = off); with `recreate`, the peer
+/// is removed first in the same transaction so it starts with fresh handshake state. Both
+/// wireguard-go and the kernel send a keepalive at once when the interval goes from 0 to
+/// non-zero on a running device, which starts a handshake when there is no session.
+fn keepalive_update(peer: &Peer, seconds: u16, recreate: bool) -> DeviceUpdate {
+    let mut update = DeviceUpdate::new();
+    if recreate {
+        update = update.remove_peer_by_key(&peer.public_key.to_wg());
+    }
+    update.add_peer(peer_config(peer).set_persistent_keepalive_interval(seconds))
+}
+
 /// One transaction touching only the named peers (no `replace_peers`).
 fn peer_update(changes: &[PeerChange]) -> DeviceUpdate {
     let mut update = DeviceUpdate::new();
     for change in changes {
         update = match change {
-            PeerChange::Set(peer) => {
-                let allowed: Vec<AllowedIp> = peer
-                    .allowed_ips
-                    .iter()
-                    .map(|ip| AllowedIp {
-                        address: ip.addr(),
-                        cidr: ip.prefix_len(),
-                    })
-                    .collect();
-                let mut builder = PeerConfigBuilder::new(&peer.public_key.to_wg())
-                    .replace_allowed_ips()
-                    .add_allowed_ips(&allowed);
-                if let Some(endpoint) = peer.endpoint {
-                    builder = builder.set_endpoint(endpoint);
-                }
-                update.add_peer(builder)
-            }
+            PeerChange::Set(peer) => update.add_peer(peer_config(peer)),
             PeerChange::Remove(key) => update.remove_peer_by_key(&key.to_wg()),
         };
     }

@@ -26,7 +26,8 @@ use nix::unistd::Pid;
 use wireguard_control::{Backend, Device};
 
 use super::{
-    blocking, device_error, ensure_port_free, interface_update, observed_from, peer_update, wg_name,
+    blocking, device_error, ensure_port_free, interface_update, keepalive_update, observed_from,
+    peer_update, wg_name,
 };
 use crate::control::{LinkControl, PeerChange, WireGuardControl};
 use crate::error::WireGuardError;
@@ -35,6 +36,7 @@ use crate::key::PrivateKey;
 use crate::names::{InterfaceName, NetnsRef};
 use crate::netns::run_in_netns;
 use crate::observed::{ObservedWgDevice, WgDeviceId};
+use crate::spec::Peer;
 
 /// Where wireguard-go (and `wireguard-control`) put UAPI sockets.
 const UAPI_DIR: &str = "/var/run/wireguard";
@@ -76,6 +78,8 @@ struct Daemons {
     config: UserspaceConfig,
     /// Daemons started by this process, by UAPI name, so they are reaped when stopped.
     children: Mutex<HashMap<String, Child>>,
+    /// UAPI names set with `name_device` (pods), used instead of [`uapi_name`].
+    names: Mutex<HashMap<WgDeviceId, String>>,
 }
 
 /// The daemon name of a device: stable across restarts, unique per (namespace, name).
@@ -142,13 +146,15 @@ impl UserspaceWireGuard {
             daemons: Arc::new(Daemons {
                 config,
                 children: Mutex::new(HashMap::new()),
+                names: Mutex::new(HashMap::new()),
             }),
         }
     }
 
     /// PID of the daemon serving `device`, if one is running.
     pub fn daemon_pid(&self, device: &WgDeviceId) -> Option<u32> {
-        peer_pid(&socket_path(&uapi_name(device))).and_then(|p| u32::try_from(p.as_raw()).ok())
+        peer_pid(&socket_path(&self.daemons.uapi(device)))
+            .and_then(|p| u32::try_from(p.as_raw()).ok())
     }
 
     /// Stops every daemon this instance started (for tests and full teardown; a normal
@@ -165,7 +171,7 @@ impl UserspaceWireGuard {
         let dev = device.clone();
         blocking(device, move || {
             daemons
-                .stop_daemon(&uapi_name(&dev))
+                .stop_daemon(&daemons.uapi(&dev))
                 .map_err(|reason| WireGuardError::Stop {
                     device: dev,
                     reason,
@@ -175,9 +181,10 @@ impl UserspaceWireGuard {
     }
 
     fn require_socket(
+        &self,
         device: &WgDeviceId,
     ) -> Result<wireguard_control::InterfaceName, WireGuardError> {
-        let uapi = uapi_name(device);
+        let uapi = self.daemons.uapi(device);
         // Without a live socket, wireguard-control would start an unsupervised daemon itself.
         if UnixStream::connect(socket_path(&uapi)).is_err() {
             return Err(WireGuardError::NotFound {
@@ -191,6 +198,16 @@ impl UserspaceWireGuard {
 impl Daemons {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Child>> {
         self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The daemon (UAPI socket, TUN) name of `device`.
+    fn uapi(&self, device: &WgDeviceId) -> String {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(device)
+            .cloned()
+            .unwrap_or_else(|| uapi_name(device))
     }
 
     /// Stops the daemon named `uapi`: remove its socket (wireguard-go exits when the file
@@ -308,7 +325,7 @@ impl Daemons {
         private_key: &PrivateKey,
         listen_port: Option<u16>,
     ) -> Result<String, WireGuardError> {
-        let uapi = uapi_name(device);
+        let uapi = self.uapi(device);
         // A leftover daemon under this name (interrupted create) is replaced.
         if socket_path(&uapi).exists() {
             self.stop_daemon(&uapi)
@@ -344,8 +361,8 @@ impl WireGuardControl for UserspaceWireGuard {
     ) -> Result<Option<ObservedWgDevice>, WireGuardError> {
         let device = device.clone();
         let dev = device.clone();
+        let uapi = self.daemons.uapi(&device);
         blocking(&device, move || {
-            let uapi = uapi_name(&dev);
             if !socket_path(&uapi).exists() {
                 return Ok(None);
             }
@@ -408,7 +425,7 @@ impl WireGuardControl for UserspaceWireGuard {
         private_key: &PrivateKey,
         listen_port: Option<u16>,
     ) -> Result<(), WireGuardError> {
-        let name = Self::require_socket(device)?;
+        let name = self.require_socket(device)?;
         let update = interface_update(private_key, listen_port);
         let dev = device.clone();
         blocking(device, move || {
@@ -439,7 +456,7 @@ impl WireGuardControl for UserspaceWireGuard {
         device: &WgDeviceId,
         changes: &[PeerChange],
     ) -> Result<(), WireGuardError> {
-        let name = Self::require_socket(device)?;
+        let name = self.require_socket(device)?;
         let update = peer_update(changes);
         let dev = device.clone();
         let count = changes.len();
@@ -447,6 +464,32 @@ impl WireGuardControl for UserspaceWireGuard {
             update
                 .apply(&name, Backend::Userspace)
                 .map_err(device_error(&dev, format!("apply {count} peer change(s)")))
+        })
+        .await
+    }
+
+    fn name_device(&self, device: &WgDeviceId, socket_name: &InterfaceName) {
+        self.daemons
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device.clone(), socket_name.as_str().to_owned());
+    }
+
+    async fn set_peer_keepalive(
+        &self,
+        device: &WgDeviceId,
+        peer: &Peer,
+        seconds: u16,
+        recreate: bool,
+    ) -> Result<(), WireGuardError> {
+        let name = self.require_socket(device)?;
+        let update = keepalive_update(peer, seconds, recreate);
+        let dev = device.clone();
+        blocking(device, move || {
+            update
+                .apply(&name, Backend::Userspace)
+                .map_err(device_error(&dev, "set the gateway peer's keepalive"))
         })
         .await
     }
