@@ -28,6 +28,8 @@ check-generated: deps ## Fail when config/crd is stale; check CRD shape and the 
 	$(CARGO) run -q -p egressctl -- validate -f examples/
 
 test: deps lint check-generated ## Everything CI runs: deps, lint, generated files, all tests
+	@# The simulator's end-to-end tests run our real binaries: build them all first.
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
 demo: ## Run the simulated cluster demo (egress-sim)

@@ -1,0 +1,393 @@
+//! The Azure network fabric as data: what the emulator says exists (load-balancer rules with
+//! backends and probes, private → public IP mappings, every NIC address) and the nftables
+//! rulesets of the VNet router that implement it (1:1 NAT and outbound SNAT at the edge, the
+//! internal load balancer as a 5-tuple hash over healthy backends). Pure: rendering is tested
+//! without a kernel.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+/// One load-balancing rule with its backends.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LbRule {
+    /// Rule name.
+    pub name: String,
+    /// Frontend private IP.
+    pub frontend_ip: Ipv4Addr,
+    /// `udp`, `tcp` or `all`.
+    pub protocol: String,
+    /// Frontend port.
+    pub frontend_port: u16,
+    /// Floating IP (destination unchanged).
+    pub floating_ip: bool,
+    /// Probe: port and request path (`None` = TCP probe / no probe: always healthy).
+    pub probe: Option<Probe>,
+    /// Backend primary IPs.
+    pub backends: Vec<Ipv4Addr>,
+}
+
+/// An HTTP health probe.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Probe {
+    /// Port.
+    pub port: u16,
+    /// Request path.
+    pub path: String,
+}
+
+/// A private IP that Azure maps 1:1 to a public one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IpMapping {
+    /// Private (ipConfiguration) address.
+    pub private_ip: Ipv4Addr,
+    /// Public address.
+    pub public_ip: Ipv4Addr,
+}
+
+/// Parses `GET /admin/lbmap`.
+pub fn parse_lbmap(v: &Value) -> Vec<LbRule> {
+    let mut out = Vec::new();
+    for lb in v["loadBalancers"].as_array().into_iter().flatten() {
+        for r in lb["rules"].as_array().into_iter().flatten() {
+            let Some(frontend_ip) = r["frontendIp"].as_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let probe = r["probe"].as_object().and_then(|p| {
+                let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("Tcp");
+                let port = p.get("port").and_then(Value::as_u64)?;
+                let path = p.get("requestPath").and_then(Value::as_str).unwrap_or("/");
+                protocol.eq_ignore_ascii_case("http").then(|| Probe {
+                    port: u16::try_from(port).unwrap_or(0),
+                    path: path.to_string(),
+                })
+            });
+            out.push(LbRule {
+                name: r["name"].as_str().unwrap_or_default().to_string(),
+                frontend_ip,
+                protocol: r["protocol"].as_str().unwrap_or("Udp").to_ascii_lowercase(),
+                frontend_port: u16::try_from(r["frontendPort"].as_u64().unwrap_or(0)).unwrap_or(0),
+                floating_ip: r["enableFloatingIP"].as_bool().unwrap_or(false),
+                probe,
+                backends: r["backends"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|b| b["privateIp"].as_str()?.parse().ok())
+                    .collect(),
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Parses `GET /admin/ipmap`.
+pub fn parse_ipmap(v: &Value) -> Vec<IpMapping> {
+    let mut out: Vec<IpMapping> = v["mappings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            Some(IpMapping {
+                private_ip: m["privateIp"].as_str()?.parse().ok()?,
+                public_ip: m["publicIp"].as_str()?.parse().ok()?,
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every NIC private address of a scale-set instance, from `GET /admin/inventory`:
+/// (scale-set name lower-cased, instance ID, address).
+pub fn parse_instance_ips(v: &Value) -> Vec<(String, u32, Ipv4Addr)> {
+    let mut out = Vec::new();
+    for r in v["resources"].as_array().into_iter().flatten() {
+        let id = r["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+        let parts: Vec<&str> = id.split('/').collect();
+        // .../virtualMachineScaleSets/{vmss}/virtualMachines/{i}/networkInterfaces/{nic}
+        let Some(pos) = parts.iter().position(|p| *p == "virtualmachinescalesets") else {
+            continue;
+        };
+        if parts.len() != pos + 6
+            || parts[pos + 2] != "virtualmachines"
+            || parts[pos + 4] != "networkinterfaces"
+        {
+            continue;
+        }
+        let Ok(instance) = parts[pos + 3].parse::<u32>() else {
+            continue;
+        };
+        for ipc in r["properties"]["ipConfigurations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(ip) = ipc["properties"]["privateIPAddress"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+            {
+                out.push((parts[pos + 1].to_string(), instance, ip));
+            }
+        }
+    }
+    out
+}
+
+/// Name of the edge NAT table in the VNet router.
+pub const EDGE_TABLE: &str = "sim_edge";
+/// Name of the load-balancer table in the VNet router.
+pub const ILB_TABLE: &str = "sim_ilb";
+/// Base of the packet marks that select a backend (`mark = base + node index`).
+pub const BACKEND_MARK_BASE: u32 = 0x5100;
+
+fn replace_table(name: &str, body: &str) -> String {
+    format!("table ip {name} {{}}\ndelete table ip {name}\ntable ip {name} {{\n{body}}}\n")
+}
+
+/// The edge ruleset: 1:1 DNAT/SNAT of mapped private IPs, SNAT of every other VNet or pod
+/// source to the outbound IP.
+pub fn edge_ruleset(
+    edge_if: &str,
+    mappings: &[IpMapping],
+    inside: &[ipnet::Ipv4Net],
+    outbound: Ipv4Addr,
+) -> String {
+    let mut body = String::new();
+    let pairs = |f: &dyn Fn(&IpMapping) -> (Ipv4Addr, Ipv4Addr)| {
+        mappings
+            .iter()
+            .map(|m| {
+                let (a, b) = f(m);
+                format!("{a} : {b}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let set = |f: &dyn Fn(&IpMapping) -> Ipv4Addr| {
+        mappings
+            .iter()
+            .map(|m| f(m).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let inside: Vec<String> = inside.iter().map(ToString::to_string).collect();
+    body.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n",
+    );
+    if !mappings.is_empty() {
+        let _ = writeln!(
+            body,
+            "    iifname \"{edge_if}\" ip daddr {{ {} }} dnat to ip daddr map {{ {} }}",
+            set(&|m| m.public_ip),
+            pairs(&|m| (m.public_ip, m.private_ip))
+        );
+    }
+    body.push_str("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    if !mappings.is_empty() {
+        let _ = writeln!(
+            body,
+            "    oifname \"{edge_if}\" ip saddr {{ {} }} snat to ip saddr map {{ {} }}",
+            set(&|m| m.private_ip),
+            pairs(&|m| (m.private_ip, m.public_ip))
+        );
+    }
+    if !inside.is_empty() {
+        let _ = writeln!(
+            body,
+            "    oifname \"{edge_if}\" ip saddr {{ {} }} snat to {outbound}",
+            inside.join(", ")
+        );
+    }
+    body.push_str("  }\n");
+    replace_table(EDGE_TABLE, &body)
+}
+
+/// The load-balancer ruleset: for each rule, packets to frontend IP:port get the mark of a
+/// healthy backend chosen by a hash of the 5-tuple (policy routing then sends them to that
+/// backend with the destination unchanged); with no healthy backend they are dropped, as Azure
+/// does. `mark_of` maps a backend IP to its mark.
+pub fn ilb_ruleset(
+    rules: &[LbRule],
+    healthy: &BTreeMap<(String, Ipv4Addr), bool>,
+    mark_of: &dyn Fn(Ipv4Addr) -> Option<u32>,
+) -> String {
+    let mut body = String::from(
+        "  chain prerouting {\n    type filter hook prerouting priority mangle; policy accept;\n",
+    );
+    let mut seen = BTreeSet::new();
+    for r in rules.iter().filter(|r| r.floating_ip) {
+        if !seen.insert((r.frontend_ip, r.protocol.clone(), r.frontend_port)) {
+            continue;
+        }
+        let marks: Vec<u32> = r
+            .backends
+            .iter()
+            .filter(|b| is_healthy(r, **b, healthy))
+            .filter_map(|b| mark_of(*b))
+            .collect();
+        let protos: &[&str] = match r.protocol.as_str() {
+            "tcp" => &["tcp"],
+            "udp" => &["udp"],
+            _ => &["tcp", "udp"],
+        };
+        for proto in protos {
+            let matcher = format!(
+                "ip daddr {} meta l4proto {proto} th dport {}",
+                r.frontend_ip, r.frontend_port
+            );
+            if marks.is_empty() {
+                let _ = writeln!(body, "    {matcher} drop");
+            } else {
+                let map: Vec<String> = marks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| format!("{i} : {m:#x}"))
+                    .collect();
+                let _ = writeln!(
+                    body,
+                    "    {matcher} meta mark set jhash ip saddr . th sport . ip daddr . th dport mod {} seed 0x5eed map {{ {} }}",
+                    marks.len(),
+                    map.join(", ")
+                );
+            }
+        }
+    }
+    body.push_str("  }\n");
+    replace_table(ILB_TABLE, &body)
+}
+
+/// Whether a backend of a rule may receive traffic (rules without an HTTP probe: always).
+pub fn is_healthy(
+    rule: &LbRule,
+    backend: Ipv4Addr,
+    healthy: &BTreeMap<(String, Ipv4Addr), bool>,
+) -> bool {
+    match &rule.probe {
+        None => true,
+        Some(p) => healthy
+            .get(&(probe_key(p), backend))
+            .copied()
+            .unwrap_or(false),
+    }
+}
+
+/// Key of a probe target in the health map.
+pub fn probe_key(p: &Probe) -> String {
+    format!("{}{}", p.port, p.path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn lbmap() -> Value {
+        json!({"loadBalancers": [{"id": "x", "name": "kubeegressgateway-ilb", "rules": [
+            {"name": "r1", "frontendIp": "10.224.0.9", "protocol": "Udp", "frontendPort": 6000,
+             "backendPort": 6000, "enableFloatingIP": true,
+             "probe": {"protocol": "Http", "port": 8082, "requestPath": "/gw/u1"},
+             "backends": [{"privateIp": "10.224.0.6"}, {"privateIp": "10.224.0.7"}]}
+        ]}]})
+    }
+
+    #[test]
+    fn lbmap_and_ipmap_parse() {
+        let rules = parse_lbmap(&lbmap());
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].probe,
+            Some(Probe {
+                port: 8082,
+                path: "/gw/u1".into()
+            })
+        );
+        assert_eq!(rules[0].backends, vec![ip("10.224.0.6"), ip("10.224.0.7")]);
+        let m = parse_ipmap(
+            &json!({"mappings": [{"privateIp": "10.224.0.10", "publicIp": "203.0.113.0"}]}),
+        );
+        assert_eq!(
+            m,
+            vec![IpMapping {
+                private_ip: ip("10.224.0.10"),
+                public_ip: ip("203.0.113.0")
+            }]
+        );
+    }
+
+    #[test]
+    fn ilb_hashes_over_healthy_backends_only() {
+        let rules = parse_lbmap(&lbmap());
+        let key = probe_key(rules[0].probe.as_ref().unwrap());
+        let mark = |b: Ipv4Addr| Some(BACKEND_MARK_BASE + u32::from(b.octets()[3]));
+        let mut health = BTreeMap::new();
+        let none = ilb_ruleset(&rules, &health, &mark);
+        assert!(
+            none.contains("ip daddr 10.224.0.9 meta l4proto udp th dport 6000 drop"),
+            "{none}"
+        );
+        health.insert((key.clone(), ip("10.224.0.7")), true);
+        health.insert((key.clone(), ip("10.224.0.6")), false);
+        let one = ilb_ruleset(&rules, &health, &mark);
+        assert!(
+            one.contains("mod 1 seed 0x5eed map { 0 : 0x5107 }"),
+            "{one}"
+        );
+        health.insert((key, ip("10.224.0.6")), true);
+        let two = ilb_ruleset(&rules, &health, &mark);
+        assert!(
+            two.contains("mod 2 seed 0x5eed map { 0 : 0x5106, 1 : 0x5107 }"),
+            "{two}"
+        );
+        assert!(two.starts_with("table ip sim_ilb {}\ndelete table ip sim_ilb\n"));
+    }
+
+    #[test]
+    fn edge_maps_one_to_one_and_snats_the_rest() {
+        let m = [IpMapping {
+            private_ip: ip("10.224.0.10"),
+            public_ip: ip("203.0.113.0"),
+        }];
+        let inside = [
+            "10.224.0.0/16".parse().unwrap(),
+            "10.244.0.0/16".parse().unwrap(),
+        ];
+        let r = edge_ruleset("edge", &m, &inside, ip("198.51.100.200"));
+        assert!(r.contains("iifname \"edge\" ip daddr { 203.0.113.0 } dnat to ip daddr map { 203.0.113.0 : 10.224.0.10 }"), "{r}");
+        assert!(r.contains("oifname \"edge\" ip saddr { 10.224.0.10 } snat to ip saddr map { 10.224.0.10 : 203.0.113.0 }"), "{r}");
+        assert!(
+            r.contains("ip saddr { 10.224.0.0/16, 10.244.0.0/16 } snat to 198.51.100.200"),
+            "{r}"
+        );
+        let empty = edge_ruleset("edge", &[], &inside, ip("198.51.100.200"));
+        assert!(!empty.contains("map"), "{empty}");
+    }
+
+    #[test]
+    fn instance_ips_come_from_scale_set_nics() {
+        let inv = json!({"resources": [
+            {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/gw-vmss/virtualMachines/1/networkInterfaces/gw-vmss",
+             "properties": {"ipConfigurations": [
+                {"properties": {"privateIPAddress": "10.224.0.7"}},
+                {"properties": {"privateIPAddress": "10.224.0.12"}}]}},
+            {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/gw-vmss/virtualMachines/1",
+             "properties": {}}
+        ]});
+        let got = parse_instance_ips(&inv);
+        assert_eq!(
+            got,
+            vec![
+                ("gw-vmss".into(), 1, ip("10.224.0.7")),
+                ("gw-vmss".into(), 1, ip("10.224.0.12"))
+            ]
+        );
+    }
+}

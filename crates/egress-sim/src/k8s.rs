@@ -1,0 +1,288 @@
+//! The cluster objects the simulator writes: Nodes for every simulated VM (labels, taints and
+//! provider IDs as AKS sets them), the scenario's manifests by server-side apply, Deployments
+//! expanded into Pods, and a node assigned to pods that have none.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::scenario::SUBSCRIPTION_ID;
+use crate::seed::{NodeSpec, Role};
+
+/// Field manager of the simulator's writes.
+pub const MANAGER: &str = "egress-sim";
+/// Namespace of the operator and the gateway daemons.
+pub const SYSTEM_NAMESPACE: &str = "kube-egress-gateway-system";
+/// The pod annotation naming an SGC.
+pub const POD_ANNOTATION: &str = "kubernetes.azure.com/static-gateway-configuration";
+
+/// A Kubernetes call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum K8sError {
+    /// API error.
+    #[error("failed to {what}: {source}")]
+    Api {
+        /// What.
+        what: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Bad object.
+    #[error("failed to {what}: {reason}")]
+    Invalid {
+        /// What.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn api_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> K8sError {
+    let what = what.into();
+    move |source| K8sError::Api { what, source }
+}
+
+/// The Node object of a simulated VM.
+pub fn node_object(node: &NodeSpec) -> Value {
+    let mut labels = json!({
+        "kubernetes.io/hostname": node.name, "kubernetes.io/os": "linux",
+        "kubernetes.azure.com/agentpool": node.pool,
+        "agentpool": node.pool,
+    });
+    let mut taints = json!([]);
+    if node.role == Role::Gateway {
+        labels["kubernetes.azure.com/mode"] = json!("gateway");
+        labels["kubeegressgateway.azure.com/mode"] = json!("true");
+        taints = json!([{"key": "kubeegressgateway.azure.com/mode", "value": "true", "effect": "NoSchedule"}]);
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "labels": labels},
+        "spec": {
+            "providerID": format!(
+                "azure:///subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{}/virtualMachines/{}",
+                node.resource_group, node.vmss, node.instance),
+            "podCIDR": node.pod_cidr.map(|c| c.to_string()),
+            "taints": taints,
+        },
+    })
+}
+
+/// Creates the Nodes (and their Ready status) and the system namespace.
+pub async fn create_nodes(client: &Client, nodes: &[(NodeSpec, String)]) -> Result<(), K8sError> {
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    let ns =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}});
+    ns_api
+        .patch(
+            SYSTEM_NAMESPACE,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&ns),
+        )
+        .await
+        .map_err(api_err("create namespace kube-egress-gateway-system"))?;
+    let api: Api<Node> = Api::all(client.clone());
+    for (node, ip) in nodes {
+        let obj = node_object(node);
+        api.patch(
+            &node.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .map_err(api_err(format!("create node {}", node.name)))?;
+        let status = json!({"status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": node.name}],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "simulated node", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+        }});
+        api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .map_err(api_err(format!("set status of node {}", node.name)))?;
+    }
+    Ok(())
+}
+
+/// RFC 3339 time now.
+pub fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// Round-robin choice of a worker for pods without `spec.nodeName`.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    workers: Vec<String>,
+    next: AtomicUsize,
+}
+
+impl Scheduler {
+    /// Over these workers.
+    pub fn new(workers: Vec<String>) -> Self {
+        Self {
+            workers,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next worker.
+    pub fn pick(&self) -> Option<String> {
+        if self.workers.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        self.workers.get(i).cloned()
+    }
+
+    /// Whether the node is one of ours.
+    pub fn is_worker(&self, node: &str) -> bool {
+        self.workers.iter().any(|w| w == node)
+    }
+}
+
+const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn random_suffix(n: usize) -> String {
+    (0..n)
+        .map(|_| NAME_CHARS[fastrand::usize(..NAME_CHARS.len())] as char)
+        .collect()
+}
+
+/// Applies documents in order (Namespaces first), scheduling Pods without a node. Returns the
+/// number of Pods that will exist: Pods plus Deployment replicas (the kubelet's deployment
+/// watch creates those, as the only writer, so replicas are never created twice).
+pub async fn apply_manifests(
+    client: &Client,
+    docs: &[Value],
+    sched: &Scheduler,
+) -> Result<usize, K8sError> {
+    let mut ordered: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Namespace").collect();
+    ordered.extend(docs.iter().filter(|d| d["kind"] != "Namespace"));
+    let mut pods = 0;
+    for doc in ordered {
+        let mut doc = doc.clone();
+        if doc["kind"] == "Pod"
+            && doc["apiVersion"] == "v1"
+            && doc.pointer("/spec/nodeName").is_none_or(Value::is_null)
+        {
+            doc["spec"]["nodeName"] = json!(sched.pick());
+        }
+        apply(client, &doc).await?;
+        if doc["kind"] == "Pod" {
+            pods += 1;
+        }
+        if doc["kind"] == "Deployment" {
+            pods += doc
+                .pointer("/spec/replicas")
+                .and_then(Value::as_u64)
+                .unwrap_or(1) as usize;
+        }
+    }
+    Ok(pods)
+}
+
+/// Server-side applies one object and returns it as stored.
+pub async fn apply(client: &Client, doc: &Value) -> Result<DynamicObject, K8sError> {
+    let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let what = format!("apply {kind} {name}");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(api_err(format!(
+            "{what}: look up kind {api_version}/{kind}"
+        )))?;
+    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+        let ns = doc
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        Api::namespaced_with(client.clone(), ns, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
+    };
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(doc),
+    )
+    .await
+    .map_err(api_err(what))
+}
+
+/// Creates the missing replicas of a Deployment as Pods owned by it.
+pub async fn expand_deployment(
+    client: &Client,
+    deploy: &DynamicObject,
+    sched: &Scheduler,
+) -> Result<usize, K8sError> {
+    let ns = deploy.namespace().unwrap_or_else(|| "default".into());
+    let name = deploy.name_any();
+    let uid = deploy.uid().unwrap_or_default();
+    let replicas = deploy
+        .data
+        .pointer("/spec/replicas")
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as usize;
+    let template = deploy
+        .data
+        .pointer("/spec/template")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let existing = pods
+        .list(&Default::default())
+        .await
+        .map_err(api_err(format!("list pods of deployment {ns}/{name}")))?
+        .items
+        .into_iter()
+        .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
+        .count();
+    let hash: String = uid
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(10)
+        .collect();
+    let mut created = 0;
+    for _ in existing..replicas {
+        let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+        if spec.get("nodeName").is_none_or(Value::is_null) {
+            spec["nodeName"] = json!(sched.pick());
+        }
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": format!("{name}-{hash}-{}", random_suffix(5)),
+                "namespace": ns,
+                "labels": template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({})),
+                "annotations": template.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({})),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                     "uid": uid, "controller": true, "blockOwnerDeletion": true}],
+            },
+            "spec": spec,
+        });
+        let pod: Pod = serde_json::from_value(pod).map_err(|e| K8sError::Invalid {
+            what: format!("expand deployment {ns}/{name}"),
+            reason: e.to_string(),
+        })?;
+        pods.create(&PostParams::default(), &pod)
+            .await
+            .map_err(api_err(format!("create pod of deployment {ns}/{name}")))?;
+        created += 1;
+    }
+    Ok(created)
+}
+
+/// Pod annotations as a map.
+pub fn annotations(pod: &Pod) -> BTreeMap<String, String> {
+    pod.metadata.annotations.clone().unwrap_or_default()
+}

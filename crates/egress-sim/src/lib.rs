@@ -1,0 +1,24 @@
+//! egress-sim: the whole kube-egress-gateway system on one Linux machine. A scenario file
+//! becomes an Azure inventory (emulator), network namespaces for a VNet router, the internet
+//! and every node, and real processes of our binaries; a minimal kubelet runs the real CNI
+//! chain for pods, and a report tells which address each pod's traffic leaves from.
+
+pub mod cli;
+pub mod cluster;
+pub mod cni;
+pub mod components;
+pub mod fabric;
+pub mod fabric_sync;
+pub mod k8s;
+pub mod kubelet;
+pub mod netns;
+pub mod prereq;
+pub mod procs;
+pub mod report;
+pub mod scenario;
+pub mod seed;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod teardown;
+pub mod topology;

@@ -1,0 +1,57 @@
+//! `egress-sim`: flags, logging, and the three commands (`run`, `up`, `down`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Simulated kube-egress-gateway cluster on one Linux machine (root).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Bring a scenario up, wait for readiness, report each pod's egress IP, tear down.
+    Run {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bring a scenario up and keep it running; prints the kubeconfig path.
+    Up {
+        /// Scenario file (YAML).
+        scenario: PathBuf,
+    },
+    /// Remove every simulator run on this machine (also after a crash).
+    Down,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let result = match args.command {
+        Cmd::Run { scenario, json } => egress_sim::cli::run(&scenario, json).await,
+        Cmd::Up { scenario } => egress_sim::cli::up(&scenario).await.map(|()| true),
+        Cmd::Down => egress_sim::cli::down(&egress_sim::cli::state_root()).map(|_| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("egress-sim: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The run report: every SGC with its egress prefix and readiness, every pod with its node,
+//! SGC, the source address the internet server saw, whether that is inside the SGC's prefix,
+//! and how long the pod took to become ready; as a table or JSON, plus the verdict `run` exits
+//! with.
+
+use std::net::Ipv4Addr;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One SGC.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SgcRow {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `status.egressIpPrefix`.
+    pub egress_ip_prefix: Option<String>,
+    /// Condition `Ready` is True.
+    pub ready: bool,
+}
+
+/// One pod.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRow {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Node.
+    pub node: String,
+    /// SGC named by the annotation.
+    pub sgc: Option<String>,
+    /// Source address the internet server saw.
+    pub egress_ip: Option<String>,
+    /// Whether `egressIp` is in the SGC's prefix (null for pods without an SGC).
+    pub in_prefix: Option<bool>,
+    /// Milliseconds from the kubelet seeing the pod to ready.
+    pub ready_ms: Option<u64>,
+    /// Why the pod is not ready or could not connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Cluster outbound IP.
+    pub outbound_ip: String,
+    /// SGCs.
+    pub sgcs: Vec<SgcRow>,
+    /// Pods.
+    pub pods: Vec<PodRow>,
+}
+
+/// The StaticGatewayConfiguration resource.
+pub fn sgc_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(
+            "egressgateway.kubernetes.azure.com",
+            "v1alpha1",
+            "StaticGatewayConfiguration",
+        ),
+        "staticgatewayconfigurations",
+    )
+}
+
+/// Reads every SGC.
+pub async fn sgcs(client: &kube::Client) -> Result<Vec<SgcRow>, kube::Error> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &sgc_resource());
+    let list = api.list(&Default::default()).await?;
+    let mut rows: Vec<SgcRow> = list
+        .items
+        .into_iter()
+        .map(|o| {
+            let status = o.data.get("status").cloned().unwrap_or(Value::Null);
+            SgcRow {
+                namespace: o.metadata.namespace.clone().unwrap_or_default(),
+                name: o.metadata.name.clone().unwrap_or_default(),
+                egress_ip_prefix: status["egressIpPrefix"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+                ready: status["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True"),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(rows)
+}
+
+/// Whether `ip` is inside an SGC's `egressIpPrefix` (a CIDR, or private IPs joined by `,`).
+pub fn in_prefix(ip: &str, prefix: &str) -> bool {
+    let Ok(addr) = ip.parse::<Ipv4Addr>() else {
+        return false;
+    };
+    prefix
+        .split(',')
+        .map(str::trim)
+        .any(|p| match p.parse::<ipnet::Ipv4Net>() {
+            Ok(net) => net.contains(&addr),
+            Err(_) => p.parse::<Ipv4Addr>() == Ok(addr),
+        })
+}
+
+impl Report {
+    /// Problems that make `run` fail: SGCs not ready, pods not ready or not connected, pods
+    /// with an SGC leaving outside its prefix, pods without one not leaving as the outbound IP.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in self.sgcs.iter().filter(|s| !s.ready) {
+            out.push(format!("SGC {}/{} is not ready", s.namespace, s.name));
+        }
+        for p in &self.pods {
+            let who = format!("pod {}/{}", p.namespace, p.name);
+            match (&p.egress_ip, &p.sgc, p.in_prefix) {
+                (None, _, _) => out.push(format!(
+                    "{who}: {}",
+                    p.error.as_deref().unwrap_or("no connection")
+                )),
+                (Some(_), Some(sgc), Some(false) | None) => {
+                    out.push(format!("{who} does not leave from the prefix of SGC {sgc}"))
+                }
+                (Some(ip), None, _) if *ip != self.outbound_ip => out.push(format!(
+                    "{who} leaves as {ip}, not the outbound IP {}",
+                    self.outbound_ip
+                )),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The human-readable tables.
+    pub fn table(&self) -> String {
+        let mut out = format!("Cluster outbound IP: {}\n\n", self.outbound_ip);
+        let sgc_rows: Vec<Vec<String>> = self
+            .sgcs
+            .iter()
+            .map(|s| {
+                vec![
+                    s.namespace.clone(),
+                    s.name.clone(),
+                    s.egress_ip_prefix.clone().unwrap_or_else(|| "-".into()),
+                    s.ready.to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&render(
+            &["NAMESPACE", "SGC", "EGRESS PREFIX", "READY"],
+            &sgc_rows,
+        ));
+        out.push('\n');
+        let pod_rows: Vec<Vec<String>> = self
+            .pods
+            .iter()
+            .map(|p| {
+                vec![
+                    p.namespace.clone(),
+                    p.name.clone(),
+                    p.node.clone(),
+                    p.sgc.clone().unwrap_or_else(|| "-".into()),
+                    p.egress_ip.clone().unwrap_or_else(|| "-".into()),
+                    p.in_prefix.map_or_else(|| "-".into(), |b| b.to_string()),
+                    p.ready_ms.map_or_else(|| "-".into(), |m| m.to_string()),
+                    p.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out.push_str(&render(
+            &[
+                "NAMESPACE",
+                "POD",
+                "NODE",
+                "SGC",
+                "EGRESS IP",
+                "IN PREFIX",
+                "READY MS",
+                "ERROR",
+            ],
+            &pod_rows,
+        ));
+        out
+    }
+}
+
+fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", s.join("  ").trim_end())
+    };
+    let mut out = line(headers.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    fn pod(sgc: Option<&str>, ip: Option<&str>, in_prefix: Option<bool>) -> PodRow {
+        PodRow {
+            namespace: "demo".into(),
+            name: "p".into(),
+            node: "n".into(),
+            sgc: sgc.map(str::to_string),
+            egress_ip: ip.map(str::to_string),
+            in_prefix,
+            ready_ms: Some(5),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn prefix_membership_handles_cidrs_and_private_lists() {
+        assert!(in_prefix("203.0.113.1", "203.0.113.0/31"));
+        assert!(!in_prefix("203.0.113.2", "203.0.113.0/31"));
+        assert!(in_prefix("10.224.0.15", "10.224.0.10,10.224.0.15"));
+        assert!(!in_prefix("x", "10.0.0.0/8"));
+    }
+
+    #[test]
+    fn verdict_and_json_shape() {
+        let r = Report {
+            outbound_ip: "198.51.100.200".into(),
+            sgcs: vec![SgcRow {
+                namespace: "demo".into(),
+                name: "gw".into(),
+                egress_ip_prefix: Some("203.0.113.0/31".into()),
+                ready: true,
+            }],
+            pods: vec![
+                pod(Some("gw"), Some("203.0.113.0"), Some(true)),
+                pod(None, Some("198.51.100.200"), None),
+            ],
+        };
+        assert!(r.problems().is_empty());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["outboundIp"], "198.51.100.200");
+        assert_eq!(v["sgcs"][0]["egressIpPrefix"], "203.0.113.0/31");
+        assert_eq!(v["pods"][0]["inPrefix"], true);
+        assert_eq!(v["pods"][1]["readyMs"], 5);
+        assert!(v["pods"][1].get("error").is_none());
+        let bad = Report {
+            pods: vec![
+                pod(None, Some("10.1.1.1"), None),
+                pod(Some("gw"), None, None),
+            ],
+            ..r
+        };
+        let problems = bad.problems();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(bad.table().contains("EGRESS IP"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Small servers the simulator runs itself, each listening inside a namespace but served by
+//! the simulator's runtime: the API-server forwarder (127.0.0.1:PORT inside a node → the API
+//! server on the host loopback), IMDS at 169.254.169.254 inside a node (forwarded to the
+//! emulator with the node named in `x-emulator-vm`), and the internet echo server.
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::netns::{self, NetnsError};
+
+/// Binds a TCP listener inside a namespace.
+pub fn bind_in(ns: &str, addr: SocketAddr) -> Result<TcpListener, NetnsError> {
+    let result = netns::in_netns(ns, move || {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok::<_, std::io::Error>(l)
+    })?;
+    let std_listener = result.map_err(|e| NetnsError::Failed {
+        what: format!("listen on {addr} in {ns}"),
+        stderr: e.to_string(),
+    })?;
+    TcpListener::from_std(std_listener).map_err(|e| NetnsError::Failed {
+        what: format!("listen on {addr} in {ns}"),
+        stderr: e.to_string(),
+    })
+}
+
+/// Forwards every connection on `listener` to `target` (in the simulator's namespace).
+pub fn spawn_forwarder(tasks: &mut JoinSet<()>, listener: TcpListener, target: SocketAddr) {
+    tasks.spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+/// Serves IMDS on `listener` for the VM `computer_name` by asking the emulator at `emulator`.
+pub fn spawn_imds(
+    tasks: &mut JoinSet<()>,
+    listener: TcpListener,
+    emulator: SocketAddr,
+    computer_name: String,
+) {
+    tasks.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let vm = computer_name.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| {
+                    let vm = vm.clone();
+                    async move { Ok::<_, Infallible>(imds_forward(req, emulator, &vm).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+fn text(status: u16, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    r
+}
+
+async fn imds_forward(
+    req: Request<Incoming>,
+    emulator: SocketAddr,
+    vm: &str,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return text(400, "failed to read request body".into());
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut builder = Request::builder().method(parts.method).uri(&path);
+    for (k, v) in &parts.headers {
+        builder = builder.header(k, v);
+    }
+    let Ok(out) = builder
+        .header("host", emulator.to_string())
+        .header("x-emulator-vm", vm)
+        .body(Full::new(body))
+    else {
+        return text(400, "bad request".into());
+    };
+    match send(emulator, out).await {
+        Ok(r) => r,
+        Err(e) => text(502, format!("failed to reach the Azure emulator: {e}")),
+    }
+}
+
+/// Sends one HTTP/1 request over a new connection.
+pub async fn send(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// GET `url_path` from `addr`; returns status and body.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<(u16, Bytes), String> {
+    let req = Request::builder()
+        .uri(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let r = send(addr, req).await?;
+    let status = r.status().as_u16();
+    let body = r
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// Port of the raw echo (any TCP port but 80 is redirected here).
+pub const RAW_ECHO_PORT: u16 = 7;
+
+/// The echo server's nftables redirect: every TCP port but 80 and 7 lands on the raw echo.
+pub fn echo_redirect_ruleset() -> String {
+    format!(
+        "table ip sim_echo {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    tcp dport != {{ 80, {RAW_ECHO_PORT} }} redirect to :{RAW_ECHO_PORT}\n  }}\n}}\n"
+    )
+}
+
+/// Serves the echo: HTTP on `http` (body `<client ip>:<port>\n`) and the same line, written at
+/// once, on every connection to `raw`.
+pub fn spawn_echo(tasks: &mut JoinSet<()>, http: TcpListener, raw: TcpListener) {
+    tasks.spawn(async move {
+        loop {
+            let Ok((stream, peer)) = http.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(text(200, format!("{peer}\n")))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    tasks.spawn(async move {
+        loop {
+            let Ok((mut stream, peer)) = raw.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = stream.write_all(format!("{peer}\n").as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+}
+
+/// Opens a TCP connection to `server:port` from inside namespace `ns` and returns the address
+/// the server saw (the raw echo's line).
+pub fn observed_source(
+    ns: &str,
+    server: Ipv4Addr,
+    port: u16,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    netns::in_netns(ns, move || {
+        use std::io::Read;
+        let mut s =
+            std::net::TcpStream::connect_timeout(&SocketAddr::from((server, port)), timeout)
+                .map_err(|e| format!("connect to {server}:{port}: {e}"))?;
+        s.set_read_timeout(Some(timeout))
+            .map_err(|e| e.to_string())?;
+        let mut line = String::new();
+        s.read_to_string(&mut line)
+            .map_err(|e| format!("read from {server}:{port}: {e}"))?;
+        Ok(line.trim().to_string())
+    })
+    .map_err(|e| e.to_string())?
+}

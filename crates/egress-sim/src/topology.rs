@@ -1,0 +1,201 @@
+//! The namespaces of one run and their wiring: a VNet router joining every node over a veth
+//! (node `eth0` = its NIC's primary IP, default route via the router), an "internet" namespace
+//! behind the VNet edge, per-backend policy routes for the load balancer, and routes for pod
+//! CIDRs and secondary IPs. Nothing is connected to the host's own interfaces.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::netns::{self, NetnsError};
+use crate::seed::{self, NodeSpec, Role};
+
+/// A node's network identity in the simulation.
+#[derive(Debug, Clone)]
+pub struct NodeNet {
+    /// The node.
+    pub spec: NodeSpec,
+    /// Its namespace (plays the VM's host namespace).
+    pub ns: String,
+    /// Primary IP (from the emulator's NIC).
+    pub primary_ip: Ipv4Addr,
+    /// Router-side interface.
+    pub router_if: String,
+    /// Packet mark / routing table that sends load-balanced traffic to this node.
+    pub mark: u32,
+}
+
+/// Names of one run's namespaces.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// VNet router.
+    pub vnet: String,
+    /// Internet.
+    pub inet: String,
+    /// Nodes.
+    pub nodes: Vec<NodeNet>,
+}
+
+/// Router-side name of the edge link.
+pub const EDGE_IF: &str = "edge";
+
+impl Topology {
+    /// Names for a run's namespaces (nothing is created).
+    pub fn plan(run_id: &str, nodes: &[NodeSpec], primary_ips: &[Ipv4Addr]) -> Self {
+        let nodes = nodes
+            .iter()
+            .zip(primary_ips)
+            .enumerate()
+            .map(|(i, (spec, ip))| NodeNet {
+                spec: spec.clone(),
+                ns: format!("{run_id}-{}", spec.name),
+                primary_ip: *ip,
+                router_if: format!("n{i}"),
+                mark: crate::fabric::BACKEND_MARK_BASE + i as u32,
+            })
+            .collect();
+        Self {
+            vnet: format!("{run_id}-vnet"),
+            inet: format!("{run_id}-inet"),
+            nodes,
+        }
+    }
+
+    /// Every namespace name, router first.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut v = vec![self.vnet.clone(), self.inet.clone()];
+        v.extend(self.nodes.iter().map(|n| n.ns.clone()));
+        v
+    }
+
+    /// The node with this primary IP.
+    pub fn node_by_ip(&self, ip: Ipv4Addr) -> Option<&NodeNet> {
+        self.nodes.iter().find(|n| n.primary_ip == ip)
+    }
+
+    /// The node with this name.
+    pub fn node(&self, name: &str) -> Option<&NodeNet> {
+        self.nodes.iter().find(|n| n.spec.name == name)
+    }
+
+    /// Creates the router and internet namespaces and the edge link. `record` is called with
+    /// each namespace name before it is created.
+    pub fn build_core(&self, record: &mut dyn FnMut(&str)) -> Result<(), NetnsError> {
+        record(&self.vnet);
+        netns::create(&self.vnet, true)?;
+        record(&self.inet);
+        netns::create(&self.inet, false)?;
+        let edge = format!("{}/{}", seed::EDGE_IP, seed::EDGE_PREFIX_LEN);
+        let inet_addr = format!("{}/{}", seed::INTERNET_SERVER_IP, seed::EDGE_PREFIX_LEN);
+        netns::batch(
+            None,
+            &[format!(
+                "link add {EDGE_IF} netns {} type veth peer name eth0 netns {}",
+                self.vnet, self.inet
+            )],
+        )?;
+        netns::batch(
+            Some(&self.vnet),
+            &[
+                format!("addr add {edge} dev {EDGE_IF}"),
+                format!("link set {EDGE_IF} up"),
+                format!("addr add {}/32 dev lo", seed::PROBE_SOURCE_IP),
+            ],
+        )?;
+        netns::batch(
+            Some(&self.inet),
+            &[
+                format!("addr add {inet_addr} dev eth0"),
+                "link set eth0 up".into(),
+                format!("route add default via {}", seed::EDGE_IP),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Creates a node namespace and joins it to the router.
+    pub fn build_node(&self, node: &NodeNet) -> Result<(), NetnsError> {
+        netns::create(&node.ns, true)?;
+        netns::batch(
+            None,
+            &[format!(
+                "link add eth0 netns {} type veth peer name {} netns {}",
+                node.ns, node.router_if, self.vnet
+            )],
+        )?;
+        let mask = seed::SUBNET_CIDR.prefix_len();
+        netns::batch(
+            Some(&node.ns),
+            &[
+                format!("addr add {}/{mask} dev eth0 noprefixroute", node.primary_ip),
+                "link set eth0 up".into(),
+                format!("route add default via {} dev eth0 onlink", seed::ROUTER_IP),
+                format!("addr add {}/32 dev lo", seed::IMDS_IP),
+            ],
+        )?;
+        let mut lines = vec![
+            format!("addr add {}/32 dev {}", seed::ROUTER_IP, node.router_if),
+            format!("link set {} up", node.router_if),
+            format!("route add {}/32 dev {}", node.primary_ip, node.router_if),
+        ];
+        if let Some(cidr) = node.spec.pod_cidr {
+            lines.push(format!(
+                "route add {cidr} via {} dev {}",
+                node.primary_ip, node.router_if
+            ));
+        }
+        if node.spec.role == Role::Gateway {
+            let table = node.mark;
+            lines.push(format!(
+                "route add default via {} dev {} onlink table {table}",
+                node.primary_ip, node.router_if
+            ));
+            lines.push(format!(
+                "rule add fwmark {:#x} lookup {table} pref 100",
+                node.mark
+            ));
+        }
+        netns::batch(Some(&self.vnet), &lines)
+    }
+
+    /// Routes each secondary (non-primary) NIC address to its node; returns the set now routed.
+    /// `wanted` is (node name, address); `routed` is what an earlier call returned.
+    pub fn route_secondaries(
+        &self,
+        wanted: &BTreeSet<(String, Ipv4Addr)>,
+        routed: &BTreeSet<(String, Ipv4Addr)>,
+    ) -> Result<BTreeSet<(String, Ipv4Addr)>, NetnsError> {
+        let mut lines = Vec::new();
+        for (node, ip) in routed.difference(wanted) {
+            if self.node(node).is_some() {
+                lines.push(format!("route del {ip}/32"));
+            }
+        }
+        let mut now = BTreeSet::new();
+        for (name, ip) in wanted {
+            let Some(node) = self.node(name) else {
+                continue;
+            };
+            if *ip == node.primary_ip {
+                continue;
+            }
+            if !routed.contains(&(name.clone(), *ip)) {
+                lines.push(format!(
+                    "route replace {ip}/32 via {} dev {}",
+                    node.primary_ip, node.router_if
+                ));
+            }
+            now.insert((name.clone(), *ip));
+        }
+        if !lines.is_empty() {
+            netns::batch(Some(&self.vnet), &lines)?;
+        }
+        Ok(now)
+    }
+
+    /// CIDRs whose traffic is SNATed to the outbound IP at the edge.
+    pub fn inside_cidrs() -> Vec<Ipv4Net> {
+        vec![seed::VNET_CIDR, seed::POD_SUPERNET]
+    }
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests on the simulator (root only: each test prints SKIPPED and passes when not
+//! root). They start the real binaries, so build them first (`cargo build --workspace`); a
+//! missing one fails the test with the command that builds it. Tests run one at a time (a
+//! simulated cluster uses most of a 2-core machine).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod crash;
+mod egress;
