@@ -32,10 +32,10 @@ test: deps lint check-generated ## Everything CI runs: deps, lint, generated fil
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
-demo: ## Run the simulated cluster demo (egress-sim)
-	@echo "make demo: not available yet: the simulator (egress-sim) lands with issue 8." >&2
-	@echo "Meanwhile: 'cargo run -p egressctl -- validate -f examples/' checks the example manifests." >&2
-	@exit 1
+demo: deps ## The whole system on a simulated cluster with emulated Azure (root): crates/egress-sim/scenarios/demo.yaml
+	@[ "$$(id -u)" = 0 ] || { echo "make demo: needs root (it builds network namespaces)" >&2; exit 1; }
+	$(CARGO) build --workspace --bins
+	target/debug/egress-sim run crates/egress-sim/scenarios/demo.yaml
 
 bench: deps ## Run the benchmarks (as root; method and results in docs/benchmarks.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: needs root (network namespaces, wireguard-go)" >&2; exit 1; }
