@@ -98,6 +98,7 @@ impl<T: PodTunnel> EgressCni<T> {
 
         // The manager is asked before the namespace is touched, so every refusal leaves the
         // pod exactly as the main plugin made it.
+        let started = Instant::now();
         let (key, public_key) = self.tunnel.generate_key()?;
         let manager = client(&inv.config);
         let reply = manager.add(AddRequest {
@@ -129,18 +130,28 @@ impl<T: PodTunnel> EgressCni<T> {
         let undo = |tunnel_left: bool| {
             self.undo(&spec, &netns, &manager, &pod, tunnel_left);
         };
+        let registered = started.elapsed();
         if let Err(e) = self.tunnel.setup(&spec, &key) {
             undo(false);
             return Err(e.into());
         }
+        let built = started.elapsed();
         if let Err(e) = self.wait_handshake(&spec, inv.config.handshake_timeout) {
             undo(true);
             return Err(e);
         }
+        let handshake = started.elapsed();
         if let Err(e) = self.tunnel.route(&spec, &key) {
             undo(false);
             return Err(e.into());
         }
+        tracing::info!(
+            register_ms = registered.as_millis() as u64,
+            tunnel_ms = (built - registered).as_millis() as u64,
+            handshake_ms = (handshake - built).as_millis() as u64,
+            route_ms = (started.elapsed() - handshake).as_millis() as u64,
+            "egress tunnel ready"
+        );
         if let Err(e) = spec.save(&inv.config.state_dir) {
             undo(true);
             return Err(PluginError::Tunnel(crate::tunnel::TunnelError(format!(

@@ -27,7 +27,9 @@ async fn refusals_leave_the_pod_namespace_as_the_main_plugin_made_it() {
     control.pod("plain", None).await;
     control.pod("lost", Some("missing-sgc")).await;
     control.pod("early", Some("sgc-unready")).await;
-    control.sgc("sgc-unready", "staticEgressGateway", &[], None).await;
+    control
+        .sgc("sgc-unready", "staticEgressGateway", &[], None)
+        .await;
 
     let sock = control.socket.clone();
     let state = tmp.path().join("state");

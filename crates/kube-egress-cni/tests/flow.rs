@@ -247,8 +247,7 @@ fn handshake_timeout_undoes_everything_with_code_103() {
     );
     assert_eq!(m.ops(), ["podGateway", "add", "del"]);
     assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
-    // The pod's routing was never touched; the tunnel was removed; fresh attempts were made
-    // every 500 ms instead of WireGuard's 5 s.
+    // The pod's routing was never touched; the tunnel was removed.
     let log = cni.tunnel().log.borrow();
     assert_eq!(log.first().unwrap(), "setup sgc1 private");
     assert_eq!(
@@ -271,7 +270,10 @@ fn route_failure_is_code_104_cleaned_by_the_step_and_unregisters_the_pod() {
         .add(args(&config(&m.socket(), state.path(), "")))
         .unwrap_err();
     assert_eq!(code(&err), 104, "{err}");
-    assert!(err.to_string().contains("failed to add rule: boom"), "{err}");
+    assert!(
+        err.to_string().contains("failed to add rule: boom"),
+        "{err}"
+    );
     assert_eq!(m.ops(), ["podGateway", "add", "del"]);
     // The failed step restored the routes itself; a second teardown could undo that.
     let log = cni.tunnel().log.borrow();

@@ -1,0 +1,442 @@
+//! [`PodTunnel`] on egress-dataplane: the record of a sandbox becomes a `PodTunnelState`,
+//! which is observed, planned and applied in two steps (the tunnel alone, then — after the
+//! handshake — the routes), and a `PodTeardown` for DEL and for undoing a failed ADD. The
+//! plugin is one short process per call, so it drives the async executors from a
+//! current-thread runtime.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ipnet::IpNet;
+
+use egress_cni_proto::{DefaultRoute, WireKey};
+use egress_dataplane::exec::NetlinkLinks;
+use egress_dataplane::spec::MAIN_TABLE;
+use egress_dataplane::state::{IngressReturnPath, PodRouting, PodTunnelState};
+use egress_dataplane::wireguard::{KernelWireGuard, UserspaceConfig, UserspaceWireGuard};
+use egress_dataplane::{
+    Dataplane, FwMark, InterfaceName, NetnsRef, Op, PodTeardown, PrivateKey, PublicKey, RouteSpec,
+    WgDeviceId, observe_request_for_pod, observe_request_for_pod_teardown, plan_pod,
+    plan_pod_teardown,
+};
+
+use crate::config::Backend;
+use crate::tunnel::{INGRESS_MARK, POD_TUNNEL_IFNAME, PodTunnel, TunnelError, TunnelSpec};
+
+/// Preference of the ingress rule (the kernel's choice for the original's rule without one).
+const INGRESS_RULE_PRIORITY: u32 = 32_765;
+/// Keepalive interval while waiting for the first handshake: turning it on sends a
+/// keepalive, which starts the handshake. Turned off again once the tunnel is up, as the
+/// original runs without keepalives.
+const HANDSHAKE_KEEPALIVE_SECONDS: u16 = 1;
+
+fn err(context: &str) -> impl Fn(&dyn std::error::Error) -> TunnelError + '_ {
+    move |e| {
+        let mut text = format!("{context}: {e}");
+        let mut cur = e.source();
+        while let Some(c) = cur {
+            let t = c.to_string();
+            if !text.contains(&t) {
+                text.push_str(": ");
+                text.push_str(&t);
+            }
+            cur = c.source();
+        }
+        TunnelError(text)
+    }
+}
+
+/// The pod data plane on egress-dataplane's real executors.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DataplaneTunnel;
+
+/// The process's current-thread runtime, made on first use. One for the whole process:
+/// the netlink connections of the executors are tasks on it and must outlive each call.
+static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+    std::sync::OnceLock::new();
+
+/// Runs `f` to completion on [`RUNTIME`].
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, TunnelError> {
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("failed to start an async runtime: {e}"))
+    });
+    match runtime {
+        Ok(rt) => Ok(rt.block_on(f)),
+        Err(e) => Err(TunnelError(e.clone())),
+    }
+}
+
+/// [`block_on`] for a fallible future, naming what failed.
+fn run<T, E: std::error::Error>(
+    context: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, TunnelError> {
+    block_on(f)?.map_err(|e| err(context)(&e))
+}
+
+impl DataplaneTunnel {
+    /// Executors for `backend`, with the sandbox's device named after its container ID.
+    /// The userspace backend also removes kernel devices (it deletes the link after
+    /// stopping a daemon, if any), so DEL without a record uses it.
+    fn dataplane(
+        &self,
+        backend: Backend,
+        state_dir: &Path,
+        device: &WgDeviceId,
+        id: &str,
+    ) -> Dataplane {
+        let links = Arc::new(NetlinkLinks::new());
+        let wireguard: Arc<dyn egress_dataplane::control::WireGuardControl> = match backend {
+            Backend::Kernel => Arc::new(KernelWireGuard::new(links.clone())),
+            Backend::Userspace => Arc::new(UserspaceWireGuard::new(
+                links.clone(),
+                UserspaceConfig {
+                    log_dir: log_dir(state_dir),
+                    ..UserspaceConfig::default()
+                },
+            )),
+        };
+        wireguard.name_device(device, &InterfaceName::for_pod_socket(id));
+        Dataplane::system(links, wireguard)
+    }
+
+    fn dataplane_for(&self, spec: &TunnelSpec) -> Result<Dataplane, TunnelError> {
+        Ok(self.dataplane(
+            spec.backend,
+            &spec.state_dir,
+            &device(&spec.netns)?,
+            &spec.container_id,
+        ))
+    }
+
+    /// Observes, plans and applies `desired`.
+    fn converge(&self, dp: &Dataplane, desired: &PodTunnelState) -> Result<Vec<Op>, TunnelError> {
+        block_on(async {
+            let observed = dp
+                .observe(&observe_request_for_pod(desired))
+                .await
+                .map_err(|e| err("failed to read the pod namespace")(&e))?;
+            let ops = plan_pod(desired, &observed);
+            dp.apply(&ops)
+                .await
+                .map_err(|e| err("failed to program the pod namespace")(&e))?;
+            Ok(ops)
+        })?
+    }
+
+    fn remove(&self, dp: &Dataplane, teardown: &PodTeardown) -> Result<(), TunnelError> {
+        block_on(async {
+            let observed = dp
+                .observe(&observe_request_for_pod_teardown(teardown))
+                .await
+                .map_err(|e| err("failed to read the pod namespace")(&e))?;
+            let ops = plan_pod_teardown(teardown, &observed);
+            dp.apply(&ops)
+                .await
+                .map_err(|e| err("failed to remove the pod tunnel")(&e))?;
+            Ok(())
+        })?
+    }
+}
+
+fn log_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("wireguard-go")
+}
+
+fn device(netns: &Path) -> Result<WgDeviceId, TunnelError> {
+    Ok(WgDeviceId {
+        netns: NetnsRef::Path(netns.to_path_buf()),
+        name: wg0()?,
+    })
+}
+
+fn ifname(name: &str) -> Result<InterfaceName, TunnelError> {
+    name.parse().map_err(|e| err("invalid interface name")(&e))
+}
+
+fn wg0() -> Result<InterfaceName, TunnelError> {
+    ifname(POD_TUNNEL_IFNAME)
+}
+
+fn ingress() -> Option<IngressReturnPath> {
+    FwMark::new(INGRESS_MARK).map(|mark| IngressReturnPath {
+        mark,
+        table: INGRESS_MARK,
+        rule_priority: INGRESS_RULE_PRIORITY,
+    })
+}
+
+fn v4(cidrs: &[IpNet]) -> BTreeSet<ipnet::Ipv4Net> {
+    cidrs
+        .iter()
+        .filter_map(|c| match c {
+            IpNet::V4(n) => Some(n.trunc()),
+            // IPv6 egress is not supported (the tunnel carries IPv4 only, as the original).
+            IpNet::V6(_) => None,
+        })
+        .collect()
+}
+
+/// The full desired state of a pod's tunnel.
+fn desired(spec: &TunnelSpec, key: &PrivateKey) -> Result<PodTunnelState, TunnelError> {
+    let eth = ifname(&spec.eth)?;
+    let gateway_key = PublicKey::from_base64(spec.gateway_public_key.as_str())
+        .map_err(|e| err("invalid gateway public key")(&e))?;
+    let routing = match spec.default_route {
+        DefaultRoute::StaticEgressGateway => PodRouting::StaticEgressGateway {
+            exclude: v4(&spec.routed_cidrs()),
+        },
+        DefaultRoute::AzureNetworking => PodRouting::AzureNetworking {
+            through_tunnel: v4(&spec.routed_cidrs()),
+        },
+    };
+    let state = PodTunnelState {
+        netns: NetnsRef::Path(spec.netns.clone()),
+        socket_netns: NetnsRef::Current,
+        interface: wg0()?,
+        eth,
+        eth_gateway: spec.eth_gateway,
+        private_key: key.clone(),
+        // IPv4 leaves through `via inet6 fe80::1`: wg0 needs no address of its own.
+        addresses: BTreeSet::new(),
+        mtu: spec.mtu,
+        gateway_peer: PodTunnelState::gateway_peer(gateway_key, spec.endpoint),
+        routing,
+        ingress: ingress(),
+        loose_rp_filter: true,
+    };
+    state
+        .validate()
+        .map_err(|e| err("invalid pod tunnel")(&e))?;
+    Ok(state)
+}
+
+/// The tunnel alone: device, peer, MTU, up; the pod's routing untouched.
+fn tunnel_only(state: &PodTunnelState) -> PodTunnelState {
+    PodTunnelState {
+        routing: PodRouting::AzureNetworking {
+            through_tunnel: BTreeSet::new(),
+        },
+        ingress: None,
+        loose_rp_filter: false,
+        ..state.clone()
+    }
+}
+
+fn teardown_of(
+    spec: Option<&TunnelSpec>,
+    netns: &Path,
+    container_id: &str,
+) -> Result<PodTeardown, TunnelError> {
+    let eth = ifname(spec.map_or("eth0", |s| s.eth.as_str()))?;
+    let mut eth_routes = BTreeSet::new();
+    if let Some(spec) = spec
+        && spec.default_route == DefaultRoute::StaticEgressGateway
+    {
+        // Only the exclusions: the on-link route to the gateway may be the main plugin's
+        // own (ours replaced it), and removing it would cut the pod off its gateway.
+        for cidr in v4(&spec.routed_cidrs()) {
+            eth_routes.insert(RouteSpec::via(
+                IpNet::V4(cidr),
+                spec.eth_gateway.into(),
+                eth.clone(),
+            ));
+        }
+    }
+    Ok(PodTeardown {
+        netns: NetnsRef::Path(netns.to_path_buf()),
+        interface: wg0()?,
+        eth,
+        socket_netns: NetnsRef::Current,
+        socket_name: Some(InterfaceName::for_pod_socket(container_id)),
+        ingress: ingress(),
+        eth_routes,
+        restore_routes: BTreeSet::new(),
+    })
+}
+
+impl PodTunnel for DataplaneTunnel {
+    type Key = PrivateKey;
+
+    fn generate_key(&self) -> Result<(PrivateKey, WireKey), TunnelError> {
+        let key = PrivateKey::generate();
+        let public = WireKey::parse(&key.public_key().to_base64()).map_err(TunnelError)?;
+        Ok((key, public))
+    }
+
+    fn setup(&self, spec: &TunnelSpec, key: &PrivateKey) -> Result<(), TunnelError> {
+        let state = desired(spec, key)?;
+        let dp = self.dataplane_for(spec)?;
+        let device = device(&spec.netns)?;
+        let built = self.converge(&dp, &tunnel_only(&state)).and_then(|_| {
+            run(
+                "failed to start the handshake",
+                dp.wireguard.set_peer_keepalive(
+                    &device,
+                    &state.gateway_peer,
+                    HANDSHAKE_KEEPALIVE_SECONDS,
+                    false,
+                ),
+            )
+        });
+        if built.is_err()
+            && let Err(e) = self.remove(
+                &dp,
+                &teardown_of(Some(spec), &spec.netns, &spec.container_id)?,
+            )
+        {
+            tracing::error!(error = %e.0, "failed to remove the partial tunnel");
+        }
+        built
+    }
+
+    fn latest_handshake(&self, spec: &TunnelSpec) -> Result<Option<SystemTime>, TunnelError> {
+        let dp = self.dataplane_for(spec)?;
+        let observed = run(
+            "failed to read wg0",
+            dp.wireguard.observe(&device(&spec.netns)?),
+        )?
+        .ok_or_else(|| TunnelError(format!("wg0 disappeared from {}", spec.netns.display())))?;
+        let gateway = PublicKey::from_base64(spec.gateway_public_key.as_str())
+            .map_err(|e| err("invalid gateway public key")(&e))?;
+        Ok(observed
+            .peers
+            .get(&gateway)
+            .and_then(|p| p.last_handshake)
+            .filter(|t| *t > SystemTime::UNIX_EPOCH))
+    }
+
+    fn retry_handshake(&self, spec: &TunnelSpec) -> Result<(), TunnelError> {
+        let gateway = PublicKey::from_base64(spec.gateway_public_key.as_str())
+            .map_err(|e| err("invalid gateway public key")(&e))?;
+        let peer = PodTunnelState::gateway_peer(gateway, spec.endpoint);
+        let dp = self.dataplane_for(spec)?;
+        run(
+            "failed to restart the handshake",
+            dp.wireguard.set_peer_keepalive(
+                &device(&spec.netns)?,
+                &peer,
+                HANDSHAKE_KEEPALIVE_SECONDS,
+                true,
+            ),
+        )
+    }
+
+    fn route(&self, spec: &TunnelSpec, key: &PrivateKey) -> Result<(), TunnelError> {
+        let state = desired(spec, key)?;
+        let dp = self.dataplane_for(spec)?;
+        run(
+            "failed to turn the handshake keepalive off",
+            dp.wireguard
+                .set_peer_keepalive(&device(&spec.netns)?, &state.gateway_peer, 0, false),
+        )?;
+        // What the main plugin routed via eth0, to put back if this step fails half-way.
+        let before: BTreeSet<RouteSpec> = run(
+            "failed to read the pod namespace",
+            dp.observe(&observe_request_for_pod(&state)),
+        )?
+        .netns(&state.netns)
+        .map(|ns| {
+            ns.routes
+                .iter()
+                .filter(|r| r.table == MAIN_TABLE && r.device == state.eth)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+        if let Err(e) = self.converge(&dp, &state) {
+            // Everything goes, and the main plugin's routes come back.
+            let mut undo = teardown_of(Some(spec), &spec.netns, &spec.container_id)?;
+            // The on-link gateway route goes too, unless it is one of the restored ones.
+            undo.eth_routes.insert(RouteSpec::on_link(
+                IpNet::V4(spec.eth_gateway.into()),
+                state.eth.clone(),
+            ));
+            undo.restore_routes = before;
+            if let Err(undo_err) = self.remove(&dp, &undo) {
+                tracing::error!(error = %undo_err.0, "failed to restore the pod's routes");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn teardown(
+        &self,
+        spec: Option<&TunnelSpec>,
+        netns: &Path,
+        container_id: &str,
+        state_dir: &Path,
+    ) -> Result<(), TunnelError> {
+        let state_dir = spec.map_or(state_dir, |s| s.state_dir.as_path());
+        // Without a record the backend is unknown: the userspace one removes both kinds.
+        let backend = spec.map_or(Backend::Userspace, |s| s.backend);
+        let dp = self.dataplane(backend, state_dir, &device(netns)?, container_id);
+        self.remove(&dp, &teardown_of(spec, netns, container_id)?)?;
+        let log = log_dir(state_dir).join(format!(
+            "{}.log",
+            InterfaceName::for_pod_socket(container_id)
+        ));
+        match std::fs::remove_file(&log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TunnelError(format!(
+                "failed to remove {}: {e}",
+                log.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError> {
+        // The private key is not recorded: plan with a stand-in and compare the device's
+        // public key with the recorded one instead.
+        let state = desired(spec, &PrivateKey::generate())?;
+        let dp = self.dataplane_for(spec)?;
+        let observed = run(
+            "failed to read the pod namespace",
+            dp.observe(&observe_request_for_pod(&state)),
+        )?;
+        let mut drift = Vec::new();
+        if observed.netns(&state.netns).is_none() {
+            return Ok(vec![format!(
+                "network namespace {} is gone",
+                spec.netns.display()
+            )]);
+        }
+        if let Some(wg) = observed.wireguard.get(&device(&spec.netns)?) {
+            let recorded = PublicKey::from_base64(spec.pod_public_key.as_str()).ok();
+            if wg.public_key != recorded {
+                drift.push(format!(
+                    "wg0 has public key {} instead of the registered {}",
+                    wg.public_key
+                        .as_ref()
+                        .map_or("none".into(), |k| k.to_base64()),
+                    spec.pod_public_key
+                ));
+            }
+        }
+        for op in plan_pod(&state, &observed) {
+            let line = match &op {
+                Op::ConfigureWireGuard { .. } => continue,
+                Op::CreateWireGuard { .. } => "wg0 is missing".to_owned(),
+                Op::DeleteWireGuard { .. } => "wg0 is not our WireGuard device".to_owned(),
+                Op::AddPeer { peer, .. } => format!("gateway peer differs, want {peer}"),
+                Op::RemovePeer { public_key, .. } => format!("unexpected peer {public_key}"),
+                Op::AddRoute { route, .. } => format!("route {route} is missing"),
+                Op::DelRoute { route, .. } => format!("unexpected route {route}"),
+                Op::AddRule { rule, .. } => format!("rule {rule} is missing"),
+                Op::ReplaceNftTable { table, .. } => format!("{table} is missing or differs"),
+                Op::SetMtu { mtu, .. } => format!("wg0 MTU is not {mtu}"),
+                Op::SetLinkUp { .. } => "wg0 is down".to_owned(),
+                Op::SetSysctl { key, value, .. } => format!("sysctl {key} is not {value}"),
+                other => other.to_string(),
+            };
+            drift.push(line);
+        }
+        Ok(drift)
+    }
+}

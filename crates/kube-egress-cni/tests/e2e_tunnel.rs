@@ -1,0 +1,444 @@
+//! Privileged end-to-end test of the tunnel (root; throwaway namespaces; documentation and
+//! private addresses only):
+//!
+//! ```text
+//!  pod<i> eth0 10.99.8.x (ptp) ── node (plays the host; plugin + wireguard-go run here)
+//!                                  eth0 192.0.2.2 ── pn0 192.0.2.1  inet  gw0 198.51.100.1 ── eth0 198.51.100.4  gwnode
+//!                                  echo :8081        lo 203.0.113.1 echo :8080                ILB 198.51.100.100, wg-6000
+//!                                                                                             gateway netns: SNAT to 198.51.100.10
+//! ```
+//! The real `ptp` plugin, then the real `kube-egress-cni` binary, against a real
+//! egress-cni-manager and the in-memory API server; the gateway is egress-dataplane's
+//! `GatewayNodeState`, reprogrammed from a watch on PodEndpoints as the gateway daemon does.
+//! Checks: the FIRST connection of an annotated pod leaves with the egress IP; excluded CIDRs
+//! use eth0; azureNetworking only tunnels the SGC's CIDRs; ingress still works; CHECK sees
+//! drift; a gateway that never answers gives 103 and a clean pod; DEL leaves nothing behind.
+//! Also prints the ADD durations used in docs/cni.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::{Control, Netns, PTP, cni, ip, ip_out, k8s_args, our_conf, privileged, ptp_conf};
+use egress_api::PodEndpoint;
+use egress_dataplane::exec::NetlinkLinks;
+use egress_dataplane::netns::run_in_netns;
+use egress_dataplane::state::GatewayTunnel;
+use egress_dataplane::wireguard::{UserspaceConfig, UserspaceWireGuard};
+use egress_dataplane::{
+    Dataplane, GatewayNodeState, InterfaceName, NetnsRef, Peer, PrivateKey, PublicKey,
+    observe_request_for_gateway_node, plan_gateway_node,
+};
+use futures::StreamExt;
+use kube::Api;
+use serde_json::{Value, json};
+
+const PORT: u16 = 6000;
+const ILB: &str = "198.51.100.100";
+const EGRESS_IP: &str = "198.51.100.10";
+const PRIMARY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 4);
+const INTERNET: &str = "203.0.113.1:8080";
+const NODE_SERVER: &str = "192.0.2.2:8081";
+/// A client address of the node that no pod route covers except the default one.
+const INGRESS_CLIENT: &str = "198.18.0.7";
+
+/// Answers each connection with `client=<source address>` and closes it. Polls a
+/// non-blocking listener, so stopping never needs to reach its (maybe deleted) namespace.
+struct EchoServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EchoServer {
+    fn start(ns: NetnsRef, addr: &str) -> Self {
+        let addr: SocketAddr = addr.parse().unwrap();
+        let listener = run_in_netns(&ns, move || TcpListener::bind(addr))
+            .unwrap()
+            .unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut c, peer)) => {
+                        let _ = writeln!(c, "client={}", peer.ip());
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One connection from `ns`: the source address the server saw.
+fn seen_from(ns: &NetnsRef, addr: &str) -> Result<String, String> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let stream = run_in_netns(ns, move || {
+        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+    })
+    .unwrap()
+    .map_err(|e| format!("connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    Ok(line.trim().trim_start_matches("client=").to_owned())
+}
+
+/// Stops the gateway's wireguard-go daemons even when the test panics.
+struct GatewayGuard(Arc<UserspaceWireGuard>);
+impl Drop for GatewayGuard {
+    fn drop(&mut self) {
+        self.0.stop_all_started();
+    }
+}
+
+async fn converge(dp: &Dataplane, node: &GatewayNodeState) {
+    let observed = dp
+        .observe(&observe_request_for_gateway_node(node))
+        .await
+        .unwrap();
+    dp.apply(&plan_gateway_node(node, &observed)).await.unwrap();
+}
+
+/// The gateway daemon's job, reduced: every PodEndpoint of `sgcs` becomes a peer.
+async fn serve_gateway(
+    client: kube::Client,
+    dp: Dataplane,
+    mut node: GatewayNodeState,
+    key: PrivateKey,
+    sgcs: &'static [&'static str],
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let api: Api<PodEndpoint> = Api::all(client);
+    let mut events = kube::runtime::watcher(api.clone(), Default::default()).boxed();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            event = events.next() => if event.is_none() { return },
+        }
+        let Ok(list) = api.list(&Default::default()).await else {
+            continue;
+        };
+        let mut gw = GatewayTunnel::new(PORT, key.clone(), EGRESS_IP.parse().unwrap()).unwrap();
+        for pe in list {
+            let spec = pe.spec;
+            if !sgcs.contains(&spec.static_gateway_configuration.as_deref().unwrap_or("")) {
+                continue;
+            }
+            let (Some(k), Some(ip)) = (spec.pod_public_key, spec.pod_ip_address) else {
+                continue;
+            };
+            let _ = gw.upsert_peer(Peer {
+                public_key: PublicKey::from_base64(&k).unwrap(),
+                allowed_ips: [ip.parse().unwrap()].into(),
+                endpoint: None,
+            });
+        }
+        node.remove_gateway(PORT);
+        node.add_gateway(gw).unwrap();
+        converge(&dp, &node).await;
+    }
+}
+
+struct World {
+    node: Netns,
+    inet: Netns,
+    gwnode: Netns,
+    gwns: Netns,
+}
+
+fn world() -> World {
+    let w = World {
+        node: Netns::new("tnode"),
+        inet: Netns::new("tinet"),
+        gwnode: Netns::new("tgwnode"),
+        gwns: Netns::new("tgw"),
+    };
+    let (n, i, g) = (&w.node.0, &w.inet.0, &w.gwnode.0);
+    ip(&[
+        "link", "add", "eth0", "netns", n, "type", "veth", "peer", "name", "pn0", "netns", i,
+    ]);
+    ip(&[
+        "link", "add", "eth0", "netns", g, "type", "veth", "peer", "name", "gw0", "netns", i,
+    ]);
+    for (ns, dev, addr) in [
+        (n, "eth0", "192.0.2.2/24"),
+        (i, "pn0", "192.0.2.1/24"),
+        (g, "eth0", "198.51.100.4/24"),
+        (i, "gw0", "198.51.100.1/24"),
+    ] {
+        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+    ip(&["-n", i, "addr", "add", "203.0.113.1/32", "dev", "lo"]);
+    ip(&[
+        "-n",
+        n,
+        "addr",
+        "add",
+        &format!("{INGRESS_CLIENT}/32"),
+        "dev",
+        "lo",
+    ]);
+    ip(&["-n", n, "route", "add", "default", "via", "192.0.2.1"]);
+    ip(&["-n", g, "route", "add", "default", "via", "198.51.100.1"]);
+    // The "VNet" delivers the gateway node's secondary IP to it.
+    ip(&[
+        "-n",
+        i,
+        "route",
+        "add",
+        &format!("{EGRESS_IP}/32"),
+        "via",
+        "198.51.100.4",
+    ]);
+    for ns in [n, i] {
+        ip(&[
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+    }
+    w
+}
+
+fn wireguard_go_running(socket_name: &InterfaceName) -> bool {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("wireguard-go -f {socket_name}$")])
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
+    if !privileged() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_kube-egress-cni").to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let w = world();
+
+    // Gateway node.
+    let links = Arc::new(NetlinkLinks::new());
+    let wg = Arc::new(UserspaceWireGuard::new(
+        links.clone(),
+        UserspaceConfig {
+            log_dir: tmp.path().join("gw-logs"),
+            ..UserspaceConfig::default()
+        },
+    ));
+    let _gw_guard = GatewayGuard(wg.clone());
+    let dp = Dataplane::system(links, wg);
+    let mut node =
+        GatewayNodeState::new(w.gwnode.netns_ref(), "eth0".parse().unwrap(), PRIMARY).unwrap();
+    node.gateway_netns = w.gwns.0.parse().unwrap();
+    node.ilb_addresses.insert(ILB.parse().unwrap());
+    let key = PrivateKey::generate();
+    let gw_pub = key.public_key().to_base64();
+    node.add_gateway(GatewayTunnel::new(PORT, key.clone(), EGRESS_IP.parse().unwrap()).unwrap())
+        .unwrap();
+    converge(&dp, &node).await;
+
+    // Control plane: the SGCs all point at this gateway except `sgc-deaf` (nobody holds its key).
+    let mut control = Control::start(tmp.path()).await;
+    let deaf_key = PrivateKey::generate().public_key().to_base64();
+    control
+        .sgc(
+            "sgc-static",
+            "staticEgressGateway",
+            &["192.0.2.0/24"],
+            Some((ILB, PORT, &gw_pub)),
+        )
+        .await;
+    control
+        .sgc(
+            "sgc-azure",
+            "azureNetworking",
+            &["203.0.113.0/24"],
+            Some((ILB, PORT, &gw_pub)),
+        )
+        .await;
+    control
+        .sgc(
+            "sgc-deaf",
+            "staticEgressGateway",
+            &[],
+            Some((ILB, PORT, &deaf_key)),
+        )
+        .await;
+    for (pod, sgc) in [
+        ("web1", "sgc-static"),
+        ("web2", "sgc-azure"),
+        ("deaf", "sgc-deaf"),
+    ] {
+        control.pod(pod, Some(sgc)).await;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let gateway = tokio::spawn(serve_gateway(
+        control.client.clone(),
+        dp.clone(),
+        node,
+        key,
+        &["sgc-static", "sgc-azure"],
+        stop_rx,
+    ));
+
+    let _internet = EchoServer::start(w.inet.netns_ref(), INTERNET);
+    let _node_server = EchoServer::start(w.node.netns_ref(), NODE_SERVER);
+    let socket = control.socket.clone();
+    let state = tmp.path().join("state");
+    let runs: usize = std::env::var("EGRESS_CNI_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+
+    let (w, tmp) = tokio::task::spawn_blocking(move || {
+        let ptp = ptp_conf("10.99.8.0/24", tmp.path());
+        let conf = |prev: &Value, extra: Value| {
+            our_conf(&socket, &state, prev, extra)
+        };
+        let node_ns = &w.node;
+        let pod_add = |tag: &str, id: &str, pod: &str, extra: Value| {
+            let ns = Netns::new(tag);
+            let (ok, prev, ptp_took) = cni(node_ns, PTP, "ADD", id, &ns, "", &ptp);
+            assert!(ok, "ptp ADD: {prev}");
+            let prev: Value = serde_json::from_str(&prev).unwrap();
+            let clean = ns.snapshot();
+            let (ok, out, took) = cni(node_ns, &bin, "ADD", id, &ns, &k8s_args(pod), &conf(&prev, extra));
+            (ns, prev, clean, ok, out, ptp_took, took)
+        };
+        let pod_ip = |prev: &Value| -> String {
+            prev["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_owned()
+        };
+
+        // staticEgressGateway: the first connection already leaves with the egress IP.
+        let (pod1, prev1, _, ok, out, ptp_took, took) = pod_add("tpod1", "ctr-web1", "web1", json!({"excludedCIDRs": ["169.254.169.254/32"]}));
+        assert!(ok, "ADD web1: {out}");
+        eprintln!("web1: ptp ADD {ptp_took:?}, kube-egress-cni ADD {took:?}");
+        let result: Value = serde_json::from_str(&out).unwrap();
+        let wg0 = result["interfaces"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!((wg0["name"].as_str(), wg0["sandbox"].as_str()), (Some("wg0"), Some(pod1.path().as_str())));
+        let ip1 = pod_ip(&prev1);
+        assert_eq!(seen_from(&pod1.netns_ref(), INTERNET).unwrap(), EGRESS_IP, "first connection");
+        // An excluded CIDR goes via eth0 and keeps the pod's address.
+        assert_eq!(seen_from(&pod1.netns_ref(), NODE_SERVER).unwrap(), ip1);
+        // MTU: 1500-byte underlay minus WireGuard's 80 bytes over IPv6 (60 over IPv4).
+        assert!(ip_out(&["-n", &pod1.0, "link", "show", "wg0"]).contains("mtu 1420"));
+        // Ingress: a connection from a node address the tunnel would capture is answered via eth0.
+        let host_veth = prev1["interfaces"][0]["name"].as_str().unwrap().to_owned();
+        ip(&["-n", &node_ns.0, "route", "replace", &format!("{ip1}/32"), "dev", &host_veth, "src", INGRESS_CLIENT]);
+        let pod_server = EchoServer::start(pod1.netns_ref(), &format!("{ip1}:8082"));
+        assert_eq!(seen_from(&node_ns.netns_ref(), &format!("{ip1}:8082")).unwrap(), INGRESS_CLIENT);
+        drop(pod_server);
+        // CHECK: clean, then drift named.
+        let (ok, out, _) = cni(node_ns, &bin, "CHECK", "ctr-web1", &pod1, &k8s_args("web1"), &conf(&result, json!({})));
+        assert!(ok, "CHECK: {out}");
+        ip(&["-n", &pod1.0, "rule", "del", "fwmark", "0x2222", "lookup", "8738"]);
+        let (ok, out, _) = cni(node_ns, &bin, "CHECK", "ctr-web1", &pod1, &k8s_args("web1"), &conf(&result, json!({})));
+        assert!(!ok);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["code"], 105, "{out}");
+        assert!(v["details"].as_str().unwrap().contains("fwmark 0x2222 lookup 8738"), "{out}");
+
+        // azureNetworking: only the SGC's CIDRs use the tunnel; the default route stays.
+        let (pod2, prev2, _, ok, out, _, took) = pod_add("tpod2", "ctr-web2", "web2", json!({}));
+        assert!(ok, "ADD web2: {out}");
+        eprintln!("web2 (azureNetworking): kube-egress-cni ADD {took:?}");
+        assert_eq!(seen_from(&pod2.netns_ref(), INTERNET).unwrap(), EGRESS_IP);
+        assert_eq!(
+            seen_from(&pod2.netns_ref(), NODE_SERVER).unwrap_or_else(|e| panic!("{e}\n{}", pod2.snapshot())),
+            pod_ip(&prev2)
+        );
+        assert!(ip_out(&["-n", &pod2.0, "route", "show", "default"]).contains("dev eth0"));
+
+        // A gateway that never answers: 103 after the timeout, the pod as ptp made it.
+        let (pod3, _, clean3, ok, out, _, took) = pod_add("tpod3", "ctr-deaf", "deaf", json!({"handshakeTimeoutSeconds": 1.5}));
+        assert!(!ok, "ADD deaf succeeded: {out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["code"], 103, "{out}");
+        assert!(v["details"].as_str().unwrap().contains(&format!("no WireGuard handshake with gateway sgc-deaf at {ILB}:{PORT} within 1.5s")), "{out}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        assert_eq!(pod3.snapshot(), clean3);
+        let deaf_name = InterfaceName::for_pod_socket("ctr-deaf");
+        assert!(!wireguard_go_running(&deaf_name));
+        assert!(!Path::new(&format!("/run/wireguard/{deaf_name}.sock")).exists());
+
+        // DEL leaves nothing: no wg0, rule, table 8738, nft table, daemon, socket, log, record.
+        for (ns, id, pod, prev) in [(&pod1, "ctr-web1", "web1", &prev1), (&pod2, "ctr-web2", "web2", &prev2)] {
+            for _ in 0..2 {
+                let (ok, out, _) = cni(node_ns, &bin, "DEL", id, ns, &k8s_args(pod), &conf(prev, json!({})));
+                assert!(ok, "DEL {pod}: {out}");
+            }
+            let snap = ns.snapshot();
+            for needle in ["wg0", "8738", "0x2222", "egress_pod"] {
+                assert!(!snap.contains(needle), "{pod}: {needle} left in\n{snap}");
+            }
+            let name = InterfaceName::for_pod_socket(id);
+            assert!(!wireguard_go_running(&name), "{pod}: wireguard-go {name} still running");
+            assert!(!Path::new(&format!("/run/wireguard/{name}.sock")).exists());
+            assert!(!state.join("wireguard-go").join(format!("{name}.log")).exists());
+            assert!(!state.join(format!("{id}.json")).exists());
+            assert!(!ip_out(&["-n", &node_ns.0, "link"]).contains(name.as_str()));
+            let (ok, out, _) = cni(node_ns, PTP, "DEL", id, ns, "", &ptp);
+            assert!(ok, "ptp DEL: {out}");
+        }
+        let (ok, out, _) = cni(node_ns, PTP, "DEL", "ctr-deaf", &pod3, "", &ptp);
+        assert!(ok, "ptp DEL: {out}");
+
+        // Added start-up time of an annotated pod: fresh namespace each run.
+        let mut ptp_ms = Vec::new();
+        let mut ours_ms = Vec::new();
+        for run in 0..runs {
+            let id = format!("ctr-bench{run}");
+            let (ns, prev, _, ok, out, ptp_took, took) = pod_add(&format!("tb{run}"), &id, "web1", json!({}));
+            assert!(ok, "bench ADD: {out}");
+            assert_eq!(seen_from(&ns.netns_ref(), INTERNET).unwrap(), EGRESS_IP);
+            ptp_ms.push(ptp_took.as_secs_f64() * 1e3);
+            ours_ms.push(took.as_secs_f64() * 1e3);
+            let (ok, _, _) = cni(node_ns, &bin, "DEL", &id, &ns, &k8s_args("web1"), &conf(&prev, json!({})));
+            assert!(ok);
+            cni(node_ns, PTP, "DEL", &id, &ns, "", &ptp);
+        }
+        let stats = |v: &[f64]| {
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            (s.iter().sum::<f64>() / s.len() as f64, s[s.len() / 2], s[s.len() - 1])
+        };
+        eprintln!("BENCH runs={runs} ptp ADD ms (mean, median, max) = {:?}; kube-egress-cni ADD ms = {:?}", stats(&ptp_ms), stats(&ours_ms));
+        (w, tmp)
+    })
+    .await
+    .unwrap();
+    let _ = stop_tx.send(true);
+    gateway.await.unwrap();
+    control.shutdown().await;
+    drop((w, tmp));
+}
