@@ -8,3 +8,5 @@
 mod common;
 mod crash;
 mod egress;
+mod features;
+mod resilience;

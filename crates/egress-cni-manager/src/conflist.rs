@@ -36,6 +36,26 @@ pub enum ConflistError {
     },
 }
 
+/// WireGuard implementation the plugin uses for pod tunnels (`wireguardBackend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WireguardBackend {
+    /// Kernel WireGuard (production nodes).
+    #[default]
+    Kernel,
+    /// wireguard-go, for nodes without the kernel module.
+    Userspace,
+}
+
+impl WireguardBackend {
+    /// The value of `wireguardBackend` in the plugin config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel",
+            Self::Userspace => "userspace",
+        }
+    }
+}
+
 /// Settings of our entry in the conflist.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PluginEntry {
@@ -45,6 +65,8 @@ pub struct PluginEntry {
     pub excluded_cidrs: Vec<ipnet::IpNet>,
     /// How long ADD waits for the first WireGuard handshake.
     pub handshake_timeout_seconds: u64,
+    /// WireGuard implementation of the pod tunnels.
+    pub wireguard_backend: WireguardBackend,
 }
 
 impl PluginEntry {
@@ -55,6 +77,7 @@ impl PluginEntry {
             "socketPath": self.socket_path,
             "excludedCIDRs": self.excluded_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "handshakeTimeoutSeconds": self.handshake_timeout_seconds,
+            "wireguardBackend": self.wireguard_backend.as_str(),
             "capabilities": { POD_ANNOTATIONS_CAPABILITY: true },
         })
     }
@@ -131,6 +154,7 @@ mod tests {
             socket_path: "/run/egress-gateway/cni.sock".into(),
             excluded_cidrs: vec!["169.254.169.254/32".parse().unwrap()],
             handshake_timeout_seconds: 10,
+            wireguard_backend: WireguardBackend::Kernel,
         }
     }
 
@@ -181,6 +205,20 @@ mod tests {
         let twice = chain("a.conflist", &once.to_string(), &changed).unwrap();
         assert_eq!(types(&twice), ["bridge", CNI_TYPE]);
         assert_eq!(twice["plugins"][1]["handshakeTimeoutSeconds"], 3);
+    }
+
+    #[test]
+    fn wireguard_backend_is_written_for_the_plugin() {
+        let main = r#"{"cniVersion":"1.0.0","name":"k8s","plugins":[{"type":"ptp"}]}"#;
+        let kernel = chain("a.conflist", main, &entry()).unwrap();
+        assert_eq!(kernel["plugins"][1]["wireguardBackend"], "kernel");
+        let userspace = PluginEntry {
+            wireguard_backend: WireguardBackend::Userspace,
+            ..entry()
+        };
+        let out = chain("a.conflist", &kernel.to_string(), &userspace).unwrap();
+        assert_eq!(out["plugins"][1]["wireguardBackend"], "userspace");
+        assert_eq!(types(&out), ["ptp", CNI_TYPE]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use kube::Api;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::conflist::PluginEntry;
+use crate::conflist::{PluginEntry, WireguardBackend};
 use crate::conflist_install::ConflistInstaller;
 use crate::handler::RequestHandler;
 use crate::metrics::Metrics;
@@ -95,9 +95,19 @@ pub struct RunningManager {
     pub http_addr: Option<SocketAddr>,
 }
 
-/// Starts all tasks of the manager.
+/// Starts all tasks of the manager; the conflist asks for kernel WireGuard.
 pub async fn start(
     config: ManagerConfig,
+    client: kube::Client,
+) -> Result<RunningManager, StartError> {
+    start_with_backend(config, WireguardBackend::Kernel, client).await
+}
+
+/// As [`start`], writing `backend` as the plugin's `wireguardBackend` (userspace for nodes
+/// without the WireGuard kernel module).
+pub async fn start_with_backend(
+    config: ManagerConfig,
+    backend: WireguardBackend,
     client: kube::Client,
 ) -> Result<RunningManager, StartError> {
     let cancel = CancellationToken::new();
@@ -120,6 +130,7 @@ pub async fn start(
             socket_path: config.socket_path.display().to_string(),
             excluded_cidrs: config.exception_cidrs.clone(),
             handshake_timeout_seconds: config.handshake_timeout.as_secs().max(1),
+            wireguard_backend: backend,
         },
     );
     let handler = RequestHandler::new(

@@ -5,9 +5,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 
 use egress_cni_manager::ManagerConfig;
+use egress_cni_manager::conflist::WireguardBackend;
+
+/// `--wireguard-backend` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Kernel,
+    Userspace,
+}
 
 /// Node-local CNI manager of kube-egress-gateway.
 #[derive(Debug, Parser)]
@@ -42,6 +50,9 @@ struct Args {
     /// Remove the chained conflist on exit (set when uninstalling, not on upgrades).
     #[arg(long, env = "UNINSTALL_ON_EXIT", default_value_t = false)]
     uninstall_on_exit: bool,
+    /// WireGuard implementation the plugin uses for pod tunnels (written into the conflist).
+    #[arg(long, env = "WIREGUARD_BACKEND", value_enum, default_value = "kernel")]
+    wireguard_backend: BackendArg,
 }
 
 #[tokio::main]
@@ -66,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
         uninstall_on_exit: args.uninstall_on_exit,
         allowed_uids: vec![0],
     };
-    let manager = egress_cni_manager::start(config, client).await?;
+    let backend = match args.wireguard_backend {
+        BackendArg::Kernel => WireguardBackend::Kernel,
+        BackendArg::Userspace => WireguardBackend::Userspace,
+    };
+    let manager = egress_cni_manager::start_with_backend(config, backend, client).await?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("failed to install SIGTERM handler")?;
     tokio::select! {

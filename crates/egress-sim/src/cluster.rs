@@ -21,10 +21,12 @@ use crate::procs::{self, Launch, Started};
 use crate::scenario::Scenario;
 use crate::seed::{self, Role};
 use crate::services;
-use crate::startup::{client_for, free_port, plugin_defaults, primary_ip, wait_for};
+use crate::startup::{client_for, free_port, primary_ip, wait_for};
 use crate::state::{STATE_ROOT, StateFile};
 use crate::topology::Topology;
 use crate::{fabric_sync, k8s, netns, teardown};
+
+mod ops;
 
 /// Prints a progress line on stderr.
 pub fn progress(msg: impl std::fmt::Display) {
@@ -208,6 +210,16 @@ impl Cluster {
             SocketAddr::from((seed::INTERNET_SERVER_IP, services::RAW_ECHO_PORT)),
         )?;
         services::spawn_echo(&mut tasks, http, raw);
+        let stream = services::bind_in(
+            &topo.inet,
+            SocketAddr::from((seed::INTERNET_SERVER_IP, services::STREAM_ECHO_PORT)),
+        )?;
+        services::spawn_line_echo(&mut tasks, stream);
+        let peered = services::bind_in(
+            &topo.vnet,
+            SocketAddr::from((seed::PEERED_SERVER_IP, services::RAW_ECHO_PORT)),
+        )?;
+        services::spawn_raw_echo(&mut tasks, peered);
         for n in &topo.nodes {
             let fwd = services::bind_in(&n.ns, api_addr)?;
             services::spawn_forwarder(&mut tasks, fwd, api_addr);
@@ -279,7 +291,7 @@ impl Cluster {
             partial.start(components::cni_manager(bins, n, &kubeconfig, &paths), &dir)?;
             runtimes.insert(
                 n.spec.name.clone(),
-                crate::kubelet::runtime_for(&dir, &n.spec.name, &n.ns, plugin_defaults(bins)),
+                crate::kubelet::runtime_for(&dir, &n.spec.name, &n.ns),
             );
             host_ips.insert(n.spec.name.clone(), n.primary_ip.to_string());
         }
@@ -296,6 +308,7 @@ impl Cluster {
                             n,
                             &kubeconfig,
                             &dir.join("wireguard-logs"),
+                            2 * u64::from(scenario.probe_interval_seconds),
                         ),
                         &dir,
                     )?;
@@ -319,11 +332,6 @@ impl Cluster {
                     rt.conf_dir.display()
                 )
             })?;
-        }
-        if !bins.cni_manager_sets_backend {
-            progress(
-                "egress-cni-manager has no --wireguard-backend: the kubelet passes wireguardBackend=userspace to kube-egress-cni",
-            );
         }
         let workers: Vec<String> = runtimes.keys().cloned().collect();
         let sched = Arc::new(k8s::Scheduler::new(workers));
@@ -381,7 +389,8 @@ impl Cluster {
             .procs
             .iter_mut()
             .find(|p| p.record.name.starts_with(name_prefix))?;
-        procs::stop_all(std::slice::from_ref(&p.record), Duration::from_secs(5));
+        // A DaemonSet pod's grace period: the daemon drains its probe first.
+        procs::stop_all(std::slice::from_ref(&p.record), Duration::from_secs(30));
         p.reap();
         Some(p.pid())
     }

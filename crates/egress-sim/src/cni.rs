@@ -69,9 +69,6 @@ pub struct Sandbox {
 /// Where and how plugins run.
 #[derive(Debug, Clone)]
 pub struct Runtime {
-    /// Fields added to the entry of a plugin type when the entry lacks them (a stand-in for
-    /// a setting the writer of the conflist cannot express yet; see docs/simulator.md).
-    pub defaults: BTreeMap<String, serde_json::Map<String, Value>>,
     /// Config directory of the node.
     pub conf_dir: PathBuf,
     /// Plugin directory.
@@ -115,23 +112,7 @@ pub fn plugin_config(
     prev: Option<&Value>,
     sandbox: &Sandbox,
 ) -> Value {
-    plugin_config_with(list, plugin, prev, sandbox, None)
-}
-
-/// As [`plugin_config`], filling fields missing from the entry from `defaults`.
-pub fn plugin_config_with(
-    list: &Value,
-    plugin: &Value,
-    prev: Option<&Value>,
-    sandbox: &Sandbox,
-    defaults: Option<&serde_json::Map<String, Value>>,
-) -> Value {
     let mut conf = plugin.clone();
-    if let (Some(defaults), Some(obj)) = (defaults, conf.as_object_mut()) {
-        for (k, v) in defaults {
-            obj.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-    }
     conf["name"] = list["name"].clone();
     conf["cniVersion"] = list["cniVersion"].clone();
     if let Some(prev) = prev {
@@ -232,7 +213,7 @@ pub fn add(list: &Value, sandbox: &Sandbox, rt: &Runtime) -> Result<Value, CniEr
     let mut prev: Option<Value> = None;
     for plugin in list["plugins"].as_array().into_iter().flatten() {
         let ty = plugin["type"].as_str().unwrap_or_default();
-        let conf = plugin_config_with(list, plugin, prev.as_ref(), sandbox, rt.defaults.get(ty));
+        let conf = plugin_config(list, plugin, prev.as_ref(), sandbox);
         prev = Some(exec(ty, "ADD", &conf, sandbox, rt)?);
     }
     Ok(prev.unwrap_or(Value::Null))
@@ -248,7 +229,7 @@ pub fn del(
     let mut first = None;
     for plugin in list["plugins"].as_array().into_iter().flatten().rev() {
         let ty = plugin["type"].as_str().unwrap_or_default();
-        let conf = plugin_config_with(list, plugin, result, sandbox, rt.defaults.get(ty));
+        let conf = plugin_config(list, plugin, result, sandbox);
         if let Err(e) = exec(ty, "DEL", &conf, sandbox, rt) {
             first.get_or_insert(e);
         }
@@ -317,27 +298,11 @@ mod tests {
         assert_eq!(ours["prevResult"], prev);
         assert_eq!(ours["runtimeConfig"][ANNOTATIONS_CAPABILITY]["a"], "b");
         assert_eq!(pod_ipv4(&prev).as_deref(), Some("10.244.0.2"));
-        let defaults: serde_json::Map<String, Value> = [
-            ("wireguardBackend".to_string(), json!("userspace")),
-            ("type".to_string(), json!("x")),
-        ]
-        .into_iter()
-        .collect();
-        let filled = plugin_config_with(
-            &list,
-            &list["plugins"][1],
-            Some(&prev),
-            &sandbox(),
-            Some(&defaults),
-        );
-        assert_eq!(filled["wireguardBackend"], "userspace");
-        assert_eq!(filled["type"], "kube-egress-cni", "fields of the entry win");
     }
 
     #[test]
     fn env_follows_the_spec() {
         let rt = Runtime {
-            defaults: BTreeMap::new(),
             conf_dir: "/c".into(),
             bin_dir: "/b".into(),
             node_netns: "n".into(),

@@ -115,15 +115,10 @@ pub fn cni_manager(
             "--http-addr".into(),
             "127.0.0.1:8080".into(),
             "--uninstall-on-exit".into(),
-        ]
-        .into_iter()
-        .chain(
-            bins.cni_manager_sets_backend
-                .then(|| ["--wireguard-backend".to_string(), "userspace".to_string()])
-                .into_iter()
-                .flatten(),
-        )
-        .collect(),
+            // This kernel has no WireGuard module: pod tunnels use wireguard-go.
+            "--wireguard-backend".into(),
+            "userspace".into(),
+        ],
         env: vec![("KUBECONFIG".into(), s(kubeconfig))],
     }
 }
@@ -135,8 +130,16 @@ pub fn gateway_netns(node: &NodeNet) -> String {
 }
 
 /// One gateway daemon inside a gateway node's namespace (hostNetwork). IMDS is answered at
-/// 169.254.169.254 inside the namespace, the API server through the loopback forwarder.
-pub fn gateway_daemon(program: &Path, node: &NodeNet, kubeconfig: &Path, log_dir: &Path) -> Launch {
+/// 169.254.169.254 inside the namespace, the API server through the loopback forwarder. The
+/// probe drain after SIGTERM is `drain_seconds` (twice the probe interval, as the original's
+/// 10 s are for Azure's 5 s), so the load balancer sees it before the daemon stops.
+pub fn gateway_daemon(
+    program: &Path,
+    node: &NodeNet,
+    kubeconfig: &Path,
+    log_dir: &Path,
+    drain_seconds: u64,
+) -> Launch {
     Launch {
         name: format!("egress-gateway-daemon-{}", node.spec.name),
         netns: Some(node.ns.clone()),
@@ -152,6 +155,8 @@ pub fn gateway_daemon(program: &Path, node: &NodeNet, kubeconfig: &Path, log_dir
             "userspace".into(),
             "--wireguard-log-dir".into(),
             s(log_dir),
+            "--lb-probe-drain-delay-seconds".into(),
+            drain_seconds.to_string(),
             "--kubeconfig".into(),
             s(kubeconfig),
         ],

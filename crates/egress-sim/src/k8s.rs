@@ -185,15 +185,24 @@ pub async fn apply_manifests(
     Ok(pods)
 }
 
-/// Server-side applies one object and returns it as stored.
-pub async fn apply(client: &Client, doc: &Value) -> Result<DynamicObject, K8sError> {
-    let api_version = doc["apiVersion"].as_str().unwrap_or_default();
-    let kind = doc["kind"].as_str().unwrap_or_default();
+/// Deletes the object `doc` names (apiVersion, kind, metadata); a missing one is no error.
+pub async fn delete(client: &Client, doc: &Value) -> Result<(), K8sError> {
     let name = doc
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let what = format!("apply {kind} {name}");
+    let what = format!("delete {} {name}", doc["kind"].as_str().unwrap_or_default());
+    let api = api_for(client, doc, &what).await?;
+    match api.delete(name, &Default::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(api_err(what)(e)),
+    }
+}
+
+async fn api_for(client: &Client, doc: &Value, what: &str) -> Result<Api<DynamicObject>, K8sError> {
+    let api_version = doc["apiVersion"].as_str().unwrap_or_default();
+    let kind = doc["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let gvk = GroupVersionKind::gvk(group, version, kind);
     let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
@@ -201,7 +210,7 @@ pub async fn apply(client: &Client, doc: &Value) -> Result<DynamicObject, K8sErr
         .map_err(api_err(format!(
             "{what}: look up kind {api_version}/{kind}"
         )))?;
-    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+    Ok(if caps.scope == kube::discovery::Scope::Namespaced {
         let ns = doc
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -209,7 +218,18 @@ pub async fn apply(client: &Client, doc: &Value) -> Result<DynamicObject, K8sErr
         Api::namespaced_with(client.clone(), ns, &ar)
     } else {
         Api::all_with(client.clone(), &ar)
-    };
+    })
+}
+
+/// Server-side applies one object and returns it as stored.
+pub async fn apply(client: &Client, doc: &Value) -> Result<DynamicObject, K8sError> {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let what = format!("apply {kind} {name}");
+    let api = api_for(client, doc, &what).await?;
     api.patch(
         name,
         &PatchParams::apply(MANAGER).force(),

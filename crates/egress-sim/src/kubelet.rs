@@ -381,14 +381,8 @@ async fn set_status(
 }
 
 /// Default per-worker runtime settings below a run directory.
-pub fn runtime_for(
-    run_dir: &std::path::Path,
-    node: &str,
-    node_netns: &str,
-    defaults: BTreeMap<String, serde_json::Map<String, Value>>,
-) -> Runtime {
+pub fn runtime_for(run_dir: &std::path::Path, node: &str, node_netns: &str) -> Runtime {
     Runtime {
-        defaults,
         conf_dir: run_dir.join("nodes").join(node).join("net.d"),
         bin_dir: run_dir.join("cni-bin"),
         node_netns: node_netns.to_string(),

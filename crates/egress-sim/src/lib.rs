@@ -22,3 +22,4 @@ pub mod startup;
 pub mod state;
 pub mod teardown;
 pub mod topology;
+pub mod traffic;

@@ -52,17 +52,6 @@ pub struct Binaries {
     pub gateway_daemon: Option<PathBuf>,
     /// CRD directory.
     pub crds: PathBuf,
-    /// Whether egress-cni-manager can write `wireguardBackend` into the conflist.
-    pub cni_manager_sets_backend: bool,
-}
-
-/// Whether a binary's `--help` mentions a flag.
-pub fn has_flag(program: &Path, flag: &str) -> bool {
-    std::process::Command::new(program)
-        .arg("--help")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
-        .unwrap_or(false)
 }
 
 /// Checks everything; the first missing item is the error.
@@ -97,10 +86,8 @@ pub fn check() -> Result<Binaries, PrereqError> {
     if !crds.is_dir() {
         return Err(PrereqError::Crds(crds.display().to_string()));
     }
-    let cni_manager = procs::find_binary("egress-cni-manager", "egress-cni-manager")?;
     Ok(Binaries {
-        cni_manager_sets_backend: has_flag(&cni_manager, "--wireguard-backend"),
-        cni_manager,
+        cni_manager: procs::find_binary("egress-cni-manager", "egress-cni-manager")?,
         apiserver: procs::find_binary("egress-apiserver", "egress-apiserver")?,
         emulator: procs::find_binary("egress-azure-emulator", "egress-azure-emulator")?,
         operator: procs::find_binary("egress-operator", "egress-operator")?,

@@ -1,6 +1,6 @@
-//! Processes of the simulation: locating our binaries, starting them (in a namespace with
-//! `ip netns exec`, own process group, output to log files), waiting for their first stdout
-//! line, and stopping processes by PID (SIGTERM, then SIGKILL after a grace period).
+//! Processes of the simulation: locating our binaries, starting them (in a node's network
+//! namespace with `nsenter --net`, own process group, output to log files), waiting for their
+//! first stdout line, and stopping processes by PID (SIGTERM, then SIGKILL after a grace period).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -186,9 +186,14 @@ pub fn start(launch: &Launch, log_dir: &Path) -> Result<Started, ProcError> {
         })
     };
     let mut cmd = match &launch.netns {
+        // Not `ip netns exec`: it gives the process a private mount namespace, so a named
+        // namespace the component creates (the gateway daemon's gateway namespace) would be
+        // bind-mounted where neither the host nor the component's next instance sees it.
         Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns]).arg(&launch.program);
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", crate::netns::path(ns).display()))
+                .arg("--")
+                .arg(&launch.program);
             c
         }
         None => Command::new(&launch.program),

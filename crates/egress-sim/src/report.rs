@@ -21,6 +21,12 @@ pub struct SgcRow {
     pub egress_ip_prefix: Option<String>,
     /// Condition `Ready` is True.
     pub ready: bool,
+    /// Whether the internet echo server should see this SGC's prefix for its pods: public
+    /// IPs, and the server's address tunnelled (`staticEgressGateway` and not in
+    /// `excludeCidrs`, or `azureNetworking` and in them). Otherwise its pods leave as the
+    /// outbound IP. Not part of the JSON report.
+    #[serde(skip)]
+    pub internet_sees_prefix: bool,
 }
 
 /// One pod.
@@ -79,7 +85,9 @@ pub async fn sgcs(client: &kube::Client) -> Result<Vec<SgcRow>, kube::Error> {
         .into_iter()
         .map(|o| {
             let status = o.data.get("status").cloned().unwrap_or(Value::Null);
+            let spec = o.data.get("spec").cloned().unwrap_or(Value::Null);
             SgcRow {
+                internet_sees_prefix: internet_sees_prefix(&spec),
                 namespace: o.metadata.namespace.clone().unwrap_or_default(),
                 name: o.metadata.name.clone().unwrap_or_default(),
                 egress_ip_prefix: status["egressIpPrefix"]
@@ -98,6 +106,23 @@ pub async fn sgcs(client: &kube::Client) -> Result<Vec<SgcRow>, kube::Error> {
     Ok(rows)
 }
 
+/// See [`SgcRow::internet_sees_prefix`].
+pub fn internet_sees_prefix(spec: &Value) -> bool {
+    let server = crate::seed::INTERNET_SERVER_IP;
+    let excluded = spec["excludeCidrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str()?.parse::<ipnet::Ipv4Net>().ok())
+        .any(|c| c.contains(&server));
+    let tunnelled = if spec["defaultRoute"] == "azureNetworking" {
+        excluded
+    } else {
+        !excluded
+    };
+    spec["provisionPublicIps"].as_bool().unwrap_or(true) && tunnelled
+}
+
 /// Whether `ip` is inside an SGC's `egressIpPrefix` (a CIDR, or private IPs joined by `,`).
 pub fn in_prefix(ip: &str, prefix: &str) -> bool {
     let Ok(addr) = ip.parse::<Ipv4Addr>() else {
@@ -114,7 +139,9 @@ pub fn in_prefix(ip: &str, prefix: &str) -> bool {
 
 impl Report {
     /// Problems that make `run` fail: SGCs not ready, pods not ready or not connected, pods
-    /// with an SGC leaving outside its prefix, pods without one not leaving as the outbound IP.
+    /// with an SGC leaving outside its prefix (or, for SGCs whose internet traffic is not
+    /// tunnelled to a public prefix, not as the outbound IP), pods without one not leaving as
+    /// the outbound IP.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
         for s in self.sgcs.iter().filter(|s| !s.ready) {
@@ -122,7 +149,16 @@ impl Report {
         }
         for p in &self.pods {
             let who = format!("pod {}/{}", p.namespace, p.name);
+            let untunnelled = p.sgc.as_ref().is_some_and(|s| {
+                self.sgcs
+                    .iter()
+                    .any(|r| r.namespace == p.namespace && &r.name == s && !r.internet_sees_prefix)
+            });
             match (&p.egress_ip, &p.sgc, p.in_prefix) {
+                (Some(ip), Some(sgc), _) if untunnelled && *ip != self.outbound_ip => out.push(
+                    format!("{who} leaves as {ip}, not the outbound IP {} (SGC {sgc} does not tunnel internet traffic to a public prefix)", self.outbound_ip),
+                ),
+                (Some(_), Some(_), _) if untunnelled => {}
                 (None, _, _) => out.push(format!(
                     "{who}: {}",
                     p.error.as_deref().unwrap_or("no connection")
@@ -250,6 +286,7 @@ mod tests {
                 name: "gw".into(),
                 egress_ip_prefix: Some("203.0.113.0/31".into()),
                 ready: true,
+                internet_sees_prefix: true,
             }],
             pods: vec![
                 pod(Some("gw"), Some("203.0.113.0"), Some(true)),
@@ -273,5 +310,43 @@ mod tests {
         let problems = bad.problems();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(bad.table().contains("EGRESS IP"));
+    }
+
+    #[test]
+    fn private_and_azure_networking_sgcs_expect_the_outbound_ip_on_the_internet() {
+        use serde_json::json;
+        assert!(internet_sees_prefix(&json!({"provisionPublicIps": true})));
+        assert!(!internet_sees_prefix(&json!({"provisionPublicIps": false})));
+        assert!(!internet_sees_prefix(
+            &json!({"provisionPublicIps": true, "excludeCidrs": ["192.0.2.0/24"]})
+        ));
+        assert!(!internet_sees_prefix(
+            &json!({"provisionPublicIps": true, "defaultRoute": "azureNetworking"})
+        ));
+        assert!(internet_sees_prefix(&json!({"provisionPublicIps": true,
+            "defaultRoute": "azureNetworking", "excludeCidrs": ["192.0.2.1/32"]})));
+        let r = Report {
+            outbound_ip: "198.51.100.200".into(),
+            sgcs: vec![SgcRow {
+                namespace: "demo".into(),
+                name: "gw".into(),
+                egress_ip_prefix: Some("10.224.0.9,10.224.0.10".into()),
+                ready: true,
+                internet_sees_prefix: false,
+            }],
+            pods: vec![pod(Some("gw"), Some("198.51.100.200"), Some(false))],
+        };
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v["sgcs"][0].as_object().unwrap().len(),
+            4,
+            "the issue's four SGC fields only"
+        );
+        let wrong = Report {
+            pods: vec![pod(Some("gw"), Some("10.224.0.9"), Some(true))],
+            ..r
+        };
+        assert_eq!(wrong.problems().len(), 1, "{:?}", wrong.problems());
     }
 }

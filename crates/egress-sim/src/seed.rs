@@ -34,6 +34,10 @@ pub const ROUTER_IP: Ipv4Addr = Ipv4Addr::new(10, 224, 0, 1);
 pub const POD_SUPERNET: Ipv4Net = net(10, 244, 0, 0, 16);
 /// The internet echo server.
 pub const INTERNET_SERVER_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+/// A host in a peered network (or on premises) reached through the VNet router without NAT:
+/// the raw echo answers on it, inside the router namespace. Traffic to it shows the private
+/// source address (a pod IP, a node IP or a gateway's secondary IP).
+pub const PEERED_SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 225, 0, 10);
 /// The VNet edge's address on the link to the internet namespace.
 pub const EDGE_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 /// Prefix length of the edge link.

@@ -1,7 +1,8 @@
 //! Small servers the simulator runs itself, each listening inside a namespace but served by
 //! the simulator's runtime: the API-server forwarder (127.0.0.1:PORT inside a node → the API
 //! server on the host loopback), IMDS at 169.254.169.254 inside a node (forwarded to the
-//! emulator with the node named in `x-emulator-vm`), and the internet echo server.
+//! emulator with the node named in `x-emulator-vm`), the internet echo server (also a line
+//! echo for numbered streams) and the raw echo on the peered-network host.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -149,10 +150,15 @@ pub async fn get(addr: SocketAddr, path: &str) -> Result<(u16, Bytes), String> {
 /// Port of the raw echo (any TCP port but 80 is redirected here).
 pub const RAW_ECHO_PORT: u16 = 7;
 
-/// The echo server's nftables redirect: every TCP port but 80 and 7 lands on the raw echo.
+/// Port of the line echo on the internet server: every byte received is sent back (numbered
+/// streams measure loss and stalls with it).
+pub const STREAM_ECHO_PORT: u16 = 7000;
+
+/// The echo server's nftables redirect: every TCP port but 80, the raw echo's and the line
+/// echo's lands on the raw echo.
 pub fn echo_redirect_ruleset() -> String {
     format!(
-        "table ip sim_echo {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    tcp dport != {{ 80, {RAW_ECHO_PORT} }} redirect to :{RAW_ECHO_PORT}\n  }}\n}}\n"
+        "table ip sim_echo {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    tcp dport != {{ 80, {RAW_ECHO_PORT}, {STREAM_ECHO_PORT} }} redirect to :{RAW_ECHO_PORT}\n  }}\n}}\n"
     )
 }
 
@@ -174,6 +180,11 @@ pub fn spawn_echo(tasks: &mut JoinSet<()>, http: TcpListener, raw: TcpListener) 
             });
         }
     });
+    spawn_raw_echo(tasks, raw);
+}
+
+/// Writes `<client ip>:<port>\n` on every connection to `raw`, then closes it.
+pub fn spawn_raw_echo(tasks: &mut JoinSet<()>, raw: TcpListener) {
     tasks.spawn(async move {
         loop {
             let Ok((mut stream, peer)) = raw.accept().await else {
@@ -183,6 +194,21 @@ pub fn spawn_echo(tasks: &mut JoinSet<()>, http: TcpListener, raw: TcpListener) 
                 use tokio::io::AsyncWriteExt;
                 let _ = stream.write_all(format!("{peer}\n").as_bytes()).await;
                 let _ = stream.shutdown().await;
+            });
+        }
+    });
+}
+
+/// Sends back every byte received on each connection to `listener`.
+pub fn spawn_line_echo(tasks: &mut JoinSet<()>, listener: TcpListener) {
+    tasks.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = stream.into_split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
             });
         }
     });

@@ -1,6 +1,5 @@
 //! Start-up helpers of a run: free loopback ports, the kube client from the run's kubeconfig,
-//! node primary IPs from the emulator's IMDS, bounded waits, and the CNI plugin defaults that
-//! stand in for a setting the cni-manager cannot write yet.
+//! node primary IPs from the emulator's IMDS, bounded waits.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -9,28 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use kube::Client;
 
-use crate::prereq::Binaries;
 use crate::services;
 
 /// A free port on the host loopback.
 pub fn free_port() -> Result<SocketAddr> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("failed to find a free port")?;
     l.local_addr().context("failed to find a free port")
-}
-
-/// This kernel has no WireGuard module, so the pod tunnel must use wireguard-go. Until
-/// egress-cni-manager can write `wireguardBackend` into its conflist entry, the runtime fills
-/// the field in when the entry lacks it (logged once per run).
-pub fn plugin_defaults(
-    bins: &Binaries,
-) -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
-    let mut out = std::collections::BTreeMap::new();
-    if !bins.cni_manager_sets_backend {
-        let mut m = serde_json::Map::new();
-        m.insert("wireguardBackend".into(), serde_json::json!("userspace"));
-        out.insert("kube-egress-cni".to_string(), m);
-    }
-    out
 }
 
 /// Waits until `f` holds, at most `timeout`.

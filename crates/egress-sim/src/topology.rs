@@ -101,6 +101,7 @@ impl Topology {
                 format!("addr add {edge} dev {EDGE_IF}"),
                 format!("link set {EDGE_IF} up"),
                 format!("addr add {}/32 dev lo", seed::PROBE_SOURCE_IP),
+                format!("addr add {}/32 dev lo", seed::PEERED_SERVER_IP),
             ],
         )?;
         netns::batch(
