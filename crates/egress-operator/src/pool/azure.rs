@@ -1,7 +1,7 @@
-//! Side effects of a pool reconcile on Azure, in this order: read the scale set, ensure public
-//! IP prefixes, write the load balancer, the scale-set model and each instance (`instances`;
-//! each at most once per pass; the load balancer and model with `If-Match` and a re-read on 412), read the
-//! instance IPs, delete prefixes no longer used, and drop the pool's frontend once unused.
+//! Side effects of a pool reconcile on Azure, in this order: ensure public IP prefixes, write
+//! the load balancer, the scale-set model and each instance (`instances`) or each NIC of a VM
+//! pool (`vm_nics`) (each at most once per pass; with `If-Match` and a re-read on 412), read
+//! their IPs, delete prefixes no longer used, and drop the pool's frontend once unused.
 //! Plans come from `lb_plan` / `nic_plan`; this module only reads, writes and retries.
 
 use std::collections::BTreeMap;
@@ -12,125 +12,15 @@ use egress_azure::{AzureApi, ErrorCategory, ResourceId};
 
 use crate::config::AzureSettings;
 use crate::pool::error::{MemberError, PoolError};
+use crate::pool::gateway_pool::GatewayPool;
 use crate::pool::lb_plan::{self, LbInput, Shrink};
 use crate::pool::nic_plan::{self, IpConfigWant};
 
 pub use crate::pool::instances::{InstanceIps, apply_instances};
-use crate::target::{Egress, PoolKey};
+use crate::target::Egress;
 
 /// Writes retried after a 412 (someone else changed the resource between our read and write).
-const ETAG_ATTEMPTS: usize = 3;
-/// Tag carrying a node pool's name.
-pub const POOL_NAME_TAG: &str = "aks-managed-poolName";
-/// Tag carrying a node pool's public IP prefix length.
-pub const PREFIX_SIZE_TAG: &str = "aks-managed-gatewayIPPrefixSize";
-
-/// The pool's scale set as read.
-#[derive(Debug, Clone)]
-pub struct ScaleSet {
-    /// Its ID.
-    pub id: ResourceId,
-    /// As read.
-    pub vmss: VirtualMachineScaleSet,
-    /// `properties.uniqueId`: the frontend and backend pool name.
-    pub unique_id: String,
-}
-
-impl ScaleSet {
-    /// Every key that names this pool: by scale set, and by node pool name when it is tagged
-    /// and in the node resource group.
-    pub fn aliases(&self, settings: &AzureSettings) -> Vec<PoolKey> {
-        let mut out = vec![PoolKey::Vmss {
-            resource_group: self
-                .id
-                .resource_group()
-                .unwrap_or_default()
-                .to_ascii_lowercase(),
-            name: self.id.name().to_ascii_lowercase(),
-        }];
-        let in_node_group = self
-            .id
-            .resource_group()
-            .is_some_and(|rg| rg.eq_ignore_ascii_case(&settings.resource_group));
-        if let (true, Some(pool)) = (in_node_group, self.vmss.tag(POOL_NAME_TAG)) {
-            out.push(PoolKey::Nodepool(pool.to_ascii_lowercase()));
-        }
-        out
-    }
-
-    /// The prefix length a node pool's tag asks for.
-    pub fn tagged_prefix_size(&self) -> Option<u8> {
-        self.vmss
-            .tag(PREFIX_SIZE_TAG)?
-            .trim()
-            .parse::<u8>()
-            .ok()
-            .filter(|n| (28..=31).contains(n))
-    }
-
-    /// The gateway backend pool's ID in `lb`.
-    pub fn backend_pool_id(&self, lb: &ResourceId) -> String {
-        lb.child("backendAddressPools", &self.unique_id).to_string()
-    }
-}
-
-/// Reads the pool's scale set: by ID for a profile, by tag in `resourceGroup` for a node pool.
-pub async fn resolve_pool(
-    azure: &dyn AzureApi,
-    settings: &AzureSettings,
-    key: &PoolKey,
-) -> Result<ScaleSet, PoolError> {
-    let vmss = match key {
-        PoolKey::Vmss {
-            resource_group,
-            name,
-        } => {
-            let id = egress_azure::ResourceGroupId::new(&settings.subscription_id, resource_group)
-                .scale_set(name);
-            match azure.get_scale_set(&id).await {
-                Ok(v) => v,
-                Err(e) if e.is_not_found() => {
-                    return Err(PoolError::PoolNotFound {
-                        pool: key.to_string(),
-                        why: format!("scale set {id} does not exist"),
-                    });
-                }
-                Err(e) => return Err(PoolError::azure(format!("read scale set {id}"), e)),
-            }
-        }
-        PoolKey::Nodepool(pool) => {
-            let group = settings.resource_group_id();
-            let all = azure
-                .list_scale_sets(&group)
-                .await
-                .map_err(|e| PoolError::azure(format!("list scale sets in {group}"), e))?;
-            all.into_iter()
-                .find(|v| v.tag(POOL_NAME_TAG).is_some_and(|t| t.eq_ignore_ascii_case(pool)))
-                .ok_or_else(|| PoolError::PoolNotFound {
-                    pool: key.to_string(),
-                    why: format!(
-                        "no scale set in {group} has the tag {POOL_NAME_TAG}={pool} (VirtualMachines node pools are not supported)"
-                    ),
-                })?
-        }
-    };
-    let id_text = vmss.id.clone().unwrap_or_default();
-    let id = ResourceId::parse(&id_text).map_err(|_| PoolError::NoUniqueId {
-        id: id_text.clone(),
-    })?;
-    let unique_id = vmss
-        .properties
-        .unique_id
-        .clone()
-        .filter(|u| !u.is_empty())
-        .ok_or(PoolError::NoUniqueId { id: id_text })?;
-    Ok(ScaleSet {
-        id,
-        vmss,
-        unique_id,
-    })
-}
-
+pub(crate) const ETAG_ATTEMPTS: usize = 3;
 /// A gateway's egress prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixInfo {
@@ -138,6 +28,8 @@ pub struct PrefixInfo {
     pub id: String,
     /// Its CIDR.
     pub cidr: String,
+    /// IDs of the public IPs allocated from it (as read).
+    pub public_ips: Vec<String>,
 }
 
 /// Ensures the prefix of one gateway: creates its managed prefix, or checks the BYO one.
@@ -145,12 +37,12 @@ pub struct PrefixInfo {
 pub async fn ensure_prefix(
     azure: &dyn AzureApi,
     settings: &AzureSettings,
-    scale_set: &ScaleSet,
+    pool: &GatewayPool,
     vm_uid: &str,
     egress: &Egress,
     profile_size: Option<u8>,
 ) -> Result<Result<Option<PrefixInfo>, MemberError>, PoolError> {
-    let required = profile_size.or_else(|| scale_set.tagged_prefix_size());
+    let required = profile_size.or_else(|| pool.tagged_prefix_size());
     let (id, managed) = match egress {
         Egress::Private => return Ok(Ok(None)),
         Egress::ManagedPrefix => (
@@ -163,7 +55,7 @@ pub async fn ensure_prefix(
     };
     let Some(required) = required else {
         return Ok(Err(MemberError::PrefixSizeUnknown {
-            vmss: scale_set.id.name().to_string(),
+            pool: pool.describe(),
         }));
     };
     let prefix = match azure.get_public_ip_prefix(&id).await {
@@ -203,10 +95,17 @@ pub async fn ensure_prefix(
             required,
         }));
     }
+    let public_ips = prefix
+        .properties
+        .public_ip_addresses
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
     match prefix.properties.ip_prefix.filter(|c| !c.is_empty()) {
         Some(cidr) => Ok(Ok(Some(PrefixInfo {
             id: prefix.id.unwrap_or_else(|| id.to_string()),
             cidr,
+            public_ips,
         }))),
         None => Err(PoolError::MissingIp {
             instance: id.to_string(),
@@ -232,14 +131,14 @@ pub struct LbApplied {
 pub async fn apply_load_balancer(
     azure: &dyn AzureApi,
     settings: &AzureSettings,
-    scale_set: &ScaleSet,
+    pool: &GatewayPool,
     want: &[lb_plan::RuleWant],
     remove: &[String],
 ) -> Result<LbApplied, PoolError> {
     let id = &settings.load_balancer_id;
     let input = LbInput {
         lb_id: id,
-        pool_name: &scale_set.unique_id,
+        pool_name: &pool.unique_id,
         subnet_id: &settings.subnet_id,
         location: &settings.location,
         probe_port: settings.probe_port,
@@ -263,7 +162,7 @@ pub async fn apply_load_balancer(
         if !plan.changed {
             out.frontend_ip = current
                 .as_ref()
-                .and_then(|lb| lb_plan::frontend_ip(lb, &scale_set.unique_id));
+                .and_then(|lb| lb_plan::frontend_ip(lb, &pool.unique_id));
             return Ok(out);
         }
         if plan.new_frontend {
@@ -284,13 +183,13 @@ pub async fn apply_load_balancer(
         {
             Ok(lb) => {
                 out.written = true;
-                out.frontend_ip = lb_plan::frontend_ip(&lb, &scale_set.unique_id);
+                out.frontend_ip = lb_plan::frontend_ip(&lb, &pool.unique_id);
                 if out.frontend_ip.is_none() {
                     let lb = azure
                         .get_load_balancer(id)
                         .await
                         .map_err(|e| PoolError::azure(format!("read load balancer {id}"), e))?;
-                    out.frontend_ip = lb_plan::frontend_ip(&lb, &scale_set.unique_id);
+                    out.frontend_ip = lb_plan::frontend_ip(&lb, &pool.unique_id);
                 }
                 return Ok(out);
             }
@@ -312,7 +211,7 @@ pub async fn apply_load_balancer(
 pub async fn shrink_load_balancer(
     azure: &dyn AzureApi,
     settings: &AzureSettings,
-    scale_set: &ScaleSet,
+    pool: &GatewayPool,
 ) -> Result<bool, PoolError> {
     let id = &settings.load_balancer_id;
     for _ in 0..ETAG_ATTEMPTS {
@@ -321,7 +220,7 @@ pub async fn shrink_load_balancer(
             Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(PoolError::azure(format!("read load balancer {id}"), e)),
         };
-        match lb_plan::plan_shrink(&lb, id, &scale_set.unique_id) {
+        match lb_plan::plan_shrink(&lb, id, &pool.unique_id) {
             Shrink::Keep => return Ok(false),
             Shrink::Delete => {
                 azure
@@ -346,13 +245,13 @@ pub async fn shrink_load_balancer(
 /// Writes the scale-set model's network profile once if it needs gateway ipConfig changes.
 pub async fn apply_model(
     azure: &dyn AzureApi,
-    scale_set: &ScaleSet,
+    id: &ResourceId,
+    read: &VirtualMachineScaleSet,
     want: &[IpConfigWant],
     remove: &[String],
     backend_pool_id: &str,
 ) -> Result<bool, PoolError> {
-    let id = &scale_set.id;
-    let mut vmss = scale_set.vmss.clone();
+    let mut vmss = read.clone();
     for attempt in 0..ETAG_ATTEMPTS {
         if attempt > 0 {
             vmss = azure

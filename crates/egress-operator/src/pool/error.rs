@@ -130,11 +130,11 @@ pub enum MemberError {
     Invalid(#[from] TargetError),
     /// A node pool without (a valid) `aks-managed-gatewayIPPrefixSize` tag in public mode.
     #[error(
-        "failed to find the public IP prefix size: scale set {vmss} has no valid tag aks-managed-gatewayIPPrefixSize (28-31)"
+        "failed to find the public IP prefix size: {pool} has no valid tag aks-managed-gatewayIPPrefixSize (28-31)"
     )]
     PrefixSizeUnknown {
-        /// Scale set name.
-        vmss: String,
+        /// `scale set <name>` or `VM node pool <name>`.
+        pool: String,
     },
     /// The BYO prefix does not exist.
     #[error("failed to find public IP prefix {id}")]
@@ -160,6 +160,19 @@ pub enum MemberError {
         /// ARM code and message.
         message: String,
     },
+    /// Another gateway of the same VM node pool already uses this BYO prefix: the per-NIC
+    /// public IPs are named by prefix and NIC, so two gateways would need the same public IP.
+    #[error(
+        "public IP prefix {id} is already used by gateway {other} on VM node pool {pool}; each gateway of a VM node pool needs its own prefix"
+    )]
+    PrefixShared {
+        /// Prefix ID.
+        id: String,
+        /// The gateway that keeps it (`namespace/name`).
+        other: String,
+        /// Node pool.
+        pool: String,
+    },
     /// All ports 6000-6999 of the pool's frontend are used.
     #[error(
         "failed to allocate a port: all ports 6000-6999 of the gateway pool's load balancer frontend are in use"
@@ -176,6 +189,7 @@ impl MemberError {
             Self::PrefixNotFound { .. } => "PrefixNotFound",
             Self::PrefixLengthMismatch { .. } => "PrefixLengthMismatch",
             Self::PrefixRejected { .. } => "PrefixRejected",
+            Self::PrefixShared { .. } => "PrefixShared",
             Self::PortsExhausted => "PortsExhausted",
         }
     }

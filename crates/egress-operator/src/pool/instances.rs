@@ -9,7 +9,6 @@ use egress_azure::{AzureApi, ResourceId};
 use futures::StreamExt;
 
 use crate::config::AzureSettings;
-use crate::pool::azure::ScaleSet;
 use crate::pool::error::PoolError;
 use crate::pool::nic_plan::{self, IpConfigWant};
 
@@ -31,13 +30,12 @@ pub struct InstanceIps {
 pub async fn apply_instances(
     azure: &dyn AzureApi,
     settings: &AzureSettings,
-    scale_set: &ScaleSet,
+    id: &ResourceId,
     want: &[IpConfigWant],
     remove: &[String],
     backend_pool_id: &str,
     concurrency: usize,
 ) -> Result<Vec<InstanceIps>, PoolError> {
-    let id = &scale_set.id;
     let vms = azure
         .list_scale_set_vms(id)
         .await

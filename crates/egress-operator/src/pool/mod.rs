@@ -1,5 +1,5 @@
 //! The gateway pool controller: all Azure work, batched per gateway pool (a scale set, known
-//! by node pool name or by resource ID). Watches keep caches of SGCs, LB and VM configurations
+//! by node pool name or by resource ID, or an AKS VirtualMachines node pool's NICs). Watches keep caches of SGCs, LB and VM configurations
 //! and Nodes; every relevant change schedules its pool on a debounced queue
 //! (`kube::runtime::scheduler`), and a single worker reconciles one pool at a time, so that
 //! several SGCs changing together cost one load-balancer write, one model write and one write
@@ -7,12 +7,15 @@
 
 pub mod azure;
 pub mod error;
+pub mod gateway_pool;
 pub mod instances;
 pub mod lb_plan;
 pub mod members;
 pub mod nic_plan;
 pub mod reconcile;
 pub mod status;
+pub mod vm_nic_plan;
+pub mod vm_nics;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

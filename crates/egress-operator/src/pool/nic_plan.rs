@@ -41,12 +41,12 @@ pub enum NicPlanError {
     },
 }
 
-fn named(name: &Option<String>, want: &str) -> bool {
+pub(crate) fn named(name: &Option<String>, want: &str) -> bool {
     name.as_deref()
         .is_some_and(|n| n.eq_ignore_ascii_case(want))
 }
 
-fn is_ours(name: &Option<String>) -> bool {
+pub(crate) fn is_ours(name: &Option<String>) -> bool {
     name.as_deref().is_some_and(|n| {
         n.len() > AZURE_RESOURCE_PREFIX.len()
             && n[..AZURE_RESOURCE_PREFIX.len()].eq_ignore_ascii_case(AZURE_RESOURCE_PREFIX)

@@ -1,6 +1,7 @@
-//! One pass over one gateway pool: dereference (scale set, members), validate (per member),
-//! apply (prefixes, load balancer, model, instances, cleanup; see `azure`), then status (see
-//! `status`). Everything the pass writes is derived from what Azure returned.
+//! One pass over one gateway pool: dereference (scale set or VM pool, members), validate (per
+//! member), apply (prefixes, load balancer, model and instances or the VM pool's NICs, cleanup;
+//! see `azure`, `vm_nics`), then status (see `status`). Everything the pass writes is derived
+//! from what Azure returned.
 
 use std::collections::BTreeMap;
 
@@ -10,12 +11,14 @@ use egress_api::{GatewayLBConfigurationStatus, GatewayVMConfigurationStatus, Gat
 
 use crate::context::Context;
 use crate::pool::Caches;
-use crate::pool::azure::{self, InstanceIps, PrefixInfo, ScaleSet};
+use crate::pool::azure::{self, InstanceIps, PrefixInfo};
 use crate::pool::error::{Affects, MemberError, PoolError};
+use crate::pool::gateway_pool::{self, GatewayPool, PoolKind};
 use crate::pool::lb_plan::RuleWant;
 use crate::pool::members::{self, Member};
 use crate::pool::nic_plan::IpConfigWant;
 use crate::pool::status::{self, GATEWAY_VMS_READY, PoolCondition};
+use crate::pool::vm_nics::{self, NicPass, VmGatewayWant};
 use crate::target::{Egress, PoolKey};
 
 /// How a pass ended.
@@ -48,7 +51,7 @@ pub async fn reconcile(
     if !early.pending.is_empty() && !impatient {
         return Ok(PassOutcome::Waiting);
     }
-    let scale_set = match azure::resolve_pool(azure, settings, key).await {
+    let pool = match gateway_pool::resolve_pool(azure, settings, key).await {
         Ok(s) => s,
         Err(e @ PoolError::PoolNotFound { .. }) => {
             orphaned_pool(ctx, caches, key, &e).await?;
@@ -56,7 +59,7 @@ pub async fn reconcile(
         }
         Err(e) => return Err(e),
     };
-    let aliases = scale_set.aliases(settings);
+    let aliases = pool.aliases(settings);
     let gathered = members::gather(
         &aliases,
         &caches.sgcs.state(),
@@ -73,6 +76,8 @@ pub async fn reconcile(
     // Validate and ensure prefixes (each gateway on its own: one bad spec blocks only itself).
     let mut blocked: BTreeMap<String, MemberError> = BTreeMap::new();
     let mut prefixes: BTreeMap<String, Option<PrefixInfo>> = BTreeMap::new();
+    // VM pools name per-NIC public IPs by prefix and NIC: one BYO prefix per gateway.
+    let mut byo_users: BTreeMap<String, String> = BTreeMap::new();
     for m in members.iter().filter(|m| !m.removing_lb) {
         let target = match &m.target {
             Ok(t) => t,
@@ -87,7 +92,7 @@ pub async fn reconcile(
         let found = azure::ensure_prefix(
             azure,
             settings,
-            &scale_set,
+            &pool,
             vm_uid,
             &target.egress,
             target.prefix_size,
@@ -95,6 +100,23 @@ pub async fn reconcile(
         .await?;
         match found {
             Ok(p) => {
+                if let (PoolKind::Vms { name, .. }, Egress::ByoPrefix(id)) =
+                    (&pool.kind, &target.egress)
+                {
+                    let lower = id.to_string().to_ascii_lowercase();
+                    if let Some(other) = byo_users.get(&lower) {
+                        blocked.insert(
+                            m.lb_uid.clone(),
+                            MemberError::PrefixShared {
+                                id: id.to_string(),
+                                other: other.clone(),
+                                pool: name.clone(),
+                            },
+                        );
+                        continue;
+                    }
+                    byo_users.insert(lower, m.key());
+                }
                 prefixes.insert(m.lb_uid.clone(), p);
             }
             Err(e) => {
@@ -117,8 +139,7 @@ pub async fn reconcile(
         .filter(|m| m.removing_lb)
         .map(|m| m.lb_uid.clone())
         .collect();
-    let lb =
-        azure::apply_load_balancer(azure, settings, &scale_set, &want_rules, &remove_rules).await?;
+    let lb = azure::apply_load_balancer(azure, settings, &pool, &want_rules, &remove_rules).await?;
     for uid in &lb.exhausted {
         blocked.insert(uid.clone(), MemberError::PortsExhausted);
     }
@@ -144,19 +165,62 @@ pub async fn reconcile(
         .filter(|m| m.removing_vm)
         .filter_map(|m| m.vm_uid.as_deref().map(azure_resource_name))
         .collect();
-    let backend = scale_set.backend_pool_id(&settings.load_balancer_id);
-    let model_written =
-        azure::apply_model(azure, &scale_set, &want_ips, &remove_ips, &backend).await?;
-    let instances = azure::apply_instances(
-        azure,
-        settings,
-        &scale_set,
-        &want_ips,
-        &remove_ips,
-        &backend,
-        ctx.config.instance_concurrency,
-    )
-    .await?;
+    let backend = pool.backend_pool_id(&settings.load_balancer_id);
+    let (model_written, instances) = match &pool.kind {
+        PoolKind::ScaleSet { id, vmss } => {
+            let written =
+                azure::apply_model(azure, id, vmss, &want_ips, &remove_ips, &backend).await?;
+            let instances = azure::apply_instances(
+                azure,
+                settings,
+                id,
+                &want_ips,
+                &remove_ips,
+                &backend,
+                ctx.config.instance_concurrency,
+            )
+            .await?;
+            (written, instances)
+        }
+        PoolKind::Vms { name, .. } => {
+            let want: Vec<VmGatewayWant> = members
+                .iter()
+                .filter(with_ipconfig)
+                .filter_map(|m| {
+                    Some(VmGatewayWant {
+                        name: azure_resource_name(m.vm_uid.as_deref()?),
+                        prefix: prefixes.get(&m.lb_uid)?.clone(),
+                    })
+                })
+                .collect();
+            // Managed prefixes of removed gateways are deleted with their public IPs below.
+            let removed_prefixes: Vec<egress_azure::ResourceId> = members
+                .iter()
+                .filter(|m| m.removing_vm)
+                .filter_map(|m| match &m.target {
+                    Ok(t) => match &t.egress {
+                        Egress::ByoPrefix(id) => Some(id.clone()),
+                        _ => None,
+                    },
+                    Err(_) => None,
+                })
+                .collect();
+            let nics = vm_nics::apply_nics(
+                azure,
+                settings,
+                NicPass {
+                    pool: name,
+                    want: &want,
+                    remove: &remove_ips,
+                    removed_prefixes: &removed_prefixes,
+                    backend_pool_id: &backend,
+                    concurrency: ctx.config.instance_concurrency,
+                },
+            )
+            .await?;
+            (false, nics)
+        }
+    };
     tracing::info!(
         pool = %key,
         members = members.len(),
@@ -179,7 +243,7 @@ pub async fn reconcile(
         }
     }
     if want_rules.is_empty() {
-        azure::shrink_load_balancer(azure, settings, &scale_set).await?;
+        azure::shrink_load_balancer(azure, settings, &pool).await?;
     }
 
     for m in &members {
@@ -207,7 +271,7 @@ pub async fn reconcile(
             .await?;
             continue;
         }
-        write_member(ctx, m, &lb, prefixes.get(&m.lb_uid), &instances, &scale_set).await?;
+        write_member(ctx, m, &lb, prefixes.get(&m.lb_uid), &instances, &pool).await?;
     }
     Ok(PassOutcome::Done)
 }
@@ -219,8 +283,9 @@ async fn write_member(
     lb: &azure::LbApplied,
     prefix: Option<&Option<PrefixInfo>>,
     instances: &[InstanceIps],
-    scale_set: &ScaleSet,
+    pool: &GatewayPool,
 ) -> Result<(), PoolError> {
+    let none_message = format!("{} has no {}", pool.describe(), pool.unit());
     let port = lb.ports.get(&m.lb_uid).copied();
     let mut conditions = vec![match (&lb.frontend_ip, port) {
         (Some(ip), Some(port)) => PoolCondition {
@@ -272,7 +337,7 @@ async fn write_member(
                     type_: PREFIX_READY,
                     ok: false,
                     reason: "NoGatewayInstances".into(),
-                    message: format!("scale set {} has no instances", scale_set.id.name()),
+                    message: none_message.clone(),
                 },
             });
             conditions.push(if instances.is_empty() {
@@ -280,7 +345,7 @@ async fn write_member(
                     type_: GATEWAY_VMS_READY,
                     ok: false,
                     reason: "NoGatewayInstances".into(),
-                    message: format!("scale set {} has no instances", scale_set.id.name()),
+                    message: none_message.clone(),
                 }
             } else {
                 PoolCondition {
@@ -288,10 +353,11 @@ async fn write_member(
                     ok: true,
                     reason: "IpConfigurationsProvisioned".into(),
                     message: format!(
-                        "{} of {} instances of {} have ipConfiguration {}",
+                        "{} of {} {} of {} have ipConfiguration {}",
                         secondary.len(),
                         instances.len(),
-                        scale_set.id.name(),
+                        pool.unit(),
+                        pool.describe(),
                         azure_resource_name(vm_uid)
                     ),
                 }
@@ -315,7 +381,7 @@ async fn write_member(
     status::write_conditions(ctx, m, &conditions).await
 }
 
-/// The pool's scale set does not exist: nothing of ours can be on it, so gateways being removed
+/// The pool's scale set (or VMs and NICs) does not exist: nothing of ours can be on it, so gateways being removed
 /// only need their rules and managed prefixes gone; the others get a `False` condition.
 async fn orphaned_pool(
     ctx: &Context,
@@ -343,9 +409,11 @@ async fn orphaned_pool(
             .filter(|m| m.removing_lb)
             .map(|m| m.lb_uid.clone())
             .collect();
-        let nowhere = ScaleSet {
-            id: settings.load_balancer_id.clone(),
-            vmss: Default::default(),
+        let nowhere = GatewayPool {
+            kind: PoolKind::Vms {
+                name: String::new(),
+                vms: Vec::new(),
+            },
             // No frontend is added when nothing is wanted, so the name is never used.
             unique_id: String::new(),
         };

@@ -8,3 +8,4 @@ mod failures;
 mod leader;
 mod lifecycle;
 mod validation;
+mod vm_pool;
