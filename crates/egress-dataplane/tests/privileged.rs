@@ -11,22 +11,18 @@
 //! Run as root; they print SKIPPED and pass otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, Lab, connect_within, name, privileged};
 use egress_dataplane::control::LinkControl;
-use egress_dataplane::state::{GatewayTunnel, IngressReturnPath, PodRouting, PodTunnelState};
+use egress_dataplane::state::{GatewayTunnel, PodTunnelState};
 use egress_dataplane::{
-    AddressSpec, Dataplane, FwMark, GatewayNodeState, NetnsName, NetnsRef, Op, Peer, PrivateKey,
-    RouteSpec, WgDeviceId, observe_request_for_gateway_node, observe_request_for_pod,
-    plan_gateway_node, plan_pod,
+    Dataplane, GatewayNodeState, NetnsRef, Op, Peer, PrivateKey, WgDeviceId,
+    observe_request_for_gateway_node, observe_request_for_pod, plan_gateway_node, plan_pod,
 };
+use egress_testkit::{Client, EgressWorld, Lab, connect_within, name, privileged};
 
 const SERVER: &str = "203.0.113.1:8080";
 const ILB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 100);
@@ -36,108 +32,16 @@ const SECONDARY: [Ipv4Addr; 2] = [
     Ipv4Addr::new(198, 51, 100, 11),
 ];
 
-struct World {
-    gwnode: NetnsRef,
-    podnode: NetnsRef,
-    pods: Vec<NetnsRef>,
-    gateway_netns: NetnsName,
-}
+type World = EgressWorld;
 
 fn server() -> SocketAddr {
     SERVER.parse().unwrap()
 }
 
 async fn world(lab: &mut Lab, pods: u8) -> World {
-    let inet = lab.netns("inet").await;
-    let gwnode = lab.netns("gwnode").await;
-    let podnode = lab.netns("podnode").await;
-    lab.wire(
-        (&gwnode, "eth0", "198.51.100.4/24"),
-        (&inet, "gw0", "198.51.100.1/24"),
-    )
-    .await;
-    lab.wire(
-        (&podnode, "eth0", "192.0.2.2/24"),
-        (&inet, "pn0", "192.0.2.1/24"),
-    )
-    .await;
-    lab.links
-        .add_address(
-            &inet,
-            &name("lo"),
-            &AddressSpec::plain("203.0.113.1/32".parse().unwrap()),
-        )
-        .await
-        .unwrap();
-    lab.forwarding(&inet).await;
-    lab.forwarding(&podnode).await;
-    lab.route(
-        &gwnode,
-        RouteSpec::via(
-            "0.0.0.0/0".parse().unwrap(),
-            "198.51.100.1".parse().unwrap(),
-            name("eth0"),
-        ),
-    )
-    .await;
-    lab.route(
-        &podnode,
-        RouteSpec::via(
-            "0.0.0.0/0".parse().unwrap(),
-            "192.0.2.1".parse().unwrap(),
-            name("eth0"),
-        ),
-    )
-    .await;
-    // The "VNet" delivers a node's secondary IPs to that node.
-    for ip in SECONDARY {
-        lab.route(
-            &inet,
-            RouteSpec::via(
-                format!("{ip}/32").parse().unwrap(),
-                PRIMARY.into(),
-                name("gw0"),
-            ),
-        )
-        .await;
-    }
-    // Like a Kubernetes node: everything leaving eth0 is masqueraded to the primary IP.
-    lab.nft(
-        &gwnode,
-        "table ip test_node_masq {\n chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"eth0\" masquerade\n }\n}\n",
-    );
-    let mut pod_namespaces = Vec::new();
-    for i in 0..pods {
-        let pod = lab.netns(&format!("pod{i}")).await;
-        let subnet = i + 1;
-        lab.wire(
-            (&pod, "eth0", &format!("10.244.{subnet}.10/24")),
-            (
-                &podnode,
-                &format!("vpod{i}"),
-                &format!("10.244.{subnet}.1/24"),
-            ),
-        )
-        .await;
-        lab.route(
-            &pod,
-            RouteSpec::via(
-                "0.0.0.0/0".parse().unwrap(),
-                format!("10.244.{subnet}.1").parse().unwrap(),
-                name("eth0"),
-            ),
-        )
-        .await;
-        pod_namespaces.push(pod);
-    }
-    let gateway_netns = lab.netns_name("gw");
-    lab.echo_server(&inet, server());
-    World {
-        gwnode,
-        podnode,
-        pods: pod_namespaces,
-        gateway_netns,
-    }
+    let w = lab.egress_world(pods, &SECONDARY).await;
+    lab.echo_server(&w.inet, server());
+    w
 }
 
 fn gateway_node(w: &World) -> GatewayNodeState {
@@ -152,29 +56,7 @@ fn pod_ip(i: usize) -> Ipv4Addr {
 }
 
 fn pod_tunnel(w: &World, i: usize, gateway: &PrivateKey, port: u16) -> PodTunnelState {
-    PodTunnelState {
-        netns: w.pods[i].clone(),
-        socket_netns: w.podnode.clone(),
-        interface: name("wg0"),
-        eth: name("eth0"),
-        eth_gateway: Ipv4Addr::new(10, 244, u8::try_from(i).unwrap() + 1, 1),
-        private_key: PrivateKey::generate(),
-        addresses: BTreeSet::new(),
-        mtu: 1420,
-        gateway_peer: PodTunnelState::gateway_peer(
-            gateway.public_key(),
-            SocketAddr::from((ILB, port)),
-        ),
-        routing: PodRouting::StaticEgressGateway {
-            exclude: BTreeSet::new(),
-        },
-        ingress: Some(IngressReturnPath {
-            mark: FwMark::new(8738).unwrap(),
-            table: 8738,
-            rule_priority: 32765,
-        }),
-        loose_rp_filter: true,
-    }
+    w.pod_tunnel(i, gateway.public_key(), SocketAddr::from((ILB, port)))
 }
 
 fn pod_peer(pod: &PodTunnelState, i: usize) -> Peer {
@@ -259,7 +141,7 @@ async fn pod_reaches_the_internet_through_the_gateway_as_the_secondary_ip() {
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("dpt");
     let (w, node, _pod) = one_gateway(&mut lab, 0).await;
     let mut client = connect_within(&w.pods[0], server(), Duration::from_secs(10));
     assert_eq!(
@@ -307,7 +189,7 @@ async fn two_gateways_stay_isolated() {
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("dpt");
     let w = world(&mut lab, 2).await;
     let mut node = gateway_node(&w);
     let mut pods = Vec::new();
@@ -351,7 +233,7 @@ async fn removing_a_peer_cuts_its_traffic_at_once() {
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("dpt");
     let (w, mut node, pod) = one_gateway(&mut lab, 0).await;
     let mut open = connect_within(&w.pods[0], server(), Duration::from_secs(10));
     open.echo("before").unwrap();
@@ -385,7 +267,7 @@ async fn reapplying_is_a_no_op_and_a_restart_adopts_the_devices_with_1000_peers(
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("dpt");
     let (w, node, pod) = one_gateway(&mut lab, 999).await;
     let gw_dev = gateway_device(&node, 6000);
     let pod_dev = WgDeviceId {
@@ -490,7 +372,7 @@ async fn a_wrong_key_or_busy_port_gives_a_clear_error_and_no_half_configured_int
         "failed to parse WireGuard private key: expected 44 characters of base64 encoding 32 bytes, got 12 characters"
     );
 
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("dpt");
     let w = world(&mut lab, 0).await;
     let mut node = gateway_node(&w);
     node.add_gateway(GatewayTunnel::new(6000, PrivateKey::generate(), SECONDARY[0]).unwrap())
@@ -539,7 +421,7 @@ async fn named_namespaces_are_created_and_deleted_idempotently() {
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("dpt");
     let name = lab.netns_name("plain");
     egress_dataplane::netns::create_netns(&name).unwrap();
     egress_dataplane::netns::create_netns(&name).unwrap();

@@ -15,10 +15,7 @@
 
 #[path = "common/cluster.rs"]
 mod cluster;
-#[path = "common/lab.rs"]
-mod lab;
 
-use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,13 +23,12 @@ use std::time::{Duration, Instant};
 
 use cluster::*;
 use egress_dataplane::control::LinkControl;
-use egress_dataplane::state::{IngressReturnPath, PodRouting, PodTunnelState};
+use egress_dataplane::state::PodTunnelState;
 use egress_dataplane::{
-    AddressSpec, Dataplane, FwMark, InterfaceName, NetnsName, NetnsRef, PrivateKey, RouteSpec,
-    WgDeviceId, observe_request_for_pod, plan_pod,
+    Dataplane, InterfaceName, NetnsRef, PrivateKey, WgDeviceId, observe_request_for_pod, plan_pod,
 };
 use egress_gateway_daemon::{HostConfig, NodeIdentity};
-use lab::{Client, Lab, UdpStream, connect_within, name, privileged};
+use egress_testkit::{Client, EgressWorld, Lab, UdpStream, connect_within, name, privileged};
 
 const TCP_SERVER: &str = "203.0.113.1:8080";
 const UDP_SERVER: &str = "203.0.113.1:9090";
@@ -41,88 +37,15 @@ const PRIMARY: &str = "198.51.100.4";
 const SECONDARY: [&str; 3] = ["198.51.100.10", "198.51.100.11", "198.51.100.12"];
 const WAIT: Duration = Duration::from_secs(15);
 
-struct World {
-    gwnode: NetnsRef,
-    podnode: NetnsRef,
-    pods: Vec<NetnsRef>,
-    gateway_netns: NetnsName,
-}
+type World = EgressWorld;
 
 async fn world(lab: &mut Lab, pods: u8) -> World {
-    let inet = lab.netns("inet").await;
-    let gwnode = lab.netns("gwnode").await;
-    let podnode = lab.netns("podnode").await;
-    lab.wire(
-        (&gwnode, "eth0", "198.51.100.4/24"),
-        (&inet, "gw0", "198.51.100.1/24"),
-    )
-    .await;
-    lab.wire(
-        (&podnode, "eth0", "192.0.2.2/24"),
-        (&inet, "pn0", "192.0.2.1/24"),
-    )
-    .await;
-    lab.links
-        .add_address(
-            &inet,
-            &name("lo"),
-            &AddressSpec::plain("203.0.113.1/32".parse().unwrap()),
-        )
-        .await
-        .unwrap();
-    lab.forwarding(&inet).await;
-    lab.forwarding(&podnode).await;
-    let default = |via: &str| {
-        RouteSpec::via(
-            "0.0.0.0/0".parse().unwrap(),
-            via.parse().unwrap(),
-            name("eth0"),
-        )
-    };
-    lab.route(&gwnode, default("198.51.100.1")).await;
-    lab.route(&podnode, default("192.0.2.1")).await;
-    for ip in SECONDARY {
-        // The "VNet" delivers a node's secondary IPs to that node.
-        lab.route(
-            &inet,
-            RouteSpec::via(
-                format!("{ip}/32").parse().unwrap(),
-                PRIMARY.parse().unwrap(),
-                name("gw0"),
-            ),
-        )
+    let w = lab
+        .egress_world(pods, &SECONDARY.map(|ip| ip.parse().unwrap()))
         .await;
-    }
-    lab.nft(
-        &gwnode,
-        "table ip test_node_masq {\n chain postrouting {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"eth0\" masquerade\n }\n}\n",
-    );
-    let mut pod_namespaces = Vec::new();
-    for i in 0..pods {
-        let pod = lab.netns(&format!("pod{i}")).await;
-        let subnet = i + 1;
-        lab.wire(
-            (&pod, "eth0", &format!("10.244.{subnet}.10/24")),
-            (
-                &podnode,
-                &format!("vpod{i}"),
-                &format!("10.244.{subnet}.1/24"),
-            ),
-        )
-        .await;
-        lab.route(&pod, default(&format!("10.244.{subnet}.1")))
-            .await;
-        pod_namespaces.push(pod);
-    }
-    let gateway_netns = lab.netns_name("gw");
-    lab.echo_server(&inet, TCP_SERVER.parse().unwrap());
-    lab.udp_echo_server(&inet, UDP_SERVER.parse().unwrap());
-    World {
-        gwnode,
-        podnode,
-        pods: pod_namespaces,
-        gateway_netns,
-    }
+    lab.echo_server(&w.inet, TCP_SERVER.parse().unwrap());
+    lab.udp_echo_server(&w.inet, UDP_SERVER.parse().unwrap());
+    w
 }
 
 fn host(w: &World) -> HostConfig {
@@ -145,29 +68,12 @@ fn pod_ip(i: usize) -> String {
 
 /// The pod side, programmed as the CNI plugin would (with the library directly).
 async fn pod_tunnel(lab: &Lab, w: &World, i: usize, gw: &Gw) -> PodTunnelState {
-    let pod = PodTunnelState {
-        netns: w.pods[i].clone(),
-        socket_netns: w.podnode.clone(),
-        interface: name("wg0"),
-        eth: name("eth0"),
-        eth_gateway: Ipv4Addr::new(10, 244, u8::try_from(i).unwrap() + 1, 1),
-        private_key: PrivateKey::generate(),
-        addresses: BTreeSet::new(),
-        mtu: 1420,
-        gateway_peer: PodTunnelState::gateway_peer(
-            gw.key.public_key(),
-            SocketAddr::new(ILB.parse().unwrap(), u16::try_from(gw.port).unwrap()),
-        ),
-        routing: PodRouting::StaticEgressGateway {
-            exclude: BTreeSet::new(),
-        },
-        ingress: Some(IngressReturnPath {
-            mark: FwMark::new(8738).unwrap(),
-            table: 8738,
-            rule_priority: 32765,
-        }),
-        loose_rp_filter: true,
-    };
+    let pod = w.pod_tunnel(
+        i,
+        gw.key.public_key(),
+        SocketAddr::new(ILB.parse().unwrap(), u16::try_from(gw.port).unwrap()),
+    );
+
     let observed = lab
         .dataplane
         .observe(&observe_request_for_pod(&pod))
@@ -210,7 +116,7 @@ async fn pod_leaves_as_this_nodes_secondary_ip_and_deleting_its_pod_endpoint_cut
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("gwd");
     let w = world(&mut lab, 1).await;
     let cluster = Cluster::start().await;
     let mut a = gw("gw-a", 6000, 0);
@@ -308,7 +214,7 @@ async fn two_sgcs_on_one_node_stay_isolated() {
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("gwd");
     let w = world(&mut lab, 2).await;
     let cluster = Cluster::start().await;
     let mut gws = vec![gw("gw-a", 6000, 0), gw("gw-b", 6001, 1)];
@@ -367,7 +273,7 @@ async fn a_restart_with_1000_peers_keeps_a_transfer_alive_with_zero_loss() {
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("gwd");
     let w = world(&mut lab, 1).await;
     let cluster = Cluster::start().await;
     let mut a = gw("gw-a", 6000, 0);
@@ -487,7 +393,7 @@ async fn a_wrong_key_or_busy_port_gives_a_clear_error_and_no_half_configured_int
     if !privileged() {
         return;
     }
-    let mut lab = Lab::new();
+    let mut lab = Lab::new("gwd");
     let w = world(&mut lab, 0).await;
     let cluster = Cluster::start().await;
     let mut good = gw("gw-a", 6000, 0);

@@ -9,7 +9,8 @@
 
 mod common;
 
-use common::{Control, Netns, PTP, cni, k8s_args, our_conf, privileged, ptp_conf};
+use common::{Control, PTP, cni, k8s_args, our_conf, privileged, ptp_conf};
+use egress_testkit::Netns;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,8 +20,8 @@ async fn refusals_leave_the_pod_namespace_as_the_main_plugin_made_it() {
     }
     let bin = env!("CARGO_BIN_EXE_kube-egress-cni").to_string();
     let tmp = tempfile::tempdir().unwrap();
-    let node = Netns::new("enode");
-    let podns = Netns::new("epod");
+    let node = Netns::new("kec-enode");
+    let podns = Netns::new("kec-epod");
     let ptp = ptp_conf("10.99.7.0/24", tmp.path());
 
     let mut control = Control::start(tmp.path()).await;

@@ -18,22 +18,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{Control, Netns, PTP, cni, ip, ip_out, k8s_args, our_conf, privileged, ptp_conf};
+use common::{Control, PTP, cni, k8s_args, our_conf, privileged, ptp_conf};
 use egress_api::PodEndpoint;
 use egress_dataplane::exec::NetlinkLinks;
-use egress_dataplane::netns::run_in_netns;
 use egress_dataplane::state::GatewayTunnel;
 use egress_dataplane::wireguard::{UserspaceConfig, UserspaceWireGuard};
 use egress_dataplane::{
     Dataplane, GatewayNodeState, InterfaceName, NetnsRef, Peer, PrivateKey, PublicKey,
     observe_request_for_gateway_node, plan_gateway_node,
+};
+use egress_testkit::{
+    Client, EchoServer, Netns, WireguardGoGuard, ip, ip_out, wireguard_go_running,
 };
 use futures::StreamExt;
 use kube::Api;
@@ -48,72 +48,12 @@ const NODE_SERVER: &str = "192.0.2.2:8081";
 /// A client address of the node that no pod route covers except the default one.
 const INGRESS_CLIENT: &str = "198.18.0.7";
 
-/// Answers each connection with `client=<source address>` and closes it. Polls a
-/// non-blocking listener, so stopping never needs to reach its (maybe deleted) namespace.
-struct EchoServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EchoServer {
-    fn start(ns: NetnsRef, addr: &str) -> Self {
-        let addr: SocketAddr = addr.parse().unwrap();
-        let listener = run_in_netns(&ns, move || TcpListener::bind(addr))
-            .unwrap()
-            .unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((mut c, peer)) => {
-                        let _ = writeln!(c, "client={}", peer.ip());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        Self {
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// One connection from `ns`: the source address the server saw.
 fn seen_from(ns: &NetnsRef, addr: &str) -> Result<String, String> {
     let addr: SocketAddr = addr.parse().unwrap();
-    let stream = run_in_netns(ns, move || {
-        TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-    })
-    .unwrap()
-    .map_err(|e| format!("connect to {addr}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(3)))
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
-    Ok(line.trim().trim_start_matches("client=").to_owned())
-}
-
-/// Stops the gateway's wireguard-go daemons even when the test panics.
-struct GatewayGuard(Arc<UserspaceWireGuard>);
-impl Drop for GatewayGuard {
-    fn drop(&mut self) {
-        self.0.stop_all_started();
-    }
+    Client::connect(ns, addr, Duration::from_secs(3))
+        .map(|c| c.seen_as)
+        .map_err(|e| format!("connect to {addr}: {e}"))
 }
 
 async fn converge(dp: &Dataplane, node: &GatewayNodeState) {
@@ -173,10 +113,10 @@ struct World {
 
 fn world() -> World {
     let w = World {
-        node: Netns::new("tnode"),
-        inet: Netns::new("tinet"),
-        gwnode: Netns::new("tgwnode"),
-        gwns: Netns::new("tgw"),
+        node: Netns::new("kec-tnode"),
+        inet: Netns::new("kec-tinet"),
+        gwnode: Netns::new("kec-tgwnode"),
+        gwns: Netns::new("kec-tgw"),
     };
     let (n, i, g) = (&w.node.0, &w.inet.0, &w.gwnode.0);
     ip(&[
@@ -229,14 +169,6 @@ fn world() -> World {
     w
 }
 
-fn wireguard_go_running(socket_name: &InterfaceName) -> bool {
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", &format!("wireguard-go -f {socket_name}$")])
-        .output()
-        .unwrap();
-    out.status.success()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
     if !privileged() {
@@ -255,7 +187,7 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
             ..UserspaceConfig::default()
         },
     ));
-    let _gw_guard = GatewayGuard(wg.clone());
+    let _gw_guard = WireguardGoGuard(wg.clone());
     let dp = Dataplane::system(links, wg);
     let mut node =
         GatewayNodeState::new(w.gwnode.netns_ref(), "eth0".parse().unwrap(), PRIMARY).unwrap();
@@ -311,8 +243,8 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
         stop_rx,
     ));
 
-    let _internet = EchoServer::start(w.inet.netns_ref(), INTERNET);
-    let _node_server = EchoServer::start(w.node.netns_ref(), NODE_SERVER);
+    let _internet = EchoServer::start(&w.inet.netns_ref(), INTERNET.parse().unwrap());
+    let _node_server = EchoServer::start(&w.node.netns_ref(), NODE_SERVER.parse().unwrap());
     let socket = control.socket.clone();
     let state = tmp.path().join("state");
     let runs: usize = std::env::var("EGRESS_CNI_BENCH_RUNS")
@@ -327,7 +259,7 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
         };
         let node_ns = &w.node;
         let pod_add = |tag: &str, id: &str, pod: &str, extra: Value| {
-            let ns = Netns::new(tag);
+            let ns = Netns::new(&format!("kec-{tag}"));
             let (ok, prev, ptp_took) = cni(node_ns, PTP, "ADD", id, &ns, "", &ptp);
             assert!(ok, "ptp ADD: {prev}");
             let prev: Value = serde_json::from_str(&prev).unwrap();
@@ -355,7 +287,7 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
         // Ingress: a connection from a node address the tunnel would capture is answered via eth0.
         let host_veth = prev1["interfaces"][0]["name"].as_str().unwrap().to_owned();
         ip(&["-n", &node_ns.0, "route", "replace", &format!("{ip1}/32"), "dev", &host_veth, "src", INGRESS_CLIENT]);
-        let pod_server = EchoServer::start(pod1.netns_ref(), &format!("{ip1}:8082"));
+        let pod_server = EchoServer::start(&pod1.netns_ref(), format!("{ip1}:8082").parse().unwrap());
         assert_eq!(seen_from(&node_ns.netns_ref(), &format!("{ip1}:8082")).unwrap(), INGRESS_CLIENT);
         drop(pod_server);
         // CHECK: clean, then drift named.

@@ -1,17 +1,17 @@
-//! Shared pieces of the privileged end-to-end tests: throwaway namespaces that delete
-//! themselves (also on panic), running a CNI plugin binary inside the "node" namespace, a
-//! comparable snapshot of a pod namespace, and the in-memory API server with a real
-//! egress-cni-manager for one node. Only documentation and private addresses are used; the
-//! host's own namespace is never touched.
+//! Shared pieces of the privileged end-to-end tests: running a CNI plugin binary inside the
+//! "node" namespace, network configs, and the in-memory API server with a real
+//! egress-cni-manager for one node. Throwaway namespaces and their snapshots come from
+//! egress-testkit. Only documentation and private addresses are used; the host's own
+//! namespace is never touched.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use egress_apiserver::{ApiServer, ServerConfig};
+use egress_testkit::Netns;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -22,103 +22,14 @@ pub const NODE: &str = "node-e2e";
 
 /// True when the test may run (root, ptp, wireguard-go, nft); says why not otherwise.
 pub fn privileged() -> bool {
-    let root = std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
     let tools = [PTP, "/usr/bin/wireguard-go", "/usr/sbin/nft"];
-    if !root || tools.iter().any(|t| !Path::new(t).exists()) {
-        eprintln!(
-            "SKIPPED: needs root and {tools:?} (apt-get install -y --no-install-recommends containernetworking-plugins wireguard-go nftables)"
-        );
+    if !egress_testkit::is_root() || tools.iter().any(|t| !Path::new(t).exists()) {
+        egress_testkit::skip(&format!(
+            "needs root and {tools:?} (apt-get install -y --no-install-recommends containernetworking-plugins wireguard-go nftables)"
+        ));
         return false;
     }
     true
-}
-
-/// Runs `ip <args>` and insists on success.
-pub fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Output of `ip <args>`.
-pub fn ip_out(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A throwaway named namespace with `lo` up; deleted on drop.
-pub struct Netns(pub String);
-
-impl Netns {
-    pub fn new(tag: &str) -> Self {
-        let name = format!("kec-{tag}-{}", std::process::id());
-        ip(&["netns", "add", &name]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        Self(name)
-    }
-
-    pub fn path(&self) -> String {
-        format!("/run/netns/{}", self.0)
-    }
-
-    pub fn netns_ref(&self) -> egress_dataplane::NetnsRef {
-        egress_dataplane::NetnsRef::Named(self.0.parse().unwrap())
-    }
-
-    /// Links (name, kind, MTU), IPv4 addresses, IPv4 routes of all tables, IPv4 rules and
-    /// nftables tables: what "clean" compares (carrier state and IPv6 link-local addresses
-    /// settle on their own).
-    pub fn snapshot(&self) -> String {
-        let links: Value =
-            serde_json::from_str(&ip_out(&["-n", &self.0, "-j", "-d", "link", "show"])).unwrap();
-        let mut out: String = links
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                format!(
-                    "{} {} {}\n",
-                    l["ifname"], l["linkinfo"]["info_kind"], l["mtu"]
-                )
-            })
-            .collect();
-        let addrs: Value =
-            serde_json::from_str(&ip_out(&["-n", &self.0, "-j", "addr", "show"])).unwrap();
-        for l in addrs.as_array().unwrap() {
-            for a in l["addr_info"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|a| a["family"] == "inet")
-            {
-                out.push_str(&format!(
-                    "{} {}/{}\n",
-                    l["ifname"], a["local"], a["prefixlen"]
-                ));
-            }
-        }
-        out.push_str(&ip_out(&[
-            "-n", &self.0, "-4", "route", "show", "table", "all",
-        ]));
-        out.push_str(&ip_out(&["-n", &self.0, "-4", "rule"]));
-        let nft = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "list", "tables"])
-            .output()
-            .unwrap();
-        out.push_str(&String::from_utf8_lossy(&nft.stdout));
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 /// Runs a CNI plugin inside the node namespace; returns (exit success, stdout, duration).
