@@ -9,6 +9,7 @@ pub mod azure;
 pub mod error;
 pub mod gateway_pool;
 pub mod instances;
+mod ip_configs;
 pub mod lb_plan;
 pub mod members;
 pub mod nic_plan;

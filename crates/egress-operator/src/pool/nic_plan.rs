@@ -7,10 +7,11 @@
 
 use egress_api::constants::AZURE_RESOURCE_PREFIX;
 use egress_azure::models::{
-    SubResource, VmssIpConfiguration, VmssIpConfigurationProperties,
-    VmssNetworkInterfaceConfiguration, VmssPublicIpAddressConfiguration,
-    VmssPublicIpAddressConfigurationProperties,
+    SubResource, VmssIpConfigurationProperties, VmssNetworkInterfaceConfiguration,
+    VmssPublicIpAddressConfiguration, VmssPublicIpAddressConfigurationProperties,
 };
+
+use crate::pool::ip_configs::{ensure_secondary_ipv4, plan_ip_configs};
 
 /// One gateway ipConfig to have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,65 +74,27 @@ pub fn plan(
         .ok_or(NicPlanError::NoPrimaryNic)?;
     let nic = &mut nics[nic_idx];
     let nic_name = nic.name.clone().unwrap_or_default();
-    let cfgs = &mut nic.properties.ip_configurations;
-    let primary_idx =
-        primary_index(cfgs, |c| c.properties.primary == Some(true)).ok_or_else(|| {
-            NicPlanError::NoPrimaryIpConfig {
-                nic: nic_name.clone(),
-            }
-        })?;
-    let subnet = cfgs[primary_idx]
-        .properties
-        .subnet
-        .as_ref()
-        .map(|s| s.id.clone())
-        .filter(|s| !s.is_empty())
-        .ok_or(NicPlanError::NoSubnet { nic: nic_name })?;
-    let primary_name = cfgs[primary_idx].name.clone();
-
-    cfgs.retain(|c| !remove.iter().any(|r| named(&c.name, r)));
-    for w in want {
-        let idx = match cfgs.iter().position(|c| named(&c.name, &w.name)) {
-            Some(i) => i,
-            None => {
-                cfgs.push(VmssIpConfiguration {
-                    name: Some(w.name.clone()),
-                    properties: VmssIpConfigurationProperties::default(),
-                    ..Default::default()
-                });
-                cfgs.len() - 1
-            }
-        };
-        ensure_ip_config(&mut cfgs[idx].properties, w, &subnet);
-    }
-
-    let any_ours = cfgs.iter().any(|c| is_ours(&c.name));
-    if let Some(primary) = cfgs.iter_mut().find(|c| c.name == primary_name) {
-        let pools = &mut primary.properties.load_balancer_backend_address_pools;
-        let member = pools.iter().any(|p| p.refers_to(backend_pool_id));
-        if any_ours && !member {
-            pools.push(SubResource::new(backend_pool_id));
-        } else if !any_ours && member {
-            pools.retain(|p| !p.refers_to(backend_pool_id));
-        }
-    }
+    plan_ip_configs(
+        &mut nic.properties.ip_configurations,
+        &nic_name,
+        want,
+        remove,
+        backend_pool_id,
+    )?;
     Ok(serde_json::to_value(&*nics).ok() != before)
 }
 
-fn ensure_ip_config(p: &mut VmssIpConfigurationProperties, w: &IpConfigWant, subnet: &str) {
-    if p.primary != Some(false) {
-        p.primary = Some(false);
-    }
-    if !p
-        .private_ip_address_version
-        .as_deref()
-        .is_some_and(|v| v.eq_ignore_ascii_case("IPv4"))
-    {
-        p.private_ip_address_version = Some("IPv4".into());
-    }
-    if !p.subnet.as_ref().is_some_and(|s| s.refers_to(subnet)) {
-        p.subnet = Some(SubResource::new(subnet));
-    }
+pub(crate) fn ensure_ip_config(
+    p: &mut VmssIpConfigurationProperties,
+    w: &IpConfigWant,
+    subnet: &str,
+) {
+    ensure_secondary_ipv4(
+        &mut p.primary,
+        &mut p.private_ip_address_version,
+        &mut p.subnet,
+        subnet,
+    );
     match &w.prefix_id {
         None => p.public_ip_address_configuration = None,
         Some(prefix) => {

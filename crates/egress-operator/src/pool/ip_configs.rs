@@ -1,0 +1,151 @@
+//! The ipConfig plan both gateway NIC shapes share (a scale set's NIC configuration and a
+//! standalone NIC): keep everything not ours, drop the ipConfigs named in `remove`, add or
+//! repair one secondary ipConfig per wanted gateway in the primary ipConfig's subnet, and keep
+//! the primary ipConfig in the gateway backend pool exactly while any `egressgateway-` ipConfig
+//! exists. What differs per shape (how the public IP is attached) is `IpConfigShape::ensure`.
+
+use egress_azure::models::{
+    NetworkInterfaceIpConfiguration, NetworkInterfaceIpConfigurationProperties, SubResource,
+    VmssIpConfiguration, VmssIpConfigurationProperties,
+};
+
+use crate::pool::nic_plan::{NicPlanError, is_ours, named};
+
+/// An Azure ipConfiguration shape the shared plan can work on.
+pub(crate) trait IpConfigShape {
+    /// What one wanted gateway ipConfig looks like for this shape.
+    type Want;
+    /// The wanted ipConfig's name (`egressgateway-<uid>`).
+    fn want_name(want: &Self::Want) -> &str;
+    /// A new, empty ipConfig with this name.
+    fn new_named(name: &str) -> Self;
+    /// The ipConfig's name.
+    fn name(&self) -> &Option<String>;
+    /// Whether it is marked primary.
+    fn is_primary(&self) -> bool;
+    /// Its subnet ID, if any.
+    fn subnet_id(&self) -> Option<&str>;
+    /// Its backend pool references.
+    fn backend_pools(&mut self) -> &mut Vec<SubResource>;
+    /// Makes a gateway ipConfig match `want` in `subnet`, writing only what differs.
+    fn ensure(&mut self, want: &Self::Want, subnet: &str);
+}
+
+/// Applies the shared plan to the ipConfigs of the NIC named `nic`.
+pub(crate) fn plan_ip_configs<C: IpConfigShape>(
+    cfgs: &mut Vec<C>,
+    nic: &str,
+    want: &[C::Want],
+    remove: &[String],
+    backend_pool_id: &str,
+) -> Result<(), NicPlanError> {
+    let primary_idx = cfgs
+        .iter()
+        .position(C::is_primary)
+        .or_else(|| (cfgs.len() == 1).then_some(0))
+        .ok_or_else(|| NicPlanError::NoPrimaryIpConfig {
+            nic: nic.to_string(),
+        })?;
+    let subnet = cfgs[primary_idx]
+        .subnet_id()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| NicPlanError::NoSubnet {
+            nic: nic.to_string(),
+        })?;
+    let primary_name = cfgs[primary_idx].name().clone();
+
+    cfgs.retain(|c| !remove.iter().any(|r| named(c.name(), r)));
+    for w in want {
+        let name = C::want_name(w);
+        let idx = match cfgs.iter().position(|c| named(c.name(), name)) {
+            Some(i) => i,
+            None => {
+                cfgs.push(C::new_named(name));
+                cfgs.len() - 1
+            }
+        };
+        cfgs[idx].ensure(w, &subnet);
+    }
+
+    let any_ours = cfgs.iter().any(|c| is_ours(c.name()));
+    if let Some(primary) = cfgs.iter_mut().find(|c| *c.name() == primary_name) {
+        let pools = primary.backend_pools();
+        let member = pools.iter().any(|p| p.refers_to(backend_pool_id));
+        if any_ours && !member {
+            pools.push(SubResource::new(backend_pool_id));
+        } else if !any_ours && member {
+            pools.retain(|p| !p.refers_to(backend_pool_id));
+        }
+    }
+    Ok(())
+}
+
+/// The settings every gateway ipConfig has in both shapes: secondary, IPv4, in `subnet`.
+pub(crate) fn ensure_secondary_ipv4(
+    primary: &mut Option<bool>,
+    version: &mut Option<String>,
+    subnet_ref: &mut Option<SubResource>,
+    subnet: &str,
+) {
+    if *primary != Some(false) {
+        *primary = Some(false);
+    }
+    if !version
+        .as_deref()
+        .is_some_and(|v| v.eq_ignore_ascii_case("IPv4"))
+    {
+        *version = Some("IPv4".into());
+    }
+    if !subnet_ref.as_ref().is_some_and(|s| s.refers_to(subnet)) {
+        *subnet_ref = Some(SubResource::new(subnet));
+    }
+}
+
+/// Both shapes keep the same fields under the same names; only the types differ.
+macro_rules! ip_config_shape {
+    ($cfg:ty, $props:ty, $want:ty, $ensure:path) => {
+        impl IpConfigShape for $cfg {
+            type Want = $want;
+
+            fn want_name(want: &Self::Want) -> &str {
+                &want.name
+            }
+            fn new_named(name: &str) -> Self {
+                Self {
+                    name: Some(name.to_string()),
+                    properties: <$props>::default(),
+                    ..Default::default()
+                }
+            }
+            fn name(&self) -> &Option<String> {
+                &self.name
+            }
+            fn is_primary(&self) -> bool {
+                self.properties.primary == Some(true)
+            }
+            fn subnet_id(&self) -> Option<&str> {
+                self.properties.subnet.as_ref().map(|s| s.id.as_str())
+            }
+            fn backend_pools(&mut self) -> &mut Vec<SubResource> {
+                &mut self.properties.load_balancer_backend_address_pools
+            }
+            fn ensure(&mut self, want: &Self::Want, subnet: &str) {
+                $ensure(&mut self.properties, want, subnet);
+            }
+        }
+    };
+}
+
+ip_config_shape!(
+    VmssIpConfiguration,
+    VmssIpConfigurationProperties,
+    crate::pool::nic_plan::IpConfigWant,
+    crate::pool::nic_plan::ensure_ip_config
+);
+ip_config_shape!(
+    NetworkInterfaceIpConfiguration,
+    NetworkInterfaceIpConfigurationProperties,
+    crate::pool::vm_nic_plan::NicIpConfigWant,
+    crate::pool::vm_nic_plan::ensure_ip_config
+);
