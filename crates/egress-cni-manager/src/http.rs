@@ -1,85 +1,55 @@
 //! `/healthz` (process alive), `/readyz` (conflist installed, pod cache synced, socket
-//! listening) and `/metrics` (Prometheus text) over plain HTTP/1.
+//! listening) and `/metrics` (Prometheus text) over plain HTTP/1, on the shared server of
+//! `egress-runtime`.
 
-use std::convert::Infallible;
-
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use egress_runtime::{Answer, HealthSource, InFlight};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::state::NodeState;
 
-fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+/// What `/readyz` and `/metrics` read.
+struct Health<'a> {
+    state: &'a NodeState,
+    metrics: &'a Metrics,
+}
+
+impl HealthSource for Health<'_> {
+    fn readiness(&self) -> Result<(), Vec<String>> {
+        let reasons = self.state.not_ready_reasons();
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons.into_iter().map(Into::into).collect())
+        }
     }
-    r
+
+    fn metrics(&self) -> Result<String, std::fmt::Error> {
+        self.metrics
+            .conflist_installed
+            .set(i64::from(self.state.conflist_installed()));
+        Ok(self.metrics.encode())
+    }
 }
 
 /// Answers one request.
-pub fn route(path: &str, state: &NodeState, metrics: &Metrics) -> Response<Full<Bytes>> {
-    match path {
-        "/healthz" | "/livez" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/readyz" => {
-            let reasons = state.not_ready_reasons();
-            if reasons.is_empty() {
-                respond(StatusCode::OK, "text/plain", "ok\n".into())
-            } else {
-                respond(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    format!("not ready: {}\n", reasons.join(", ")),
-                )
-            }
-        }
-        "/metrics" => {
-            metrics
-                .conflist_installed
-                .set(i64::from(state.conflist_installed()));
-            respond(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                metrics.encode(),
-            )
-        }
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-    }
+pub fn route(path: &str, state: &NodeState, metrics: &Metrics) -> Answer {
+    egress_runtime::health_answer(path, "text/plain", &Health { state, metrics })
 }
 
-/// Serves until cancelled.
+/// Serves until cancelled; open connections are dropped then.
 pub async fn serve(
     listener: TcpListener,
     state: NodeState,
     metrics: Metrics,
     cancel: CancellationToken,
 ) {
-    loop {
-        let (stream, _) = tokio::select! {
-            () = cancel.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => { tracing::warn!(error = %e, "failed to accept HTTP connection"); continue; }
-            },
-        };
-        let (state, metrics, cancel) = (state.clone(), metrics.clone(), cancel.clone());
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let resp = route(req.uri().path(), &state, &metrics);
-                async move { Ok::<_, Infallible>(resp) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
-            tokio::select! {
-                _ = conn => {},
-                () = cancel.cancelled() => {},
-            }
-        });
-    }
+    egress_runtime::serve_with(
+        listener,
+        move |path| route(path, &state, &metrics),
+        cancel.cancelled_owned(),
+        InFlight::Abort,
+    )
+    .await;
 }

@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use egress_cni_manager::ManagerConfig;
 use egress_cni_manager::conflist::WireguardBackend;
+use egress_runtime::{LogFormat, LogWriter, init_tracing, try_shutdown_signal};
 
 /// `--wireguard-backend` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,11 +58,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    init_tracing(LogFormat::Text, LogWriter::Stdout);
     let args = Args::parse();
     let client = kube::Client::try_default()
         .await
@@ -82,12 +79,9 @@ async fn main() -> anyhow::Result<()> {
         BackendArg::Userspace => WireguardBackend::Userspace,
     };
     let manager = egress_cni_manager::start_with_backend(config, backend, client).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to install SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
+    try_shutdown_signal()
+        .context("failed to install SIGTERM handler")?
+        .await;
     tracing::info!("shutting down");
     manager.shutdown().await;
     Ok(())
