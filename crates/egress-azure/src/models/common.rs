@@ -1,9 +1,62 @@
-//! Shapes shared by Network and Compute models: references, SKUs, the unknown-field map.
+//! Shapes shared by Network and Compute models: the two ARM envelopes (top-level resources and
+//! named child resources) around typed `properties`, references, SKUs, the unknown-field map.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 /// Properties this crate does not model, kept verbatim for read-modify-write.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
+
+/// A top-level (tracked) ARM resource: the envelope every resource we touch shares, around its
+/// typed `properties`. Fields a resource type lacks simply stay `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + Default"))]
+pub struct Resource<P> {
+    /// Resource ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Etag for `If-Match`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// SKU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Sku>,
+    /// Tags (e.g. `aks-managed-poolName`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// Properties.
+    #[serde(default)]
+    pub properties: P,
+    /// Unmodelled fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A named child resource (ipConfigurations, frontends, probes, rules, subnets, NIC
+/// configurations) around its typed `properties`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "P: Deserialize<'de> + Default"))]
+pub struct Child<P> {
+    /// Resource ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Properties.
+    #[serde(default)]
+    pub properties: P,
+    /// Unmodelled fields.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
 
 /// A reference to another resource (`{"id": "..."}`), keeping any other fields ARM returns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

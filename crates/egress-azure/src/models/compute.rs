@@ -4,36 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::common::{Extra, Sku, SubResource, null_default};
+use super::common::{Child, Extra, Resource, SubResource, null_default};
 
-/// A virtual machine scale set.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VirtualMachineScaleSet {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Etag for `If-Match`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// SKU (size and capacity).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sku: Option<Sku>,
-    /// Tags (e.g. `aks-managed-poolName`, `aks-managed-gatewayIPPrefixSize`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: VirtualMachineScaleSetProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// A virtual machine scale set (tags such as `aks-managed-poolName`, `aks-managed-gatewayIPPrefixSize`).
+pub type VirtualMachineScaleSet = Resource<VirtualMachineScaleSetProperties>;
 
 /// Scale set properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -78,21 +52,7 @@ pub struct VmssNetworkProfile {
 }
 
 /// A NIC configuration of a scale set model or instance.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VmssNetworkInterfaceConfiguration {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: VmssNetworkInterfaceConfigurationProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub type VmssNetworkInterfaceConfiguration = Child<VmssNetworkInterfaceConfigurationProperties>;
 
 /// NIC configuration properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,22 +69,8 @@ pub struct VmssNetworkInterfaceConfigurationProperties {
     pub extra: Extra,
 }
 
-/// An IP configuration of a scale set NIC configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VmssIpConfiguration {
-    /// Name (ours are `egressgateway-<uid>`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: VmssIpConfigurationProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// An IP configuration of a scale set NIC configuration (ours are `egressgateway-<uid>`).
+pub type VmssIpConfiguration = Child<VmssIpConfigurationProperties>;
 
 /// Scale set IP configuration properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -156,19 +102,8 @@ pub struct VmssIpConfigurationProperties {
     pub extra: Extra,
 }
 
-/// Per-instance public IP configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VmssPublicIpAddressConfiguration {
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: VmssPublicIpAddressConfigurationProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// The public IP configuration of a scale set IP configuration.
+pub type VmssPublicIpAddressConfiguration = Child<VmssPublicIpAddressConfigurationProperties>;
 
 /// Per-instance public IP configuration properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -293,28 +228,8 @@ pub struct VmssVmNetworkProfileConfiguration {
     pub extra: Extra,
 }
 
-/// A standalone virtual machine (VM node pools; listed for pool discovery by tag).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VirtualMachine {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Tags.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: VirtualMachineProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// A virtual machine (VirtualMachines node pools).
+pub type VirtualMachine = Resource<VirtualMachineProperties>;
 
 /// VM properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

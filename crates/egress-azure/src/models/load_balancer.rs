@@ -1,39 +1,11 @@
 //! `Microsoft.Network/loadBalancers` and its children (frontends, backend pools, probes, rules).
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-use super::common::{Extra, Sku, SubResource, null_default};
+use super::common::{Child, Extra, Resource, SubResource, null_default};
 
 /// A load balancer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoadBalancer {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Etag for `If-Match`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// SKU.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sku: Option<Sku>,
-    /// Tags.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: LoadBalancerProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub type LoadBalancer = Resource<LoadBalancerProperties>;
 
 /// Load balancer properties. Collections are always sent (a PUT replaces them).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,21 +36,7 @@ pub struct LoadBalancerProperties {
 }
 
 /// A frontend IP configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FrontendIpConfiguration {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: FrontendIpConfigurationProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub type FrontendIpConfiguration = Child<FrontendIpConfigurationProperties>;
 
 /// Frontend IP configuration properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,21 +85,7 @@ pub struct BackendAddressPool {
 }
 
 /// A health probe.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: ProbeProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub type Probe = Child<ProbeProperties>;
 
 /// Probe properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -167,22 +111,8 @@ pub struct ProbeProperties {
     pub extra: Extra,
 }
 
-/// A load balancing rule.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LoadBalancingRule {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: LoadBalancingRuleProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// A load-balancing rule.
+pub type LoadBalancingRule = Child<LoadBalancingRuleProperties>;
 
 /// Load balancing rule properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ mod compute;
 mod load_balancer;
 mod network;
 
-pub use common::{Extra, Sku, SubResource};
+pub use common::{Child, Extra, Resource, Sku, SubResource};
 pub use compute::{
     NetworkInterfaceReference, NetworkInterfaceReferenceProperties, OsProfile, VirtualMachine,
     VirtualMachineProperties, VirtualMachineScaleSet, VirtualMachineScaleSetProperties,

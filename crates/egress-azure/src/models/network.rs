@@ -2,26 +2,11 @@
 //! IP prefixes and public IP addresses.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
-use super::common::{Extra, Sku, SubResource, null_default};
+use super::common::{Child, Extra, Resource, SubResource, null_default};
 
-/// A subnet (read only here).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Subnet {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: SubnetProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// A subnet of a virtual network.
+pub type Subnet = Child<SubnetProperties>;
 
 /// Subnet properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -38,31 +23,8 @@ pub struct SubnetProperties {
     pub extra: Extra,
 }
 
-/// A network interface (also the shape of a scale-set instance NIC).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NetworkInterface {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Etag for `If-Match`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// Tags (e.g. `aks-managed-poolName`, `aks-managed-static-gateway-nic`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: NetworkInterfaceProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// A network interface (also the shape of a scale-set instance NIC; tags such as `aks-managed-static-gateway-nic`).
+pub type NetworkInterface = Resource<NetworkInterfaceProperties>;
 
 /// Network interface properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -85,22 +47,8 @@ pub struct NetworkInterfaceProperties {
     pub extra: Extra,
 }
 
-/// A NIC IP configuration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct NetworkInterfaceIpConfiguration {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: NetworkInterfaceIpConfigurationProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+/// An IP configuration of a network interface.
+pub type NetworkInterfaceIpConfiguration = Child<NetworkInterfaceIpConfigurationProperties>;
 
 /// NIC IP configuration properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,33 +87,7 @@ pub struct NetworkInterfaceIpConfigurationProperties {
 }
 
 /// A public IP prefix.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PublicIpPrefix {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Etag.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// SKU (`Standard`/`Regional`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sku: Option<Sku>,
-    /// Tags.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: PublicIpPrefixProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub type PublicIpPrefix = Resource<PublicIpPrefixProperties>;
 
 /// Public IP prefix properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -200,33 +122,7 @@ pub struct PublicIpPrefixProperties {
 }
 
 /// A public IP address.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct PublicIpAddress {
-    /// Resource ID.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Region.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// Etag.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// SKU.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sku: Option<Sku>,
-    /// Tags.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags: Option<BTreeMap<String, String>>,
-    /// Properties.
-    #[serde(default)]
-    pub properties: PublicIpAddressProperties,
-    /// Unmodelled fields.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
+pub type PublicIpAddress = Resource<PublicIpAddressProperties>;
 
 /// Public IP address properties.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
