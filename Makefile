@@ -35,7 +35,7 @@ check-generated: deps ## Fail when config/crd is stale; check CRD shape and the 
 	$(VENV)/bin/kubernetes-validate --strict --quiet config/crd/*.yaml
 	$(CARGO) run -q -p egressctl -- validate -f examples/
 
-check-chart: deps ## helm lint --strict the chart (render, validation and RBAC tests: crates/egress-install-tests)
+check-chart: deps ## helm lint --strict the chart (render, validation and RBAC tests: crates/testing/egress-install-tests)
 	$(HELM) lint --strict $(CHART) $(CHART_TEST_VALUES)
 
 test: deps lint check-generated check-chart ## Everything CI runs: deps, lint, generated files, chart, all tests
@@ -48,10 +48,10 @@ images: ## Build the container images (docker/*.Dockerfile; needs Docker; IMAGE_
 	  docker build -f docker/$$c.Dockerfile -t $(if $(IMAGE_REPO),$(IMAGE_REPO)/)$$c:$(IMAGE_TAG) . || exit 1; \
 	done
 
-demo: deps ## The whole system on a simulated cluster with emulated Azure (root): crates/egress-sim/scenarios/demo.yaml
+demo: deps ## The whole system on a simulated cluster with emulated Azure (root): crates/testing/egress-sim/scenarios/demo.yaml
 	@[ "$$(id -u)" = 0 ] || { echo "make demo: needs root (it builds network namespaces)" >&2; exit 1; }
 	$(CARGO) build --workspace --bins
-	target/debug/egress-sim run crates/egress-sim/scenarios/demo.yaml
+	target/debug/egress-sim run crates/testing/egress-sim/scenarios/demo.yaml
 
 bench: deps ## Run the benchmarks (as root; method and results in docs/benchmarks.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: needs root (network namespaces, wireguard-go)" >&2; exit 1; }

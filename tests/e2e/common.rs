@@ -76,7 +76,7 @@ pub fn namespaces_with(prefix: &str) -> Vec<String> {
 /// Path of a scenario file of the e2e suite.
 pub fn e2e_scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/e2e/scenarios")
+        .join("../../../tests/e2e/scenarios")
         .join(name)
 }
 

@@ -1,4 +1,4 @@
-//! The shipped examples become Ready against the emulator seeded with `crates/egress-azure-emulator/seeds/examples.yaml`.
+//! The shipped examples become Ready against the emulator seeded with `crates/testing/egress-azure-emulator/seeds/examples.yaml`.
 
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ use crate::common::*;
 async fn every_example_gateway_becomes_ready_with_an_egress_prefix() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let seed: Seed = serde_saphyr::from_str(
-        &std::fs::read_to_string(root.join("../egress-azure-emulator/seeds/examples.yaml"))
+        &std::fs::read_to_string(root.join("../testing/egress-azure-emulator/seeds/examples.yaml"))
             .unwrap(),
     )
     .unwrap();

@@ -1,5 +1,5 @@
 //! AKS "VirtualMachines" gateway pools (standalone NICs pre-created by AKS) against the emulator
-//! seeded with `crates/egress-azure-emulator/seeds/vmpool.yaml`: public mode (a public IP per
+//! seeded with `crates/testing/egress-azure-emulator/seeds/vmpool.yaml`: public mode (a public IP per
 //! NIC, created once), BYO → private mode (every NIC's secondary IP, unchanged; the public IPs
 //! in the BYO prefix deleted), batching of two gateways into one
 //! write per NIC, a BYO prefix shared by two gateways refused, and deletion back to the seed
@@ -27,7 +27,8 @@ const POOL_UID: &str = "df1d0b79-1503-3d2d-84a9-a9c1321145bc";
 async fn harness() -> Harness {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let seed: Seed = serde_saphyr::from_str(
-        &std::fs::read_to_string(root.join("../egress-azure-emulator/seeds/vmpool.yaml")).unwrap(),
+        &std::fs::read_to_string(root.join("../testing/egress-azure-emulator/seeds/vmpool.yaml"))
+            .unwrap(),
     )
     .unwrap();
     Harness::with_seed(seed).await

@@ -82,7 +82,7 @@ pub fn check() -> Result<Binaries, PrereqError> {
     }
     let crds = std::env::var_os("EGRESS_SIM_CRDS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/crd"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../config/crd"));
     if !crds.is_dir() {
         return Err(PrereqError::Crds(crds.display().to_string()));
     }

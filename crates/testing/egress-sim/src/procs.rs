@@ -63,7 +63,7 @@ pub fn bin_dirs() -> Vec<PathBuf> {
             dirs.push(p.to_path_buf());
         }
     }
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../target");
     dirs.push(ws.join("debug"));
     dirs.push(ws.join("release"));
     dirs

@@ -181,7 +181,7 @@ async fn strict_validation_rejects_unknown_fields_from_kubectl() {
 /// `kubectl get sgc -A`.
 #[tokio::test]
 async fn project_crds_and_examples_apply() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
     let crds = root.join("config/crd");
     let examples = root.join("examples");
     if !crds.is_dir() || !examples.is_dir() {

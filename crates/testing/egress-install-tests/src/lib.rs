@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../..")
 }
 
 /// The chart directory.
