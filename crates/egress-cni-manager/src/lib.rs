@@ -29,20 +29,7 @@ use crate::handler::RequestHandler;
 use crate::metrics::Metrics;
 use crate::state::{NodeState, PodCache};
 
-/// Formats an error with all its sources, `outer: inner: ...`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use egress_runtime::error_chain;
 
 /// Settings of one manager.
 #[derive(Debug, Clone)]

@@ -83,21 +83,6 @@ pub fn kube_retry_after(e: &kube::Error) -> Option<Duration> {
     }
 }
 
-/// An error and its sources, `: `-separated, for logs and condition messages.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cur = s.source();
-    }
-    out
-}
-
 /// How long to wait before the next attempt of something that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backoff {

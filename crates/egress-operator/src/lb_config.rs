@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use egress_api::constants::{API_VERSION, FIELD_MANAGER_LB, VM_CONFIG_FINALIZER};
 use egress_api::{GatewayLBConfiguration, GatewayVMConfiguration};
+use egress_runtime::error_chain;
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -17,7 +18,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::error::{Category, chain, kube_retry_after};
+use crate::error::{Category, kube_retry_after};
 
 /// Metric label of this controller.
 pub const CONTROLLER: &str = "gateway-lb-configuration";
@@ -82,7 +83,7 @@ async fn reconcile(
     ctx.metrics.record(CONTROLLER, started.elapsed(), category);
     match &result {
         Ok(_) => ctx.reset_retries(&retry_key(&lb)),
-        Err(e) => tracing::warn!(lb = %lb.name_any(), error = %chain(e), "reconcile failed"),
+        Err(e) => tracing::warn!(lb = %lb.name_any(), error = %error_chain(e), "reconcile failed"),
     }
     result
 }

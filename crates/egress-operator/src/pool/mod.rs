@@ -265,7 +265,7 @@ async fn work(
                 let delay = ctx
                     .retry_delay(&retry_key, category, e.retry_after())
                     .unwrap_or(ctx.config.resync_interval);
-                tracing::warn!(pool = %key, category = category.as_str(), ?delay, error = %crate::error::chain(&e), "gateway pool reconcile failed");
+                tracing::warn!(pool = %key, category = category.as_str(), ?delay, error = %egress_runtime::error_chain(&e), "gateway pool reconcile failed");
                 schedule(tx, key, delay);
             }
         }

@@ -15,6 +15,7 @@ use egress_api::constants::{
     FIELD_MANAGER_SGC, OWNING_SGC_NAME_LABEL, OWNING_SGC_NAMESPACE_LABEL, SGC_FINALIZER,
 };
 use egress_api::{GatewayLBConfiguration, StaticGatewayConfiguration};
+use egress_runtime::error_chain;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -26,7 +27,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
-use crate::error::{Category, chain, kube_retry_after};
+use crate::error::{Category, kube_retry_after};
 use crate::finalizers;
 use crate::target::validate;
 
@@ -105,10 +106,16 @@ async fn reconcile(
     match &result {
         Ok(_) => ctx.reset_retries(&retry_key(&sgc)),
         Err(e) => {
-            tracing::warn!(sgc = %format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any()), error = %chain(e), "reconcile failed");
+            tracing::warn!(sgc = %format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any()), error = %error_chain(e), "reconcile failed");
             let reason = category.map_or("ReconcileError", Category::event_reason);
-            ctx.event(&sgc.object_ref(&()), true, reason, "Reconcile", chain(e))
-                .await;
+            ctx.event(
+                &sgc.object_ref(&()),
+                true,
+                reason,
+                "Reconcile",
+                error_chain(e),
+            )
+            .await;
         }
     }
     result
