@@ -1,16 +1,14 @@
 //! Handles every controller shares: Kubernetes client, Azure API, Event recorder, metrics,
 //! settings and the per-object retry counters. No global state lives anywhere else.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use egress_azure::AzureApi;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::config::OperatorConfig;
-use crate::error::Category;
+use crate::controller::RetryCounters;
 use crate::metrics::Metrics;
 
 /// Shared handles of all controllers.
@@ -24,8 +22,9 @@ pub struct Context {
     pub metrics: Metrics,
     /// Settings.
     pub config: Arc<OperatorConfig>,
+    /// Failures in a row per object, for the backoff (see `controller`).
+    pub(crate) retries: RetryCounters,
     recorder: Recorder,
-    attempts: Arc<Mutex<HashMap<String, u32>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -54,7 +53,7 @@ impl Context {
             azure,
             metrics,
             config: Arc::new(config),
-            attempts: Arc::default(),
+            retries: RetryCounters::default(),
         }
     }
 
@@ -81,32 +80,6 @@ impl Context {
         if let Err(e) = self.recorder.publish(&ev, object).await {
             tracing::warn!(error = %e, reason, "failed to publish event");
         }
-    }
-
-    /// Delay before retrying `key` after an error of `category`, counting attempts; `None`
-    /// means wait for a change.
-    pub fn retry_delay(
-        &self,
-        key: &str,
-        category: Category,
-        retry_after: Option<Duration>,
-    ) -> Option<Duration> {
-        let attempt = {
-            let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-            let n = map.entry(key.to_string()).or_insert(0);
-            let a = *n;
-            *n = n.saturating_add(1);
-            a
-        };
-        self.config.backoff.delay(category, attempt, retry_after)
-    }
-
-    /// Forgets the failures of `key` after a success.
-    pub fn reset_retries(&self, key: &str) {
-        self.attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
     }
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use egress_azure::{ArmError, ErrorCategory};
 
+use crate::controller::ReconcileError;
+
 /// What kind of failure an error is, and so what happens next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Category {
@@ -68,6 +70,38 @@ impl Category {
             },
             _ => Self::Transient,
         }
+    }
+}
+
+/// A failed Kubernetes API call, named for what it was doing. The SGC and LB configuration
+/// controllers only call Kubernetes, so this is their whole error; the pool controller wraps it.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action}")]
+pub struct KubeError {
+    /// What was being done (`read Secret ns/name`).
+    pub action: String,
+    /// The API failure.
+    #[source]
+    pub source: kube::Error,
+}
+
+impl KubeError {
+    /// The failed `action` and why.
+    pub fn new(action: impl Into<String>, source: kube::Error) -> Self {
+        Self {
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+impl ReconcileError for KubeError {
+    fn category(&self) -> Category {
+        Category::of_kube(&self.source)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        kube_retry_after(&self.source)
     }
 }
 

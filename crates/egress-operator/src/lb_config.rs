@@ -5,12 +5,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use egress_api::constants::{API_VERSION, FIELD_MANAGER_LB, VM_CONFIG_FINALIZER};
 use egress_api::{GatewayLBConfiguration, GatewayVMConfiguration};
-use egress_runtime::error_chain;
-use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -18,38 +15,19 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use crate::context::Context;
-use crate::error::{Category, kube_retry_after};
+use crate::controller;
+use crate::error::KubeError;
 
 /// Metric label of this controller.
 pub const CONTROLLER: &str = "gateway-lb-configuration";
 
-/// A failed step of the LB configuration controller.
-#[derive(Debug, thiserror::Error)]
-pub enum LbConfigError {
-    /// A Kubernetes call failed.
-    #[error("failed to {action}")]
-    Kube {
-        /// What was being done.
-        action: String,
-        /// Why.
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl LbConfigError {
-    /// What to do next.
-    pub fn category(&self) -> Category {
-        match self {
-            Self::Kube { source, .. } => Category::of_kube(source),
-        }
-    }
-}
+/// A failed step of the LB configuration controller: it only calls Kubernetes.
+pub type LbConfigError = KubeError;
 
 /// Runs the controller until `shutdown` completes.
 pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    Controller::new(
+    let lb_configs = Controller::new(
         Api::<GatewayLBConfiguration>::all(client.clone()),
         watcher::Config::default(),
     )
@@ -57,10 +35,8 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send + Sync 
         Api::<GatewayVMConfiguration>::all(client),
         watcher::Config::default(),
     )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, Arc::new(ctx))
-    .for_each(|_| async {})
-    .await;
+    .graceful_shutdown_on(shutdown);
+    controller::run_objects(lb_configs, CONTROLLER, ctx, reconcile).await;
 }
 
 /// Whether `vm` already is the VM configuration `lb` wants.
@@ -77,48 +53,23 @@ async fn reconcile(
     lb: Arc<GatewayLBConfiguration>,
     ctx: Arc<Context>,
 ) -> Result<Action, LbConfigError> {
-    let started = Instant::now();
-    let result = reconcile_inner(&lb, &ctx).await;
-    let category = result.as_ref().err().map(LbConfigError::category);
-    ctx.metrics.record(CONTROLLER, started.elapsed(), category);
-    match &result {
-        Ok(_) => ctx.reset_retries(&retry_key(&lb)),
-        Err(e) => tracing::warn!(lb = %lb.name_any(), error = %error_chain(e), "reconcile failed"),
-    }
-    result
-}
-
-fn retry_key(lb: &GatewayLBConfiguration) -> String {
-    format!("{CONTROLLER}/{}", lb.uid().unwrap_or_default())
-}
-
-fn error_policy(lb: Arc<GatewayLBConfiguration>, e: &LbConfigError, ctx: Arc<Context>) -> Action {
-    let LbConfigError::Kube { source, .. } = e;
-    match ctx.retry_delay(&retry_key(&lb), e.category(), kube_retry_after(source)) {
-        Some(d) => Action::requeue(d),
-        None => Action::await_change(),
-    }
-}
-
-async fn reconcile_inner(
-    lb: &GatewayLBConfiguration,
-    ctx: &Context,
-) -> Result<Action, LbConfigError> {
     if lb.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let ns = lb.namespace().unwrap_or_default();
     let name = lb.name_any();
     let api: Api<GatewayVMConfiguration> = Api::namespaced(ctx.client.clone(), &ns);
-    let err = |action: &str, source| LbConfigError::Kube {
-        action: format!("{action} GatewayVMConfiguration {ns}/{name}"),
-        source,
+    let err = |action: &str, source| {
+        LbConfigError::new(
+            format!("{action} GatewayVMConfiguration {ns}/{name}"),
+            source,
+        )
     };
     let current = api.get_opt(&name).await.map_err(|e| err("read", e))?;
     match &current {
         // Being deleted (its owner changed, or someone deleted it): recreated once gone.
         Some(vm) if vm.meta().deletion_timestamp.is_some() => return Ok(Action::await_change()),
-        Some(vm) if up_to_date(lb, vm) => return Ok(Action::await_change()),
+        Some(vm) if up_to_date(&lb, vm) => return Ok(Action::await_change()),
         _ => {}
     }
     let body = json!({

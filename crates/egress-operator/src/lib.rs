@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod controller;
 pub mod error;
 pub mod finalizers;
 pub mod http;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use egress_azure::ArmError;
 
-use crate::error::{Category, kube_retry_after};
+use crate::controller::ReconcileError;
+use crate::error::{Category, KubeError};
 use crate::pool::nic_plan::NicPlanError;
 use crate::target::TargetError;
 
@@ -60,14 +61,8 @@ pub enum PoolError {
         why: String,
     },
     /// A Kubernetes write failed.
-    #[error("failed to {action}")]
-    Kube {
-        /// What was being done.
-        action: String,
-        /// The API failure.
-        #[source]
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    Kube(#[from] KubeError),
 }
 
 impl PoolError {
@@ -79,14 +74,12 @@ impl PoolError {
     }
 
     pub(crate) fn kube(action: impl Into<String>, source: kube::Error) -> Self {
-        Self::Kube {
-            action: action.into(),
-            source,
-        }
+        Self::Kube(KubeError::new(action, source))
     }
+}
 
-    /// What to do next.
-    pub fn category(&self) -> Category {
+impl ReconcileError for PoolError {
+    fn category(&self) -> Category {
         match self {
             Self::PoolNotFound { .. } => Category::InvalidSpec,
             Self::NoUniqueId { .. } | Self::Nic { .. } | Self::NoNetworkProfile { .. } => {
@@ -99,15 +92,14 @@ impl PoolError {
                 Category::Transient
             }
             Self::Azure { source, .. } => Category::of_arm(source),
-            Self::Kube { source, .. } => Category::of_kube(source),
+            Self::Kube(e) => e.category(),
         }
     }
 
-    /// The Retry-After a throttled call asked for.
-    pub fn retry_after(&self) -> Option<Duration> {
+    fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Azure { source, .. } => source.retry_after(),
-            Self::Kube { source, .. } => kube_retry_after(source),
+            Self::Kube(e) => e.retry_after(),
             _ => None,
         }
     }

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::context::Context;
+use crate::controller::{self, Pass};
 use crate::pool::reconcile::PassOutcome;
 use crate::target::{PoolKey, pool_key};
 
@@ -239,13 +240,13 @@ async fn work(
         let impatient = waiting_since
             .get(&key)
             .is_some_and(|t| t.elapsed() >= ctx.config.chain_wait);
-        let started = std::time::Instant::now();
+        let pass = Pass::start(ctx, CONTROLLER, &key);
         let span = tracing::info_span!("reconcile", controller = CONTROLLER, pool = %key);
         let result = reconcile::reconcile(ctx, caches, &key, impatient)
             .instrument(span)
             .await;
-        let retry_key = format!("{CONTROLLER}/{key}");
         match result {
+            // Not a finished pass: neither counted nor a reason to forget earlier failures.
             Ok(PassOutcome::Waiting) => {
                 waiting_since
                     .entry(key.clone())
@@ -254,18 +255,14 @@ async fn work(
             }
             Ok(PassOutcome::Done) => {
                 waiting_since.remove(&key);
-                ctx.reset_retries(&retry_key);
-                ctx.metrics.record(CONTROLLER, started.elapsed(), None);
+                pass.succeeded();
                 schedule(tx, key, ctx.config.resync_interval);
             }
             Err(e) => {
-                let category = e.category();
-                ctx.metrics
-                    .record(CONTROLLER, started.elapsed(), Some(category));
-                let delay = ctx
-                    .retry_delay(&retry_key, category, e.retry_after())
+                pass.failed(&key, &e);
+                let delay = controller::retry_delay(ctx, CONTROLLER, &key, &e)
                     .unwrap_or(ctx.config.resync_interval);
-                tracing::warn!(pool = %key, category = category.as_str(), ?delay, error = %egress_runtime::error_chain(&e), "gateway pool reconcile failed");
+                tracing::debug!(pool = %key, ?delay, "gateway pool pass retried");
                 schedule(tx, key, delay);
             }
         }

@@ -12,7 +12,9 @@ use egress_api::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::NamespaceResourceScope;
 use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::context::Context;
@@ -38,8 +40,37 @@ pub struct PoolCondition {
     pub message: String,
 }
 
-fn apply_params() -> PatchParams {
-    PatchParams::apply(FIELD_MANAGER_POOL).force()
+/// Server-side applies `status` (only the fields given) to the member's object of kind `K`.
+/// Returns `false` when the object is already gone: not an error (its deletion is what the pass
+/// is catching up with).
+async fn apply_status<K>(
+    ctx: &Context,
+    m: &Member,
+    what: &str,
+    status: serde_json::Value,
+) -> Result<bool, PoolError>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &m.namespace);
+    let body = json!({"apiVersion": API_VERSION, "kind": kind,
+        "metadata": {"name": m.name}, "status": status});
+    let params = PatchParams::apply(FIELD_MANAGER_POOL).force();
+    match api
+        .patch_status(&m.name, &params, &Patch::Apply(body))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(PoolError::kube(
+            format!("write the {what} of {kind} {}", m.key()),
+            e,
+        )),
+    }
 }
 
 /// Writes the LB configuration's status if it differs.
@@ -51,20 +82,8 @@ pub async fn write_lb_status(
     if m.lb.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<GatewayLBConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
-    let body = json!({"apiVersion": API_VERSION, "kind": "GatewayLBConfiguration",
-        "metadata": {"name": m.name}, "status": status});
-    match api
-        .patch_status(&m.name, &apply_params(), &Patch::Apply(body))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(PoolError::kube(
-            format!("write the status of GatewayLBConfiguration {}", m.key()),
-            e,
-        )),
-    }
+    apply_status::<GatewayLBConfiguration>(ctx, m, "status", json!(status)).await?;
+    Ok(())
 }
 
 /// Writes the VM configuration's status if it differs.
@@ -77,20 +96,8 @@ pub async fn write_vm_status(
     if vm.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<GatewayVMConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
-    let body = json!({"apiVersion": API_VERSION, "kind": "GatewayVMConfiguration",
-        "metadata": {"name": m.name}, "status": status});
-    match api
-        .patch_status(&m.name, &apply_params(), &Patch::Apply(body))
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(PoolError::kube(
-            format!("write the status of GatewayVMConfiguration {}", m.key()),
-            e,
-        )),
-    }
+    apply_status::<GatewayVMConfiguration>(ctx, m, "status", json!(status)).await?;
+    Ok(())
 }
 
 /// Sets the pool's conditions on the member's SGC (skipped when nothing changes) and publishes
@@ -133,24 +140,9 @@ pub async fn write_conditions(
         .filter(|c| wanted.iter().any(|w| w.type_ == c.type_))
         .cloned()
         .collect();
-    let api: Api<StaticGatewayConfiguration> = Api::namespaced(ctx.client.clone(), &m.namespace);
-    let body = json!({"apiVersion": API_VERSION, "kind": "StaticGatewayConfiguration",
-        "metadata": {"name": m.name}, "status": {"conditions": ours}});
-    match api
-        .patch_status(&m.name, &apply_params(), &Patch::Apply(body))
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
-        Err(e) => {
-            return Err(PoolError::kube(
-                format!(
-                    "write the conditions of StaticGatewayConfiguration {}",
-                    m.key()
-                ),
-                e,
-            ));
-        }
+    let body = json!({"conditions": ours});
+    if !apply_status::<StaticGatewayConfiguration>(ctx, m, "conditions", body).await? {
+        return Ok(());
     }
     let reference = sgc.object_ref(&());
     for c in wanted {

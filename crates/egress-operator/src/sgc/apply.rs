@@ -33,7 +33,7 @@ pub async fn ensure_key(
     let existing = api
         .get_opt(&name)
         .await
-        .map_err(|e| SgcError::kube(format!("read Secret {ns}/{name}"), e))?;
+        .map_err(|e| SgcError::new(format!("read Secret {ns}/{name}"), e))?;
     let secret = match existing {
         Some(s) => s,
         None => {
@@ -55,8 +55,8 @@ pub async fn ensure_key(
                 Err(kube::Error::Api(s)) if s.code == 409 => api
                     .get(&name)
                     .await
-                    .map_err(|e| SgcError::kube(format!("read Secret {ns}/{name}"), e))?,
-                Err(e) => return Err(SgcError::kube(format!("create Secret {ns}/{name}"), e)),
+                    .map_err(|e| SgcError::new(format!("read Secret {ns}/{name}"), e))?,
+                Err(e) => return Err(SgcError::new(format!("create Secret {ns}/{name}"), e)),
             }
         }
     };
@@ -71,7 +71,7 @@ pub async fn ensure_key(
         let patch = json!({"metadata": {"labels": wanted.metadata.labels}, "data": wanted.data});
         api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| SgcError::kube(format!("update Secret {ns}/{name}"), e))?;
+            .map_err(|e| SgcError::new(format!("update Secret {ns}/{name}"), e))?;
     }
     Ok(ready(&key))
 }
@@ -112,7 +112,7 @@ pub async fn ensure_lb_config(
         &Patch::Apply(body),
     )
     .await
-    .map_err(|e| SgcError::kube(format!("apply GatewayLBConfiguration {ns}/{name}"), e))?;
+    .map_err(|e| SgcError::new(format!("apply GatewayLBConfiguration {ns}/{name}"), e))?;
     Ok(())
 }
 
@@ -125,14 +125,14 @@ pub async fn cleanup(ctx: &Context, sgc: &StaticGatewayConfiguration) -> Result<
     let lb = lbs
         .get_opt(&name)
         .await
-        .map_err(|e| SgcError::kube(format!("read GatewayLBConfiguration {ns}/{name}"), e))?;
+        .map_err(|e| SgcError::new(format!("read GatewayLBConfiguration {ns}/{name}"), e))?;
     if let Some(lb) = lb {
         if lb.meta().deletion_timestamp.is_none() {
             match lbs.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => return Ok(true),
                 Err(e) => {
-                    return Err(SgcError::kube(
+                    return Err(SgcError::new(
                         format!("delete GatewayLBConfiguration {ns}/{name}"),
                         e,
                     ));
@@ -147,7 +147,7 @@ pub async fn cleanup(ctx: &Context, sgc: &StaticGatewayConfiguration) -> Result<
     match secrets.delete(&secret, &DeleteParams::default()).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(true),
-        Err(e) => Err(SgcError::kube(
+        Err(e) => Err(SgcError::new(
             format!("delete Secret {secret_ns}/{secret}"),
             e,
         )),

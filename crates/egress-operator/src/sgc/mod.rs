@@ -9,14 +9,12 @@ pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use egress_api::constants::{
     FIELD_MANAGER_SGC, OWNING_SGC_NAME_LABEL, OWNING_SGC_NAMESPACE_LABEL, SGC_FINALIZER,
 };
 use egress_api::{GatewayLBConfiguration, StaticGatewayConfiguration};
 use egress_runtime::error_chain;
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -27,7 +25,8 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::context::Context;
-use crate::error::{Category, kube_retry_after};
+use crate::controller::{self, ReconcileError};
+use crate::error::KubeError;
 use crate::finalizers;
 use crate::target::validate;
 
@@ -36,41 +35,14 @@ use self::status::{KeyState, Observed};
 /// Metric label of this controller.
 pub const CONTROLLER: &str = "static-gateway-configuration";
 
-/// A failed step of the SGC controller.
-#[derive(Debug, thiserror::Error)]
-pub enum SgcError {
-    /// A Kubernetes call failed.
-    #[error("failed to {action}")]
-    Kube {
-        /// What was being done.
-        action: String,
-        /// Why.
-        #[source]
-        source: kube::Error,
-    },
-}
-
-impl SgcError {
-    pub(crate) fn kube(action: impl Into<String>, source: kube::Error) -> Self {
-        Self::Kube {
-            action: action.into(),
-            source,
-        }
-    }
-
-    /// What to do next.
-    pub fn category(&self) -> Category {
-        match self {
-            Self::Kube { source, .. } => Category::of_kube(source),
-        }
-    }
-}
+/// A failed step of the SGC controller: it only calls Kubernetes.
+pub type SgcError = KubeError;
 
 /// Runs the controller until `shutdown` completes.
 pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ctx.config.namespace);
-    Controller::new(
+    let sgcs = Controller::new(
         Api::<StaticGatewayConfiguration>::all(client.clone()),
         watcher::Config::default(),
     )
@@ -89,50 +61,28 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send + Sync 
             )
         },
     )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile, error_policy, Arc::new(ctx))
-    .for_each(|_| async {})
-    .await;
+    .graceful_shutdown_on(shutdown);
+    controller::run_objects(sgcs, CONTROLLER, ctx, reconcile).await;
 }
 
 async fn reconcile(
     sgc: Arc<StaticGatewayConfiguration>,
     ctx: Arc<Context>,
 ) -> Result<Action, SgcError> {
-    let started = Instant::now();
     let result = reconcile_inner(&sgc, &ctx).await;
-    let category = result.as_ref().err().map(SgcError::category);
-    ctx.metrics.record(CONTROLLER, started.elapsed(), category);
-    match &result {
-        Ok(_) => ctx.reset_retries(&retry_key(&sgc)),
-        Err(e) => {
-            tracing::warn!(sgc = %format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any()), error = %error_chain(e), "reconcile failed");
-            let reason = category.map_or("ReconcileError", Category::event_reason);
-            ctx.event(
-                &sgc.object_ref(&()),
-                true,
-                reason,
-                "Reconcile",
-                error_chain(e),
-            )
-            .await;
-        }
+    if let Err(e) = &result {
+        // The SGC is what users look at: the failure shows up on it as a Warning Event.
+        let reason = e.category().event_reason();
+        ctx.event(
+            &sgc.object_ref(&()),
+            true,
+            reason,
+            "Reconcile",
+            error_chain(e),
+        )
+        .await;
     }
     result
-}
-
-fn retry_key(sgc: &StaticGatewayConfiguration) -> String {
-    format!("{CONTROLLER}/{}", sgc.uid().unwrap_or_default())
-}
-
-fn error_policy(sgc: Arc<StaticGatewayConfiguration>, e: &SgcError, ctx: Arc<Context>) -> Action {
-    let retry_after = match e {
-        SgcError::Kube { source, .. } => kube_retry_after(source),
-    };
-    match ctx.retry_delay(&retry_key(&sgc), e.category(), retry_after) {
-        Some(d) => Action::requeue(d),
-        None => Action::await_change(),
-    }
 }
 
 async fn reconcile_inner(
@@ -146,20 +96,20 @@ async fn reconcile_inner(
         if sgc.finalizers().iter().any(|f| f == SGC_FINALIZER) && apply::cleanup(ctx, sgc).await? {
             finalizers::remove(&api, &name, SGC_FINALIZER)
                 .await
-                .map_err(|e| SgcError::kube(format!("remove the finalizer of {ns}/{name}"), e))?;
+                .map_err(|e| SgcError::new(format!("remove the finalizer of {ns}/{name}"), e))?;
         }
         // The LB configuration disappearing triggers the next pass (owned objects are watched).
         return Ok(Action::await_change());
     }
     finalizers::add(&api, sgc, SGC_FINALIZER)
         .await
-        .map_err(|e| SgcError::kube(format!("add the finalizer to {ns}/{name}"), e))?;
+        .map_err(|e| SgcError::new(format!("add the finalizer to {ns}/{name}"), e))?;
 
     let lbs: Api<GatewayLBConfiguration> = Api::namespaced(ctx.client.clone(), &ns);
     let lb = lbs
         .get_opt(&name)
         .await
-        .map_err(|e| SgcError::kube(format!("read GatewayLBConfiguration {ns}/{name}"), e))?;
+        .map_err(|e| SgcError::new(format!("read GatewayLBConfiguration {ns}/{name}"), e))?;
     let mut obs = Observed {
         sgc,
         invalid: None,
@@ -207,7 +157,7 @@ async fn write_status(
     )
     .await
     .map_err(|e| {
-        SgcError::kube(
+        SgcError::new(
             format!(
                 "write the status of {}/{name}",
                 sgc.namespace().unwrap_or_default()
