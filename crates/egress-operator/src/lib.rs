@@ -4,7 +4,8 @@
 //!
 //! Three controllers share one [`Context`]:
 //! * [`sgc`]: spec validation, the key Secret, the owned LB configuration, SGC status.
-//! * [`lb_config`]: the owned VM configuration.
+//! * [`vm_config_chain`]: the GatewayLBConfiguration controller, whose one job is the owned
+//!   GatewayVMConfiguration (the chain's next link).
 //! * [`pool`]: all Azure work, batched per gateway pool (load balancer, scale-set model and
 //!   instances, public IP prefixes), LB/VM configuration status and finalizer release.
 //!
@@ -19,12 +20,12 @@ pub mod error;
 pub mod finalizers;
 pub mod http;
 pub mod keys;
-pub mod lb_config;
 pub mod metrics;
 pub mod pool;
 pub mod run;
 pub mod sgc;
 pub mod target;
+pub mod vm_config_chain;
 
 pub use config::{AzureSettings, OperatorConfig};
 pub use context::Context;

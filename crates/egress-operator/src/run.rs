@@ -110,7 +110,7 @@ pub async fn run(
     let controllers = async {
         tokio::join!(
             crate::sgc::run(ctx.clone(), signal(stop_rx.clone())),
-            crate::lb_config::run(ctx.clone(), signal(stop_rx.clone())),
+            crate::vm_config_chain::run(ctx.clone(), signal(stop_rx.clone())),
             crate::pool::run(ctx.clone(), signal(stop_rx.clone())),
         );
     };

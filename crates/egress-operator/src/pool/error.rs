@@ -8,7 +8,7 @@ use egress_azure::ArmError;
 
 use crate::controller::ReconcileError;
 use crate::error::{Category, KubeError};
-use crate::pool::nic_plan::NicPlanError;
+use crate::pool::plan::ip_config::NicPlanError;
 use crate::target::TargetError;
 
 /// A failure that stops the whole pool pass.

@@ -5,18 +5,11 @@
 //! several SGCs changing together cost one load-balancer write, one model write and one write
 //! per instance. Healthy pools are reconciled again every resync interval to repair drift.
 
-pub mod azure;
+pub mod apply;
 pub mod error;
 pub mod gateway_pool;
-pub mod instances;
-mod ip_configs;
-pub mod lb_plan;
-pub mod members;
-pub mod nic_plan;
+pub mod plan;
 pub mod reconcile;
-pub mod status;
-pub mod vm_nic_plan;
-pub mod vm_nics;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

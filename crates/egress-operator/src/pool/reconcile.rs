@@ -11,14 +11,16 @@ use egress_api::{GatewayLBConfigurationStatus, GatewayVMConfigurationStatus, Gat
 
 use crate::context::Context;
 use crate::pool::Caches;
-use crate::pool::azure::{self, InstanceIps, PrefixInfo};
+use crate::pool::apply::kubernetes::{self as status, GATEWAY_VMS_READY, PoolCondition};
+use crate::pool::apply::load_balancer::{self as lb_apply, LbApplied};
+use crate::pool::apply::prefixes::{self, PrefixInfo};
+use crate::pool::apply::scale_set::{self, InstanceIps};
+use crate::pool::apply::vm_nics::{self, NicPass, VmGatewayWant};
 use crate::pool::error::{Affects, MemberError, PoolError};
 use crate::pool::gateway_pool::{self, GatewayPool, PoolKind};
-use crate::pool::lb_plan::RuleWant;
-use crate::pool::members::{self, Member};
-use crate::pool::nic_plan::IpConfigWant;
-use crate::pool::status::{self, GATEWAY_VMS_READY, PoolCondition};
-use crate::pool::vm_nics::{self, NicPass, VmGatewayWant};
+use crate::pool::plan::load_balancer::RuleWant;
+use crate::pool::plan::members::{self, Member};
+use crate::pool::plan::scale_set::IpConfigWant;
 use crate::target::{Egress, PoolKey};
 
 /// How a pass ended.
@@ -89,7 +91,7 @@ pub async fn reconcile(
         let Some(vm_uid) = m.vm_uid.as_deref().filter(|_| !m.removing_vm) else {
             continue;
         };
-        let found = azure::ensure_prefix(
+        let found = prefixes::ensure_prefix(
             azure,
             settings,
             &pool,
@@ -139,7 +141,8 @@ pub async fn reconcile(
         .filter(|m| m.removing_lb)
         .map(|m| m.lb_uid.clone())
         .collect();
-    let lb = azure::apply_load_balancer(azure, settings, &pool, &want_rules, &remove_rules).await?;
+    let lb =
+        lb_apply::apply_load_balancer(azure, settings, &pool, &want_rules, &remove_rules).await?;
     for uid in &lb.exhausted {
         blocked.insert(uid.clone(), MemberError::PortsExhausted);
     }
@@ -169,8 +172,8 @@ pub async fn reconcile(
     let (model_written, instances) = match &pool.kind {
         PoolKind::ScaleSet { id, vmss } => {
             let written =
-                azure::apply_model(azure, id, vmss, &want_ips, &remove_ips, &backend).await?;
-            let instances = azure::apply_instances(
+                scale_set::apply_model(azure, id, vmss, &want_ips, &remove_ips, &backend).await?;
+            let instances = scale_set::apply_instances(
                 azure,
                 settings,
                 id,
@@ -238,12 +241,12 @@ pub async fn reconcile(
         let unused = m.removing_vm
             || matches!(&m.target, Ok(t) if t.egress != Egress::ManagedPrefix)
                 && !blocked.contains_key(&m.lb_uid);
-        if unused && azure::delete_managed_prefix(azure, settings, vm_uid).await? {
+        if unused && prefixes::delete_managed_prefix(azure, settings, vm_uid).await? {
             tracing::info!(pool = %key, gateway = %m.key(), "deleted managed public IP prefix");
         }
     }
     if want_rules.is_empty() {
-        azure::shrink_load_balancer(azure, settings, &pool).await?;
+        lb_apply::shrink_load_balancer(azure, settings, &pool).await?;
     }
 
     for m in &members {
@@ -280,7 +283,7 @@ pub async fn reconcile(
 async fn write_member(
     ctx: &Context,
     m: &Member,
-    lb: &azure::LbApplied,
+    lb: &LbApplied,
     prefix: Option<&Option<PrefixInfo>>,
     instances: &[InstanceIps],
     pool: &GatewayPool,
@@ -417,10 +420,10 @@ async fn orphaned_pool(
             // No frontend is added when nothing is wanted, so the name is never used.
             unique_id: String::new(),
         };
-        azure::apply_load_balancer(azure, settings, &nowhere, &[], &rules).await?;
+        lb_apply::apply_load_balancer(azure, settings, &nowhere, &[], &rules).await?;
         for m in &removing {
             if let Some(vm_uid) = &m.vm_uid {
-                azure::delete_managed_prefix(azure, settings, vm_uid).await?;
+                prefixes::delete_managed_prefix(azure, settings, vm_uid).await?;
             }
             status::release(ctx, m).await?;
         }

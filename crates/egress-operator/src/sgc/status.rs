@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::pool::status::GATEWAY_VMS_READY;
+use crate::pool::apply::kubernetes::GATEWAY_VMS_READY;
 
 /// The pool conditions `Ready` needs, in the order their failures are reported.
 const POOL_CONDITIONS: [&str; 3] = [LOAD_BALANCER_READY, PREFIX_READY, GATEWAY_VMS_READY];

@@ -316,5 +316,5 @@ pub fn frontend_ip(lb: &LoadBalancer, pool_name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "lb_plan_tests.rs"]
+#[path = "load_balancer_tests.rs"]
 mod tests;

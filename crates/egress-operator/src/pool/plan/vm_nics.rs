@@ -8,11 +8,13 @@ use std::hash::Hasher;
 
 use egress_azure::ResourceId;
 use egress_azure::models::{
-    NetworkInterface, NetworkInterfaceIpConfigurationProperties, SubResource,
+    NetworkInterface, NetworkInterfaceIpConfiguration, NetworkInterfaceIpConfigurationProperties,
+    SubResource,
 };
 
-use crate::pool::ip_configs::{ensure_secondary_ipv4, plan_ip_configs};
-use crate::pool::nic_plan::{NicPlanError, is_ours};
+use crate::pool::plan::ip_config::{
+    NicPlanError, ensure_secondary_ipv4, ip_config_shape, is_ours, plan_ip_configs,
+};
 
 /// One gateway ipConfig to have on a NIC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +73,16 @@ pub fn plan(
     Ok(serde_json::to_value(&nic.properties.ip_configurations).ok() != before)
 }
 
-pub(crate) fn ensure_ip_config(
+ip_config_shape!(
+    NetworkInterfaceIpConfiguration,
+    NetworkInterfaceIpConfigurationProperties,
+    NicIpConfigWant,
+    ensure_ip_config
+);
+
+/// A VM pool NIC's gateway ipConfig: the shared settings, and the NIC's own public IP
+/// (public mode) or none (private mode).
+fn ensure_ip_config(
     p: &mut NetworkInterfaceIpConfigurationProperties,
     w: &NicIpConfigWant,
     subnet: &str,

@@ -12,11 +12,13 @@ use egress_azure::{AzureApi, ErrorCategory, ResourceId};
 use futures::StreamExt;
 
 use crate::config::AzureSettings;
-use crate::pool::azure::{ETAG_ATTEMPTS, PrefixInfo};
+use crate::pool::apply::ETAG_ATTEMPTS;
+use crate::pool::apply::prefixes::PrefixInfo;
+use crate::pool::apply::scale_set::InstanceIps;
 use crate::pool::error::PoolError;
 use crate::pool::gateway_pool::is_gateway_nic;
-use crate::pool::instances::InstanceIps;
-use crate::pool::vm_nic_plan::{self, NicIpConfigWant, nic_hash, public_ip_name};
+use crate::pool::plan;
+use crate::pool::plan::vm_nics::{NicIpConfigWant, nic_hash, public_ip_name};
 
 /// One gateway ipConfig to have on every NIC of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +128,7 @@ async fn apply_nic(
     let wants = wants_for(settings, &nic_name, pass.want)?;
     // The NIC's public IPs, created only when Azure does not have them (the prefix lists
     // the public IPs allocated from it).
-    let used_before = vm_nic_plan::gateway_public_ips(&nic);
+    let used_before = plan::vm_nics::gateway_public_ips(&nic);
     for (w, prefix) in &wants {
         let (Some(pip), Some(prefix)) = (&w.public_ip_id, prefix) else {
             continue;
@@ -147,7 +149,7 @@ async fn apply_nic(
                 .map_err(|e| PoolError::azure(format!("read network interface {id}"), e))?;
         }
         let before = nic.clone();
-        let changed = vm_nic_plan::plan(&mut nic, &nic_wants, pass.remove, pass.backend_pool_id)
+        let changed = plan::vm_nics::plan(&mut nic, &nic_wants, pass.remove, pass.backend_pool_id)
             .map_err(|source| PoolError::Nic {
                 what: format!("network interface {id}"),
                 source,
@@ -197,7 +199,7 @@ async fn apply_nic(
         }
     }
     ips.written = written;
-    let used_after = vm_nic_plan::gateway_public_ips(&nic);
+    let used_after = plan::vm_nics::gateway_public_ips(&nic);
     let suffix = format!("-{}", nic_hash(&nic_name));
     for old in used_before {
         if used_after.iter().any(|u| u.eq_ignore_ascii_case(&old)) {

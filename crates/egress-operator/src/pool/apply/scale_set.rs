@@ -1,16 +1,19 @@
-//! Scale-set instances in a pool pass: each instance's NIC configuration brought to the wanted
+//! A scale set in a pool pass: the model's network profile written at most once (`If-Match`,
+//! re-read and re-planned on 412), then each instance's NIC configuration brought to the wanted
 //! gateway ipConfigs with at most one write (plus one forced write when Azure lost an address),
-//! then its NIC read for the primary and gateway IPs that go into the VM configuration status.
+//! and its NIC read for the primary and gateway IPs that go into the VM configuration status.
 
 use std::collections::BTreeMap;
 
-use egress_azure::models::{VmssVm, VmssVmNetworkProfileConfiguration};
-use egress_azure::{AzureApi, ResourceId};
+use egress_azure::models::{VirtualMachineScaleSet, VmssVm, VmssVmNetworkProfileConfiguration};
+use egress_azure::{AzureApi, ErrorCategory, ResourceId};
 use futures::StreamExt;
 
 use crate::config::AzureSettings;
+use crate::pool::apply::ETAG_ATTEMPTS;
 use crate::pool::error::PoolError;
-use crate::pool::nic_plan::{self, IpConfigWant};
+use crate::pool::plan;
+use crate::pool::plan::scale_set::IpConfigWant;
 
 /// What one instance has after this pass.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +26,56 @@ pub struct InstanceIps {
     pub secondary: BTreeMap<String, String>,
     /// Whether the instance was written.
     pub written: bool,
+}
+
+/// Writes the scale-set model's network profile once if it needs gateway ipConfig changes.
+pub async fn apply_model(
+    azure: &dyn AzureApi,
+    id: &ResourceId,
+    read: &VirtualMachineScaleSet,
+    want: &[IpConfigWant],
+    remove: &[String],
+    backend_pool_id: &str,
+) -> Result<bool, PoolError> {
+    let mut vmss = read.clone();
+    for attempt in 0..ETAG_ATTEMPTS {
+        if attempt > 0 {
+            vmss = azure
+                .get_scale_set(id)
+                .await
+                .map_err(|e| PoolError::azure(format!("read scale set {id}"), e))?;
+        }
+        let mut profile =
+            vmss.network_profile()
+                .cloned()
+                .ok_or_else(|| PoolError::NoNetworkProfile {
+                    what: format!("scale set {id}"),
+                })?;
+        let changed = plan::scale_set::plan(
+            &mut profile.network_interface_configurations,
+            want,
+            remove,
+            backend_pool_id,
+        )
+        .map_err(|source| PoolError::Nic {
+            what: format!("scale set {id}"),
+            source,
+        })?;
+        if !changed {
+            return Ok(false);
+        }
+        match azure
+            .update_scale_set_network_profile(id, &profile, vmss.etag.as_deref())
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(e) if e.category() == ErrorCategory::Conflict && attempt + 1 < ETAG_ATTEMPTS => {
+                tracing::debug!(vmss = %id, error = %e, "scale set changed meanwhile, re-reading");
+            }
+            Err(e) => return Err(PoolError::azure(format!("update scale set {id}"), e)),
+        }
+    }
+    Ok(false)
 }
 
 /// Brings every instance to the wanted ipConfigs (one write per instance at most) and reads
@@ -73,7 +126,7 @@ async fn apply_instance(
         .ok_or_else(|| PoolError::NoNetworkProfile {
             what: format!("instance {id}"),
         })?;
-    let changed = nic_plan::plan(
+    let changed = plan::scale_set::plan(
         &mut config.network_interface_configurations,
         want,
         remove,

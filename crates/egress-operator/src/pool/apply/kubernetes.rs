@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::finalizers;
 use crate::pool::error::PoolError;
-use crate::pool::members::Member;
+use crate::pool::plan::members::Member;
 
 /// Field manager of every write of the pool reconciler.
 pub const FIELD_MANAGER_POOL: &str = "egress-operator/gateway-pool";

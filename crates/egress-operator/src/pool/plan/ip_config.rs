@@ -2,14 +2,46 @@
 //! standalone NIC): keep everything not ours, drop the ipConfigs named in `remove`, add or
 //! repair one secondary ipConfig per wanted gateway in the primary ipConfig's subnet, and keep
 //! the primary ipConfig in the gateway backend pool exactly while any `egressgateway-` ipConfig
-//! exists. What differs per shape (how the public IP is attached) is `IpConfigShape::ensure`.
+//! exists. What differs per shape (how the public IP is attached) is `IpConfigShape::ensure`,
+//! implemented next to each shape (`scale_set`, `vm_nics`) with `ip_config_shape!`; this base
+//! imports nothing from them.
 
-use egress_azure::models::{
-    NetworkInterfaceIpConfiguration, NetworkInterfaceIpConfigurationProperties, SubResource,
-    VmssIpConfiguration, VmssIpConfigurationProperties,
-};
+use egress_api::constants::AZURE_RESOURCE_PREFIX;
+use egress_azure::models::SubResource;
 
-use crate::pool::nic_plan::{NicPlanError, is_ours, named};
+/// Why the NIC configurations cannot carry gateway ipConfigs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NicPlanError {
+    /// No NIC configuration is marked primary (and there is not exactly one).
+    #[error("failed to find the primary NIC configuration of the scale set")]
+    NoPrimaryNic,
+    /// The primary NIC has no primary ipConfig.
+    #[error("failed to find the primary ipConfiguration of NIC configuration {nic}")]
+    NoPrimaryIpConfig {
+        /// NIC configuration name.
+        nic: String,
+    },
+    /// The primary ipConfig has no subnet to put gateway ipConfigs in.
+    #[error("failed to find the subnet of the primary ipConfiguration of NIC configuration {nic}")]
+    NoSubnet {
+        /// NIC configuration name.
+        nic: String,
+    },
+}
+
+/// Whether an Azure name is `want` (Azure names are case-insensitive).
+pub(crate) fn named(name: &Option<String>, want: &str) -> bool {
+    name.as_deref()
+        .is_some_and(|n| n.eq_ignore_ascii_case(want))
+}
+
+/// Whether an ipConfig is a gateway ipConfig (`egressgateway-...`).
+pub(crate) fn is_ours(name: &Option<String>) -> bool {
+    name.as_deref().is_some_and(|n| {
+        n.len() > AZURE_RESOURCE_PREFIX.len()
+            && n[..AZURE_RESOURCE_PREFIX.len()].eq_ignore_ascii_case(AZURE_RESOURCE_PREFIX)
+    })
+}
 
 /// An Azure ipConfiguration shape the shared plan can work on.
 pub(crate) trait IpConfigShape {
@@ -105,7 +137,7 @@ pub(crate) fn ensure_secondary_ipv4(
 /// Both shapes keep the same fields under the same names; only the types differ.
 macro_rules! ip_config_shape {
     ($cfg:ty, $props:ty, $want:ty, $ensure:path) => {
-        impl IpConfigShape for $cfg {
+        impl $crate::pool::plan::ip_config::IpConfigShape for $cfg {
             type Want = $want;
 
             fn want_name(want: &Self::Want) -> &str {
@@ -127,7 +159,7 @@ macro_rules! ip_config_shape {
             fn subnet_id(&self) -> Option<&str> {
                 self.properties.subnet.as_ref().map(|s| s.id.as_str())
             }
-            fn backend_pools(&mut self) -> &mut Vec<SubResource> {
+            fn backend_pools(&mut self) -> &mut Vec<egress_azure::models::SubResource> {
                 &mut self.properties.load_balancer_backend_address_pools
             }
             fn ensure(&mut self, want: &Self::Want, subnet: &str) {
@@ -136,16 +168,4 @@ macro_rules! ip_config_shape {
         }
     };
 }
-
-ip_config_shape!(
-    VmssIpConfiguration,
-    VmssIpConfigurationProperties,
-    crate::pool::nic_plan::IpConfigWant,
-    crate::pool::nic_plan::ensure_ip_config
-);
-ip_config_shape!(
-    NetworkInterfaceIpConfiguration,
-    NetworkInterfaceIpConfigurationProperties,
-    crate::pool::vm_nic_plan::NicIpConfigWant,
-    crate::pool::vm_nic_plan::ensure_ip_config
-);
+pub(crate) use ip_config_shape;

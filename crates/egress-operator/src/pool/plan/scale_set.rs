@@ -5,13 +5,15 @@
 //! pool exactly while any `egressgateway-` ipConfig exists. Other ipConfigs, NICs and unknown
 //! fields are left as read; only ipConfigs named in `remove` are dropped.
 
-use egress_api::constants::AZURE_RESOURCE_PREFIX;
 use egress_azure::models::{
-    SubResource, VmssIpConfigurationProperties, VmssNetworkInterfaceConfiguration,
-    VmssPublicIpAddressConfiguration, VmssPublicIpAddressConfigurationProperties,
+    SubResource, VmssIpConfiguration, VmssIpConfigurationProperties,
+    VmssNetworkInterfaceConfiguration, VmssPublicIpAddressConfiguration,
+    VmssPublicIpAddressConfigurationProperties,
 };
 
-use crate::pool::ip_configs::{ensure_secondary_ipv4, plan_ip_configs};
+use crate::pool::plan::ip_config::{
+    NicPlanError, ensure_secondary_ipv4, ip_config_shape, named, plan_ip_configs,
+};
 
 /// One gateway ipConfig to have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,38 +22,6 @@ pub struct IpConfigWant {
     pub name: String,
     /// Public IP prefix of the per-instance public IP (public mode), else none (private mode).
     pub prefix_id: Option<String>,
-}
-
-/// Why the NIC configurations cannot carry gateway ipConfigs.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NicPlanError {
-    /// No NIC configuration is marked primary (and there is not exactly one).
-    #[error("failed to find the primary NIC configuration of the scale set")]
-    NoPrimaryNic,
-    /// The primary NIC has no primary ipConfig.
-    #[error("failed to find the primary ipConfiguration of NIC configuration {nic}")]
-    NoPrimaryIpConfig {
-        /// NIC configuration name.
-        nic: String,
-    },
-    /// The primary ipConfig has no subnet to put gateway ipConfigs in.
-    #[error("failed to find the subnet of the primary ipConfiguration of NIC configuration {nic}")]
-    NoSubnet {
-        /// NIC configuration name.
-        nic: String,
-    },
-}
-
-pub(crate) fn named(name: &Option<String>, want: &str) -> bool {
-    name.as_deref()
-        .is_some_and(|n| n.eq_ignore_ascii_case(want))
-}
-
-pub(crate) fn is_ours(name: &Option<String>) -> bool {
-    name.as_deref().is_some_and(|n| {
-        n.len() > AZURE_RESOURCE_PREFIX.len()
-            && n[..AZURE_RESOURCE_PREFIX.len()].eq_ignore_ascii_case(AZURE_RESOURCE_PREFIX)
-    })
 }
 
 fn primary_index<T>(items: &[T], is_primary: impl Fn(&T) -> bool) -> Option<usize> {
@@ -84,11 +54,16 @@ pub fn plan(
     Ok(serde_json::to_value(&*nics).ok() != before)
 }
 
-pub(crate) fn ensure_ip_config(
-    p: &mut VmssIpConfigurationProperties,
-    w: &IpConfigWant,
-    subnet: &str,
-) {
+ip_config_shape!(
+    VmssIpConfiguration,
+    VmssIpConfigurationProperties,
+    IpConfigWant,
+    ensure_ip_config
+);
+
+/// A scale-set gateway ipConfig: the shared settings, and a per-instance public IP from the
+/// gateway's prefix (public mode) or none (private mode).
+fn ensure_ip_config(p: &mut VmssIpConfigurationProperties, w: &IpConfigWant, subnet: &str) {
     ensure_secondary_ipv4(
         &mut p.primary,
         &mut p.private_ip_address_version,
