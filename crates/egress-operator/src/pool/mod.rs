@@ -10,6 +10,7 @@ pub mod error;
 pub mod gateway_pool;
 pub mod plan;
 pub mod reconcile;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;

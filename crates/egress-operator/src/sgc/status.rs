@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::pool::apply::kubernetes::GATEWAY_VMS_READY;
+use crate::pool::status::GATEWAY_VMS_READY;
 
 /// The pool conditions `Ready` needs, in the order their failures are reported.
 const POOL_CONDITIONS: [&str; 3] = [LOAD_BALANCER_READY, PREFIX_READY, GATEWAY_VMS_READY];
@@ -64,27 +64,8 @@ pub fn desired(obs: &Observed<'_>, now: Time) -> StaticGatewayConfigurationStatu
     status.egress_ip_prefix = lb
         .and_then(|l| l.egress_ip_prefix.clone())
         .filter(|s| !s.is_empty());
-    let mut profile = GatewayServerProfile {
-        ip: lb.and_then(|l| l.frontend_ip.clone()),
-        port: lb.and_then(|l| l.server_port),
-        ..Default::default()
-    };
-    if let Some(KeyState::Ready {
-        public_key,
-        secret,
-        namespace,
-    }) = &obs.key
-    {
-        profile.public_key = Some(public_key.clone());
-        profile.private_key_secret_ref = Some(ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Secret".into()),
-            name: Some(secret.clone()),
-            namespace: Some(namespace.clone()),
-            ..Default::default()
-        });
-    }
-    status.gateway_server_profile = Some(profile).filter(|p| p != &GatewayServerProfile::default());
+    status.gateway_server_profile =
+        Some(server_profile(obs)).filter(|p| p != &GatewayServerProfile::default());
 
     let c = |t, ok, r: &str, m: String| condition(t, ok, r, m, generation, now.clone());
     match &obs.key {
@@ -107,41 +88,65 @@ pub fn desired(obs: &Observed<'_>, now: Time) -> StaticGatewayConfigurationStatu
         }
         None => {}
     }
-    let ready = if let Some((_, msg)) = &obs.invalid {
-        c(READY, false, "InvalidSpec", msg.clone())
+    let (ok, reason, message) = ready(obs, &status);
+    set_condition(&mut status.conditions, c(READY, ok, &reason, message));
+    status
+}
+
+/// The endpoint (copied from the LB configuration) and the key pair's public half and Secret.
+fn server_profile(obs: &Observed<'_>) -> GatewayServerProfile {
+    let lb = obs.lb_status;
+    let mut profile = GatewayServerProfile {
+        ip: lb.and_then(|l| l.frontend_ip.clone()),
+        port: lb.and_then(|l| l.server_port),
+        ..Default::default()
+    };
+    if let Some(KeyState::Ready {
+        public_key,
+        secret,
+        namespace,
+    }) = &obs.key
+    {
+        profile.public_key = Some(public_key.clone());
+        profile.private_key_secret_ref = Some(ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Secret".into()),
+            name: Some(secret.clone()),
+            namespace: Some(namespace.clone()),
+            ..Default::default()
+        });
+    }
+    profile
+}
+
+/// `Ready` (status, reason, message): the first failure among the spec, the key and the pool
+/// conditions, else provisioned once everything is known.
+fn ready(obs: &Observed<'_>, status: &StaticGatewayConfigurationStatus) -> (bool, String, String) {
+    if let Some((_, msg)) = &obs.invalid {
+        (false, "InvalidSpec".into(), msg.clone())
     } else if let Some(KeyState::Broken(msg)) = &obs.key {
-        c(READY, false, "InvalidKey", msg.clone())
+        (false, "InvalidKey".into(), msg.clone())
     } else if let Some(bad) = POOL_CONDITIONS
         .iter()
         .filter_map(|t| cond(&status.conditions, t))
         .find(|x| x.status != "True")
     {
-        c(READY, false, &bad.reason.clone(), bad.message.clone())
+        (false, bad.reason.clone(), bad.message.clone())
     } else if POOL_CONDITIONS
         .iter()
         .all(|t| cond(&status.conditions, t).is_some())
         && status.is_provisioned()
     {
-        c(
-            READY,
-            true,
-            "Provisioned",
-            format!(
-                "egress through {} from {}",
-                profile_endpoint(&status),
-                status.egress_ip_prefix.clone().unwrap_or_default()
-            ),
-        )
+        let message = format!(
+            "egress through {} from {}",
+            profile_endpoint(status),
+            status.egress_ip_prefix.clone().unwrap_or_default()
+        );
+        (true, "Provisioned".into(), message)
     } else {
-        c(
-            READY,
-            false,
-            "Provisioning",
-            "waiting for the gateway pool to be provisioned".to_string(),
-        )
-    };
-    set_condition(&mut status.conditions, ready);
-    status
+        let message = "waiting for the gateway pool to be provisioned".to_string();
+        (false, "Provisioning".into(), message)
+    }
 }
 
 fn profile_endpoint(s: &StaticGatewayConfigurationStatus) -> String {

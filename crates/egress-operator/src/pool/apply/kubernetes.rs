@@ -1,14 +1,12 @@
-//! Kubernetes writes of a pool reconcile: the LB and VM configurations' status, the pool's
-//! conditions on each SGC (`LoadBalancerReady`, `PrefixReady`, `GatewayVMsReady`), all by
-//! server-side apply with the pool's field manager and skipped when unchanged; Events when a
-//! condition changes; and, after Azure cleanup, releasing the VM and LB configurations.
+//! Kubernetes writes of a pool pass: the LB and VM configurations' status and the pool's
+//! conditions on each SGC (`LoadBalancerReady`, `PrefixReady`, `GatewayVMsReady`) as
+//! `pool::status` computed them, all by server-side apply with the pool's field manager and
+//! skipped when unchanged; Events when a condition changes; and, after Azure cleanup,
+//! releasing the VM and LB configurations.
 
 use egress_api::conditions::{condition, set_condition};
 use egress_api::constants::{API_VERSION, LB_CONFIG_FINALIZER, VM_CONFIG_FINALIZER};
-use egress_api::{
-    GatewayLBConfiguration, GatewayLBConfigurationStatus, GatewayVMConfiguration,
-    GatewayVMConfigurationStatus, StaticGatewayConfiguration,
-};
+use egress_api::{GatewayLBConfiguration, GatewayVMConfiguration, StaticGatewayConfiguration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -21,24 +19,10 @@ use crate::context::Context;
 use crate::finalizers;
 use crate::pool::error::PoolError;
 use crate::pool::plan::members::Member;
+use crate::pool::status::{MemberStatus, PoolCondition};
 
 /// Field manager of every write of the pool reconciler.
 pub const FIELD_MANAGER_POOL: &str = "egress-operator/gateway-pool";
-/// The gateway VMs of the pool carry this gateway's ipConfig.
-pub const GATEWAY_VMS_READY: &str = "GatewayVMsReady";
-
-/// One pool-owned condition to set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolCondition {
-    /// Condition type.
-    pub type_: &'static str,
-    /// Status True / False.
-    pub ok: bool,
-    /// PascalCase reason (also the Event reason when it changes).
-    pub reason: String,
-    /// Message.
-    pub message: String,
-}
 
 /// Server-side applies `status` (only the fields given) to the member's object of kind `K`.
 /// Returns `false` when the object is already gone: not an error (its deletion is what the pass
@@ -73,30 +57,45 @@ where
     }
 }
 
-/// Writes the LB configuration's status if it differs.
-pub async fn write_lb_status(
+/// Writes what the pass computed for gateway `m`: after its Azure resources are gone, releases
+/// its configurations first; then its VM and LB configuration status and its SGC conditions.
+pub async fn write_member(
     ctx: &Context,
     m: &Member,
-    status: GatewayLBConfigurationStatus,
+    status: Option<MemberStatus>,
 ) -> Result<(), PoolError> {
-    if m.lb.status.as_ref() == Some(&status) {
-        return Ok(());
+    if m.removing_lb || m.removing_vm {
+        release(ctx, m).await?;
     }
-    apply_status::<GatewayLBConfiguration>(ctx, m, "status", json!(status)).await?;
-    Ok(())
+    let Some(status) = status else {
+        return Ok(());
+    };
+    if let (Some(vm), Some(new)) = (&m.vm, status.vm) {
+        write_status::<GatewayVMConfiguration, _>(ctx, m, vm.status.as_ref(), new).await?;
+    }
+    if let Some(new) = status.lb {
+        write_status::<GatewayLBConfiguration, _>(ctx, m, m.lb.status.as_ref(), new).await?;
+    }
+    write_conditions(ctx, m, &status.conditions).await
 }
 
-/// Writes the VM configuration's status if it differs.
-pub async fn write_vm_status(
+/// Writes a configuration's status if it differs from `current`.
+async fn write_status<K, S>(
     ctx: &Context,
     m: &Member,
-    status: GatewayVMConfigurationStatus,
-) -> Result<(), PoolError> {
-    let Some(vm) = &m.vm else { return Ok(()) };
-    if vm.status.as_ref() == Some(&status) {
-        return Ok(());
+    current: Option<&S>,
+    status: S,
+) -> Result<(), PoolError>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: PartialEq + serde::Serialize,
+{
+    if current != Some(&status) {
+        apply_status::<K>(ctx, m, "status", json!(status)).await?;
     }
-    apply_status::<GatewayVMConfiguration>(ctx, m, "status", json!(status)).await?;
     Ok(())
 }
 

@@ -3,30 +3,16 @@
 //! gateway ipConfigs with at most one write (plus one forced write when Azure lost an address),
 //! and its NIC read for the primary and gateway IPs that go into the VM configuration status.
 
-use std::collections::BTreeMap;
-
 use egress_azure::models::{VirtualMachineScaleSet, VmssVm, VmssVmNetworkProfileConfiguration};
 use egress_azure::{AzureApi, ErrorCategory, ResourceId};
 use futures::StreamExt;
 
 use crate::config::AzureSettings;
 use crate::pool::apply::ETAG_ATTEMPTS;
+use crate::pool::apply::node_ips::InstanceIps;
 use crate::pool::error::PoolError;
 use crate::pool::plan;
 use crate::pool::plan::scale_set::IpConfigWant;
-
-/// What one instance has after this pass.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct InstanceIps {
-    /// Computer name (the Kubernetes node name).
-    pub node_name: String,
-    /// Primary private IP.
-    pub primary_ip: Option<String>,
-    /// Private IP of each gateway ipConfig, by lower-cased ipConfig name.
-    pub secondary: BTreeMap<String, String>,
-    /// Whether the instance was written.
-    pub written: bool,
-}
 
 /// Writes the scale-set model's network profile once if it needs gateway ipConfig changes.
 pub async fn apply_model(
@@ -157,12 +143,7 @@ async fn apply_instance(
             what: format!("instance {id} (no primary NIC)"),
         })?;
     let mut ips = read_ips(azure, &nic_id, &node_name).await?;
-    let missing = |ips: &InstanceIps| {
-        ips.primary_ip.is_none()
-            || want
-                .iter()
-                .any(|w| !ips.secondary.contains_key(&w.name.to_ascii_lowercase()))
-    };
+    let missing = |ips: &InstanceIps| ips.lacks(want.iter().map(|w| w.name.as_str()));
     if missing(&ips) && !written {
         // The instance NIC lost a wanted ipConfig or its address: force the instance update.
         update_instance(azure, &id, &location, &config, None).await?;
@@ -202,24 +183,5 @@ async fn read_ips(
         .get_scale_set_vm_network_interface(nic_id)
         .await
         .map_err(|e| PoolError::azure(format!("read NIC {nic_id}"), e))?;
-    let primary_ip = nic
-        .primary_ip_configuration()
-        .and_then(|c| c.properties.private_ip_address.clone());
-    let secondary = nic
-        .properties
-        .ip_configurations
-        .iter()
-        .filter_map(|c| {
-            Some((
-                c.name.as_deref()?.to_ascii_lowercase(),
-                c.properties.private_ip_address.clone()?,
-            ))
-        })
-        .collect();
-    Ok(InstanceIps {
-        node_name: node_name.to_string(),
-        primary_ip,
-        secondary,
-        written: false,
-    })
+    Ok(InstanceIps::read(node_name, &nic))
 }

@@ -11,7 +11,7 @@ use egress_api::constants::{GATEWAY_PORT_MAX, GATEWAY_PORT_MIN, health_probe_pat
 use egress_azure::ResourceId;
 use egress_azure::models::{
     BackendAddressPool, FrontendIpConfiguration, FrontendIpConfigurationProperties, LoadBalancer,
-    LoadBalancingRule, Probe, Sku, SubResource,
+    LoadBalancerProperties, LoadBalancingRule, Probe, Sku, SubResource,
 };
 
 /// Probe interval and threshold of the original.
@@ -113,40 +113,62 @@ pub fn plan(current: Option<&LoadBalancer>, input: &LbInput<'_>) -> LbPlan {
         .retain(|r| !input.remove.iter().any(|u| named(&r.name, u)));
     p.probes
         .retain(|r| !input.remove.iter().any(|u| named(&r.name, u)));
+    let new_frontend = !input.want.is_empty() && add_frontend_and_backend(p, input);
+    let (ports, exhausted) = place_rules(p, input);
+    let changed = match current {
+        Some(c) => !same_json(c, &lb),
+        None => !input.want.is_empty(),
+    };
+    LbPlan {
+        lb,
+        changed,
+        ports,
+        exhausted,
+        new_frontend,
+    }
+}
 
+/// Adds the pool's frontend and backend pool where missing; returns whether the frontend is new.
+fn add_frontend_and_backend(p: &mut LoadBalancerProperties, input: &LbInput<'_>) -> bool {
+    let mut new_frontend = false;
+    if !p
+        .frontend_ip_configurations
+        .iter()
+        .any(|f| named(&f.name, input.pool_name))
+    {
+        new_frontend = true;
+        p.frontend_ip_configurations.push(FrontendIpConfiguration {
+            name: Some(input.pool_name.to_string()),
+            properties: FrontendIpConfigurationProperties {
+                private_ip_allocation_method: Some("Dynamic".into()),
+                private_ip_address_version: Some("IPv4".into()),
+                subnet: Some(SubResource::new(input.subnet_id)),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+    }
+    if !p
+        .backend_address_pools
+        .iter()
+        .any(|b| named(&b.name, input.pool_name))
+    {
+        p.backend_address_pools.push(BackendAddressPool {
+            name: Some(input.pool_name.to_string()),
+            ..Default::default()
+        });
+    }
+    new_frontend
+}
+
+/// Gives each wanted gateway its rule and probe: an existing rule keeps its port, a new one
+/// takes the lowest free port. Returns the port of each gateway and the gateways left without.
+fn place_rules(
+    p: &mut LoadBalancerProperties,
+    input: &LbInput<'_>,
+) -> (BTreeMap<String, u16>, Vec<String>) {
     let fe_id = frontend_id(input);
     let be_id = backend_id(input.lb_id, input.pool_name);
-    let mut new_frontend = false;
-    if !input.want.is_empty() {
-        if !p
-            .frontend_ip_configurations
-            .iter()
-            .any(|f| named(&f.name, input.pool_name))
-        {
-            new_frontend = true;
-            p.frontend_ip_configurations.push(FrontendIpConfiguration {
-                name: Some(input.pool_name.to_string()),
-                properties: FrontendIpConfigurationProperties {
-                    private_ip_allocation_method: Some("Dynamic".into()),
-                    private_ip_address_version: Some("IPv4".into()),
-                    subnet: Some(SubResource::new(input.subnet_id)),
-                    ..Default::default()
-                },
-                ..Default::default()
-            });
-        }
-        if !p
-            .backend_address_pools
-            .iter()
-            .any(|b| named(&b.name, input.pool_name))
-        {
-            p.backend_address_pools.push(BackendAddressPool {
-                name: Some(input.pool_name.to_string()),
-                ..Default::default()
-            });
-        }
-    }
-
     let in_range = |port: u16| (GATEWAY_PORT_MIN..GATEWAY_PORT_MAX).contains(&i32::from(port));
     let mut used: BTreeSet<u16> = p
         .load_balancing_rules
@@ -196,17 +218,7 @@ pub fn plan(current: Option<&LoadBalancer>, input: &LbInput<'_>) -> LbPlan {
             &probe,
         );
     }
-    let changed = match current {
-        Some(c) => !same_json(c, &lb),
-        None => !input.want.is_empty(),
-    };
-    LbPlan {
-        lb,
-        changed,
-        ports,
-        exhausted,
-        new_frontend,
-    }
+    (ports, exhausted)
 }
 
 fn same_json<T: serde::Serialize>(a: &T, b: &T) -> bool {

@@ -138,77 +138,39 @@ pub fn gather(
         }
         out.members.push(member);
     }
-    for sgc in sgcs {
-        if sgc.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        let Ok(valid) = validate(&sgc.spec.target, subscription) else {
-            continue;
-        };
-        if !aliases.contains(&valid.pool) {
-            continue;
-        }
-        let has_lb = out.members.iter().any(|m| {
-            m.namespace == sgc.namespace().unwrap_or_default()
-                && m.name == sgc.name_any()
-                && Some(&m.sgc_uid) == sgc.uid().as_ref()
-        });
-        if !has_lb {
-            out.pending.push(format!(
-                "{}/{}",
-                sgc.namespace().unwrap_or_default(),
-                sgc.name_any()
-            ));
-        }
-    }
+    let waiting = waiting_sgcs(aliases, sgcs, &out.members, subscription);
+    out.pending.extend(waiting);
     out
+}
+
+/// `namespace/name` of the valid, live SGCs of the pool that have no LB configuration yet.
+fn waiting_sgcs(
+    aliases: &[PoolKey],
+    sgcs: &[Arc<StaticGatewayConfiguration>],
+    members: &[Member],
+    subscription: &str,
+) -> Vec<String> {
+    sgcs.iter()
+        .filter(|sgc| sgc.meta().deletion_timestamp.is_none())
+        .filter(|sgc| {
+            validate(&sgc.spec.target, subscription).is_ok_and(|v| aliases.contains(&v.pool))
+        })
+        .filter(|sgc| {
+            !members.iter().any(|m| {
+                m.namespace == sgc.namespace().unwrap_or_default()
+                    && m.name == sgc.name_any()
+                    && Some(&m.sgc_uid) == sgc.uid().as_ref()
+            })
+        })
+        .map(|sgc| format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any()))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-
-    const SUB: &str = "00000000-0000-0000-0000-000000000000";
-
-    fn sgc(name: &str, uid: &str, spec: &str) -> Arc<StaticGatewayConfiguration> {
-        Arc::new(
-            serde_saphyr::from_str(&format!(
-                "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata: {{name: {name}, namespace: ns, uid: {uid}}}\nspec: {spec}\n"
-            ))
-            .unwrap(),
-        )
-    }
-
-    fn lb(
-        name: &str,
-        uid: &str,
-        owner: &str,
-        spec: &str,
-        extra: &str,
-    ) -> Arc<GatewayLBConfiguration> {
-        Arc::new(
-            serde_saphyr::from_str(&format!(
-                "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: GatewayLBConfiguration\nmetadata: {{name: {name}, namespace: ns, uid: {uid}, {extra} ownerReferences: [{{apiVersion: v1, kind: StaticGatewayConfiguration, name: {name}, uid: {owner}, controller: true}}]}}\nspec: {spec}\n"
-            ))
-            .unwrap(),
-        )
-    }
-
-    fn vm(
-        name: &str,
-        uid: &str,
-        owner: &str,
-        spec: &str,
-        extra: &str,
-    ) -> Arc<GatewayVMConfiguration> {
-        Arc::new(
-            serde_saphyr::from_str(&format!(
-                "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: GatewayVMConfiguration\nmetadata: {{name: {name}, namespace: ns, uid: {uid}, {extra} ownerReferences: [{{apiVersion: v1, kind: GatewayLBConfiguration, name: {name}, uid: {owner}, controller: true}}]}}\nspec: {spec}\n"
-            ))
-            .unwrap(),
-        )
-    }
+    use crate::pool::plan::fixtures::{SUB, lb, sgc, vm};
 
     const POOL: &str = "{gatewayNodepoolName: gwpool}";
     const VMSS: &str =

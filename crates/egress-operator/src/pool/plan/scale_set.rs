@@ -14,6 +14,7 @@ use egress_azure::models::{
 use crate::pool::plan::ip_config::{
     NicPlanError, ensure_secondary_ipv4, ip_config_shape, named, plan_ip_configs,
 };
+use crate::pool::plan::pass::GatewayIpConfig;
 
 /// One gateway ipConfig to have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,16 @@ pub struct IpConfigWant {
     pub name: String,
     /// Public IP prefix of the per-instance public IP (public mode), else none (private mode).
     pub prefix_id: Option<String>,
+}
+
+impl From<&GatewayIpConfig> for IpConfigWant {
+    /// Every instance takes its public IP from the gateway's prefix.
+    fn from(g: &GatewayIpConfig) -> Self {
+        Self {
+            name: g.name.clone(),
+            prefix_id: g.prefix.as_ref().map(|p| p.id.clone()),
+        }
+    }
 }
 
 fn primary_index<T>(items: &[T], is_primary: impl Fn(&T) -> bool) -> Option<usize> {

@@ -2,11 +2,8 @@
 //! secondary ipConfig `egressgateway-<VM config UID>` per gateway in the primary ipConfig's
 //! subnet, with the NIC's own public IP (public mode); the primary ipConfig in the gateway
 //! backend pool exactly while any `egressgateway-` ipConfig exists (the original only ever adds
-//! it); and the names of the per-NIC public IPs. Other ipConfigs and unknown fields are kept.
+//! it). Other ipConfigs and unknown fields are kept. The NIC's public IPs are `public_ips`.
 
-use std::hash::Hasher;
-
-use egress_azure::ResourceId;
 use egress_azure::models::{
     NetworkInterface, NetworkInterfaceIpConfiguration, NetworkInterfaceIpConfigurationProperties,
     SubResource,
@@ -23,19 +20,6 @@ pub struct NicIpConfigWant {
     pub name: String,
     /// The NIC's public IP for this gateway (public mode), else none (private mode).
     pub public_ip_id: Option<String>,
-}
-
-/// The original's name of a NIC's public IP in a prefix: `<prefix name>-<FNV-1a 64 of the NIC
-/// name, lower-case hex>`.
-pub fn public_ip_name(prefix: &ResourceId, nic_name: &str) -> String {
-    format!("{}-{}", prefix.name(), nic_hash(nic_name))
-}
-
-/// The hash suffix of the public IPs of `nic_name`.
-pub fn nic_hash(nic_name: &str) -> String {
-    let mut h = fnv::FnvHasher::default();
-    h.write(nic_name.as_bytes());
-    format!("{:x}", h.finish())
 }
 
 /// IDs of the public IPs the NIC's gateway ipConfigs use.
@@ -132,17 +116,6 @@ mod tests {
             name: format!("egressgateway-{uid}"),
             public_ip_id: pip.map(str::to_string),
         }
-    }
-
-    #[test]
-    fn public_ip_names_are_the_originals() {
-        // Values computed independently (Python FNV-1a 64).
-        let prefix = ResourceId::parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/publicIPPrefixes/egressgateway-u1").unwrap();
-        assert_eq!(
-            public_ip_name(&prefix, "gwvm-0-nic"),
-            "egressgateway-u1-1d942cc418a8ebe4"
-        );
-        assert_eq!(nic_hash("aks-gwpool-12345678-nic-0"), "fecc4d96552bbcbe");
     }
 
     #[test]

@@ -1,0 +1,198 @@
+//! Pure status of a pool pass, computed from what apply returned (ports, frontend IP,
+//! prefixes, the IPs each NIC has), never from the plan: for each gateway, its LB and VM
+//! configuration status and the pool's conditions on its SGC (`LoadBalancerReady`,
+//! `PrefixReady`, `GatewayVMsReady`). Writing them is `apply::kubernetes`.
+
+use egress_api::conditions::{LOAD_BALANCER_READY, PREFIX_READY};
+use egress_api::constants::azure_resource_name;
+use egress_api::{GatewayLBConfigurationStatus, GatewayVMConfigurationStatus, GatewayVMProfile};
+
+use crate::pool::apply::{Applied, InstanceIps};
+use crate::pool::error::{Affects, MemberError, PoolError};
+use crate::pool::gateway_pool::GatewayPool;
+use crate::pool::plan::members::Member;
+use crate::pool::plan::prefixes::PrefixInfo;
+
+/// The gateway VMs of the pool carry this gateway's ipConfig.
+pub const GATEWAY_VMS_READY: &str = "GatewayVMsReady";
+
+/// One pool-owned condition to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolCondition {
+    /// Condition type.
+    pub type_: &'static str,
+    /// Status True / False.
+    pub ok: bool,
+    /// PascalCase reason (also the Event reason when it changes).
+    pub reason: String,
+    /// Message.
+    pub message: String,
+}
+
+impl PoolCondition {
+    fn new(type_: &'static str, ok: bool, reason: &str, message: String) -> Self {
+        Self {
+            type_,
+            ok,
+            reason: reason.to_string(),
+            message,
+        }
+    }
+}
+
+/// What a pass writes for one gateway.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemberStatus {
+    /// The VM configuration's status, once the gateway has one.
+    pub vm: Option<GatewayVMConfigurationStatus>,
+    /// The LB configuration's status (none for a blocked gateway: left as it was).
+    pub lb: Option<GatewayLBConfigurationStatus>,
+    /// The pool's conditions on the SGC.
+    pub conditions: Vec<PoolCondition>,
+}
+
+/// The status of gateway `m` after a pass; `None` when it is being removed (its objects are
+/// released, not updated). `blocked` is why the plan or apply left it out, if they did.
+pub fn of_member(
+    m: &Member,
+    blocked: Option<&MemberError>,
+    applied: &Applied,
+    pool: &GatewayPool,
+) -> Option<MemberStatus> {
+    if m.removing_lb {
+        return None;
+    }
+    Some(match blocked {
+        Some(e) => MemberStatus {
+            conditions: vec![blocked_condition(e)],
+            ..MemberStatus::default()
+        },
+        None => provisioned(m, applied, pool),
+    })
+}
+
+/// The `False` condition a blocked gateway shows.
+pub fn blocked_condition(e: &MemberError) -> PoolCondition {
+    let type_ = match e.affects() {
+        Affects::LoadBalancer => LOAD_BALANCER_READY,
+        Affects::Prefix => PREFIX_READY,
+    };
+    PoolCondition::new(type_, false, e.reason(), e.to_string())
+}
+
+/// The condition of every gateway of a pool Azure does not have.
+pub fn pool_not_found(e: &PoolError) -> PoolCondition {
+    PoolCondition::new(
+        LOAD_BALANCER_READY,
+        false,
+        "GatewayPoolNotFound",
+        e.to_string(),
+    )
+}
+
+fn provisioned(m: &Member, applied: &Applied, pool: &GatewayPool) -> MemberStatus {
+    let port = applied.lb.ports.get(&m.lb_uid).copied();
+    let mut conditions = vec![match (&applied.lb.frontend_ip, port) {
+        (Some(ip), Some(port)) => PoolCondition::new(
+            LOAD_BALANCER_READY,
+            true,
+            "LoadBalancerRuleProvisioned",
+            format!("gateway endpoint {ip}:{port}"),
+        ),
+        _ => PoolCondition::new(
+            LOAD_BALANCER_READY,
+            false,
+            "Provisioning",
+            "waiting for the load balancer frontend IP".into(),
+        ),
+    }];
+    let vm_uid = m.vm_uid.as_deref().filter(|_| !m.removing_vm);
+    let vm = vm_uid
+        .zip(applied.egress.get(&m.lb_uid))
+        .map(|(vm_uid, prefix)| {
+            let (status, vm_conditions) = vm_status(vm_uid, prefix.as_ref(), &applied.nodes, pool);
+            conditions.extend(vm_conditions);
+            status
+        });
+    let lb = GatewayLBConfigurationStatus {
+        frontend_ip: applied.lb.frontend_ip.clone(),
+        server_port: port.map(i32::from),
+        egress_ip_prefix: vm.as_ref().and_then(|v| v.egress_ip_prefix.clone()),
+    };
+    MemberStatus {
+        vm,
+        lb: Some(lb),
+        conditions,
+    }
+}
+
+/// The VM configuration status of the gateway whose ipConfig is `egressgateway-<vm_uid>`:
+/// one profile per node (instance or VM pool NIC); its egress is the prefix, or in private
+/// mode the nodes' secondary IPs joined by `,`.
+fn vm_status(
+    vm_uid: &str,
+    prefix: Option<&PrefixInfo>,
+    nodes: &[InstanceIps],
+    pool: &GatewayPool,
+) -> (GatewayVMConfigurationStatus, [PoolCondition; 2]) {
+    let ip_config = azure_resource_name(vm_uid);
+    let key = ip_config.to_ascii_lowercase();
+    let profiles: Vec<GatewayVMProfile> = nodes
+        .iter()
+        .map(|i| GatewayVMProfile {
+            node_name: Some(i.node_name.clone()),
+            primary_ip: i.primary_ip.clone(),
+            secondary_ip: i.secondary.get(&key).cloned(),
+        })
+        .collect();
+    let secondary: Vec<String> = profiles
+        .iter()
+        .filter_map(|p| p.secondary_ip.clone())
+        .collect();
+    let egress = match prefix {
+        Some(p) => Some(p.cidr.clone()),
+        None => Some(secondary.join(",")).filter(|s| !s.is_empty()),
+    };
+    let none = || format!("{} has no {}", pool.describe(), pool.unit());
+    let prefix_ready = match (&egress, prefix) {
+        (Some(e), Some(_)) => PoolCondition::new(
+            PREFIX_READY,
+            true,
+            "PrefixProvisioned",
+            format!("egress from public IP prefix {e}"),
+        ),
+        (Some(e), None) => PoolCondition::new(
+            PREFIX_READY,
+            true,
+            "PrivateIPsProvisioned",
+            format!("egress from private IPs {e}"),
+        ),
+        (None, _) => PoolCondition::new(PREFIX_READY, false, "NoGatewayInstances", none()),
+    };
+    let vms_ready = if nodes.is_empty() {
+        PoolCondition::new(GATEWAY_VMS_READY, false, "NoGatewayInstances", none())
+    } else {
+        let message = format!(
+            "{} of {} {} of {} have ipConfiguration {ip_config}",
+            secondary.len(),
+            nodes.len(),
+            pool.unit(),
+            pool.describe(),
+        );
+        PoolCondition::new(
+            GATEWAY_VMS_READY,
+            true,
+            "IpConfigurationsProvisioned",
+            message,
+        )
+    };
+    let status = GatewayVMConfigurationStatus {
+        egress_ip_prefix: egress,
+        gateway_vm_profiles: Some(profiles),
+    };
+    (status, [prefix_ready, vms_ready])
+}
+
+#[cfg(test)]
+#[path = "status_tests.rs"]
+mod tests;
