@@ -136,8 +136,7 @@ impl AcceptLoop {
                 pause_ms = pause.as_millis() as u64,
                 freed_idle_connection = freed,
                 open_connections = self.settings.connections.open(),
-                "failed to accept plugin connection: {e}; pausing accept (suppressed = failures not logged in the last {}s)",
-                crate::throttle::LOG_EVERY.as_secs()
+                "failed to accept plugin connection: {e}; pausing accept"
             );
         }
         pause
