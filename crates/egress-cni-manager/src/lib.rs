@@ -5,6 +5,8 @@
 
 pub mod conflist;
 pub mod conflist_install;
+pub mod connections;
+pub mod exchange;
 pub mod gateway;
 pub mod handler;
 pub mod http;
@@ -13,6 +15,7 @@ pub mod pod_watch;
 pub mod socket;
 pub mod state;
 pub mod taint;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,7 +55,14 @@ pub struct ManagerConfig {
     pub uninstall_on_exit: bool,
     /// Peer UIDs allowed on the socket (root only in production).
     pub allowed_uids: Vec<u32>,
+    /// Most plugin connections open at once (lowered to fit the open-file limit); more are
+    /// answered `busy`.
+    pub max_connections: usize,
 }
+
+/// Default of [`ManagerConfig::max_connections`]: far above what a node's container runtime
+/// runs in parallel (a connection lasts one request), far below any sane open-file limit.
+pub const DEFAULT_MAX_CONNECTIONS: u16 = 64;
 
 /// Start-up failures.
 #[derive(Debug, thiserror::Error)]
@@ -147,12 +157,26 @@ pub async fn start_with_backend(
         metrics.clone(),
         cancel.clone(),
     ));
+    let (nofile, open_fds) = connections::fd_budget();
+    let limit = connections::effective_limit(config.max_connections, nofile, open_fds);
+    tracing::info!(
+        limit,
+        configured = config.max_connections,
+        open_file_limit = nofile,
+        open_files = open_fds,
+        "plugin connections capped"
+    );
+    let settings = socket::ServeSettings {
+        allowed_uids: config.allowed_uids.clone(),
+        connections: connections::Connections::new(limit, metrics.plugin_connections.clone()),
+        read_timeout: exchange::READ_TIMEOUT,
+    };
     state.set_listening(true);
     tasks.spawn(socket::serve(
         listener,
         config.socket_path.clone(),
         handler,
-        config.allowed_uids.clone(),
+        settings,
         metrics.clone(),
         cancel.clone(),
     ));

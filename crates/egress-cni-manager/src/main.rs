@@ -54,6 +54,10 @@ struct Args {
     /// WireGuard implementation the plugin uses for pod tunnels (written into the conflist).
     #[arg(long, env = "WIREGUARD_BACKEND", value_enum, default_value = "kernel")]
     wireguard_backend: BackendArg,
+    /// Most plugin connections open at once (lowered to fit the open-file limit); more are
+    /// answered "busy" and the plugin retries.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = egress_cni_manager::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: u16,
 }
 
 #[tokio::main]
@@ -73,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         http_addr: Some(args.http_addr),
         uninstall_on_exit: args.uninstall_on_exit,
         allowed_uids: vec![0],
+        max_connections: usize::from(args.max_connections),
     };
     let backend = match args.wireguard_backend {
         BackendArg::Kernel => WireguardBackend::Kernel,

@@ -25,6 +25,21 @@ pub struct OpLabels {
     pub op: String,
 }
 
+/// Labels of a busy answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BusyLabels {
+    /// `limit` (a new connection found every slot in use) or `evicted` (an idle connection
+    /// gave its slot to a new one).
+    pub reason: String,
+}
+
+/// Labels of a failed accept.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AcceptErrorLabels {
+    /// The errno name (`EMFILE`, `ENFILE`, ...).
+    pub error: String,
+}
+
 /// All metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -43,6 +58,12 @@ pub struct Metrics {
     pub conflist_installed: Gauge,
     /// Times the cni-not-ready taint was removed.
     pub taint_removals: Counter,
+    /// Plugin connections open now.
+    pub plugin_connections: Gauge,
+    /// Connections answered `busy`, by reason.
+    pub busy_replies: Family<BusyLabels, Counter>,
+    /// Failed accepts on the plugin socket, by errno.
+    pub accept_errors: Family<AcceptErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,6 +78,9 @@ impl Default for Metrics {
         let refused_peers = Counter::default();
         let conflist_installed = Gauge::default();
         let taint_removals = Counter::default();
+        let plugin_connections = Gauge::default();
+        let busy_replies = Family::<BusyLabels, Counter>::default();
+        let accept_errors = Family::<AcceptErrorLabels, Counter>::default();
         registry.register(
             "requests",
             "Plugin requests by operation and result",
@@ -92,6 +116,21 @@ impl Default for Metrics {
             "Removals of the cni-not-ready node taint",
             taint_removals.clone(),
         );
+        registry.register(
+            "plugin_connections",
+            "Plugin socket connections open now",
+            plugin_connections.clone(),
+        );
+        registry.register(
+            "busy_replies",
+            "Plugin connections answered busy (connection limit reached)",
+            busy_replies.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "Failed accepts on the plugin socket by errno",
+            accept_errors.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -101,6 +140,9 @@ impl Default for Metrics {
             refused_peers,
             conflist_installed,
             taint_removals,
+            plugin_connections,
+            busy_replies,
+            accept_errors,
         }
     }
 }

@@ -1,25 +1,29 @@
 //! The plugin socket: a unix socket in a root-only directory (0700, socket 0600), peers
-//! checked with SO_PEERCRED, one request line and one reply line per connection.
+//! checked with SO_PEERCRED, one request line and one reply line per connection
+//! ([`crate::exchange`]). The accept loop survives running out of file descriptors: a failed
+//! accept pauses it (10 ms doubling to 1 s, reset by the next success) instead of retrying at
+//! once, and frees a descriptor held by an idle connection; connections are capped
+//! ([`crate::connections`]), a new one beyond the cap being answered `busy`; the log lines of
+//! all three are rate-limited ([`crate::throttle`]).
 
+use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use egress_cni_proto::codec::{self, MAX_MESSAGE_BYTES};
-use egress_cni_proto::{
-    ErrorKind, ErrorReply, PROTOCOL_VERSION, Reply, ReplyEnvelope, RequestEnvelope,
-};
+use crate::connections::{Admission, Connections};
+use crate::exchange::{self, Handle};
+use crate::metrics::{AcceptErrorLabels, BusyLabels, Metrics};
+use crate::throttle::Throttle;
 
-use crate::handler::RequestHandler;
-use crate::metrics::Metrics;
-
-/// How long a peer may take to send its request.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// First pause after a failed accept.
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// Longest pause between accepts while they keep failing.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Failures of setting up the socket.
 #[derive(Debug, thiserror::Error)]
@@ -59,17 +63,153 @@ pub async fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     Ok(listener)
 }
 
+/// Where connections come from: the bound [`UnixListener`] (tests supply their own).
+pub trait Accept: Send {
+    /// The next connection.
+    fn accept(&mut self) -> impl Future<Output = std::io::Result<UnixStream>> + Send;
+}
+
+impl Accept for UnixListener {
+    async fn accept(&mut self) -> std::io::Result<UnixStream> {
+        UnixListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
+/// What the accept loop enforces.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Peer UIDs allowed on the socket (root only in production).
+    pub allowed_uids: Vec<u32>,
+    /// The open connections and their cap.
+    pub connections: Connections,
+    /// How long a peer may take to send its request.
+    pub read_timeout: Duration,
+}
+
+/// State of the accept loop between two connections.
+struct AcceptLoop {
+    settings: ServeSettings,
+    metrics: Metrics,
+    backoff: Duration,
+    failed_accepts: Throttle,
+    busy: Throttle,
+    refused: Throttle,
+}
+
+/// Whether an accept error means the process or system is out of a resource, which only
+/// closing descriptors (or waiting) cures.
+fn is_exhaustion(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error().map(Errno::from_raw).is_some_and(|n| {
+        matches!(
+            n,
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM
+        )
+    })
+}
+
+fn errno_name(e: &std::io::Error) -> String {
+    e.raw_os_error()
+        .map(|n| format!("{:?}", nix::errno::Errno::from_raw(n)))
+        .unwrap_or_else(|| format!("{:?}", e.kind()))
+}
+
+impl AcceptLoop {
+    /// Counts and (rate-limited) logs a failed accept, frees an idle connection's descriptor
+    /// when out of them, and returns how long to pause before accepting again.
+    fn failed(&mut self, e: &std::io::Error) -> Duration {
+        let now = Instant::now();
+        let error = errno_name(e);
+        self.metrics
+            .accept_errors
+            .get_or_create(&AcceptErrorLabels {
+                error: error.clone(),
+            })
+            .inc();
+        let freed = is_exhaustion(e) && self.settings.connections.evict_idle();
+        let pause = self.backoff;
+        self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
+        if let Some(suppressed) = self.failed_accepts.check(now) {
+            tracing::warn!(
+                %error,
+                suppressed,
+                pause_ms = pause.as_millis() as u64,
+                freed_idle_connection = freed,
+                open_connections = self.settings.connections.open(),
+                "failed to accept plugin connection: {e}; pausing accept"
+            );
+        }
+        pause
+    }
+
+    /// Checks the peer and admits or answers `busy`; returns what to serve.
+    fn admit(&mut self, stream: UnixStream) -> Option<(UnixStream, crate::connections::Slot)> {
+        self.backoff = ACCEPT_BACKOFF_MIN;
+        let now = Instant::now();
+        let uid = stream.peer_cred().map(|c| c.uid()).ok();
+        if !uid.is_some_and(|u| self.settings.allowed_uids.contains(&u)) {
+            self.metrics.refused_peers.inc();
+            if let Some(suppressed) = self.refused.check(now) {
+                tracing::warn!(
+                    ?uid,
+                    suppressed,
+                    "refused plugin connection from a non-root peer"
+                );
+            }
+            return None;
+        }
+        let conns = &self.settings.connections;
+        let (slot, reason) = match conns.admit() {
+            Admission::Admitted { slot, displaced } => (Some(slot), displaced.then_some("evicted")),
+            Admission::Full => (None, Some("limit")),
+        };
+        if let Some(reason) = reason {
+            self.metrics
+                .busy_replies
+                .get_or_create(&BusyLabels {
+                    reason: reason.into(),
+                })
+                .inc();
+            if let Some(suppressed) = self.busy.check(now) {
+                tracing::warn!(
+                    limit = conns.limit(),
+                    suppressed,
+                    "plugin connection limit reached: answering busy to new or idle connections"
+                );
+            }
+        }
+        match slot {
+            Some(slot) => Some((stream, slot)),
+            None => {
+                exchange::answer_busy_now(
+                    stream,
+                    exchange::busy_reply(conns.open(), conns.limit()),
+                );
+                None
+            }
+        }
+    }
+}
+
 /// Serves connections until cancelled, then waits for in-flight requests to finish and
 /// removes the socket file.
-pub async fn serve(
-    listener: UnixListener,
+pub async fn serve<A: Accept, H: Handle>(
+    mut listener: A,
     path: PathBuf,
-    handler: RequestHandler,
-    allowed_uids: Vec<u32>,
+    handler: H,
+    settings: ServeSettings,
     metrics: Metrics,
     cancel: CancellationToken,
 ) {
     let mut tasks = JoinSet::new();
+    let mut state = AcceptLoop {
+        settings,
+        metrics,
+        backoff: ACCEPT_BACKOFF_MIN,
+        failed_accepts: Throttle::default(),
+        busy: Throttle::default(),
+        refused: Throttle::default(),
+    };
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
@@ -77,21 +217,25 @@ pub async fn serve(
         };
         while tasks.try_join_next().is_some() {}
         let stream = match accepted {
-            Ok((s, _)) => s,
+            Ok(s) => s,
             Err(e) => {
-                tracing::warn!(error = %e, "failed to accept plugin connection");
-                continue;
+                let pause = state.failed(&e);
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(pause) => continue,
+                }
             }
         };
-        let uid = stream.peer_cred().map(|c| c.uid()).ok();
-        if !uid.is_some_and(|u| allowed_uids.contains(&u)) {
-            metrics.refused_peers.inc();
-            tracing::warn!(?uid, "refused plugin connection from a non-root peer");
+        let Some((stream, slot)) = state.admit(stream) else {
             continue;
-        }
+        };
         let handler = handler.clone();
+        let conns = state.settings.connections.clone();
+        let read_timeout = state.settings.read_timeout;
         tasks.spawn(async move {
-            if let Err(e) = serve_one(stream, &handler).await {
+            let evicted = || exchange::busy_reply(conns.open(), conns.limit());
+            if let Err(e) = exchange::serve_one(stream, slot, &handler, read_timeout, evicted).await
+            {
                 tracing::debug!(error = %e, "plugin connection ended early");
             }
         });
@@ -101,42 +245,66 @@ pub async fn serve(
     while tasks.join_next().await.is_some() {}
 }
 
-fn error_reply(kind: ErrorKind, message: String) -> Reply {
-    Reply::Error(ErrorReply { kind, message })
-}
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-async fn serve_one(stream: UnixStream, handler: &RequestHandler) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read.take(MAX_MESSAGE_BYTES as u64 + 1));
-    let mut line = Vec::new();
-    let reply = match tokio::time::timeout(READ_TIMEOUT, reader.read_until(b'\n', &mut line)).await
-    {
-        Err(_) => error_reply(ErrorKind::BadRequest, "no request within 5s".into()),
-        Ok(Err(e)) => return Err(e),
-        Ok(Ok(_)) if line.last() != Some(&b'\n') => error_reply(
-            ErrorKind::BadRequest,
-            format!("request is not one line of at most {MAX_MESSAGE_BYTES} bytes"),
-        ),
-        Ok(Ok(_)) => {
-            line.pop();
-            let version = serde_json::from_slice::<serde_json::Value>(&line)
-                .ok()
-                .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
-            match version {
-                Some(v) if v != u64::from(PROTOCOL_VERSION) => error_reply(
-                    ErrorKind::BadRequest,
-                    format!(
-                        "protocol version {v} is not supported; this manager speaks {PROTOCOL_VERSION}"
-                    ),
-                ),
-                _ => match codec::decode::<RequestEnvelope>(&line) {
-                    Ok(env) => handler.handle(env.request).await,
-                    Err(e) => error_reply(ErrorKind::BadRequest, crate::error_chain(&e)),
-                },
-            }
+    use egress_cni_proto::{PodGatewayReply, Reply, Request};
+
+    use super::*;
+
+    #[derive(Clone)]
+    struct NoAnswer;
+    impl Handle for NoAnswer {
+        async fn handle(&self, _: Request) -> Reply {
+            Reply::PodGateway(PodGatewayReply { gateway: None })
         }
-    };
-    let bytes = codec::encode(&ReplyEnvelope::new(reply)).map_err(std::io::Error::other)?;
-    write.write_all(&bytes).await?;
-    write.shutdown().await
+    }
+
+    /// Fails every accept with `errno`, counting the attempts.
+    struct Failing(i32, Arc<AtomicUsize>);
+    impl Accept for Failing {
+        async fn accept(&mut self) -> std::io::Result<UnixStream> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            Err(std::io::Error::from_raw_os_error(self.0))
+        }
+    }
+
+    fn settings() -> ServeSettings {
+        ServeSettings {
+            allowed_uids: vec![0],
+            connections: Connections::new(4, Default::default()),
+            read_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn running_out_of_descriptors_backs_off_instead_of_spinning() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let metrics = Metrics::default();
+        let cancel = CancellationToken::new();
+        let server = tokio::spawn(serve(
+            Failing(nix::errno::Errno::EMFILE as i32, calls.clone()),
+            PathBuf::from("/nonexistent/test.sock"),
+            NoAnswer,
+            settings(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        cancel.cancel();
+        server.await.unwrap();
+        // 10, 20, ... 640 ms, then 1 s each: 8 + 9 attempts in 10 s, not millions.
+        let n = calls.load(Ordering::SeqCst);
+        assert!((12..=20).contains(&n), "{n} accepts in 10 s");
+        assert!(
+            metrics.encode().contains(&format!(
+                "egress_cni_manager_accept_errors_total{{error=\"EMFILE\"}} {n}"
+            )),
+            "{}",
+            metrics.encode()
+        );
+    }
 }

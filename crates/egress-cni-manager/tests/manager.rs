@@ -152,6 +152,7 @@ async fn setup(extra_uninstall: bool) -> Env {
         http_addr: Some("127.0.0.1:0".parse().unwrap()),
         uninstall_on_exit: extra_uninstall,
         allowed_uids: vec![uid],
+        max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
     };
     let manager = egress_cni_manager::start(config, client.clone())
         .await
@@ -506,6 +507,7 @@ async fn a_second_manager_on_the_same_socket_refuses_to_start() {
         http_addr: None,
         uninstall_on_exit: false,
         allowed_uids: vec![0],
+        max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
     };
     let err = egress_cni_manager::start(config, env.client.clone())
         .await

@@ -205,6 +205,12 @@ pub enum ErrorKind {
     ApiUnavailable,
     /// The manager is starting or stopping.
     NotReady,
+    /// The manager has as many plugin connections open as it allows: retry shortly (the
+    /// plugin does so itself within its deadline).
+    Busy,
+    /// A kind this side does not know (sent by a newer peer); the message still says why.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorKind {
@@ -212,7 +218,10 @@ impl ErrorKind {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            ErrorKind::GatewayNotReady | ErrorKind::ApiUnavailable | ErrorKind::NotReady
+            ErrorKind::GatewayNotReady
+                | ErrorKind::ApiUnavailable
+                | ErrorKind::NotReady
+                | ErrorKind::Busy
         )
     }
 }

@@ -164,9 +164,16 @@ fn client_returns_replies_and_refusals() {
 fn client_names_the_socket_when_no_manager_listens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("absent.sock");
-    let err = Client::new(&path, Duration::from_secs(1))
+    let started = std::time::Instant::now();
+    let err = Client::new(&path, Duration::from_millis(500))
         .pod_gateway(add_request().pod)
         .unwrap_err();
+    // Asked again until the deadline (a restarting manager), then named.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(600),
+        "{took:?}"
+    );
     let text = err.to_string();
     assert!(
         text.contains("failed to connect to egress-cni-manager"),
@@ -186,4 +193,90 @@ fn client_times_out_on_a_silent_manager() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Io { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+fn busy_line() -> String {
+    let busy = ReplyEnvelope::new(Reply::Error(ErrorReply {
+        kind: ErrorKind::Busy,
+        message: "egress-cni-manager is busy: 16 plugin connections open (limit 16)".into(),
+    }));
+    String::from_utf8(codec::encode(&busy).unwrap()).unwrap()
+}
+
+#[test]
+fn busy_answers_are_retried_within_the_deadline() {
+    let ok = ReplyEnvelope::new(Reply::PodGateway(PodGatewayReply { gateway: None }));
+    let (dir, h) = serve(vec![
+        busy_line(),
+        busy_line(),
+        String::from_utf8(codec::encode(&ok).unwrap()).unwrap(),
+    ]);
+    let started = std::time::Instant::now();
+    let got = Client::new(dir.path().join("s.sock"), Duration::from_secs(5))
+        .pod_gateway(add_request().pod)
+        .unwrap();
+    assert_eq!(got.gateway, None);
+    assert_eq!(h.join().unwrap().len(), 3, "asked three times");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_manager_busy_until_the_deadline_is_reported_as_busy() {
+    let (dir, _h) = serve(vec![busy_line(); 200]);
+    let started = std::time::Instant::now();
+    let err = Client::new(dir.path().join("s.sock"), Duration::from_millis(600))
+        .pod_gateway(add_request().pod)
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(700), "{took:?}");
+    match &err {
+        ClientError::Busy { attempts, last, .. } => {
+            assert!(*attempts > 2, "{err}");
+            assert_eq!(last.kind, ErrorKind::Busy);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("stayed busy for 0."), "{err}");
+}
+
+#[test]
+fn a_manager_that_comes_back_within_the_deadline_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later.sock");
+    let p = path.clone();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let listener = UnixListener::bind(&p).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        let ok = ReplyEnvelope::new(Reply::PodGateway(PodGatewayReply {
+            gateway: Some("sgc1".into()),
+        }));
+        s.write_all(&codec::encode(&ok).unwrap()).unwrap();
+    });
+    let got = Client::new(&path, Duration::from_secs(5))
+        .pod_gateway(add_request().pod)
+        .unwrap();
+    assert_eq!(got.gateway.as_deref(), Some("sgc1"));
+    h.join().unwrap();
+}
+
+#[test]
+fn unknown_error_kinds_of_a_newer_manager_still_carry_their_message() {
+    let line = br#"{"version":1,"result":"error","kind":"somethingNew","message":"why"}"#;
+    let env: ReplyEnvelope = codec::decode(line).unwrap();
+    assert_eq!(
+        env.reply,
+        Reply::Error(ErrorReply {
+            kind: ErrorKind::Unknown,
+            message: "why".into()
+        })
+    );
+    let busy: serde_json::Value = serde_json::from_str(&busy_line()).unwrap();
+    assert_eq!(busy["kind"], "busy");
 }

@@ -1,4 +1,8 @@
-//! Logging set-up of every binary: `RUST_LOG` (default `info`), text or JSON lines.
+//! Logging set-up of every binary: `RUST_LOG` (default `info`), text or JSON lines. Text is
+//! coloured only when it goes to a terminal (and `NO_COLOR` is unset): in a container or a file
+//! the escape codes would end up in every log line.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -27,10 +31,22 @@ pub enum LogWriter {
     Stderr,
 }
 
+/// Whether text written to a stream that `is_terminal` may carry colour: only on a terminal,
+/// and never with `NO_COLOR` set to a non-empty value (<https://no-color.org>).
+pub fn colour(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global tracing subscriber; call once, at start-up.
 pub fn init_tracing(format: LogFormat, writer: LogWriter) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter);
+    let on_terminal = match writer {
+        LogWriter::Stdout => std::io::stdout().is_terminal(),
+        LogWriter::Stderr => std::io::stderr().is_terminal(),
+    };
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour(on_terminal));
     match (format, writer) {
         (LogFormat::Text, LogWriter::Stdout) => fmt.init(),
         (LogFormat::Json, LogWriter::Stdout) => fmt.json().init(),

@@ -23,6 +23,9 @@ const POLL_MAX: Duration = Duration::from_millis(100);
 /// Without a handshake after this long, start a fresh attempt (the gateway may have added
 /// our peer only after the first initiation was dropped).
 const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// Longest wait of DEL for a missing or busy manager: DEL must succeed, and the PodEndpoint it
+/// would remove is garbage-collected with its pod (or replaced by the next ADD) anyway.
+const DEL_MANAGER_WAIT: Duration = Duration::from_secs(2);
 
 /// The plugin, over a data-plane implementation.
 #[derive(Debug)]
@@ -57,8 +60,18 @@ fn invocation(args: &Args) -> Result<Invocation, PluginError> {
     })
 }
 
+/// The manager as ADD and CHECK ask it: a manager that is restarting (socket missing or
+/// refusing) or busy is waited for up to `managerTimeoutSeconds`, then the call fails (11).
 fn client(config: &PluginConfig) -> Client {
     Client::new(&config.socket_path, config.manager_timeout)
+}
+
+/// The manager as DEL asks it: briefly (see [`DEL_MANAGER_WAIT`]).
+fn del_client(config: &PluginConfig) -> Client {
+    Client::new(
+        &config.socket_path,
+        config.manager_timeout.min(DEL_MANAGER_WAIT),
+    )
 }
 
 impl<T: PodTunnel> EgressCni<T> {
@@ -100,8 +113,7 @@ impl<T: PodTunnel> EgressCni<T> {
         // pod exactly as the main plugin made it.
         let started = Instant::now();
         let (key, public_key) = self.tunnel.generate_key()?;
-        let manager = client(&inv.config);
-        let reply = manager.add(AddRequest {
+        let reply = client(&inv.config).add(AddRequest {
             pod: pod.clone(),
             container_id: container_id.clone(),
             pod_ip: address.ip.into(),
@@ -127,6 +139,7 @@ impl<T: PodTunnel> EgressCni<T> {
         // Each step cleans up after itself; what it leaves is undone here. The pod's routes
         // change only after the handshake, so a timeout leaves them as the main plugin made
         // them.
+        let manager = del_client(&inv.config);
         let undo = |tunnel_left: bool| {
             self.undo(&spec, &netns, &manager, &pod, tunnel_left);
         };
@@ -253,7 +266,7 @@ impl<T: PodTunnel> EgressCni<T> {
         let _ = TunnelSpec::forget(&inv.config.state_dir, &container_id);
         if let Some(pod) = inv.pod
             && (record.is_some() || !known_plain)
-            && let Err(e) = client(&inv.config).del(DelRequest { pod, container_id })
+            && let Err(e) = del_client(&inv.config).del(DelRequest { pod, container_id })
         {
             // DEL must succeed so the runtime can release the sandbox; the PodEndpoint is
             // owned by the pod and garbage-collected with it.

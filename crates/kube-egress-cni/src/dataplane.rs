@@ -148,6 +148,29 @@ fn log_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("wireguard-go")
 }
 
+/// Removes the sandbox's wireguard-go log (kept while the tunnel lives); missing is fine.
+fn remove_log(state_dir: &Path, container_id: &str) -> Result<(), TunnelError> {
+    let log = log_dir(state_dir).join(format!(
+        "{}.log",
+        InterfaceName::for_pod_socket(container_id)
+    ));
+    match std::fs::remove_file(&log) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TunnelError(format!(
+            "failed to remove {}: {e}",
+            log.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// After a failed step has removed the tunnel: the daemon's log goes too (a failed ADD leaves
+/// nothing of the sandbox in the state directory).
+fn forget_log(spec: &TunnelSpec) {
+    if let Err(e) = remove_log(&spec.state_dir, &spec.container_id) {
+        tracing::error!(error = %e.0, "failed to remove the wireguard-go log");
+    }
+}
+
 fn device(netns: &Path) -> Result<WgDeviceId, TunnelError> {
     Ok(WgDeviceId {
         netns: NetnsRef::Path(netns.to_path_buf()),
@@ -284,13 +307,14 @@ impl PodTunnel for DataplaneTunnel {
                 ),
             )
         });
-        if built.is_err()
-            && let Err(e) = self.remove(
+        if built.is_err() {
+            if let Err(e) = self.remove(
                 &dp,
                 &teardown_of(Some(spec), &spec.netns, &spec.container_id)?,
-            )
-        {
-            tracing::error!(error = %e.0, "failed to remove the partial tunnel");
+            ) {
+                tracing::error!(error = %e.0, "failed to remove the partial tunnel");
+            }
+            forget_log(spec);
         }
         built
     }
@@ -361,6 +385,7 @@ impl PodTunnel for DataplaneTunnel {
             if let Err(undo_err) = self.remove(&dp, &undo) {
                 tracing::error!(error = %undo_err.0, "failed to restore the pod's routes");
             }
+            forget_log(spec);
             return Err(e);
         }
         Ok(())
@@ -378,17 +403,7 @@ impl PodTunnel for DataplaneTunnel {
         let backend = spec.map_or(Backend::Userspace, |s| s.backend);
         let dp = self.dataplane(backend, state_dir, &device(netns)?, container_id);
         self.remove(&dp, &teardown_of(spec, netns, container_id)?)?;
-        let log = log_dir(state_dir).join(format!(
-            "{}.log",
-            InterfaceName::for_pod_socket(container_id)
-        ));
-        match std::fs::remove_file(&log) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TunnelError(format!(
-                "failed to remove {}: {e}",
-                log.display()
-            ))),
-            _ => Ok(()),
-        }
+        remove_log(state_dir, container_id)
     }
 
     fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError> {

@@ -12,6 +12,16 @@ pub enum PrevResultError {
     /// No `prevResult` at all.
     #[error("kube-egress-cni must be chained after a main plugin: prevResult is missing")]
     Missing,
+    /// The result names interfaces, but not `CNI_IFNAME`.
+    #[error(
+        "prevResult has no interface {ifname} (CNI_IFNAME); it lists {listed}: the main plugin configured another interface"
+    )]
+    NoInterface {
+        /// `CNI_IFNAME`.
+        ifname: String,
+        /// The interfaces it names.
+        listed: String,
+    },
     /// No IPv4 address on the container interface.
     #[error("prevResult has no IPv4 address for interface {0}")]
     NoIpv4(String),
@@ -34,13 +44,25 @@ pub struct PodAddress {
 /// Finds the pod's IPv4 address and gateway on `ifname`.
 pub fn pod_address(prev: Option<&CNIResult>, ifname: &str) -> Result<PodAddress, PrevResultError> {
     let prev = prev.ok_or(PrevResultError::Missing)?;
-    // Index of the container interface; addresses without an index are accepted when the
-    // result names no interfaces (some IPAM-only main plugins).
+    // Index of the container interface; addresses without an index are accepted only when the
+    // result names no interfaces at all (some IPAM-only main plugins). A result that names
+    // interfaces but not ours must not lend us another interface's address.
     let index = prev
         .interfaces
         .iter()
         .position(|i| i.name == ifname && i.sandbox.as_deref().is_some_and(|s| !s.is_empty()))
         .or_else(|| prev.interfaces.iter().position(|i| i.name == ifname));
+    if index.is_none() && !prev.interfaces.is_empty() {
+        return Err(PrevResultError::NoInterface {
+            ifname: ifname.to_string(),
+            listed: prev
+                .interfaces
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
     let on_iface = |i: Option<u32>| match (index, i) {
         (Some(idx), Some(i)) => usize::try_from(i).is_ok_and(|i| i == idx),
         (None, _) | (_, None) => true,
@@ -126,6 +148,34 @@ mod tests {
         assert_eq!(
             pod_address(Some(&other_if), "eth0").unwrap_err(),
             PrevResultError::NoIpv4("eth0".into())
+        );
+        // CNI_IFNAME is not among the interfaces: named at once, never eth0's address.
+        let err = pod_address(Some(&other_if), "net2").unwrap_err();
+        assert_eq!(
+            err,
+            PrevResultError::NoInterface {
+                ifname: "net2".into(),
+                listed: "eth0, net1".into()
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("no interface net2 (CNI_IFNAME); it lists eth0, net1")
+        );
+        let ptp = result(
+            r#"{"interfaces":[{"name":"veth1"},{"name":"eth0","sandbox":"/p"}],"ips":[{"interface":1,"address":"10.0.0.2/24","gateway":"10.0.0.1"}]}"#,
+        );
+        assert!(matches!(
+            pod_address(Some(&ptp), "eth1"),
+            Err(PrevResultError::NoInterface { .. })
+        ));
+        let unindexed = result(r#"{"ips":[{"address":"10.0.0.2/24","gateway":"10.0.0.1"}]}"#);
+        assert_eq!(
+            pod_address(Some(&unindexed), "eth1")
+                .unwrap()
+                .ip
+                .to_string(),
+            "10.0.0.2"
         );
         let nogw = result(
             r#"{"interfaces":[{"name":"eth0","sandbox":"/p"}],"ips":[{"interface":0,"address":"10.0.0.2/24"}]}"#,

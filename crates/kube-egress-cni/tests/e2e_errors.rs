@@ -1,15 +1,17 @@
 //! Privileged end-to-end test of every refusal (root, throwaway namespaces, 10.99.0.0/16
 //! only): the real `ptp` reference plugin sets the pod up inside a throwaway "node"
 //! namespace, then the real `kube-egress-cni` binary runs against a real egress-cni-manager
-//! and the in-memory API server. Pods without the annotation pass through; malformed stdin,
-//! a bad field, a missing prevResult, an unknown SGC, an unready SGC and a dead manager each
-//! fail with a specific CNI error and leave the pod namespace exactly as ptp made it, with no
-//! wireguard-go daemon started. Skipped (with a message) when not root or a tool is missing.
+//! and the in-memory API server. Pods without the annotation pass through; malformed or
+//! non-UTF-8 stdin, a bad field, a missing prevResult, an unknown SGC, an unready SGC and a
+//! dead manager each fail with a specific CNI error and leave the pod namespace exactly as ptp
+//! made it, with no wireguard-go daemon started; an ADD that fails after starting wireguard-go
+//! leaves no log of it. Skipped (with a message) when not root or a tool is missing, failing
+//! instead when `CI=true`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::{Control, PTP, cni, k8s_args, our_conf, privileged, ptp_conf};
+use common::{Control, PTP, cni, cni_bytes, k8s_args, our_conf, privileged, ptp_conf};
 use egress_testkit::Netns;
 use serde_json::{Value, json};
 
@@ -72,9 +74,20 @@ async fn refusals_leave_the_pod_namespace_as_the_main_plugin_made_it() {
         expect_err("early", ours(&sock, json!({})), 11,
             "ns1/sgc-unready is not ready: status.egressIpPrefix");
         let dead = std::path::Path::new("/nonexistent/cni.sock");
-        expect_err("early", ours(dead, json!({})), 11,
-            "failed to connect to egress-cni-manager at /nonexistent/cni.sock");
+        // A missing manager is waited for (a restart) up to managerTimeoutSeconds, then 11.
+        let started = std::time::Instant::now();
+        expect_err("early", ours(dead, json!({"managerTimeoutSeconds": 1})), 11,
+            "failed to connect to egress-cni-manager at /nonexistent/cni.sock (");
+        let waited = started.elapsed();
+        assert!(waited >= std::time::Duration::from_millis(700) && waited < std::time::Duration::from_secs(3), "{waited:?}");
         expect_err("plain", "{not json".into(), 6, "");
+        // Not UTF-8: a decoding error as well (6), not an I/O failure (5).
+        let (ok, out, _) = cni_bytes(&node, &bin, "ADD", &id, &podns.path(), &k8s_args("plain"), b"{\"cniVersion\":\"1.0.0\",\"name\":\"n\xff\"}");
+        assert!(!ok, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("error result is not JSON: {out}"));
+        assert_eq!(v["code"], 6, "{out}");
+        assert!(v["details"].as_str().unwrap().contains("not valid UTF-8"), "{out}");
+        assert_eq!(podns.snapshot(), clean);
         expect_err("plain", ours(&sock, json!({"excludedCIDRs": ["bogus"]})), 7,
             "excludedCIDRs[0] \\\"bogus\\\" is not a CIDR");
         let mut no_prev: Value = serde_json::from_str(&ours(&sock, json!({}))).unwrap();
@@ -82,7 +95,7 @@ async fn refusals_leave_the_pod_namespace_as_the_main_plugin_made_it() {
         expect_err("plain", no_prev.to_string(), 7, "prevResult is missing");
 
         // DEL with a dead manager still succeeds, and changes nothing here.
-        let (ok, out, _) = cni(&node, &bin, "DEL", &id, &podns, &k8s_args("early"), &ours(dead, json!({})));
+        let (ok, out, _) = cni(&node, &bin, "DEL", &id, &podns, &k8s_args("early"), &ours(dead, json!({"managerTimeoutSeconds": 1})));
         assert!(ok, "{out}");
         assert_eq!(podns.snapshot(), clean);
         let (ok, out, _) = cni(&node, PTP, "DEL", &id, &podns, "", &ptp);
@@ -92,5 +105,68 @@ async fn refusals_leave_the_pod_namespace_as_the_main_plugin_made_it() {
     .await
     .unwrap();
     drop((node, podns));
+    control.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_add_leaves_no_wireguard_go_log_behind() {
+    if !privileged() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_kube-egress-cni").to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let node = Netns::new("kec-lnode");
+    let podns = Netns::new("kec-lpod");
+    let ptp = ptp_conf("10.99.9.0/24", tmp.path());
+    let mut control = Control::start(tmp.path()).await;
+    control.pod("doomed", Some("sgc-ok")).await;
+    control
+        .sgc(
+            "sgc-ok",
+            "staticEgressGateway",
+            &[],
+            Some((
+                "10.99.9.254",
+                51820,
+                "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gISE=",
+            )),
+        )
+        .await;
+    let sock = control.socket.clone();
+    let state = tmp.path().join("state");
+    let logs = state.join("wireguard-go");
+    tokio::task::spawn_blocking(move || {
+        let id = format!("ctrlog{}", std::process::id());
+        let (ok, prev, _) = cni(&node, PTP, "ADD", &id, &podns, "", &ptp);
+        assert!(ok, "ptp ADD failed: {prev}");
+        let prev: Value = serde_json::from_str(&prev).unwrap();
+        // The sandbox's namespace disappears before our ADD runs: the tunnel is created (and
+        // wireguard-go started, with its log) in the node namespace, then cannot be moved.
+        let gone = Netns::new("kec-lgone");
+        let gone_path = gone.path();
+        drop(gone);
+        let conf = our_conf(&sock, &state, &prev, json!({}));
+        let (ok, out, _) = cni_bytes(
+            &node,
+            &bin,
+            "ADD",
+            &id,
+            &gone_path,
+            &k8s_args("doomed"),
+            conf.as_bytes(),
+        );
+        assert!(!ok, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["code"], 104, "{out}");
+        let left: Vec<_> = std::fs::read_dir(&logs)
+            .map(|d| d.filter_map(|e| Some(e.ok()?.file_name())).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left in {}: {left:?}", logs.display());
+        let (ok, out, _) = cni(&node, PTP, "DEL", &id, &podns, "", &ptp);
+        assert!(ok, "ptp DEL: {out}");
+        drop((node, podns));
+    })
+    .await
+    .unwrap();
     control.shutdown().await;
 }

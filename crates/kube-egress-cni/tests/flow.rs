@@ -145,11 +145,15 @@ fn config(socket: &Path, state: &Path, extra: &str) -> String {
 }
 
 fn args(conf: &str) -> rscni_plugin::types::Args {
+    args_on(conf, "eth0")
+}
+
+fn args_on(conf: &str, ifname: &str) -> rscni_plugin::types::Args {
     ArgsBuilder::default()
         .container_id("ctr1234567890abcdef")
         .unwrap()
         .netns("/run/netns/p1")
-        .ifname("eth0")
+        .ifname(ifname)
         .unwrap()
         .args("IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=web")
         .path("/opt/cni/bin")
@@ -369,4 +373,25 @@ fn del_succeeds_when_the_manager_is_gone() {
         "",
     )))
     .unwrap();
+}
+
+#[test]
+fn an_interface_missing_from_prev_result_fails_at_once_with_code_7() {
+    let m = FakeManager::start(added);
+    let state = tempfile::tempdir().unwrap();
+    let cni = EgressCni::new(FakeTunnel::default());
+    let started = std::time::Instant::now();
+    let err = cni
+        .add(args_on(&config(&m.socket(), state.path(), ""), "net1"))
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_millis(200));
+    assert_eq!(code(&err), 7, "{err}");
+    assert!(
+        err.to_string()
+            .contains("prevResult has no interface net1 (CNI_IFNAME); it lists veth1, eth0"),
+        "{err}"
+    );
+    // Nothing registered, nothing built: eth0's address was not borrowed.
+    assert_eq!(m.ops(), ["podGateway"]);
+    assert!(cni.tunnel().log.borrow().is_empty());
 }

@@ -20,10 +20,15 @@ use serde_json::{Value, json};
 pub const PTP: &str = "/usr/lib/cni/ptp";
 pub const NODE: &str = "node-e2e";
 
-/// True when the test may run (root, ptp, wireguard-go, nft); says why not otherwise.
+/// True when the test may run (root, ptp, wireguard-go, nft); says why not otherwise, and
+/// fails instead when `CI=true` (CI must never pass a privileged test it did not run).
 pub fn privileged() -> bool {
     let tools = [PTP, "/usr/bin/wireguard-go", "/usr/sbin/nft"];
     if !egress_testkit::is_root() || tools.iter().any(|t| !Path::new(t).exists()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "privileged test cannot run: needs root and {tools:?}"
+        );
         egress_testkit::skip(&format!(
             "needs root and {tools:?} (apt-get install -y --no-install-recommends containernetworking-plugins wireguard-go nftables)"
         ));
@@ -42,12 +47,33 @@ pub fn cni(
     k8s: &str,
     stdin: &str,
 ) -> (bool, String, Duration) {
+    cni_bytes(
+        node,
+        plugin,
+        cmd,
+        container_id,
+        &pod.path(),
+        k8s,
+        stdin.as_bytes(),
+    )
+}
+
+/// As [`cni`], with any `CNI_NETNS` and raw stdin bytes.
+pub fn cni_bytes(
+    node: &Netns,
+    plugin: &str,
+    cmd: &str,
+    container_id: &str,
+    netns: &str,
+    k8s: &str,
+    stdin: &[u8],
+) -> (bool, String, Duration) {
     let started = Instant::now();
     let mut child = Command::new("ip")
         .args(["netns", "exec", &node.0, plugin])
         .env("CNI_COMMAND", cmd)
         .env("CNI_CONTAINERID", container_id)
-        .env("CNI_NETNS", pod.path())
+        .env("CNI_NETNS", netns)
         .env("CNI_IFNAME", "eth0")
         .env("CNI_PATH", "/usr/lib/cni")
         .env("CNI_ARGS", k8s)
@@ -56,12 +82,7 @@ pub fn cni(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
     let took = started.elapsed();
     if !out.stderr.is_empty() {
@@ -137,6 +158,7 @@ impl Control {
                 http_addr: None,
                 uninstall_on_exit: false,
                 allowed_uids: vec![0],
+                max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
             },
             client.clone(),
         )

@@ -26,7 +26,6 @@ const SP: &[&str] = &[
     "gatewayDaemon.metricsPort=9080",
     "gatewayDaemon.healthPort=9080",
     "gatewayLbProbePort=9082",
-    "cniManager.uninstallOnExit=true",
     "operator.extraArgs={--leader-election-namespace=kube-egress-gateway-system}",
     "image.repository=myregistry.azurecr.io/egress/",
     "image.tag=1.2.3",
@@ -344,7 +343,11 @@ fn cni_manager_runs_everywhere_without_secrets_and_keeps_the_chain_on_upgrades()
         .collect();
     for (label, sets, hook) in [
         ("defaults", vec![], true),
-        ("uninstall on exit", SP.to_vec(), false),
+        (
+            "uninstall hook off",
+            vec!["cniManager.uninstallHook.enabled=false"],
+            false,
+        ),
     ] {
         let objs = render(&sets);
         let ds = find(&objs, "DaemonSet", "kube-egress-gateway-cni-manager").unwrap();
@@ -397,7 +400,8 @@ fn cni_manager_runs_everywhere_without_secrets_and_keeps_the_chain_on_upgrades()
             .iter()
             .find(|e| e["name"] == "UNINSTALL_ON_EXIT")
             .unwrap();
-        assert_eq!(env["value"], if hook { "false" } else { "true" }, "{label}");
+        // Stops keep the conflist; only the pre-delete hook flips this.
+        assert_eq!(env["value"], "false", "{label}");
         let job = objs.iter().find(|o| kind(o) == "Job");
         assert_eq!(job.is_some(), hook, "{label}: the pre-delete hook");
         if let Some(job) = job {

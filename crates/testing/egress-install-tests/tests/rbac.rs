@@ -226,6 +226,7 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
             http_addr: None,
             uninstall_on_exit: false,
             allowed_uids: vec![std::fs::metadata("/proc/self").unwrap().uid()],
+            max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
         },
         client(&api, CNI),
     )

@@ -91,35 +91,65 @@ pub struct WorkerPaths {
     pub socket: PathBuf,
 }
 
-/// One cni-manager inside a worker's namespace (hostNetwork), talking to the API server
-/// through the forwarder on the node's loopback.
+/// The chart's defaults the cni-manager is started with (`charts/kube-egress-gateway/values.yaml`,
+/// `cniManager.*`; a test keeps them equal).
+pub mod chart_defaults {
+    /// `cniManager.exceptionCidrs`.
+    pub const EXCEPTION_CIDRS: &str = "169.254.169.254/32,169.254.10.11/32";
+    /// `cniManager.handshakeTimeoutSeconds`.
+    pub const HANDSHAKE_TIMEOUT_SECONDS: u64 = 10;
+    /// `cniManager.conflistPollMs`.
+    pub const CONFLIST_POLL_MS: u64 = 2000;
+    /// `cniManager.httpPort`.
+    pub const HTTP_PORT: u16 = 8083;
+    /// `cniManager.logLevel`.
+    pub const LOG_LEVEL: &str = "info";
+}
+
+/// One cni-manager inside a worker's namespace (hostNetwork), started exactly as the chart's
+/// DaemonSet starts it: the same flags with the chart's default values (paths are the run's,
+/// `--wireguard-backend userspace` because this kernel has no WireGuard module), the node name
+/// from `MY_NODE_NAME` and `UNINSTALL_ON_EXIT=false` (only the chart's uninstall hook sets it),
+/// so a stopped or crashed manager leaves its conflist in place, as on a real node. The API
+/// server is reached through the forwarder on the node's loopback (`KUBECONFIG`, where the
+/// chart has the in-cluster config).
 pub fn cni_manager(
     bins: &Binaries,
     node: &NodeNet,
     kubeconfig: &Path,
     paths: &WorkerPaths,
 ) -> Launch {
+    use chart_defaults as d;
     Launch {
         name: format!("egress-cni-manager-{}", node.spec.name),
         netns: Some(node.ns.clone()),
         program: bins.cni_manager.clone(),
         args: vec![
-            "--node-name".into(),
-            node.spec.name.clone(),
-            "--socket-path".into(),
-            s(&paths.socket),
-            "--cni-conf-dir".into(),
-            s(&paths.conf_dir),
-            "--conflist-poll-ms".into(),
-            "500".into(),
-            "--http-addr".into(),
-            "127.0.0.1:8080".into(),
-            "--uninstall-on-exit".into(),
-            // This kernel has no WireGuard module: pod tunnels use wireguard-go.
-            "--wireguard-backend".into(),
-            "userspace".into(),
+            format!("--socket-path={}", s(&paths.socket)),
+            format!("--cni-conf-dir={}", s(&paths.conf_dir)),
+            format!("--exception-cidrs={}", d::EXCEPTION_CIDRS),
+            format!(
+                "--handshake-timeout-seconds={}",
+                d::HANDSHAKE_TIMEOUT_SECONDS
+            ),
+            format!("--conflist-poll-ms={}", d::CONFLIST_POLL_MS),
+            "--wireguard-backend=userspace".into(),
+            format!("--http-addr=0.0.0.0:{}", d::HTTP_PORT),
         ],
-        env: vec![("KUBECONFIG".into(), s(kubeconfig))],
+        env: vec![
+            (
+                "MY_POD_NAMESPACE".into(),
+                crate::k8s::SYSTEM_NAMESPACE.into(),
+            ),
+            (
+                "MY_POD_NAME".into(),
+                format!("egress-cni-manager-{}", node.spec.name),
+            ),
+            ("MY_NODE_NAME".into(), node.spec.name.clone()),
+            ("UNINSTALL_ON_EXIT".into(), "false".into()),
+            ("RUST_LOG".into(), d::LOG_LEVEL.into()),
+            ("KUBECONFIG".into(), s(kubeconfig)),
+        ],
     }
 }
 
@@ -164,5 +194,107 @@ pub fn gateway_daemon(
             ("KUBECONFIG".into(), s(kubeconfig)),
             ("MY_NODE_NAME".into(), node.spec.name.clone()),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn chart_file(rel: &str) -> String {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../charts/kube-egress-gateway")
+            .join(rel);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// The manager container's flags and environment names in the chart's template.
+    fn chart_manager() -> (BTreeSet<String>, BTreeSet<String>) {
+        let t = chart_file("templates/cni-manager.yaml");
+        let start = t.find("- name: manager").unwrap() + "- name: manager".len();
+        let manager = &t[start..];
+        let manager = &manager[..manager.find("ports:").unwrap()];
+        let flags = manager
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- --"))
+            .map(|f| format!("--{}", f.split('=').next().unwrap()))
+            .collect();
+        let mut env: BTreeSet<String> = manager
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- name: "))
+            .map(str::to_owned)
+            .collect();
+        // keg.podEnv
+        env.extend(["MY_POD_NAMESPACE", "MY_POD_NAME", "MY_NODE_NAME"].map(String::from));
+        (flags, env)
+    }
+
+    fn launch() -> Launch {
+        let bins = Binaries {
+            apiserver: "/b/a".into(),
+            emulator: "/b/e".into(),
+            operator: "/b/o".into(),
+            gateway_daemon: None,
+            cni_manager: "/b/m".into(),
+            cni_plugin: "/b/p".into(),
+            crds: "/c".into(),
+        };
+        let topo = crate::topology::Topology::plan(
+            "r1",
+            &crate::seed::nodes(
+                &crate::scenario::Scenario::parse("workers: 1\ngatewayPools: []\n", "test")
+                    .unwrap(),
+            ),
+            &["10.224.0.4".parse().unwrap()],
+        );
+        let paths = WorkerPaths {
+            conf_dir: "/run/n/net.d".into(),
+            socket: "/run/n/sock/cni.sock".into(),
+        };
+        cni_manager(&bins, &topo.nodes[0], Path::new("/k"), &paths)
+    }
+
+    #[test]
+    fn the_cni_manager_starts_with_the_charts_flags_and_defaults() {
+        let l = launch();
+        let (flags, env) = chart_manager();
+        let ours: BTreeSet<String> = l
+            .args
+            .iter()
+            .map(|a| a.split('=').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(ours, flags, "flags differ from the chart's DaemonSet");
+        let mut ours_env: BTreeSet<String> = l.env.iter().map(|(k, _)| k.clone()).collect();
+        ours_env.remove("KUBECONFIG");
+        assert_eq!(
+            ours_env, env,
+            "environment differs from the chart's DaemonSet"
+        );
+        assert!(
+            l.env
+                .contains(&("UNINSTALL_ON_EXIT".into(), "false".into())),
+            "only the uninstall hook removes the conflist"
+        );
+        let values: serde_json::Value = serde_saphyr::from_str(&chart_file("values.yaml")).unwrap();
+        let c = &values["cniManager"];
+        let cidrs: Vec<&str> = c["exceptionCidrs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        use chart_defaults as d;
+        assert_eq!(cidrs.join(","), d::EXCEPTION_CIDRS);
+        assert_eq!(c["handshakeTimeoutSeconds"], d::HANDSHAKE_TIMEOUT_SECONDS);
+        assert_eq!(c["conflistPollMs"], d::CONFLIST_POLL_MS);
+        assert_eq!(c["httpPort"], d::HTTP_PORT);
+        assert_eq!(c["logLevel"], d::LOG_LEVEL);
+        assert!(
+            c.get("uninstallOnExit").is_none(),
+            "no value may make every manager stop remove the conflist"
+        );
     }
 }
