@@ -3,7 +3,7 @@
 //! null `params`; matchConstraints by operation and resource, binding matchResources,
 //! matchConditions, variables, messageExpression, reason, failurePolicy, validationActions
 //! Deny (the real server's Status) and Warn (a `Warning` header); policies that do not compile
-//! are refused.
+//! are refused; kubectl's `--as`/`--as-group` impersonate.
 
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use egress_apiserver::{RunningApiServer, UserInfo};
 
-use crate::common::{raw, start, widget, widget_resource};
+use crate::common::{Kubectl, TempDir, raw, start, widget, widget_resource};
 
 /// The Status of a refused request.
 fn status<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::Status {
@@ -392,4 +392,45 @@ async fn policies_that_do_not_compile_are_refused_with_the_field() {
         "{}",
         causes[0].message
     );
+}
+
+#[tokio::test]
+async fn kubectl_as_impersonates_and_shows_the_denial() {
+    let server = start().await;
+    policy(
+        &server,
+        "writers",
+        json!({"validations": [{
+            "expression": "request.userInfo.username == 'system:serviceaccount:kube-system:writer' && 'ops' in request.userInfo.groups",
+            "messageExpression": "request.userInfo.username + ' may not write widgets'",
+            "reason": "Forbidden",
+        }]}),
+        &["Deny"],
+    )
+    .await;
+    let dir = TempDir::new();
+    let manifest = dir.path().join("w.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: default}\nspec: {size: 1}\n",
+    )
+    .unwrap();
+    let manifest = manifest.to_str().unwrap();
+    let k = Kubectl::new(&server);
+    let out = k.run(&["create", "-f", manifest]).await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr
+            .contains("denied request: system:admin may not write widgets"),
+        "{}",
+        out.stderr
+    );
+    k.ok(&[
+        "create",
+        "-f",
+        manifest,
+        "--as=system:serviceaccount:kube-system:writer",
+        "--as-group=ops",
+    ])
+    .await;
 }
