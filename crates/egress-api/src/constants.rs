@@ -84,6 +84,11 @@ pub const FIELD_MANAGER_GATEWAY_DAEMON: &str = "egress-gateway-daemon";
 /// Field manager of the CNI manager.
 pub const FIELD_MANAGER_CNI_MANAGER: &str = "egress-cni-manager";
 
+/// Label on every PodEndpoint naming the node whose CNI manager wrote it. Admission (the
+/// chart's ValidatingAdmissionPolicy) binds it to the writer's node; gateway daemons use a
+/// PodEndpoint only when it equals its pod's `spec.nodeName`.
+pub const POD_ENDPOINT_NODE_LABEL: &str = "egressgateway.kubernetes.azure.com/node";
+
 /// CNI `type` of the chained plugin.
 pub const CNI_TYPE: &str = "kube-egress-cni";
 /// File the CNI manager writes into the CNI config directory.

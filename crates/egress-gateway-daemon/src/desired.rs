@@ -1,11 +1,11 @@
 //! Pure assembly of this node's desired data plane from the inventory: which gateways
-//! (SGCs) are active here with their tunnels, which PodEndpoints are peers of which tunnel,
-//! and why the rest were rejected. Also the per-PodEndpoint update used by watch events.
+//! (SGCs) are active here with their tunnels, which PodEndpoints are peers of which tunnel
+//! (only those `trust` accepts, placed by `placement`'s order), and why the rest were refused.
+//! Also the incremental re-placement used by watch events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use egress_api::PodEndpoint;
 use egress_dataplane::names::NameError;
 use egress_dataplane::state::GatewayTunnel;
 use egress_dataplane::{GatewayNodeState, InterfaceName, NetnsName, NetnsRef, Peer, PublicKey};
@@ -13,7 +13,11 @@ use ipnet::IpNet;
 
 use crate::inventory::Inventory;
 use crate::node::NodeIdentity;
+use crate::placement::{
+    Claim, Contenders, Holders, Incumbents, KeySlot, exact_peers, serving_order,
+};
 use crate::translate::{GatewayError, GatewaySpec, ObjectKey, PeerError, gateway_spec, peer_spec};
+use crate::trust::{self, Refusal};
 
 /// Where and how the node is programmed (fixed for the daemon's life).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +69,10 @@ pub struct Desired {
     by_sgc: BTreeMap<ObjectKey, u16>,
     /// Programmed PodEndpoints.
     pub peers: BTreeMap<ObjectKey, PeerSlot>,
-    key_owner: BTreeMap<(u16, PublicKey), ObjectKey>,
+    /// Valid claims on the active tunnels, placed or not.
+    claims: BTreeMap<ObjectKey, Claim>,
+    contenders: Contenders,
+    holders: Holders,
     /// SGCs meant for this node that cannot be programmed.
     pub gateway_errors: BTreeMap<ObjectKey, GatewayError>,
     /// PodEndpoints of active gateways that cannot be peers.
@@ -102,7 +109,9 @@ impl Desired {
             gateways: BTreeMap::new(),
             by_sgc: BTreeMap::new(),
             peers: BTreeMap::new(),
-            key_owner: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            contenders: Contenders::default(),
+            holders: Holders::default(),
             gateway_errors: BTreeMap::new(),
             peer_errors: BTreeMap::new(),
         };
@@ -162,13 +171,6 @@ impl Desired {
         Ok(desired)
     }
 
-    /// Places every PodEndpoint of the inventory.
-    pub fn place_all_peers(&mut self, inventory: &Inventory) {
-        for (key, pe) in &inventory.pod_endpoints {
-            self.place_peer(key, Some(pe));
-        }
-    }
-
     /// True if the gateway side (not peers) equals `other`'s.
     pub fn same_gateways(&self, other: &Desired) -> bool {
         self.gateways == other.gateways
@@ -181,81 +183,222 @@ impl Desired {
         self.by_sgc.get(sgc).copied()
     }
 
-    /// Removes a PodEndpoint's peer from the desired state.
-    pub fn remove_peer(&mut self, key: &ObjectKey) -> Option<PeerSlot> {
+    /// Places every PodEndpoint of the inventory. `incumbents` are the exact peers already
+    /// programmed (the kernel's, and the previous desired state's): they keep their slots
+    /// against newcomers of equal standing.
+    pub fn place_all_peers(&mut self, inventory: &Inventory, incumbents: &Incumbents) {
+        for key in inventory.pod_endpoints.keys() {
+            self.record(inventory, key);
+        }
+        let order = serving_order(&self.claims, self.claims.keys().cloned(), |_, c| {
+            incumbents.contains(&c.exact())
+        });
+        self.serve(order);
+    }
+
+    /// Re-evaluates the touched PodEndpoints (after their object or their pod changed) and
+    /// re-serves every claim that shares a slot with them, directly or through others; the
+    /// rest is not looked at. Says what changed for each PodEndpoint concerned.
+    pub fn replace_peers(
+        &mut self,
+        inventory: &Inventory,
+        touched: &BTreeSet<ObjectKey>,
+    ) -> BTreeMap<ObjectKey, SlotChange> {
+        let mut ips = Vec::new();
+        let mut keys = Vec::new();
+        for key in touched {
+            if let Some(old) = self.claims.remove(key) {
+                self.contenders.remove(key, &old);
+                ips.push(old.ip);
+                keys.push(old.key_slot());
+            }
+            self.record(inventory, key);
+        }
+        let affected = self.connected(touched, ips, keys);
+        let before: BTreeMap<ObjectKey, Option<PeerSlot>> = affected
+            .iter()
+            .map(|k| (k.clone(), self.unplace(k)))
+            .collect();
+        let order = serving_order(&self.claims, affected.iter().cloned(), |k, c| {
+            before.get(k).and_then(Option::as_ref) == Some(&c.slot)
+        });
+        self.serve(order);
+        before
+            .into_iter()
+            .map(|(k, old)| {
+                let new = self.peers.get(&k).cloned();
+                (k, SlotChange { old, new })
+            })
+            .collect()
+    }
+
+    /// The claim of one PodEndpoint of the inventory (`None`: gone, or not for a tunnel of
+    /// this node), or why it cannot be one.
+    fn evaluate(&self, inventory: &Inventory, key: &ObjectKey) -> Result<Option<Claim>, PeerError> {
+        let Some(pe) = inventory.pod_endpoints.get(key) else {
+            return Ok(None);
+        };
+        let spec = peer_spec(pe)?;
+        let Some(port) = self.port_of(&spec.sgc) else {
+            return Ok(None);
+        };
+        let standing = trust::check(pe, &spec.sgc.name, spec.ip, inventory.pods.get(key)).map_err(
+            |refusal| PeerError::Refused {
+                pod_endpoint: key.clone(),
+                refusal: Box::new(refusal),
+            },
+        )?;
+        Ok(Some(Claim {
+            slot: PeerSlot {
+                port,
+                public_key: spec.peer.public_key,
+                allowed_ips: spec.peer.allowed_ips,
+            },
+            ip: spec.ip,
+            standing,
+        }))
+    }
+
+    /// Evaluates one PodEndpoint into `claims` (and `contenders`) or `peer_errors`.
+    fn record(&mut self, inventory: &Inventory, key: &ObjectKey) {
         self.peer_errors.remove(key);
+        match self.evaluate(inventory, key) {
+            Ok(Some(claim)) => {
+                self.contenders.add(key, &claim);
+                self.claims.insert(key.clone(), claim);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.peer_errors.insert(key.clone(), e);
+            }
+        }
+    }
+
+    /// The PodEndpoints connected to `touched` through shared IPs or keys (claimed or held),
+    /// `touched` included; `ips` and `keys` are slots they claimed before.
+    fn connected(
+        &self,
+        touched: &BTreeSet<ObjectKey>,
+        mut ips: Vec<IpNet>,
+        mut keys: Vec<KeySlot>,
+    ) -> BTreeSet<ObjectKey> {
+        let mut affected = BTreeSet::new();
+        let mut queue: Vec<ObjectKey> = touched.iter().cloned().collect();
+        let (mut seen_ips, mut seen_keys) = (BTreeSet::new(), BTreeSet::new());
+        loop {
+            while let Some(k) = queue.pop() {
+                if !affected.insert(k.clone()) {
+                    continue;
+                }
+                if let Some(c) = self.claims.get(&k) {
+                    ips.push(c.ip);
+                    keys.push(c.key_slot());
+                }
+                if let Some(slot) = self.peers.get(&k) {
+                    ips.extend(slot.allowed_ips.iter().copied());
+                    keys.push((slot.port, slot.public_key.clone()));
+                }
+            }
+            if let Some(ip) = ips.pop() {
+                if seen_ips.insert(ip) {
+                    queue.extend(self.contenders.of_ip(&ip).cloned());
+                    queue.extend(self.holders.ip_holder(&ip).cloned());
+                }
+            } else if let Some(slot) = keys.pop() {
+                if seen_keys.insert(slot.clone()) {
+                    queue.extend(self.contenders.of_key(&slot).cloned());
+                    queue.extend(self.holders.key_holder(&slot).cloned());
+                }
+            } else {
+                return affected;
+            }
+        }
+    }
+
+    /// Serves claims in `order`: each takes its slots if free. Those left out are refused
+    /// naming the final holder of their IP (else of their key), so the message does not
+    /// depend on the order in which events arrived.
+    fn serve(&mut self, order: Vec<ObjectKey>) {
+        let mut left_out = Vec::new();
+        for key in order {
+            let Some(claim) = self.claims.get(&key).cloned() else {
+                continue;
+            };
+            if !self.serve_one(&key, &claim) {
+                left_out.push((key, claim));
+            }
+        }
+        for (key, claim) in left_out {
+            match self.holders.conflict(&key, &claim) {
+                Some(refusal) => {
+                    self.peer_errors.insert(
+                        key.clone(),
+                        PeerError::Refused {
+                            pod_endpoint: key,
+                            refusal: Box::new(refusal),
+                        },
+                    );
+                }
+                // Freed by a peer the data plane state refused after all.
+                None => {
+                    self.serve_one(&key, &claim);
+                }
+            }
+        }
+    }
+
+    /// Places one claim if its slots are free; false if one is held.
+    fn serve_one(&mut self, key: &ObjectKey, claim: &Claim) -> bool {
+        self.peer_errors.remove(key);
+        if self.holders.take(key, claim).is_err() {
+            return false;
+        }
+        let Some(tunnel) = self.state.gateway_mut(claim.slot.port) else {
+            self.holders.release(&claim.slot);
+            return true;
+        };
+        if let Err(e) = tunnel.upsert_peer(claim.slot.peer()) {
+            self.holders.release(&claim.slot);
+            self.peer_errors.insert(
+                key.clone(),
+                PeerError::Conflict {
+                    pod_endpoint: key.clone(),
+                    reason: e.to_string(),
+                },
+            );
+            return true;
+        }
+        self.peers.insert(key.clone(), claim.slot.clone());
+        true
+    }
+
+    /// Takes a PodEndpoint's peer out of the placement (its claim stays); returns the slot.
+    fn unplace(&mut self, key: &ObjectKey) -> Option<PeerSlot> {
         let slot = self.peers.remove(key)?;
-        self.key_owner.remove(&(slot.port, slot.public_key.clone()));
+        self.holders.release(&slot);
         if let Some(tunnel) = self.state.gateway_mut(slot.port) {
             tunnel.remove_peer(&slot.public_key);
         }
         Some(slot)
     }
 
-    /// Re-places one PodEndpoint (`None`: it is gone) and says what changed. A rejected
-    /// PodEndpoint is recorded in `peer_errors` and leaves every other peer as it was.
-    pub fn place_peer(&mut self, key: &ObjectKey, pe: Option<&PodEndpoint>) -> SlotChange {
-        let old = self.remove_peer(key);
-        let new = pe.and_then(|pe| match self.try_place(key, pe) {
-            Ok(slot) => slot,
-            Err(e) => {
-                self.peer_errors.insert(key.clone(), e);
-                None
-            }
-        });
-        SlotChange { old, new }
+    /// Removes a PodEndpoint's peer after the data plane refused it (the next full cycle
+    /// serves its claim again).
+    pub fn remove_peer(&mut self, key: &ObjectKey) -> Option<PeerSlot> {
+        self.unplace(key)
     }
 
-    fn try_place(
-        &mut self,
-        key: &ObjectKey,
-        pe: &PodEndpoint,
-    ) -> Result<Option<PeerSlot>, PeerError> {
-        let spec = peer_spec(pe)?;
-        let Some(port) = self.port_of(&spec.sgc) else {
-            return Ok(None);
-        };
-        let owner_key = (port, spec.peer.public_key.clone());
-        let Some(tunnel) = self.state.gateway_mut(port) else {
-            return Ok(None);
-        };
-        if let Some(other) = self.key_owner.get(&owner_key) {
-            return Err(PeerError::DuplicateKey {
-                pod_endpoint: key.clone(),
-                other: other.clone(),
-                interface: tunnel.interface.to_string(),
-            });
-        }
-        tunnel
-            .upsert_peer(spec.peer.clone())
-            .map_err(|e| PeerError::Conflict {
-                pod_endpoint: key.clone(),
-                reason: e.to_string(),
-            })?;
-        let slot = PeerSlot {
-            port,
-            public_key: spec.peer.public_key,
-            allowed_ips: spec.peer.allowed_ips,
-        };
-        self.key_owner.insert(owner_key, key.clone());
-        self.peers.insert(key.clone(), slot.clone());
-        Ok(Some(slot))
+    /// The exact peers placed now (for the next full cycle's incumbents).
+    pub fn placed(&self) -> Incumbents {
+        self.peers.values().flat_map(exact_peers).collect()
     }
 
-    /// Drops a gateway (after it failed to program) with its peers.
-    pub fn drop_gateway(&mut self, port: u16) -> Option<GatewaySpec> {
-        let spec = self.gateways.remove(&port)?;
-        self.by_sgc.remove(&spec.sgc);
-        self.state.remove_gateway(port);
-        self.peers.retain(|_, slot| slot.port != port);
-        self.key_owner.retain(|(p, _), _| *p != port);
-        self.state.ilb_addresses = self.gateways.values().map(|g| g.ilb_ip).collect();
-        Some(spec)
-    }
-
-    /// The PodEndpoint holding a public key on a gateway, if any.
-    pub fn owner_of(&self, port: u16, key: &PublicKey) -> Option<&ObjectKey> {
-        self.key_owner.get(&(port, key.clone()))
+    /// True if the refusal of `key` is a clash with another valid claim.
+    pub fn contends(&self, key: &ObjectKey) -> bool {
+        self.peer_errors
+            .get(key)
+            .and_then(PeerError::refusal)
+            .is_some_and(Refusal::is_contention)
     }
 }
 

@@ -7,12 +7,17 @@ use crate::desired::{Desired, Quarantine};
 use crate::fixtures::*;
 use crate::inventory::{Change, Delta};
 use crate::node::NodeIdentity;
+use crate::placement::Incumbents;
 use crate::programmer::error_chain;
 use crate::translate::{GatewayError, ObjectKey, PeerError};
 
 fn build(inv: &crate::inventory::Inventory) -> Desired {
+    build_with(inv, &Incumbents::new())
+}
+
+fn build_with(inv: &crate::inventory::Inventory, incumbents: &Incumbents) -> Desired {
     let mut d = Desired::gateways(inv, &node(), &host(), &Quarantine::new()).unwrap();
-    d.place_all_peers(inv);
+    d.place_all_peers(inv, incumbents);
     d
 }
 
@@ -241,16 +246,14 @@ fn invalid_pod_endpoints_are_rejected_without_affecting_others() {
         "failed to use PodEndpoint default/subnet: spec.podIpAddress \"10.244.1.0/24\" is not an IPv4 /32 such as 10.244.1.5/32"
     );
     assert!(matches!(e("no-gateway"), PeerError::NoGateway { .. }));
-    assert!(
-        e("same-ip")
-            .to_string()
-            .contains("allowed IP 10.244.1.5/32 already belongs to peer"),
-        "{}",
-        e("same-ip")
+    // Equal standing (same creation time, no incumbent): the pod UID decides, never the name.
+    assert_eq!(
+        e("same-ip").to_string(),
+        "refused PodEndpoint default/same-ip: spec.podIpAddress 10.244.1.5/32 is already held by PodEndpoint default/good"
     );
     assert_eq!(
         e("key-2").to_string(),
-        "failed to use PodEndpoint default/key-2: its public key is already used by PodEndpoint default/key-1 on wg-6000"
+        "refused PodEndpoint default/key-2: its spec.podPublicKey is already held by PodEndpoint default/key-1 on wg-6000"
     );
 }
 
@@ -260,16 +263,24 @@ fn one_pod_endpoint_update_changes_one_slot() {
     let k = random_pub();
     let mut inv = inventory(&[&gw], vec![pod_endpoint("p", "gw-a", "10.244.1.5/32", &k)]);
     let mut d = build(&inv);
-    let moved = pod_endpoint("p", "gw-a", "10.244.1.6/32", &k);
-    inv.apply(Change::PodEndpoint(Delta::Apply(moved.clone())));
-    let change = d.place_peer(&key("p"), Some(&moved));
-    assert_eq!(change.old.unwrap().port, 6000);
-    let new = change.new.unwrap();
+    for c in arrive(pod_endpoint("p", "gw-a", "10.244.1.6/32", &k)) {
+        inv.apply(c);
+    }
+    let changes = d.replace_peers(&inv, &[key("p")].into());
+    let change = &changes[&key("p")];
+    assert_eq!(change.old.as_ref().unwrap().port, 6000);
+    let new = change.new.as_ref().unwrap();
     assert_eq!(
         new.allowed_ips.iter().next().unwrap().to_string(),
         "10.244.1.6/32"
     );
-    let change = d.place_peer(&key("p"), None);
-    assert!(change.old.is_some() && change.new.is_none());
+    inv.apply(Change::PodEndpoint(Delta::Delete(pod_endpoint(
+        "p", "", "", "",
+    ))));
+    let changes = d.replace_peers(&inv, &[key("p")].into());
+    assert!(changes[&key("p")].old.is_some() && changes[&key("p")].new.is_none());
     assert!(d.state.gateways()[&6000].peers().is_empty());
 }
+
+#[path = "desired_trust_tests.rs"]
+mod trust;

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::desired::HostConfig;
 use crate::inventory::{Change, Delta, Inventory};
 use crate::node::NodeIdentity;
+use crate::pods::PodFacts;
 
 pub const NS: &str = "default";
 pub const KEY_NS: &str = "kube-egress-gateway-system";
@@ -100,31 +101,100 @@ impl Gw {
     }
 }
 
+/// Node of the pods in the fixtures (their PodEndpoints carry it as the node label).
+pub const POD_NODE: &str = "aks-nodepool1-vmss000000";
+
+/// A PodEndpoint as the CNI manager of `POD_NODE` writes it for pod `name`.
 pub fn pod_endpoint(name: &str, sgc: &str, ip: &str, key: &str) -> PodEndpoint {
     serde_json::from_value(json!({
         "apiVersion": egress_api::constants::API_VERSION,
         "kind": "PodEndpoint",
-        "metadata": {"name": name, "namespace": NS, "uid": format!("pe-{name}")},
+        "metadata": {"name": name, "namespace": NS, "uid": format!("pe-{name}"),
+            "labels": {egress_api::constants::POD_ENDPOINT_NODE_LABEL: POD_NODE},
+            "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": name,
+                "uid": pod_uid(name), "controller": true, "blockOwnerDeletion": true}]},
         "spec": {"staticGatewayConfiguration": sgc, "podIpAddress": ip, "podPublicKey": key}
     }))
     .unwrap()
+}
+
+/// The UID of fixture pod `name`.
+pub fn pod_uid(name: &str) -> String {
+    format!("pod-uid-{name}")
+}
+
+/// A running pod `name` on `POD_NODE`, annotated with `sgc`, with `ips` (none: ADD in
+/// progress), created at `2024-01-01T00:00:<created>Z`.
+pub fn pod(name: &str, sgc: &str, ips: &[&str], created: u8) -> PodFacts {
+    PodFacts {
+        key: crate::translate::ObjectKey::new(NS, name),
+        uid: pod_uid(name),
+        node_name: Some(POD_NODE.into()),
+        gateway: Some(sgc.into()).filter(|s: &String| !s.is_empty()),
+        ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+        created: Some(format!("2024-01-01T00:00:{created:02}Z").parse().unwrap()),
+        terminating: false,
+        finished: false,
+    }
+}
+
+/// The pod a fixture PodEndpoint speaks for: same name, its SGC, its IP.
+pub fn pod_of(pe: &PodEndpoint) -> PodFacts {
+    let ip = pe.spec.pod_ip_address.as_deref().unwrap_or_default();
+    let ip = ip.split('/').next().unwrap_or_default();
+    let ips: Vec<&str> = ip
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|_| ip)
+        .into_iter()
+        .collect();
+    pod(
+        &pe.metadata.name.clone().unwrap(),
+        pe.spec
+            .static_gateway_configuration
+            .as_deref()
+            .unwrap_or_default(),
+        &ips,
+        0,
+    )
+}
+
+/// A pod and its PodEndpoint arriving, as the watches deliver them.
+pub fn arrive(pe: PodEndpoint) -> [Change; 2] {
+    [
+        Change::Pod(Delta::Apply(pod_of(&pe))),
+        Change::PodEndpoint(Delta::Apply(pe)),
+    ]
 }
 
 pub fn random_pub() -> String {
     PrivateKey::generate().public_key().to_base64()
 }
 
-/// An inventory with these gateways (all listing `NODE`) and PodEndpoints, fully listed.
+/// An inventory with these gateways (all listing `NODE`), PodEndpoints and their pods, fully
+/// listed.
 pub fn inventory(gateways: &[&Gw], pes: Vec<PodEndpoint>) -> Inventory {
+    let pods = pes.iter().map(pod_of).collect();
+    inventory_with(gateways, pes, pods)
+}
+
+/// An inventory with these gateways, PodEndpoints and pods.
+pub fn inventory_with(gateways: &[&Gw], pes: Vec<PodEndpoint>, pods: Vec<PodFacts>) -> Inventory {
     let mut inv = Inventory::default();
-    for change in changes(gateways, pes) {
+    for change in changes_with(gateways, pes, pods) {
         inv.apply(change);
     }
     inv
 }
 
-/// The `Relisted` changes a start-up delivers.
+/// The `Relisted` changes a start-up delivers (with the PodEndpoints' own pods).
 pub fn changes(gateways: &[&Gw], pes: Vec<PodEndpoint>) -> Vec<Change> {
+    let pods = pes.iter().map(pod_of).collect();
+    changes_with(gateways, pes, pods)
+}
+
+/// The `Relisted` changes a start-up delivers.
+pub fn changes_with(gateways: &[&Gw], pes: Vec<PodEndpoint>, pods: Vec<PodFacts>) -> Vec<Change> {
     vec![
         Change::Sgc(Box::new(Delta::Relisted(
             gateways.iter().map(|g| g.sgc()).collect(),
@@ -135,6 +205,7 @@ pub fn changes(gateways: &[&Gw], pes: Vec<PodEndpoint>) -> Vec<Change> {
         Change::Secret(Delta::Relisted(
             gateways.iter().map(|g| g.secret()).collect(),
         )),
+        Change::Pod(Delta::Relisted(pods)),
         Change::PodEndpoint(Delta::Relisted(pes)),
     ]
 }

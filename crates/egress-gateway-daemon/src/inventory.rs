@@ -1,12 +1,14 @@
 //! The daemon's view of the cluster: the objects it watches, kept by key, and the changes the
-//! watches deliver. Applying a change says what it touched (gateway-level objects or one
-//! PodEndpoint), so the programmer knows whether a peer op is enough.
+//! watches deliver. Applying a change says what it touched (gateway-level objects, or the
+//! PodEndpoints whose object or pod changed), so the programmer knows whether a peer op is
+//! enough.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use egress_api::{GatewayVMConfiguration, PodEndpoint, StaticGatewayConfiguration};
 use k8s_openapi::api::core::v1::Secret;
 
+use crate::pods::PodFacts;
 use crate::translate::ObjectKey;
 
 /// One change of one kind, as a watch delivers it.
@@ -31,6 +33,8 @@ pub enum Change {
     Secret(Delta<Secret>),
     /// PodEndpoint.
     PodEndpoint(Delta<PodEndpoint>),
+    /// Pod (only the facts the daemon keeps).
+    Pod(Delta<PodFacts>),
 }
 
 /// The watched kinds, for "has it been listed yet".
@@ -44,6 +48,8 @@ pub enum Kind {
     Secret,
     /// PodEndpoint.
     PodEndpoint,
+    /// Pod.
+    Pod,
 }
 
 /// What applying a change touched.
@@ -51,7 +57,7 @@ pub enum Kind {
 pub struct Touched {
     /// Gateway-level objects changed (SGC, VM configuration, Secret).
     pub gateways: bool,
-    /// PodEndpoints whose spec changed or that appeared or went.
+    /// PodEndpoints whose object or pod changed, or that appeared or went.
     pub pod_endpoints: BTreeSet<ObjectKey>,
 }
 
@@ -66,32 +72,34 @@ pub struct Inventory {
     pub secrets: BTreeMap<ObjectKey, Secret>,
     /// PodEndpoints.
     pub pod_endpoints: BTreeMap<ObjectKey, PodEndpoint>,
+    /// Pods that have not finished, cluster-wide.
+    pub pods: BTreeMap<ObjectKey, PodFacts>,
     listed: BTreeSet<Kind>,
 }
 
-fn merge<K: kube::Resource + Clone>(
+fn merge<K: Clone>(
     map: &mut BTreeMap<ObjectKey, K>,
     delta: Delta<K>,
+    key_of: impl Fn(&K) -> ObjectKey,
     same: impl Fn(&K, &K) -> bool,
     touched: &mut BTreeSet<ObjectKey>,
 ) {
     match delta {
         Delta::Apply(obj) => {
-            let key = ObjectKey::of(&obj);
+            let key = key_of(&obj);
             if !map.get(&key).is_some_and(|old| same(old, &obj)) {
                 touched.insert(key.clone());
             }
             map.insert(key, obj);
         }
         Delta::Delete(obj) => {
-            let key = ObjectKey::of(&obj);
+            let key = key_of(&obj);
             if map.remove(&key).is_some() {
                 touched.insert(key);
             }
         }
         Delta::Relisted(list) => {
-            let fresh: BTreeMap<ObjectKey, K> =
-                list.into_iter().map(|o| (ObjectKey::of(&o), o)).collect();
+            let fresh: BTreeMap<ObjectKey, K> = list.into_iter().map(|o| (key_of(&o), o)).collect();
             for key in map.keys().filter(|k| !fresh.contains_key(*k)) {
                 touched.insert(key.clone());
             }
@@ -117,6 +125,7 @@ impl Inventory {
                 merge(
                     &mut self.sgcs,
                     d,
+                    ObjectKey::of,
                     |a, b| {
                         a.metadata.uid == b.metadata.uid
                             && a.metadata.deletion_timestamp == b.metadata.deletion_timestamp
@@ -131,6 +140,7 @@ impl Inventory {
                 merge(
                     &mut self.vm_configs,
                     d,
+                    ObjectKey::of,
                     |a, b| a.status == b.status,
                     &mut keys,
                 );
@@ -138,17 +148,42 @@ impl Inventory {
             }
             Change::Secret(d) => {
                 self.mark(Kind::Secret, &d);
-                merge(&mut self.secrets, d, |a, b| a.data == b.data, &mut keys);
+                merge(
+                    &mut self.secrets,
+                    d,
+                    ObjectKey::of,
+                    |a, b| a.data == b.data,
+                    &mut keys,
+                );
                 touched.gateways = !keys.is_empty();
             }
             Change::PodEndpoint(d) => {
                 self.mark(Kind::PodEndpoint, &d);
+                // Owner references and the node label decide trust: compared too.
                 merge(
                     &mut self.pod_endpoints,
                     d,
-                    |a, b| a.spec == b.spec,
+                    ObjectKey::of,
+                    |a, b| {
+                        a.spec == b.spec
+                            && a.metadata.owner_references == b.metadata.owner_references
+                            && a.metadata.labels == b.metadata.labels
+                    },
                     &mut keys,
                 );
+                touched.pod_endpoints = keys;
+            }
+            Change::Pod(d) => {
+                self.mark(Kind::Pod, &d);
+                merge(
+                    &mut self.pods,
+                    d,
+                    |p| p.key.clone(),
+                    |a, b| a == b,
+                    &mut keys,
+                );
+                // A pod speaks only for the PodEndpoint of its own name.
+                keys.retain(|k| self.pod_endpoints.contains_key(k));
                 touched.pod_endpoints = keys;
             }
         }
@@ -163,7 +198,7 @@ impl Inventory {
 
     /// True once every kind has been listed completely.
     pub fn synced(&self) -> bool {
-        self.listed.len() == 4
+        self.listed.len() == 5
     }
 
     /// The Secret with this key, if watched and present.

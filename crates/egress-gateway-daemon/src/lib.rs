@@ -5,7 +5,8 @@
 //! turns PodEndpoints into peers one event at a time; answers the load balancer's health
 //! probe; writes a batched GatewayStatus; exports metrics.
 //!
-//! Layers: `translate` and `desired` are pure (objects → desired node state); `programmer`
+//! Layers: `translate`, `trust`, `placement` and `desired` are pure (objects → desired node
+//! state; which PodEndpoints may speak for a pod and who holds each slot); `programmer`
 //! turns changes into data-plane work; `watch`, `status`, `report`, `probe`, `http`,
 //! `counters` are the I/O around it; `run` wires them; `cli` builds them from flags.
 
@@ -18,12 +19,15 @@ pub mod http;
 pub mod inventory;
 pub mod metrics;
 pub mod node;
+pub mod placement;
+pub mod pods;
 pub mod probe;
 pub mod programmer;
 pub mod report;
 pub mod run;
 pub mod status;
 pub mod translate;
+pub mod trust;
 pub mod watch;
 
 pub use desired::{Desired, HostConfig};

@@ -1,6 +1,7 @@
 //! The daemon's Prometheus metrics (prometheus-client, prefix `egress_gateway`): peers,
 //! latest handshake age and traffic per gateway (sampled by `counters`), programming latency,
-//! errors by kind, programmed gateways. Served on `/metrics` by `http`.
+//! errors by kind, refused PodEndpoints by reason, programmed gateways. Served on `/metrics`
+//! by `http`.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -25,6 +26,11 @@ pub struct GatewayLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
 /// Per-gateway traffic counters, as read from the tunnel interface.
@@ -56,6 +62,7 @@ pub struct Metrics {
     tx_packets: Family<GatewayLabels, Counter>,
     programming: Family<KindLabels, Histogram, fn() -> Histogram>,
     errors: Family<KindLabels, Counter>,
+    refused: Family<ReasonLabels, Counter>,
     gateways: Gauge,
     registry: Arc<Registry>,
 }
@@ -79,6 +86,7 @@ impl Metrics {
             tx_packets: Family::default(),
             programming: Family::new_with_constructor(latency_histogram),
             errors: Family::default(),
+            refused: Family::default(),
             gateways: Gauge::default(),
             registry: Arc::new(Registry::default()),
         };
@@ -119,6 +127,17 @@ impl Metrics {
         );
         registry.register("errors", "Errors by kind", m.errors.clone());
         registry.register(
+            "pod_endpoints_refused",
+            "PodEndpoints refused (each counted once per distinct refusal): it may not speak for a pod, or a stronger claim holds its IP or key",
+            m.refused.clone(),
+        );
+        // Every reason exists from the start, so alerts can use rate() without absent().
+        for reason in crate::trust::Refusal::REASONS {
+            let _ = m.refused.get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            });
+        }
+        registry.register(
             "gateways_programmed",
             "Gateways fully programmed on this node",
             m.gateways.clone(),
@@ -143,6 +162,24 @@ impl Metrics {
         self.errors
             .get(&KindLabels {
                 kind: kind.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Counts one refused PodEndpoint.
+    pub fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Refusals with `reason` so far.
+    pub fn refusals(&self, reason: &str) -> u64 {
+        self.refused
+            .get(&ReasonLabels {
+                reason: reason.to_owned(),
             })
             .map_or(0, |c| c.get())
     }

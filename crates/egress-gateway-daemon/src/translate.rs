@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
 use crate::node::NodeIdentity;
+use crate::trust::Refusal;
 
 /// `<namespace>/<name>` of a namespaced object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -295,6 +296,8 @@ fn private_key(name: &ObjectKey, secret: Option<Secret>) -> Result<PrivateKey, G
 pub struct PeerSpec {
     /// The StaticGatewayConfiguration (same namespace as the PodEndpoint).
     pub sgc: ObjectKey,
+    /// The pod's IP (an IPv4 `/32`).
+    pub ip: IpNet,
     /// The WireGuard peer.
     pub peer: Peer,
 }
@@ -327,19 +330,15 @@ pub enum PeerError {
         #[source]
         source: KeyError,
     },
-    /// Another PodEndpoint on the same gateway has the same public key.
-    #[error(
-        "failed to use PodEndpoint {pod_endpoint}: its public key is already used by PodEndpoint {other} on {interface}"
-    )]
-    DuplicateKey {
+    /// Well-formed, but it may not speak for a pod, or another claim holds its IP or key.
+    #[error("refused PodEndpoint {pod_endpoint}: {refusal}")]
+    Refused {
         /// The PodEndpoint.
         pod_endpoint: ObjectKey,
-        /// The one holding the key.
-        other: ObjectKey,
-        /// The gateway interface.
-        interface: String,
+        /// Why (boxed: by far the largest variant).
+        refusal: Box<Refusal>,
     },
-    /// Its IP belongs to another peer of the gateway (or it has none).
+    /// The data plane's own consistency check refused the peer.
     #[error("failed to use PodEndpoint {pod_endpoint}: {reason}")]
     Conflict {
         /// The PodEndpoint.
@@ -357,32 +356,37 @@ pub enum PeerError {
     },
 }
 
+/// Event reason of a refused PodEndpoint.
+pub const REFUSED_REASON: &str = "PodEndpointRefused";
+
 impl PeerError {
     /// Event reason.
     pub fn reason(&self) -> &'static str {
         match self {
             PeerError::Programming { .. } => "PeerProgrammingFailed",
+            PeerError::Refused { .. } => REFUSED_REASON,
             _ => "InvalidPodEndpoint",
         }
     }
 
-    /// Metric label.
+    /// Metric label of `errors_total` (refusals are counted by reason in their own counter).
     pub fn kind(&self) -> &'static str {
         match self {
             PeerError::NoGateway { .. } | PeerError::BadIp { .. } | PeerError::BadKey { .. } => {
                 "invalid_pod_endpoint"
             }
-            PeerError::DuplicateKey { .. } | PeerError::Conflict { .. } => "peer_conflict",
+            PeerError::Refused { .. } => "pod_endpoint_refused",
+            PeerError::Conflict { .. } => "peer_conflict",
             PeerError::Programming { .. } => "peer_programming",
         }
     }
 
-    /// True for a clash with another PodEndpoint, which may resolve when that one goes.
-    pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            PeerError::DuplicateKey { .. } | PeerError::Conflict { .. }
-        )
+    /// The refusal, if this is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            PeerError::Refused { refusal, .. } => Some(refusal),
+            _ => None,
+        }
     }
 }
 
@@ -419,6 +423,7 @@ pub fn peer_spec(pe: &PodEndpoint) -> Result<PeerSpec, PeerError> {
         })?;
     Ok(PeerSpec {
         sgc: ObjectKey::new(key.namespace, sgc),
+        ip,
         peer: Peer {
             public_key,
             allowed_ips: BTreeSet::from([ip]),

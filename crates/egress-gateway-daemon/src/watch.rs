@@ -1,13 +1,14 @@
-//! The four watches (StaticGatewayConfigurations, GatewayVMConfigurations, PodEndpoints
-//! cluster-wide; Secrets in the key namespace only) turned into [`Change`]s on one channel.
-//! A (re)list arrives as one `Relisted` change, so deletions missed while disconnected are
-//! noticed; single events arrive as `Apply`/`Delete`.
+//! The five watches (StaticGatewayConfigurations, GatewayVMConfigurations, PodEndpoints and
+//! Pods that have not finished cluster-wide; Secrets in the key namespace only) turned into
+//! [`Change`]s on one channel. A (re)list arrives as one `Relisted` change, so deletions missed
+//! while disconnected are noticed; single events arrive as `Apply`/`Delete`. Pods are reduced
+//! to [`PodFacts`] as they arrive, so only those are kept.
 
 use std::fmt::Debug;
 
 use egress_api::{GatewayVMConfiguration, PodEndpoint, StaticGatewayConfiguration};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource};
@@ -15,16 +16,42 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::inventory::{Change, Delta};
+use crate::pods::{POD_WATCH_FIELDS, PodFacts};
 
-async fn watch_kind<K>(api: Api<K>, tx: mpsc::Sender<Change>, wrap: fn(Delta<K>) -> Change)
+/// How one kind is watched: the watch's config, what is kept of each object, the change.
+struct Watch<K, T> {
+    api: Api<K>,
+    config: watcher::Config,
+    keep: fn(K) -> T,
+    wrap: fn(Delta<T>) -> Change,
+}
+
+impl<K> Watch<K, K> {
+    fn whole(api: Api<K>, wrap: fn(Delta<K>) -> Change) -> Self {
+        Self {
+            api,
+            config: watcher::Config::default(),
+            keep: |k| k,
+            wrap,
+        }
+    }
+}
+
+async fn watch_kind<K, T>(w: Watch<K, T>, tx: mpsc::Sender<Change>)
 where
     K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
+    let Watch {
+        api,
+        config,
+        keep,
+        wrap,
+    } = w;
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let stream = watcher::watcher(api, watcher::Config::default()).default_backoff();
+    let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
-    let mut buffer: Vec<K> = Vec::new();
+    let mut buffer: Vec<T> = Vec::new();
     while let Some(event) = stream.next().await {
         let delta = match event {
             Ok(Event::Init) => {
@@ -32,12 +59,12 @@ where
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
-                buffer.push(obj);
+                buffer.push(keep(obj));
                 continue;
             }
             Ok(Event::InitDone) => Delta::Relisted(std::mem::take(&mut buffer)),
-            Ok(Event::Apply(obj)) => Delta::Apply(obj),
-            Ok(Event::Delete(obj)) => Delta::Delete(obj),
+            Ok(Event::Apply(obj)) => Delta::Apply(keep(obj)),
+            Ok(Event::Delete(obj)) => Delta::Delete(keep(obj)),
             Err(e) => {
                 tracing::warn!(%kind, error = %e, "watch failed; retrying");
                 continue;
@@ -57,24 +84,38 @@ pub fn spawn_watches(
 ) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(watch_kind(
-            Api::<StaticGatewayConfiguration>::all(client.clone()),
+            Watch::whole(
+                Api::<StaticGatewayConfiguration>::all(client.clone()),
+                |d| Change::Sgc(Box::new(d)),
+            ),
             tx.clone(),
-            |d| Change::Sgc(Box::new(d)),
         )),
         tokio::spawn(watch_kind(
-            Api::<GatewayVMConfiguration>::all(client.clone()),
+            Watch::whole(
+                Api::<GatewayVMConfiguration>::all(client.clone()),
+                Change::VmConfig,
+            ),
             tx.clone(),
-            Change::VmConfig,
         )),
         tokio::spawn(watch_kind(
-            Api::<Secret>::namespaced(client.clone(), secret_namespace),
+            Watch::whole(
+                Api::<Secret>::namespaced(client.clone(), secret_namespace),
+                Change::Secret,
+            ),
             tx.clone(),
-            Change::Secret,
         )),
         tokio::spawn(watch_kind(
-            Api::<PodEndpoint>::all(client.clone()),
+            Watch::whole(Api::<PodEndpoint>::all(client.clone()), Change::PodEndpoint),
+            tx.clone(),
+        )),
+        tokio::spawn(watch_kind(
+            Watch {
+                api: Api::<Pod>::all(client.clone()),
+                config: watcher::Config::default().fields(POD_WATCH_FIELDS),
+                keep: |p: Pod| PodFacts::of(&p),
+                wrap: Change::Pod,
+            },
             tx,
-            Change::PodEndpoint,
         )),
     ]
 }

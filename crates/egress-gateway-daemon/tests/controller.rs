@@ -18,6 +18,11 @@ use kube::Api;
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// Held by the tests that create hundreds of objects, so that the one measuring write
+/// batching over elapsed time does not share the CPU with the other (cargo runs the tests of
+/// a binary in parallel).
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn fake_node() -> FakeNode {
     let fake = FakeNode::new();
     fake.add_link(
@@ -62,6 +67,7 @@ fn key() -> String {
 
 #[tokio::test]
 async fn peers_follow_pod_endpoint_events_with_constant_work() {
+    let _heavy = HEAVY.lock().await;
     let cluster = Cluster::start().await;
     let mut gw = Gw::new("gw-a", 6000, "10.0.0.10", "10.0.0.4", "10.0.0.100");
     let secret = gw.key.expose_base64();
@@ -152,11 +158,20 @@ async fn peers_follow_pod_endpoint_events_with_constant_work() {
 
 #[tokio::test]
 async fn gateway_status_is_written_in_batches_with_a_bounded_peer_list() {
+    let _heavy = HEAVY.lock().await;
     let cluster = Cluster::start().await;
     let mut gw = Gw::new("gw-a", 6000, "10.0.0.10", "10.0.0.4", "10.0.0.100");
     let secret = gw.key.expose_base64();
     cluster.gateway(&mut gw, NODE, &secret).await;
     let fake = fake_node();
+    // The pods exist before the daemon starts (it lists them once); the timed part is the
+    // PodEndpoint (peer) changes.
+    let mut uids = Vec::new();
+    for i in 0..300 {
+        let ip = pod_ip(i);
+        let ip = ip.trim_end_matches("/32");
+        uids.push(cluster.pod(&format!("p{i}"), "gw-a", &[ip]).await);
+    }
     let mut cfg = config(NodeIdentity::computer(NODE), host());
     cfg.status_max_peers = 250;
     let running = start_daemon(&cluster, fake.dataplane(), cfg).await;
@@ -165,11 +180,11 @@ async fn gateway_status_is_written_in_batches_with_a_bounded_peer_list() {
         statuses.get_opt(NODE).await.unwrap().is_some()
     })
     .await;
-
     let started = Instant::now();
-    for i in 0..300 {
+    for (i, uid) in uids.iter().enumerate() {
+        let name = format!("p{i}");
         cluster
-            .pod_endpoint(&format!("p{i}"), "gw-a", &pod_ip(i), &key())
+            .create_pod_endpoint(&name, "gw-a", &pod_ip(i), &key(), (&name, uid), POD_NODE)
             .await;
     }
     wait_for("the status to list 250 of 300 peers", WAIT, || async {
@@ -305,4 +320,93 @@ async fn node_identity_comes_from_imds() {
     let err = NodeIdentity::from_imds("ftp://nowhere/").await.unwrap_err();
     assert!(err.to_string().contains("must be http(s)"), "{err}");
     emu.shutdown().await;
+}
+
+/// The peers of `wg-6000` in the fake kernel: (public key, allowed IPs).
+fn kernel_peers(fake: &FakeNode) -> Vec<(String, String)> {
+    fake.snapshot()
+        .wireguard
+        .get(&device(6000))
+        .map(|d| {
+            d.peers
+                .iter()
+                .map(|(k, p)| (k.to_base64(), format!("{:?}", p.allowed_ips)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Forged PodEndpoints sorted before the victim by name (`Cluster::forge`): the victim's IP
+/// with a fresh key, the victim's key on another IP, the victim's IP "owned" by the victim's
+/// pod. None may change a peer, through events, periodic full cycles or a restart; each is
+/// refused with a specific Event and counted.
+#[tokio::test]
+async fn forged_pod_endpoints_never_change_a_peer_through_resyncs_and_a_restart() {
+    let cluster = Cluster::start().await;
+    let mut gw = Gw::new("gw-a", 6000, "10.0.0.10", "10.0.0.4", "10.0.0.100");
+    let secret = gw.key.expose_base64();
+    cluster.gateway(&mut gw, NODE, &secret).await;
+    let victim_key = key();
+    cluster
+        .pod_endpoint("zz-victim", "gw-a", "10.244.1.10/32", &victim_key)
+        .await;
+    let fake = fake_node();
+    let mut cfg = config(NodeIdentity::computer(NODE), host());
+    cfg.resync_interval = Duration::from_millis(300);
+    let running = start_daemon(&cluster, fake.dataplane(), cfg.clone()).await;
+    wait_for("the victim's peer", WAIT, || async {
+        peers(&fake, 6000) == 1
+    })
+    .await;
+    for reason in egress_gateway_daemon::trust::Refusal::REASONS {
+        let labels = format!("{{reason=\"{reason}\"}}");
+        assert_eq!(
+            sample(&running, "pod_endpoints_refused_total", &labels),
+            Some(0.0),
+            "{reason} registered at zero"
+        );
+    }
+    let programmed = kernel_peers(&fake);
+    let changes = fake.stats().peer_changes;
+
+    let expected = cluster
+        .forge("zz-victim", "10.244.1.10/32", &victim_key)
+        .await;
+    cluster.refusals(&expected).await;
+    let cycles = sample(
+        &running,
+        "programming_duration_seconds_count",
+        "{kind=\"full\"}",
+    )
+    .unwrap();
+    full_cycles(&running, cycles + 3.0).await;
+    assert_eq!(kernel_peers(&fake), programmed, "after three resyncs");
+    assert_eq!(fake.stats().peer_changes, changes);
+    for (reason, n) in [("ip_taken", 1.0), ("key_taken", 1.0), ("owner_name", 1.0)] {
+        let labels = format!("{{reason=\"{reason}\"}}");
+        assert_eq!(
+            sample(&running, "pod_endpoints_refused_total", &labels),
+            Some(n),
+            "{reason}"
+        );
+    }
+
+    // A restart adopts the kernel's peers: the forgeries, listed with everything else at
+    // once, still change nothing.
+    running.daemon.terminate();
+    running.daemon.wait().await;
+    let restarted = start_daemon(&cluster, fake.dataplane(), cfg).await;
+    full_cycles(&restarted, 2.0).await;
+    assert_eq!(kernel_peers(&fake), programmed, "after the restart");
+    assert_eq!(fake.stats().peer_changes, changes);
+    assert_eq!(
+        sample(
+            &restarted,
+            "pod_endpoints_refused_total",
+            "{reason=\"key_taken\"}"
+        ),
+        Some(1.0)
+    );
+    restarted.daemon.terminate();
+    restarted.daemon.wait().await;
 }

@@ -111,26 +111,27 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// One pod (its tunnel programmed as the plugin would) on gateway `gw-a` (port 6000), with
+/// its pod and PodEndpoint `name` in the API: (world, cluster, gateway, pod tunnel).
+async fn one_pod(lab: &mut Lab, name: &str) -> (World, Cluster, Gw, PodTunnelState) {
+    let w = world(lab, 1).await;
+    let cluster = Cluster::start().await;
+    let mut a = gw("gw-a", 6000, 0);
+    let secret = a.key.expose_base64();
+    cluster.gateway(&mut a, NODE, &secret).await;
+    let pod = pod_tunnel(lab, &w, 0, &a).await;
+    let key = pod.private_key.public_key().to_base64();
+    cluster.pod_endpoint(name, "gw-a", &pod_ip(0), &key).await;
+    (w, cluster, a, pod)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_leaves_as_this_nodes_secondary_ip_and_deleting_its_pod_endpoint_cuts_it_at_once() {
     if !privileged() {
         return;
     }
     let mut lab = Lab::new("gwd");
-    let w = world(&mut lab, 1).await;
-    let cluster = Cluster::start().await;
-    let mut a = gw("gw-a", 6000, 0);
-    let secret = a.key.expose_base64();
-    cluster.gateway(&mut a, NODE, &secret).await;
-    let pod = pod_tunnel(&lab, &w, 0, &a).await;
-    cluster
-        .pod_endpoint(
-            "pod0",
-            "gw-a",
-            &pod_ip(0),
-            &pod.private_key.public_key().to_base64(),
-        )
-        .await;
+    let (w, cluster, a, _pod) = one_pod(&mut lab, "pod0").await;
     let dp = lab.daemon_dataplane();
     let running = start_daemon(
         &cluster,
@@ -274,20 +275,7 @@ async fn a_restart_with_1000_peers_keeps_a_transfer_alive_with_zero_loss() {
         return;
     }
     let mut lab = Lab::new("gwd");
-    let w = world(&mut lab, 1).await;
-    let cluster = Cluster::start().await;
-    let mut a = gw("gw-a", 6000, 0);
-    let secret = a.key.expose_base64();
-    cluster.gateway(&mut a, NODE, &secret).await;
-    let pod = pod_tunnel(&lab, &w, 0, &a).await;
-    cluster
-        .pod_endpoint(
-            "pod0",
-            "gw-a",
-            &pod_ip(0),
-            &pod.private_key.public_key().to_base64(),
-        )
-        .await;
+    let (w, cluster, a, _pod) = one_pod(&mut lab, "pod0").await;
     for n in 0..999u32 {
         let ip = Ipv4Addr::from(0x0a64_0000 + n);
         let key = PrivateKey::generate().public_key().to_base64();
@@ -485,4 +473,82 @@ async fn a_wrong_key_or_busy_port_gives_a_clear_error_and_no_half_configured_int
     .await;
     running.daemon.terminate();
     running.daemon.wait().await;
+}
+
+/// The victim pod streams numbered datagrams through its tunnel while PodEndpoints forged
+/// against it (its IP with a fresh key, its key on another IP, its IP "owned" by its own pod;
+/// all named to sort first) arrive, full cycles run every 300 ms, and the daemon restarts:
+/// not one datagram is lost, and its peer is the only one, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_pod_endpoints_cost_the_victims_stream_nothing_through_resyncs_and_a_restart() {
+    if !privileged() {
+        return;
+    }
+    let mut lab = Lab::new("gwd");
+    let (w, cluster, a, pod) = one_pod(&mut lab, "zz-victim").await;
+    let victim_key = pod.private_key.public_key().to_base64();
+    let mut cfg = config(NodeIdentity::computer(NODE), host(&w));
+    cfg.resync_interval = Duration::from_millis(300);
+    let first = start_daemon(&cluster, lab.daemon_dataplane(), cfg.clone()).await;
+    wait_for("probe 200", WAIT, || probe_ok(&first, &a)).await;
+    // The tunnel is up (handshake done) before the numbered stream starts.
+    let ns = w.pods[0].clone();
+    blocking(move || connect_within(&ns, TCP_SERVER.parse().unwrap(), WAIT)).await;
+    let udp = UdpStream::start(
+        &w.pods[0],
+        UDP_SERVER.parse().unwrap(),
+        Duration::from_millis(2),
+    );
+    wait_for("the victim's stream", WAIT, || async { udp.echoed() > 50 }).await;
+
+    let expected = cluster.forge("zz-victim", &pod_ip(0), &victim_key).await;
+    cluster.refusals(&expected).await;
+    let cycles = sample(
+        &first,
+        "programming_duration_seconds_count",
+        "{kind=\"full\"}",
+    )
+    .unwrap();
+    full_cycles(&first, cycles + 3.0).await;
+
+    first.daemon.terminate();
+    first.daemon.wait().await;
+    let dp = lab.daemon_dataplane();
+    let second = start_daemon(&cluster, dp.clone(), cfg).await;
+    wait_for("probe 200 after the restart", WAIT, || {
+        probe_ok(&second, &a)
+    })
+    .await;
+    full_cycles(&second, 2.0).await;
+    let echoed = udp.echoed();
+    wait_for("the stream after the restart", WAIT, || async {
+        udp.echoed() > echoed + 100
+    })
+    .await;
+    let (sent, lost) = blocking(move || udp.finish()).await;
+    assert!(
+        lost.is_empty(),
+        "{} of {sent} datagrams lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(20)]
+    );
+    let observed = dp
+        .wireguard
+        .observe(&device(&w, 6000))
+        .await
+        .unwrap()
+        .unwrap();
+    let peers: Vec<_> = observed
+        .peers
+        .iter()
+        .map(|(k, p)| (k.to_base64(), p.allowed_ips.clone()))
+        .collect();
+    assert_eq!(
+        peers,
+        [(victim_key, [pod_ip(0).parse().unwrap()].into())],
+        "only the victim's peer, with its own IP"
+    );
+    eprintln!("forgeries, 3+ resyncs and a restart: {sent} datagrams, 0 lost");
+    second.daemon.terminate();
+    second.daemon.wait().await;
 }

@@ -1,18 +1,23 @@
-//! The full cycle: build the node's desired state from the inventory, observe the kernel,
-//! plan, apply. A gateway whose own step fails (busy port, refused device) is held back and
-//! the rest of the node is planned again without it, so one bad gateway never blocks the
-//! others and leaves nothing half-configured. A node-level failure keeps what is known to be
-//! programmed and asks for a retry.
+//! The full cycle: build the node's gateways from the inventory, observe the kernel, place
+//! every PodEndpoint (the peers the kernel and the previous desired state already have are
+//! incumbents, so neither a resync nor a restart hands a slot to a later claimant), plan,
+//! apply. A gateway whose own step fails (busy port, refused device) is held back and the rest
+//! of the node is planned again without it, so one bad gateway never blocks the others and
+//! leaves nothing half-configured. A node-level failure keeps what is known to be programmed
+//! and asks for a retry.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 use egress_dataplane::control::PeerFailure;
-use egress_dataplane::{observe_request_for_gateway_node, plan_gateway_node};
+use egress_dataplane::{
+    ObservedState, WgDeviceId, observe_request_for_gateway_node, plan_gateway_node,
+};
 
 use super::scope::{Scope, incomplete, scope};
 use super::{Programmer, error_chain};
 use crate::desired::Desired;
+use crate::placement::Incumbents;
 use crate::translate::{GatewayError, PeerError};
 
 /// Most gateways held back in one cycle before giving up until the retry.
@@ -40,7 +45,11 @@ impl Programmer {
                     break Err(None);
                 }
             };
-            desired.place_all_peers(&self.inventory);
+            let mut incumbents = self
+                .desired
+                .as_ref()
+                .map(Desired::placed)
+                .unwrap_or_default();
             let observed = match self
                 .dataplane
                 .observe(&observe_request_for_gateway_node(&desired.state))
@@ -50,9 +59,13 @@ impl Programmer {
                 Err(e) => {
                     self.out.metrics.error(e.source.category());
                     tracing::error!(error = %error_chain(&e), "failed to observe the node");
+                    // Placed all the same, so later events contend with every claim.
+                    desired.place_all_peers(&self.inventory, &incumbents);
                     break Err(Some(desired));
                 }
             };
+            incumbents.extend(self.kernel_peers(&desired, &observed));
+            desired.place_all_peers(&self.inventory, &incumbents);
             let ops = plan_gateway_node(&desired.state, &observed);
             tracing::info!(
                 ops = ops.len(),
@@ -103,6 +116,26 @@ impl Programmer {
         for since in pending.values() {
             self.out.metrics.programming("peer", since.elapsed());
         }
+    }
+
+    /// The exact peers (one allowed IP) the kernel has on the tunnels of `desired`.
+    fn kernel_peers(&self, desired: &Desired, observed: &ObservedState) -> Incumbents {
+        let mut out = Incumbents::new();
+        for port in desired.gateways.keys() {
+            let device = WgDeviceId {
+                netns: self.gateway_netns(),
+                name: Self::interface(*port),
+            };
+            let Some(dev) = observed.wireguard.get(&device) else {
+                continue;
+            };
+            for (key, peer) in &dev.peers {
+                if let [ip] = peer.allowed_ips.iter().collect::<Vec<_>>()[..] {
+                    out.insert((*port, key.clone(), *ip));
+                }
+            }
+        }
+        out
     }
 
     /// After a node-level failure: the gateways the kernel has completely (peers aside).

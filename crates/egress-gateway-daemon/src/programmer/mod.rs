@@ -24,7 +24,7 @@ use crate::node::NodeIdentity;
 use crate::probe::ProbeState;
 use crate::report::{Report, ReportSender, reference};
 use crate::status::StatusBook;
-use crate::translate::ObjectKey;
+use crate::translate::{GatewayError, ObjectKey, PeerError};
 
 /// Where the programmer publishes its results.
 #[derive(Debug, Clone, Default)]
@@ -195,30 +195,28 @@ impl Programmer {
 
     /// Queues an Event for a rejected object unless the same message was already reported;
     /// `None` forgets a previous rejection.
-    fn report(
-        &mut self,
-        kind: ReportKind,
-        key: &ObjectKey,
-        problem: Option<(&'static str, &'static str, String)>,
-    ) {
+    fn report(&mut self, kind: ReportKind, key: &ObjectKey, problem: Option<Problem>) {
         let slot = (kind, key.clone());
-        let Some((reason, metric, note)) = problem else {
+        let Some(problem) = problem else {
             self.reported.remove(&slot);
             return;
         };
-        if self.reported.get(&slot) == Some(&note) {
+        if self.reported.get(&slot) == Some(&problem.note) {
             return;
         }
-        self.out.metrics.error(metric);
-        tracing::warn!(object = %key, reason, "{note}");
+        match problem.refused {
+            Some(reason) => self.out.metrics.refused(reason),
+            None => self.out.metrics.error(problem.metric),
+        }
+        tracing::warn!(object = %key, reason = problem.reason, "{}", problem.note);
         let object = self.object_ref(kind, key);
-        self.reported.insert(slot, note.clone());
+        self.reported.insert(slot, problem.note.clone());
         if let (Some(tx), Some(object)) = (&self.out.reports, object) {
             let _ = tx.send(Report {
                 object,
                 warning: true,
-                reason: reason.to_owned(),
-                note,
+                reason: problem.reason.to_owned(),
+                note: problem.note,
             });
         }
     }
@@ -233,31 +231,54 @@ impl Programmer {
     /// Reports every current gateway and peer error, and forgets resolved ones.
     fn report_all(&mut self) {
         let Some(desired) = &self.desired else { return };
-        let gateway_errors: Vec<_> = desired
+        let problems: Vec<_> = desired
             .gateway_errors
             .iter()
-            .map(|(k, e)| (k.clone(), (e.reason(), e.kind(), error_chain(e))))
-            .collect();
-        let peer_errors: Vec<_> = desired
-            .peer_errors
-            .iter()
-            .map(|(k, e)| (k.clone(), (e.reason(), e.kind(), error_chain(e))))
-            .collect();
-        let keep: BTreeSet<(ReportKind, ObjectKey)> = gateway_errors
-            .iter()
-            .map(|(k, _)| (ReportKind::Gateway, k.clone()))
+            .map(|(k, e)| ((ReportKind::Gateway, k.clone()), Problem::of_gateway(e)))
             .chain(
-                peer_errors
+                desired
+                    .peer_errors
                     .iter()
-                    .map(|(k, _)| (ReportKind::PodEndpoint, k.clone())),
+                    .map(|(k, e)| ((ReportKind::PodEndpoint, k.clone()), Problem::of_peer(e))),
             )
             .collect();
+        let keep: BTreeSet<&(ReportKind, ObjectKey)> = problems.iter().map(|(s, _)| s).collect();
         self.reported.retain(|slot, _| keep.contains(slot));
-        for (key, problem) in gateway_errors {
-            self.report(ReportKind::Gateway, &key, Some(problem));
+        for ((kind, key), problem) in problems {
+            self.report(kind, &key, Some(problem));
         }
-        for (key, problem) in peer_errors {
-            self.report(ReportKind::PodEndpoint, &key, Some(problem));
+    }
+}
+
+/// One rejected object's Event and metric.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// Event reason.
+    reason: &'static str,
+    /// `errors_total` kind (when not a refusal).
+    metric: &'static str,
+    /// `pod_endpoints_refused_total` reason, for refusals.
+    refused: Option<&'static str>,
+    /// Event message.
+    note: String,
+}
+
+impl Problem {
+    fn of_gateway(e: &GatewayError) -> Self {
+        Self {
+            reason: e.reason(),
+            metric: e.kind(),
+            refused: None,
+            note: error_chain(e),
+        }
+    }
+
+    pub(crate) fn of_peer(e: &PeerError) -> Self {
+        Self {
+            reason: e.reason(),
+            metric: e.kind(),
+            refused: e.refusal().map(|r| r.reason()),
+            note: error_chain(e),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Incremental peers: each touched PodEndpoint is re-placed in the desired state and only the
-//! ops that change causes are applied (remove/add one peer, delete/add its `/32` route). A
-//! burst of events goes out together: peer ops first (batched into WireGuard transactions by
-//! the data plane), then routes. Nothing is observed; the resync repairs drift.
+//! Incremental peers: each touched PodEndpoint (its object or its pod changed) is re-placed in
+//! the desired state, with the claims it contends with, and only the ops that change causes
+//! are applied (remove/add one peer, delete/add its `/32` route). A burst of events goes out
+//! together: peer ops first (batched into WireGuard transactions by the data plane), then
+//! routes. Nothing is observed; the resync repairs drift.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -9,9 +10,10 @@ use std::time::Instant;
 use egress_dataplane::{NetnsRef, Op, RouteSpec, WgDeviceId};
 use ipnet::IpNet;
 
-use super::{Programmer, ReportKind, error_chain};
+use super::{Problem, Programmer, ReportKind, error_chain};
 use crate::desired::{PeerSlot, SlotChange};
-use crate::translate::ObjectKey;
+use crate::translate::{ObjectKey, PeerError};
+use crate::trust::Refusal;
 
 fn device(netns: &NetnsRef, port: u16) -> WgDeviceId {
     WgDeviceId {
@@ -31,45 +33,49 @@ fn routes(slot: Option<&PeerSlot>) -> BTreeSet<(u16, IpNet)> {
     .unwrap_or_default()
 }
 
-/// The ops one PodEndpoint change needs: peer ops into `peer_ops`, route ops into `route_ops`.
-pub fn slot_ops(
+/// The ops a set of PodEndpoint changes needs, in a safe order: peer removals, peer adds,
+/// route deletions, route additions. Routes are diffed over the whole set, so an IP passing
+/// from one PodEndpoint to another on the same tunnel keeps its route throughout.
+pub fn change_ops<'a>(
     netns: &NetnsRef,
-    change: &SlotChange,
-    peer_ops: &mut Vec<Op>,
-    route_ops: &mut Vec<Op>,
-) {
-    let (old, new) = (change.old.as_ref(), change.new.as_ref());
-    if old == new {
-        return;
+    changes: impl IntoIterator<Item = &'a SlotChange>,
+) -> Vec<Op> {
+    let (mut removals, mut adds) = (Vec::new(), Vec::new());
+    let (mut before, mut after) = (BTreeSet::new(), BTreeSet::new());
+    for change in changes {
+        let (old, new) = (change.old.as_ref(), change.new.as_ref());
+        if old == new {
+            continue;
+        }
+        if let Some(old) = old
+            && new.is_none_or(|n| n.port != old.port || n.public_key != old.public_key)
+        {
+            removals.push(Op::RemovePeer {
+                device: device(netns, old.port),
+                public_key: old.public_key.clone(),
+            });
+        }
+        if let Some(new) = new {
+            // Also covers an IP change: the peer's allowed IPs are replaced, not added to.
+            adds.push(Op::AddPeer {
+                device: device(netns, new.port),
+                peer: new.peer(),
+            });
+        }
+        before.extend(routes(old));
+        after.extend(routes(new));
     }
-    if let Some(old) = old
-        && new.is_none_or(|n| n.port != old.port || n.public_key != old.public_key)
-    {
-        peer_ops.push(Op::RemovePeer {
-            device: device(netns, old.port),
-            public_key: old.public_key.clone(),
-        });
-    }
-    if let Some(new) = new {
-        // Also covers an IP change: the peer's allowed IPs are replaced, not added to.
-        peer_ops.push(Op::AddPeer {
-            device: device(netns, new.port),
-            peer: new.peer(),
-        });
-    }
-    let (before, after) = (routes(old), routes(new));
-    for (port, ip) in before.difference(&after) {
-        route_ops.push(Op::DelRoute {
-            netns: netns.clone(),
-            route: RouteSpec::on_link(*ip, Programmer::interface(*port)),
-        });
-    }
-    for (port, ip) in after.difference(&before) {
-        route_ops.push(Op::AddRoute {
-            netns: netns.clone(),
-            route: RouteSpec::on_link(*ip, Programmer::interface(*port)),
-        });
-    }
+    let route = |(port, ip): &(u16, IpNet)| RouteSpec::on_link(*ip, Programmer::interface(*port));
+    removals.append(&mut adds);
+    removals.extend(before.difference(&after).map(|r| Op::DelRoute {
+        netns: netns.clone(),
+        route: route(r),
+    }));
+    removals.extend(after.difference(&before).map(|r| Op::AddRoute {
+        netns: netns.clone(),
+        route: route(r),
+    }));
+    removals
 }
 
 impl Programmer {
@@ -79,31 +85,9 @@ impl Programmer {
         let Some(mut desired) = self.desired.take() else {
             return;
         };
-        let (mut peer_ops, mut route_ops) = (Vec::new(), Vec::new());
-        let mut touched: Vec<ObjectKey> = Vec::new();
-        let mut removed_any = false;
-        for key in pending.keys() {
-            let change = desired.place_peer(key, self.inventory.pod_endpoints.get(key));
-            removed_any |= change.old.is_some();
-            slot_ops(&netns, &change, &mut peer_ops, &mut route_ops);
-            touched.push(key.clone());
-        }
-        if removed_any {
-            // A PodEndpoint that clashed with one that is now gone may fit.
-            let waiting: Vec<ObjectKey> = desired
-                .peer_errors
-                .iter()
-                .filter(|(k, e)| e.is_conflict() && !pending.contains_key(*k))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for key in waiting {
-                let change = desired.place_peer(&key, self.inventory.pod_endpoints.get(&key));
-                slot_ops(&netns, &change, &mut peer_ops, &mut route_ops);
-                touched.push(key);
-            }
-        }
-        peer_ops.append(&mut route_ops);
-        let ops = peer_ops;
+        let touched: BTreeSet<ObjectKey> = pending.keys().cloned().collect();
+        let changes = desired.replace_peers(&self.inventory, &touched);
+        let ops = change_ops(&netns, changes.values());
         if !ops.is_empty() {
             match self.dataplane.apply(&ops).await {
                 Ok(report) => self.peer_failures(&mut desired, report.peer_failures),
@@ -115,7 +99,7 @@ impl Programmer {
                 }
             }
         }
-        for key in &touched {
+        for key in touched.iter().chain(changes.keys()) {
             let entry = desired
                 .peers
                 .get(key)
@@ -127,11 +111,14 @@ impl Programmer {
                     )
                 });
             self.out.status.set_peer(key, entry);
-            let problem = desired
-                .peer_errors
-                .get(key)
-                .map(|e| (e.reason(), e.kind(), error_chain(e)));
-            self.report(ReportKind::PodEndpoint, key, problem);
+            let error = desired.peer_errors.get(key);
+            if error
+                .and_then(PeerError::refusal)
+                .is_some_and(Refusal::may_be_watch_lag)
+            {
+                continue;
+            }
+            self.report(ReportKind::PodEndpoint, key, error.map(Problem::of_peer));
         }
         self.desired = Some(desired);
         let now = Instant::now();

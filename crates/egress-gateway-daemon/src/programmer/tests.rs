@@ -120,12 +120,9 @@ async fn a_busy_port_holds_back_only_its_gateway() {
     assert_eq!(p.out.metrics.errors("gateway_programming"), 1);
 
     // Held back until it changes or the resync: an unrelated peer event does not retry it.
-    p.apply_change(Change::PodEndpoint(Delta::Apply(pod_endpoint(
-        "p1",
-        "gw-a",
-        "10.244.1.5/32",
-        &random_pub(),
-    ))));
+    for c in arrive(pod_endpoint("p1", "gw-a", "10.244.1.5/32", &random_pub())) {
+        p.apply_change(c);
+    }
     p.flush().await;
     assert!(rx.try_recv().is_err(), "reported once");
 }
@@ -151,12 +148,9 @@ async fn pod_endpoint_events_are_single_peer_ops_and_bad_ones_are_reported_once(
     let before = fake.stats();
     let bad = pod_endpoint("bad", "gw-a", "10.244.9.9/32", "not-a-key");
     p.apply_change(Change::PodEndpoint(Delta::Apply(bad.clone())));
-    p.apply_change(Change::PodEndpoint(Delta::Apply(pod_endpoint(
-        "new",
-        "gw-a",
-        "10.244.9.1/32",
-        &random_pub(),
-    ))));
+    for c in arrive(pod_endpoint("new", "gw-a", "10.244.9.1/32", &random_pub())) {
+        p.apply_change(c);
+    }
     p.flush().await;
     let after = fake.stats();
     assert_eq!(after.peer_changes - before.peer_changes, 1);
@@ -184,4 +178,72 @@ async fn pod_endpoint_events_are_single_peer_ops_and_bad_ones_are_reported_once(
     assert_eq!(after.peer_changes - before.peer_changes, 1);
     assert_eq!(fake.snapshot().wireguard[&device(6000)].peers.len(), 200);
     assert_eq!(p.out.status.peer_count(), 200);
+}
+
+#[tokio::test]
+async fn forged_pod_endpoints_never_take_a_slot_at_resync_or_restart() {
+    let fake = fake_node();
+    let (mut p, mut rx) = programmer(&fake);
+    let gw = Gw::new("gw-a", 6000, "10.0.0.10");
+    let victim_key = random_pub();
+    let victim = pod_endpoint("zz-victim", "gw-a", "10.244.1.10/32", &victim_key);
+    let victim_pod = pod("zz-victim", "gw-a", &["10.244.1.10"], 30);
+    for c in changes_with(&[&gw], vec![victim.clone()], vec![victim_pod.clone()]) {
+        p.apply_change(c);
+    }
+    p.flush().await;
+    let kernel = |fake: &FakeNode| {
+        fake.snapshot().wireguard[&device(6000)]
+            .peers
+            .iter()
+            .map(|(k, peer)| (k.to_base64(), peer.allowed_ips.clone()))
+            .collect::<Vec<_>>()
+    };
+    let programmed = kernel(&fake);
+    assert_eq!(programmed.len(), 1);
+
+    // Sorted before the victim by name: a duplicate key from an older pod of its own, and the
+    // victim's IP from a pod still in ADD.
+    let dup = pod_endpoint("aa-dup", "gw-a", "10.244.1.77/32", &victim_key);
+    let forged_ip = pod_endpoint("ab-ip", "gw-a", "10.244.1.10/32", &random_pub());
+    let forger_pods = vec![
+        pod("aa-dup", "gw-a", &["10.244.1.77"], 1),
+        pod("ab-ip", "gw-a", &[], 1),
+    ];
+    for pod in forger_pods.clone() {
+        p.apply_change(Change::Pod(Delta::Apply(pod)));
+    }
+    for pe in [dup.clone(), forged_ip.clone()] {
+        p.apply_change(Change::PodEndpoint(Delta::Apply(pe)));
+    }
+    let before = fake.stats();
+    p.flush().await;
+    p.resync().await;
+    assert_eq!(fake.stats().peer_changes, before.peer_changes);
+    assert_eq!(kernel(&fake), programmed);
+    let mut reports: Vec<(String, String)> = std::iter::from_fn(|| rx.try_recv().ok())
+        .map(|r| (r.object.name.unwrap_or_default(), r.reason))
+        .collect();
+    reports.sort();
+    assert_eq!(
+        reports,
+        [
+            ("aa-dup".to_owned(), "PodEndpointRefused".to_owned()),
+            ("ab-ip".to_owned(), "PodEndpointRefused".to_owned())
+        ]
+    );
+    assert_eq!(p.out.metrics.refusals("key_taken"), 1);
+    assert_eq!(p.out.metrics.refusals("ip_taken"), 1);
+
+    // A restarted daemon lists everything at once and adopts the kernel's peers.
+    let (mut restarted, _rx) = programmer(&fake);
+    let mut pods = forger_pods;
+    pods.push(victim_pod);
+    for c in changes_with(&[&gw], vec![dup, forged_ip, victim], pods) {
+        restarted.apply_change(c);
+    }
+    restarted.flush().await;
+    assert_eq!(fake.stats().peer_changes, before.peer_changes);
+    assert_eq!(kernel(&fake), programmed);
+    assert_eq!(restarted.out.metrics.refusals("key_taken"), 1);
 }

@@ -5,11 +5,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use egress_api::constants::POD_ANNOTATION;
 use egress_api::{GatewayVMConfiguration, PodEndpoint, StaticGatewayConfiguration};
 use egress_apiserver::{ApiServer, RunningApiServer, ServerConfig};
 use egress_dataplane::{Dataplane, PrivateKey};
 use egress_gateway_daemon::{Daemon, DaemonConfig, HostConfig, Listeners, NodeIdentity};
-use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -18,6 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const NS: &str = "default";
 pub const KEY_NS: &str = "kube-egress-gateway-system";
 pub const NODE: &str = "gw-vmss000000";
+/// The worker node of the pods (their PodEndpoints carry it as the node label).
+pub const POD_NODE: &str = "aks-nodepool1-vmss000000";
 
 /// One gateway's objects.
 pub struct Gw {
@@ -183,14 +186,148 @@ impl Cluster {
         .unwrap();
     }
 
+    /// A running pod on `POD_NODE` annotated with `sgc` and reporting `ip`, and its
+    /// PodEndpoint as that node's CNI manager writes it.
     pub async fn pod_endpoint(&self, name: &str, sgc: &str, ip: &str, key: &str) {
+        let ip_only = ip.split('/').next().unwrap_or_default();
+        let ips: Vec<&str> = ip_only
+            .parse::<std::net::IpAddr>()
+            .map(|_| ip_only)
+            .into_iter()
+            .collect();
+        let uid = self.pod(name, sgc, &ips).await;
+        self.create_pod_endpoint(name, sgc, ip, key, (name, &uid), POD_NODE)
+            .await;
+    }
+
+    /// Creates a pod on `POD_NODE` annotated with `sgc`; `ips` empty: still in CNI ADD.
+    /// Returns its UID.
+    pub async fn pod(&self, name: &str, sgc: &str, ips: &[&str]) -> String {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NS);
+        let created = pods
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name, "annotations": {POD_ANNOTATION: sgc}},
+                    "spec": {"nodeName": POD_NODE, "containers": [{"name": "c", "image": "busybox"}]},
+                }))
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        if let Some(first) = ips.first() {
+            let all: Vec<_> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+            pods.patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"status": {"phase": "Running", "podIP": first, "podIPs": all}}),
+                ),
+            )
+            .await
+            .unwrap();
+        }
+        created.metadata.uid.unwrap()
+    }
+
+    /// Forges PodEndpoints against the victim's PodEndpoint, each named to sort before it:
+    /// its IP with a fresh key from a pod of the forger still in ADD, its public key on the IP
+    /// of the forger's running pod, and its IP owned (by reference) by the victim's own pod.
+    /// Returns the Events (object, note) each must cause, sorted.
+    pub async fn forge(&self, victim: &str, ip: &str, key: &str) -> Vec<(String, String)> {
+        let fresh = PrivateKey::generate().public_key().to_base64();
+        let uid = self.pod("aa-forged-ip", "gw-a", &[]).await;
+        self.create_pod_endpoint(
+            "aa-forged-ip",
+            "gw-a",
+            ip,
+            &fresh,
+            ("aa-forged-ip", &uid),
+            POD_NODE,
+        )
+        .await;
+        let uid = self.pod("ab-dup-key", "gw-a", &["10.250.0.77"]).await;
+        self.create_pod_endpoint(
+            "ab-dup-key",
+            "gw-a",
+            "10.250.0.77/32",
+            key,
+            ("ab-dup-key", &uid),
+            POD_NODE,
+        )
+        .await;
+        let victim_uid = self.pod_uid(victim).await;
+        self.create_pod_endpoint(
+            "ac-borrowed",
+            "gw-a",
+            ip,
+            &fresh,
+            (victim, &victim_uid),
+            POD_NODE,
+        )
+        .await;
+        vec![
+            (
+                "aa-forged-ip".to_owned(),
+                format!(
+                    "refused PodEndpoint {NS}/aa-forged-ip: spec.podIpAddress {ip} is already held by PodEndpoint {NS}/{victim}"
+                ),
+            ),
+            (
+                "ab-dup-key".to_owned(),
+                format!(
+                    "refused PodEndpoint {NS}/ab-dup-key: its spec.podPublicKey is already held by PodEndpoint {NS}/{victim} on wg-6000"
+                ),
+            ),
+            (
+                "ac-borrowed".to_owned(),
+                format!(
+                    "refused PodEndpoint {NS}/ac-borrowed: its controller owner is pod \"{victim}\", not the pod of the same name (the CNI manager names a PodEndpoint after its pod)"
+                ),
+            ),
+        ]
+    }
+
+    /// Waits until the Events with reason `PodEndpointRefused` are exactly `expected`.
+    pub async fn refusals(&self, expected: &[(String, String)]) {
+        wait_for(
+            "the refusals as Events",
+            Duration::from_secs(15),
+            || async {
+                let mut events = self.events("PodEndpointRefused").await;
+                events.sort();
+                events == expected
+            },
+        )
+        .await;
+    }
+
+    /// The UID of pod `name`.
+    pub async fn pod_uid(&self, name: &str) -> String {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NS);
+        pods.get(name).await.unwrap().metadata.uid.unwrap()
+    }
+
+    /// Creates a PodEndpoint owned by pod `owner` (name, UID) with the node label `node`.
+    pub async fn create_pod_endpoint(
+        &self,
+        name: &str,
+        sgc: &str,
+        ip: &str,
+        key: &str,
+        owner: (&str, &str),
+        node: &str,
+    ) {
         let api: Api<PodEndpoint> = Api::namespaced(self.client.clone(), NS);
         api.create(
             &PostParams::default(),
             &serde_json::from_value(json!({
                 "apiVersion": egress_api::constants::API_VERSION,
                 "kind": "PodEndpoint",
-                "metadata": {"name": name},
+                "metadata": {"name": name,
+                    "labels": {egress_api::constants::POD_ENDPOINT_NODE_LABEL: node},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": owner.0,
+                        "uid": owner.1, "controller": true, "blockOwnerDeletion": true}]},
                 "spec": {"staticGatewayConfiguration": sgc, "podIpAddress": ip, "podPublicKey": key},
             }))
             .unwrap(),
@@ -221,6 +358,28 @@ impl Cluster {
             })
             .collect()
     }
+}
+
+/// The `egress_gateway_<name>` sample with these labels, from the daemon's metrics text.
+pub fn sample(running: &Running, name: &str, labels: &str) -> Option<f64> {
+    let text = running.daemon.metrics().encode().unwrap();
+    let prefix = format!("egress_gateway_{name}{labels} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Waits until the daemon ran more than `more_than` full cycles.
+pub async fn full_cycles(running: &Running, more_than: f64) {
+    wait_for("more full cycles", Duration::from_secs(15), || async {
+        sample(
+            running,
+            "programming_duration_seconds_count",
+            "{kind=\"full\"}",
+        )
+        .is_some_and(|n| n > more_than)
+    })
+    .await;
 }
 
 /// Daemon settings for tests: quick status batching, no periodic resync, no drain.

@@ -1,6 +1,7 @@
 //! The built-in kinds the server serves (Namespace, Node, Pod, Secret, ConfigMap, Event in core
-//! and events.k8s.io, Lease, Deployment, CustomResourceDefinition) with the names, scopes, status
-//! subresources and field selectors of the real server. The two Event resources are views of one
+//! and events.k8s.io, Lease, Deployment, ValidatingAdmissionPolicy and its binding,
+//! CustomResourceDefinition) with the names, scopes, status subresources and field selectors of
+//! the real server. The two Event resources are views of one
 //! store (see `events`).
 
 use crate::resource::{PrinterColumn, ResourceInfo, VersionInfo, column};
@@ -151,6 +152,28 @@ const BUILTINS: &[Builtin] = &[
         short_names: &["deploy"],
         categories: &["all"],
         status: true,
+        field_selectors: &[],
+    },
+    Builtin {
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "ValidatingAdmissionPolicy",
+        plural: "validatingadmissionpolicies",
+        namespaced: false,
+        short_names: &[],
+        categories: &["api-extensions"],
+        status: true,
+        field_selectors: &[],
+    },
+    Builtin {
+        group: "admissionregistration.k8s.io",
+        version: "v1",
+        kind: "ValidatingAdmissionPolicyBinding",
+        plural: "validatingadmissionpolicybindings",
+        namespaced: false,
+        short_names: &[],
+        categories: &["api-extensions"],
+        status: false,
         field_selectors: &[],
     },
     Builtin {

@@ -7,10 +7,11 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::objects::{
     finalizers, has_pending_finalizers, is_deleting, meta_mut, meta_str, now, set_finalizers,
+    version_of,
 };
 use crate::resource::ResourceInfo;
 use crate::store::ObjKey;
-use crate::world::World;
+use crate::world::{World, WriteOpts};
 
 /// `DeleteOptions` from the body and query.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +24,11 @@ pub struct DeleteOpts {
     pub resource_version: Option<String>,
     /// `dryRun=All`.
     pub dry_run: bool,
+    /// The client's identity; `None` for the server's own deletions (garbage collection,
+    /// namespace cleanup), which admission policies do not see.
+    pub user: Option<crate::identity::UserInfo>,
+    /// The URL's version (what admission policies see), empty for internal deletions.
+    pub version: String,
 }
 
 impl DeleteOpts {
@@ -116,6 +122,20 @@ impl World {
                     "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rv}"
                 ),
             ));
+        }
+        if opts.user.is_some() {
+            let version = Some(opts.version.clone())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| version_of(&obj));
+            let write = WriteOpts {
+                version,
+                user: opts.user.clone(),
+                dry_run: opts.dry_run,
+                ..WriteOpts::default()
+            };
+            // Warnings of a deletion are not sent (the answer carries none here).
+            let old = res.present(obj.clone(), &write.version);
+            self.admit_policies(res, &write, "DELETE", None, Some(&old))?;
         }
         let mut list = finalizers(&obj);
         if let Some(f) = opts.finalizer()?

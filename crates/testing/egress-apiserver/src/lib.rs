@@ -1,8 +1,10 @@
 //! An in-memory Kubernetes API server for tests and the simulator. It speaks the real HTTP API
 //! (discovery, OpenAPI v3, CRUD, patch incl. server-side apply, watch, status subresources,
-//! finalizers, garbage collection, CRD admission), so kube-rs clients, kube-runtime and kubectl
-//! run unmodified against it. Not for production: no auth, no persistence, no controllers
-//! beyond garbage collection and namespace cleanup.
+//! finalizers, garbage collection, CRD admission, ValidatingAdmissionPolicies), so kube-rs
+//! clients, kube-runtime and kubectl run unmodified against it. Not for production: no
+//! authentication (requests act as the administrator or whom they impersonate), no
+//! authorization, no persistence, no controllers beyond garbage collection and namespace
+//! cleanup.
 //!
 //! Start it in-process with [`ApiServer::start`] or run the `egress-apiserver` binary.
 
@@ -18,9 +20,11 @@ mod faults;
 mod gc;
 mod handlers;
 mod http;
+mod identity;
 mod managed;
 mod objects;
 mod openapi;
+mod policy;
 mod query;
 mod registry;
 mod request_log;
@@ -45,6 +49,7 @@ use tokio::task::JoinHandle;
 
 pub use error::{ApiError, Cause, StartError};
 pub use faults::{FaultAction, FaultRule, Faults};
+pub use identity::UserInfo;
 pub use request_log::{Counter, RequestLog, RequestRecord};
 
 use server::Shared;
@@ -182,6 +187,17 @@ impl RunningApiServer {
             .parse::<::http::Uri>()
             .map_err(|source| StartError::Url { url, source })?;
         kube::Client::try_from(kube::Config::new(uri)).map_err(StartError::Client)
+    }
+
+    /// A kube client acting as `user` (impersonation headers; default namespace `default`).
+    pub fn client_as(&self, user: &UserInfo) -> Result<kube::Client, StartError> {
+        let url = self.url();
+        let uri = url
+            .parse::<::http::Uri>()
+            .map_err(|source| StartError::Url { url, source })?;
+        let mut config = kube::Config::new(uri);
+        user.impersonate(&mut config);
+        kube::Client::try_from(config).map_err(StartError::Client)
     }
 
     /// Fault injection switches.

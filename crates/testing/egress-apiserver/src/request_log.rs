@@ -26,6 +26,8 @@ pub struct RequestRecord {
     pub name: Option<String>,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// The user the request acted as (`system:admin` unless impersonating).
+    pub user: String,
     /// The answer's HTTP code (for watches: the code the stream started with).
     pub code: u16,
 }

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::faults::{FaultAction, Faults, hold};
 use crate::handlers::{self, ApiRequest};
 use crate::http::{Resp, error, json};
+use crate::identity::UserInfo;
 use crate::query::Query;
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::route::{self, Route};
@@ -167,6 +168,7 @@ async fn serve_resource(
         Err(e) => return error(&e),
     };
     let verb = handlers::verb(&method, &path, &query);
+    let user = UserInfo::from_headers(req.headers());
     let resource = match &path.subresource {
         Some(s) => format!("{}/{s}", path.plural),
         None => path.plural.clone(),
@@ -178,15 +180,25 @@ async fn serve_resource(
         namespace: path.namespace.clone(),
         name: path.name.clone(),
         user_agent,
+        user: user
+            .as_ref()
+            .map(|u| u.username.clone())
+            .unwrap_or_default(),
         code: 0,
     };
-    let headers = Headers {
-        accept,
-        content_type,
-        user_agent: record.user_agent.clone(),
-    };
-    let resp = match resource_response(shared, req, path, query, headers, verb).await {
-        Ok(r) => r,
+    let resp = match user {
+        Ok(user) => {
+            let headers = Headers {
+                accept,
+                content_type,
+                user_agent: record.user_agent.clone(),
+                user,
+            };
+            match resource_response(shared, req, path, query, headers, verb).await {
+                Ok(r) => r,
+                Err(e) => error(&e),
+            }
+        }
         Err(e) => error(&e),
     };
     record.code = resp.status().as_u16();
@@ -198,6 +210,7 @@ struct Headers {
     accept: String,
     content_type: String,
     user_agent: String,
+    user: UserInfo,
 }
 
 async fn resource_response(
@@ -272,6 +285,7 @@ async fn resource_response(
         accept: headers.accept,
         content_type: headers.content_type,
         user_agent: headers.user_agent,
+        user: headers.user,
         body,
     };
     handlers::serve(shared, api_req, verb).await

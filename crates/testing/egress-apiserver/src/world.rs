@@ -10,11 +10,13 @@ use serde_json::{Value, json};
 use crate::admission::admit;
 use crate::crd::{accepted_status, crd_to_resource};
 use crate::error::{ApiError, Cause};
+use crate::identity::UserInfo;
 use crate::managed;
 use crate::objects::{
     finalizers, has_pending_finalizers, is_deleting, meta_mut, meta_str, new_uid, now,
     prepare_create, prepare_write, spec_changed, validate_name,
 };
+use crate::policy;
 use crate::query::FieldValidation;
 use crate::registry::Registry;
 use crate::resource::ResourceInfo;
@@ -44,6 +46,9 @@ pub struct WriteOpts {
     pub dry_run: bool,
     /// Ownership was already computed (server-side apply).
     pub managed_fields_done: bool,
+    /// The client's identity; `None` for the server's own writes, which admission policies
+    /// do not see.
+    pub user: Option<UserInfo>,
 }
 
 /// The result of a write.
@@ -239,7 +244,8 @@ impl World {
             crd_to_resource(&obj).map_err(|c| ApiError::invalid(CRD_GROUP, &res.kind, &name, c))?;
             obj["status"] = accepted_status(&obj, &now);
         }
-        let warnings = admit(res, &opts.version, &mut obj, None, opts.field_validation)?;
+        let mut warnings = admit(res, &opts.version, &mut obj, None, opts.field_validation)?;
+        warnings.extend(self.admit_policies(res, opts, "CREATE", Some(&obj), None)?);
         let key = key_for(res, ns.as_deref(), &name);
         if self.store.get(&key).is_some() {
             return Err(ApiError::already_exists(res.subject(), &name));
@@ -366,13 +372,14 @@ impl World {
             crd_to_resource(&obj)
                 .map_err(|c| ApiError::invalid(CRD_GROUP, &res.kind, &key.name, c))?;
         }
-        let warnings = admit(
+        let mut warnings = admit(
             res,
             &opts.version,
             &mut obj,
             Some(&old),
             opts.field_validation,
         )?;
+        warnings.extend(self.admit_policies(res, opts, "UPDATE", Some(&obj), Some(&old))?);
         if spec_changed(res, &old, &obj) {
             let generation = old
                 .pointer("/metadata/generation")
@@ -418,6 +425,65 @@ impl World {
             object: res.present(stored, &opts.version),
             warnings,
         })
+    }
+
+    /// Runs the ValidatingAdmissionPolicies on a client's write (and checks that a policy
+    /// being written compiles); the warnings to send.
+    pub fn admit_policies(
+        &self,
+        res: &ResourceInfo,
+        opts: &WriteOpts,
+        operation: &str,
+        object: Option<&Value>,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
+        let Some(user) = &opts.user else {
+            return Ok(Vec::new());
+        };
+        let obj = object.or(old).unwrap_or(&Value::Null);
+        let name = meta_str(obj, "name").unwrap_or_default();
+        if let Some(written) = object
+            && policy::is_policy(&res.group, &res.plural)
+        {
+            let causes = policy::validate_policy(written);
+            if !causes.is_empty() {
+                return Err(ApiError::invalid(&res.group, &res.kind, name, causes));
+            }
+        }
+        let namespace = if res.namespaced {
+            meta_str(obj, "namespace").unwrap_or_default()
+        } else {
+            ""
+        };
+        let namespace_object = (!namespace.is_empty())
+            .then(|| {
+                self.store.get(&ObjKey {
+                    group: String::new(),
+                    resource: "namespaces".into(),
+                    namespace: String::new(),
+                    name: namespace.to_owned(),
+                })
+            })
+            .flatten();
+        let request = policy::Request {
+            attrs: policy::Attributes {
+                operation,
+                group: &res.group,
+                version: &opts.version,
+                resource: &res.plural,
+                subresource: opts.subresource.as_deref(),
+                name,
+                namespace,
+                namespaced: res.namespaced,
+                object,
+                old,
+                namespace_object,
+            },
+            kind: &res.kind,
+            user,
+            dry_run: opts.dry_run,
+        };
+        policy::admit(&self.store, &request)
     }
 
     fn check_finalizers(

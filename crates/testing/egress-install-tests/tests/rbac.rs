@@ -8,13 +8,16 @@
 //! run never used must be one of the few listed (with the reason) below.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/policies.rs"]
+mod policies;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use egress_api::{GatewayStatus, GatewayVMConfiguration, StaticGatewayConfiguration};
-use egress_apiserver::{ApiServer, RunningApiServer, ServerConfig};
+use egress_apiserver::{ApiServer, RunningApiServer, ServerConfig, UserInfo};
 use egress_azure::{ArmClient, ArmMetrics, LroPolicy, ResourceGroupId, RetryPolicy};
 use egress_azure_emulator::{Emulator, EmulatorConfig};
 use egress_cni_proto::{AddRequest, DelRequest, PodRef, WireKey};
@@ -83,13 +86,36 @@ const EXPECTED_UNUSED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn client(api: &RunningApiServer, user_agent: &str) -> kube::Client {
+/// A client with this user agent, acting as `user` (the administrator when `None`).
+fn client(api: &RunningApiServer, user_agent: &str, user: Option<&UserInfo>) -> kube::Client {
     let mut config = kube::Config::new(api.url().parse().unwrap());
     config.default_namespace = APP_NS.into();
     config
         .headers
         .push((http::header::USER_AGENT, user_agent.parse().unwrap()));
+    if let Some(user) = user {
+        user.impersonate(&mut config);
+    }
     kube::Client::try_from(config).unwrap()
+}
+
+/// The ServiceAccount each component runs as in the default render.
+fn service_account(agent: &str) -> &'static str {
+    match agent {
+        OPERATOR => "kube-egress-gateway-operator",
+        DAEMON => "kube-egress-gateway-gateway-daemon",
+        _ => policies::CNI_SA,
+    }
+}
+
+fn identity(agent: &str) -> UserInfo {
+    if agent == CNI {
+        return policies::cni_manager(NS, WORKER);
+    }
+    UserInfo::named(
+        &format!("system:serviceaccount:{NS}:{}", service_account(agent)),
+        Vec::new(),
+    )
 }
 
 async fn until<T, F, Fut>(what: &str, mut check: F) -> T
@@ -138,8 +164,8 @@ where
         .unwrap()
 }
 
-/// Runs the lifecycle; the requests of each component by user agent.
-async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
+/// Runs the lifecycle with the chart's `objs`; the requests of each component by user agent.
+async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSet<Access>> {
     let api =
         ApiServer::start(ServerConfig::default().with_crds(workspace_root().join("config/crd")))
             .await
@@ -150,12 +176,13 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
     })
     .await
     .unwrap();
-    let driver = client(&api, "test-driver");
+    let driver = client(&api, "test-driver", None);
     create(
         &Api::<k8s_openapi::api::core::v1::Namespace>::all(driver.clone()),
         json!({"metadata": {"name": NS}}),
     )
     .await;
+    assert_eq!(policies::install(&driver, objs).await, 2);
     let nodes: Api<Node> = Api::all(driver.clone());
     create(
         &nodes,
@@ -186,7 +213,7 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
     };
     config.instance = Some("egress-operator-0".into());
     let ctx = Context::new(
-        client(&api, OPERATOR),
+        client(&api, OPERATOR, Some(&identity(OPERATOR))),
         Arc::new(arm(&emu.arm_url())),
         Metrics::new(&ArmMetrics::new()),
         config,
@@ -228,7 +255,7 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
             allowed_uids: vec![std::fs::metadata("/proc/self").unwrap().uid()],
             max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
         },
-        client(&api, CNI),
+        client(&api, CNI, Some(&identity(CNI))),
     )
     .await
     .unwrap();
@@ -276,7 +303,7 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
         &[AddressSpec::plain(format!("{primary}/24").parse().unwrap())],
     );
     let daemon = Daemon::start(
-        client(&api, DAEMON),
+        client(&api, DAEMON, Some(&identity(DAEMON))),
         fake.dataplane(),
         DaemonConfig {
             node_name: gateway_node.clone(),
@@ -416,6 +443,12 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
         else {
             continue;
         };
+        assert_eq!(
+            r.user,
+            identity(agent).username,
+            "{agent} acts as its ServiceAccount"
+        );
+        assert_ne!(r.code, 403, "{agent}: refused by admission: {r:?}");
         let access = Access {
             verb: r.verb.clone(),
             group: r.group,
@@ -440,14 +473,11 @@ async fn lifecycle() -> BTreeMap<&'static str, BTreeSet<Access>> {
 #[tokio::test]
 async fn chart_rbac_grants_exactly_what_the_binaries_use() {
     let objs = helm::template_with_required(&[]).unwrap();
-    let used = lifecycle().await;
+    let used = lifecycle(&objs).await;
     let mut problems = Vec::new();
     let mut report = String::new();
-    for (agent, sa) in [
-        (OPERATOR, "kube-egress-gateway-operator"),
-        (DAEMON, "kube-egress-gateway-gateway-daemon"),
-        (CNI, "kube-egress-gateway-cni-manager"),
-    ] {
+    for agent in [OPERATOR, DAEMON, CNI] {
+        let sa = service_account(agent);
         let accesses = used.get(agent).cloned().unwrap_or_default();
         assert!(
             !accesses.is_empty(),

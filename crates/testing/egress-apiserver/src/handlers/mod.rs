@@ -36,6 +36,8 @@ pub struct ApiRequest {
     pub content_type: String,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Who the request acts as.
+    pub user: crate::identity::UserInfo,
     /// Request body.
     pub body: Bytes,
 }

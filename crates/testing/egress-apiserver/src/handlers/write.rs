@@ -38,6 +38,7 @@ pub(super) fn write_opts(req: &ApiRequest) -> WriteOpts {
         field_validation: req.query.field_validation,
         dry_run: req.query.dry_run,
         managed_fields_done: false,
+        user: Some(req.user.clone()),
     }
 }
 
@@ -69,6 +70,8 @@ fn delete_opts(req: &ApiRequest) -> Result<DeleteOpts, ApiError> {
     let mut opts = DeleteOpts {
         propagation: req.query.propagation_policy.clone(),
         dry_run: req.query.dry_run,
+        user: Some(req.user.clone()),
+        version: req.version().to_string(),
         ..DeleteOpts::default()
     };
     opts.merge_body(&decode(&req.body, false)?)?;

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod admission_policy;
 mod binary;
 mod crd;
 mod crud;
