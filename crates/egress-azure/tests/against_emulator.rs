@@ -14,8 +14,8 @@ use egress_azure::models::{
     VmssPublicIpAddressConfigurationProperties,
 };
 use egress_azure::{
-    AzureApi, ErrorCategory, ImdsClient, LoadBalancers, PublicIpPrefixes, ResourceId, RetryPolicy,
-    ScaleSetVms, ScaleSets, Subnets,
+    AzureApi, ErrorCategory, LoadBalancers, PublicIpPrefixes, ResourceId, RetryPolicy, ScaleSets,
+    Subnets,
 };
 use egress_azure_emulator::{Emulator, FaultKind, FaultRule};
 use emulator_support::{client, emulator, gateway_lb, in_prefix, prefix, retry, rg};
@@ -490,28 +490,5 @@ async fn stale_etags_surface_as_conflict() {
         .await
         .unwrap_err();
     assert_eq!(err.category(), ErrorCategory::Conflict);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn imds_of_an_emulated_instance() {
-    let emu = emulator(Vec::new()).await;
-    let c = client(&emu, retry());
-    let vms = c
-        .list_scale_set_vms(&rg(&emu).scale_set("gw-vmss"))
-        .await
-        .unwrap();
-    let name = vms[0].computer_name().unwrap().to_string();
-    let imds = ImdsClient::new(&emu.imds_url(&name)).unwrap();
-    let md = imds.instance().await.unwrap();
-    assert_eq!(md.computer_name, name);
-    assert_eq!(md.vm_scale_set_name, "gw-vmss");
-    assert_eq!(md.resource_group_name, "rg-egress");
-    assert_eq!(md.subscription_id, emu.subscription_id());
-    assert_eq!(
-        md.tags.get("aks-managed-poolName").map(String::as_str),
-        Some("gwpool")
-    );
-    imds.load_balancer().await.unwrap();
     emu.shutdown().await;
 }
