@@ -106,3 +106,72 @@ fn help_documents_the_default_inventory() {
         assert!(text.contains(needle), "--help lacks {needle}: {text}");
     }
 }
+
+#[test]
+fn tls_url_file_and_response_forms_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("emu-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url_file = dir.join("arm-url");
+    let child = Command::new(BIN)
+        .args(["--port", "0", "--tls", "--page-size", "1"])
+        .arg("--url-file")
+        .arg(&url_file)
+        .args(["--response-form", "VirtualMachineScaleSets.Update=location"])
+        .args(["--response-form", "*Delete=done"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = Stop(child);
+    let start = Instant::now();
+    while !url_file.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no URL file");
+        assert!(guard.0.try_wait().unwrap().is_none(), "exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = std::fs::read_to_string(&url_file).unwrap();
+    assert!(url.trim().starts_with("https://127.0.0.1:"), "{url}");
+    let ca = std::fs::read_to_string(dir.join("arm-url.ca.pem")).unwrap();
+    assert!(
+        ca.contains("BEGIN CERTIFICATE"),
+        "the CA is written before the URL"
+    );
+    // curl is on these machines (hack/install-deps.sh installs it): the CA validates.
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(dir.join("arm-url.ca.pem"))
+        .arg(format!("{}/admin/responseForms", url.trim()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let forms: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(forms["VirtualMachineScaleSets.Update"]["form"], "location");
+    assert_eq!(forms["LoadBalancers.Delete"]["form"], "done");
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = Command::new(BIN)
+        .args([
+            "--port",
+            "0",
+            "--response-form",
+            "VirtualMachineScaleSets.Update=accepted",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("documents no 'accepted'"), "{err}");
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--tls"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--tls needs somewhere to write the CA"
+    );
+}
