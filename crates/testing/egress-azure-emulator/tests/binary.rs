@@ -7,16 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-azure-emulator");
-
-struct Stop(Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod process;
+use process::{BIN, Stop, wait_for_file};
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
@@ -123,13 +115,7 @@ fn tls_url_file_and_response_forms_from_the_command_line() {
         .spawn()
         .unwrap();
     let mut guard = Stop(child);
-    let start = Instant::now();
-    while !url_file.exists() {
-        assert!(start.elapsed() < Duration::from_secs(20), "no URL file");
-        assert!(guard.0.try_wait().unwrap().is_none(), "exited early");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let url = std::fs::read_to_string(&url_file).unwrap();
+    let url = wait_for_file(&mut guard, &url_file);
     assert!(url.trim().starts_with("https://127.0.0.1:"), "{url}");
     let ca = std::fs::read_to_string(dir.join("arm-url.ca.pem")).unwrap();
     assert!(

@@ -93,6 +93,10 @@ fn update(state: &mut State, req: &Req, existing: Value, op: &str) -> Result<Rep
     location_for(&body, Some(&existing), &id)?;
     let mut v = existing.clone();
     merge(&mut v, &body);
+    if let Some(tags) = body.get("tags") {
+        // Tags are one value in ARM: a write replaces them, never merges key by key.
+        v["tags"] = tags.clone();
+    }
     let nics = v.pointer(MODEL_NICS).cloned().unwrap_or_else(|| json!([]));
     instance_nics::validate(state, &nics, &id)?;
     capacity(&v)?;
