@@ -11,9 +11,3 @@ pub const COMPUTE: &str = "2024-07-01";
 /// These paths live in the Network spec but the service only accepts this older version for them
 /// (the Azure SDKs and cloud-provider-azure pin it too).
 pub const VMSS_NETWORK_INTERFACE: &str = "2018-10-01";
-
-/// IMDS instance metadata (`/metadata/instance`).
-pub const IMDS_INSTANCE: &str = "2021-02-01";
-
-/// IMDS load balancer metadata (`/metadata/loadbalancer`).
-pub const IMDS_LOAD_BALANCER: &str = "2020-10-01";

@@ -1,7 +1,7 @@
 //! Typed Azure Resource Manager (ARM) client for kube-egress-gateway: cloud config, credentials,
 //! the few Network/Compute operations the operator needs (behind narrow traits so reconcilers can
-//! use fakes), ARM long-running operations, retries, error classification, metrics and an IMDS
-//! client. It knows nothing of CRDs or Kubernetes.
+//! use fakes), ARM long-running operations, retries, error classification and metrics. It knows
+//! nothing of CRDs or Kubernetes. (IMDS, which gateway nodes read, is the `egress-imds` crate.)
 //!
 //! Entry points: [`CloudConfig::from_file`] → [`ArmClient::from_config`] (or
 //! [`ArmClient::builder`] for tests against a local emulator), then the traits in [`ops`]
@@ -12,7 +12,6 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod error;
-pub mod imds;
 pub mod lro;
 pub mod metrics;
 pub mod models;
@@ -27,7 +26,6 @@ pub use client::{ArmClient, ArmClientBuilder, ClientBuildError};
 pub use config::{AuthMode, CloudConfig, ConfigError};
 pub use credentials::{CredentialError, StaticTokenCredential};
 pub use error::{ArmError, ArmErrorBody, ErrorCategory};
-pub use imds::{ImdsClient, ImdsError, InstanceMetadata, LoadBalancerMetadata};
 pub use lro::LroPolicy;
 pub use metrics::ArmMetrics;
 pub use ops::{

@@ -1,7 +1,8 @@
 //! ARM long-running operations (the documented async protocol): after a PUT/PATCH/DELETE,
-//! poll `Azure-AsyncOperation` (status body), else `Location` (202 until 200/204), else the
-//! resource's `provisioningState`; honour `Retry-After`; stop at Succeeded/Failed/Canceled or when
-//! the total time bound is reached. Issuing the request and the final GET are `client`'s.
+//! poll `Azure-AsyncOperation` (status body), else `Location` (202 until 200/204, whether the
+//! first answer was 202 or 200/201 with a body), else the resource's `provisioningState`;
+//! honour `Retry-After`; stop at Succeeded/Failed/Canceled or when the total time bound is
+//! reached. Issuing the request and the final GET are `client`'s.
 
 use azure_core::http::{Method, Url};
 use serde::Deserialize;
@@ -233,8 +234,11 @@ fn by_provisioning_state(r: Result<ArmResponse, ArmError>) -> Result<PollState, 
     r.map(|resp| provisioning_state(&resp.body).unwrap_or(PollState::Succeeded))
 }
 
-/// Finishes a PUT/PATCH. Returns the initial body when it is already final, `None` when the
-/// caller must GET the resource (after polling).
+/// Finishes a PUT/PATCH, whichever documented form the service answered in:
+/// `Azure-AsyncOperation` (any status) → poll the status monitor; else `Location` (202, or
+/// 200/201 with the body) → poll the result URL; else 202, or a body whose provisioningState is
+/// not terminal → poll the resource. Returns the initial body when it is already final, `None`
+/// when the caller must GET the resource (after polling).
 pub(crate) async fn complete(
     client: &ArmClient,
     operation: &'static str,
@@ -247,27 +251,19 @@ pub(crate) async fn complete(
         poll(client, operation, op_url, started, hint, by_async_operation).await?;
         return Ok(None);
     }
-    if initial.status == 202 {
-        match initial.header("location") {
-            Some(loc) => poll(client, operation, loc, started, hint, by_location).await?,
-            None => {
-                poll(
-                    client,
-                    operation,
-                    resource_url.as_str(),
-                    started,
-                    hint,
-                    by_provisioning_state,
-                )
-                .await?
-            }
-        }
+    if let Some(loc) = initial.header("location") {
+        poll(client, operation, loc, started, hint, by_location).await?;
         return Ok(None);
     }
-    if initial.body.is_empty() {
+    let state = if initial.status == 202 {
+        Some(PollState::Pending)
+    } else if initial.body.is_empty() {
+        // Done without a body: the caller reads the resource.
         return Ok(None);
-    }
-    match provisioning_state(&initial.body) {
+    } else {
+        provisioning_state(&initial.body)
+    };
+    match state {
         None | Some(PollState::Succeeded) => Ok(Some(initial.body)),
         Some(PollState::Pending) => {
             poll(

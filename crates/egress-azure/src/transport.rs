@@ -43,17 +43,3 @@ pub(crate) fn http_client(
         .map_err(TransportError::Build)?;
     Ok(Arc::new(client))
 }
-
-/// A plain reqwest client for IMDS: link-local, never through a proxy.
-pub(crate) fn imds_http_client(
-    request_timeout: Duration,
-) -> Result<reqwest::Client, TransportError> {
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config()?)
-        .no_proxy()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(request_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(TransportError::Build)
-}

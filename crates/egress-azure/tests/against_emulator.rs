@@ -1,6 +1,6 @@
 //! The production client against `egress-azure-emulator` in-process (127.0.0.1, port 0): every
-//! operation, both LRO header styles (Network PUTs answer `Azure-AsyncOperation`, Compute writes
-//! and Network DELETEs `Location`), each fault kind (429 + Retry-After, 500, dropped connection,
+//! operation in every documented response form (`Azure-AsyncOperation`, `Location`, both, 202
+//! with a body, provisioningState polling, final at once) with lists paged by one, each fault kind (429 + Retry-After, 500, dropped connection,
 //! slow LRO, failed LRO), a workflow under a 30% 429/500 rate that completes without surfacing
 //! errors, and etag conflicts surfacing as `Conflict`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,11 +14,11 @@ use egress_azure::models::{
     VmssPublicIpAddressConfigurationProperties,
 };
 use egress_azure::{
-    AzureApi, ErrorCategory, ImdsClient, LoadBalancers, PublicIpPrefixes, ResourceId, RetryPolicy,
-    ScaleSetVms, ScaleSets, Subnets,
+    AzureApi, ErrorCategory, LoadBalancers, PublicIpPrefixes, ResourceId, RetryPolicy, ScaleSets,
+    Subnets,
 };
-use egress_azure_emulator::{Emulator, FaultKind, FaultRule};
-use emulator_support::{client, emulator, gateway_lb, in_prefix, prefix, retry, rg};
+use egress_azure_emulator::{Emulator, EmulatorConfig, FaultKind, FaultRule};
+use emulator_support::{client, emulator, emulator_with, gateway_lb, in_prefix, prefix, retry, rg};
 use std::time::Duration;
 
 /// The whole operator workflow through `dyn AzureApi`, ending with everything cleaned up.
@@ -281,34 +281,39 @@ fn assert_nothing_leaked(emu: &Emulator) {
 }
 
 #[tokio::test]
-async fn every_operation_and_both_lro_styles() {
-    let emu = emulator(Vec::new()).await;
-    let c = client(&emu, retry());
-    workflow(&c, &emu).await;
-    assert_nothing_leaked(&emu);
-    let log = emu.request_log();
-    assert!(
-        log.count("Operations.GetStatus") > 0,
-        "Azure-AsyncOperation polls: {:?}",
-        log.counts
-    );
-    assert!(
-        log.count("Operations.GetResult") > 0,
-        "Location polls: {:?}",
-        log.counts
-    );
-    assert_eq!(c.metrics().throttled("load_balancers.get"), 0);
-    assert!(
-        c.metrics()
-            .lro_count("load_balancers.create_or_update", "succeeded")
-            >= 1
-    );
-    assert!(
-        c.metrics()
-            .lro_count("scale_sets.update_network_profile", "succeeded")
-            >= 1
-    );
-    emu.shutdown().await;
+async fn every_operation_in_every_response_form_with_paged_lists() {
+    use egress_azure_emulator::ResponseForm;
+    for form in ResponseForm::ALL {
+        // Every operation whose specification documents the form uses it; lists page by 1.
+        let emu = emulator_with(EmulatorConfig {
+            response_forms: vec![("*".into(), form)],
+            page_size: 1,
+            ..EmulatorConfig::default()
+        })
+        .await;
+        let c = client(&emu, retry());
+        workflow(&c, &emu).await;
+        assert_nothing_leaked(&emu);
+        let log = emu.request_log();
+        let (status, result) = (
+            log.count("Operations.GetStatus"),
+            log.count("Operations.GetResult"),
+        );
+        match form {
+            ResponseForm::Async | ResponseForm::Both | ResponseForm::Accepted => {
+                assert!(status > 0, "{form}: {:?}", log.counts)
+            }
+            ResponseForm::Location => assert!(result > 0, "{form}: {:?}", log.counts),
+            ResponseForm::Done => assert_eq!((status, result), (0, 0), "{form}: {:?}", log.counts),
+            ResponseForm::Polled => {}
+        }
+        // The LRO metric counts polled operations; `done` has nothing to poll.
+        let polled = c
+            .metrics()
+            .lro_count("scale_sets.update_network_profile", "succeeded");
+        assert_eq!(polled >= 1, form != ResponseForm::Done, "{form}");
+        emu.shutdown().await;
+    }
 }
 
 #[tokio::test]
@@ -490,28 +495,5 @@ async fn stale_etags_surface_as_conflict() {
         .await
         .unwrap_err();
     assert_eq!(err.category(), ErrorCategory::Conflict);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn imds_of_an_emulated_instance() {
-    let emu = emulator(Vec::new()).await;
-    let c = client(&emu, retry());
-    let vms = c
-        .list_scale_set_vms(&rg(&emu).scale_set("gw-vmss"))
-        .await
-        .unwrap();
-    let name = vms[0].computer_name().unwrap().to_string();
-    let imds = ImdsClient::new(&emu.imds_url(&name)).unwrap();
-    let md = imds.instance().await.unwrap();
-    assert_eq!(md.computer_name, name);
-    assert_eq!(md.vm_scale_set_name, "gw-vmss");
-    assert_eq!(md.resource_group_name, "rg-egress");
-    assert_eq!(md.subscription_id, emu.subscription_id());
-    assert_eq!(
-        md.tags.get("aks-managed-poolName").map(String::as_str),
-        Some("gwpool")
-    );
-    imds.load_balancer().await.unwrap();
     emu.shutdown().await;
 }

@@ -1,13 +1,13 @@
 //! Retry and long-running-operation behaviour against a scripted ARM server: 429/500 with
 //! Retry-After, budget exhaustion, long Retry-After surfaced as Throttled, dropped connections,
-//! LRO failure/cancel/time-out, plain-http refusal, and IMDS.
+//! LRO failure/cancel/time-out and plain-http refusal.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use egress_azure::models::LoadBalancer;
 use egress_azure::{
-    ArmClient, ErrorCategory, ImdsClient, LoadBalancers, LroPolicy, PublicIpPrefixes, RetryPolicy,
+    ArmClient, ErrorCategory, LoadBalancers, LroPolicy, PublicIpPrefixes, RetryPolicy,
 };
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -273,55 +273,4 @@ async fn bearer_token_over_plain_http_is_refused_unless_allowed() {
     assert_eq!(err.category(), ErrorCategory::Permanent);
     assert!(err.to_string().contains("plain http"), "{err}");
     assert!(arm.log().is_empty(), "no request may leave with the token");
-}
-
-#[tokio::test]
-async fn imds_instance_and_load_balancer_metadata() {
-    let arm = ScriptedArm::start().await;
-    arm.on(
-        "GET",
-        "/metadata/instance",
-        vec![
-            Reply::error(429, "TooMany", "x").header("retry-after", "0"),
-            Reply::json(200, json!({"compute": {
-                "name": "gw_0", "vmScaleSetName": "gw", "resourceGroupName": "rg",
-                "subscriptionId": "s", "location": "eastus", "osProfile": {"computerName": "gw000000"},
-                "tags": "ignored:because-list-wins",
-                "tagsList": [{"name": "aks-managed-poolName", "value": "gwpool"}, {"name": "k", "value": "a;b:c"}]
-            }})),
-        ],
-    );
-    arm.on(
-        "GET",
-        "/metadata/loadbalancer",
-        vec![Reply::json(200, json!({"loadbalancer": {"publicIpAddresses": [
-            {"frontendIpAddress": "20.0.0.1", "privateIpAddress": "10.0.0.4"}], "inboundRules": [], "outboundRules": []}}))],
-    );
-    let imds = ImdsClient::new(&arm.base).unwrap().with_retry(fast_retry());
-    let md = imds.instance().await.unwrap();
-    assert_eq!(md.vm_scale_set_name, "gw");
-    assert_eq!(md.computer_name, "gw000000");
-    assert_eq!(md.tags["aks-managed-poolName"], "gwpool");
-    assert_eq!(md.tags["k"], "a;b:c");
-    assert!(!md.tags.contains_key("ignored"));
-    let seen = arm.log();
-    assert_eq!(seen[0].headers["metadata"], "true");
-    assert!(seen[0].query.contains("api-version=2021-02-01"));
-    let lb = imds.load_balancer().await.unwrap();
-    assert_eq!(lb.public_ip_addresses[0].frontend_ip_address, "20.0.0.1");
-    assert!(
-        arm.log()
-            .last()
-            .unwrap()
-            .query
-            .contains("api-version=2020-10-01")
-    );
-
-    arm.on(
-        "GET",
-        "/metadata/instance",
-        vec![Reply::error(400, "Bad", "no")],
-    );
-    let err = imds.instance().await.unwrap_err();
-    assert!(err.to_string().contains("HTTP 400"), "{err}");
 }

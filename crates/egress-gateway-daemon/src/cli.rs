@@ -31,7 +31,7 @@ pub enum StartError {
     },
     /// IMDS could not be read.
     #[error("failed to read this node's metadata from IMDS")]
-    Imds(#[from] egress_azure::ImdsError),
+    Imds(#[from] egress_imds::ImdsError),
     /// The kubeconfig could not be read or used.
     #[error("failed to read the kubeconfig")]
     Kubeconfig(#[from] kube::config::KubeconfigError),
@@ -82,7 +82,7 @@ pub struct Args {
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Base URL of the Azure Instance Metadata Service.
-    #[arg(long, env = "IMDS_URL", default_value = egress_azure::imds::DEFAULT_IMDS_URL)]
+    #[arg(long, env = "IMDS_URL", default_value = egress_imds::DEFAULT_IMDS_URL)]
     pub imds_url: String,
     /// Address of /metrics (also serves /healthz and /readyz).
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]

@@ -2,7 +2,7 @@
 //! the VMSS instance's computer name, or (VirtualMachines pools) the NIC name from the IMDS tag
 //! `aks-managed-nic-name`. Loaded once from IMDS at start-up.
 
-use egress_azure::{ImdsClient, ImdsError, InstanceMetadata};
+use egress_imds::{ImdsClient, ImdsError, InstanceMetadata};
 
 /// IMDS tag holding the NIC name of a VM in a VirtualMachines pool.
 pub const NIC_NAME_TAG: &str = "aks-managed-nic-name";

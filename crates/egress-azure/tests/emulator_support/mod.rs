@@ -52,6 +52,15 @@ publicIpPools:
 "#;
 
 pub async fn emulator(faults: Vec<FaultRule>) -> Emulator {
+    emulator_with(EmulatorConfig {
+        faults,
+        ..EmulatorConfig::default()
+    })
+    .await
+}
+
+/// The test seed, auth required, 2 polls per operation, plus `cfg`'s faults, forms, page size.
+pub async fn emulator_with(cfg: EmulatorConfig) -> Emulator {
     let seed = Seed::from_yaml(SEED, Path::new("test-seed.yaml")).unwrap();
     Emulator::start(EmulatorConfig {
         port: 0,
@@ -59,8 +68,7 @@ pub async fn emulator(faults: Vec<FaultRule>) -> Emulator {
         lro_polls: 2,
         retry_after: 0,
         require_auth: true,
-        faults,
-        ..EmulatorConfig::default()
+        ..cfg
     })
     .await
     .unwrap()

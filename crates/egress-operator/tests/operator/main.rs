@@ -7,5 +7,6 @@ mod examples;
 mod failures;
 mod leader;
 mod lifecycle;
+mod response_forms;
 mod validation;
 mod vm_pool;

@@ -1,4 +1,5 @@
-//! Admin endpoints under `/admin`: inventory, IP map, LB map, request log, fault rules.
+//! Admin endpoints under `/admin`: inventory, IP map, LB map, request log, fault rules,
+//! response forms of long-running operations.
 //! They are never logged and never faulted.
 
 use crate::faults::FaultRule;
@@ -40,6 +41,12 @@ pub(crate) fn handle(shared: &Shared, req: &Req, segs: &[String]) -> Reply {
                 format!("failed to parse the fault rule: {e}"),
             ),
         },
+        ("GET", ["responseforms"]) => Reply::json(200, st.forms.describe()),
+        ("PUT" | "PATCH", ["responseforms"]) => set_forms(&mut st, req),
+        ("DELETE", ["responseforms"]) => {
+            st.forms.reset();
+            Reply::empty(204)
+        }
         ("DELETE", ["faults"]) => {
             for (id, _) in st.faults.rules() {
                 st.faults.remove(id);
@@ -64,6 +71,34 @@ pub(crate) fn handle(shared: &Shared, req: &Req, segs: &[String]) -> Reply {
             ),
         ),
     }
+}
+
+/// `{"Operation or glob": "form", ...}`: all or nothing, in order.
+fn set_forms(st: &mut crate::state::State, req: &Req) -> Reply {
+    let wanted: serde_json::Map<String, serde_json::Value> = match serde_json::from_slice(&req.body)
+    {
+        Ok(m) => m,
+        Err(e) => {
+            return error(
+                400,
+                "InvalidResponseForm",
+                format!("the body must be a JSON object {{operation: form}}: {e}"),
+            );
+        }
+    };
+    let mut next = st.forms.clone();
+    for (op, form) in &wanted {
+        let parsed = form
+            .as_str()
+            .ok_or_else(|| crate::forms::FormError(format!("the form of '{op}' must be a string")))
+            .and_then(|f| f.parse())
+            .and_then(|f| next.set(op, f));
+        if let Err(e) = parsed {
+            return error(400, "InvalidResponseForm", e.to_string());
+        }
+    }
+    st.forms = next;
+    Reply::json(200, st.forms.describe())
 }
 
 fn faults_json(rules: &[(u64, FaultRule)]) -> serde_json::Value {

@@ -15,6 +15,8 @@ pub struct ArmError {
     pub message: String,
     /// Optional `target` (Compute errors name the offending property).
     pub target: Option<String>,
+    /// Optional `details` (inner errors, e.g. the Network provider's `InvalidJson`).
+    pub details: Vec<Value>,
 }
 
 impl ArmError {
@@ -25,6 +27,7 @@ impl ArmError {
             code: code.to_owned(),
             message: message.into(),
             target: None,
+            details: Vec::new(),
         }
     }
 
@@ -45,11 +48,22 @@ impl ArmError {
         self
     }
 
-    /// `{"code","message"}` (the inner object of an error body).
+    /// Adds an inner error to `details`.
+    #[must_use]
+    pub fn with_detail(mut self, code: &str, message: impl Into<String>) -> Self {
+        self.details
+            .push(json!({"code": code, "message": message.into()}));
+        self
+    }
+
+    /// `{"code","message"[,"target"][,"details"]}` (the inner object of an error body).
     pub fn inner(&self) -> Value {
         let mut v = json!({"code": self.code, "message": self.message});
         if let Some(t) = &self.target {
             v["target"] = json!(t);
+        }
+        if !self.details.is_empty() {
+            v["details"] = json!(self.details);
         }
         v
     }
@@ -96,4 +110,10 @@ pub enum EmulatorError {
     /// A fault rule given on the command line is malformed.
     #[error("failed to parse the fault setting: {0}")]
     InvalidFault(String),
+    /// A response form cannot be used for an operation.
+    #[error("failed to set a response form: {0}")]
+    InvalidResponseForm(#[from] crate::forms::FormError),
+    /// The TLS certificate could not be made or used.
+    #[error("failed to set up TLS: {0}")]
+    Tls(String),
 }

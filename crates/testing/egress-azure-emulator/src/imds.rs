@@ -2,11 +2,11 @@
 //! `/metadata/...` with the VM found by the caller's address or an `x-emulator-vm` header), the
 //! managed-identity token endpoint, and an Entra ID token endpoint, all answering as Azure does.
 
+use crate::api_versions::IMDS_API_VERSIONS;
 use crate::http::{Reply, Req};
 use crate::ids::{ParsedId, key};
 use crate::inventory::find_ip_configuration;
 use crate::resources::render::pool_members;
-use crate::router::IMDS_API_VERSIONS;
 use crate::state::State;
 use crate::store::{Store, id_of};
 use serde_json::{Value, json};

@@ -6,37 +6,46 @@
 //! # async fn demo() -> Result<(), egress_azure_emulator::EmulatorError> {
 //! use egress_azure_emulator::{Emulator, EmulatorConfig};
 //! let emu = Emulator::start(EmulatorConfig::default()).await?;
-//! let base = emu.arm_url(); // http://127.0.0.1:PORT
+//! let base = emu.arm_url(); // http://127.0.0.1:PORT (https with `tls: true`)
 //! emu.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! Long-running operations answer in a configurable, documented form per operation (`forms`);
+//! docs/azure-emulator.md lists per operation what is emulated and how it differs from Azure.
 
 mod admin;
+mod api_versions;
 mod error;
 mod faults;
+mod forms;
 mod http;
 mod ids;
 mod imds;
 mod inventory;
 mod ipam;
 mod lro;
+mod paging;
 mod request_log;
 mod resources;
 mod router;
+mod schema;
 mod seed;
 mod server;
 mod state;
 mod store;
+mod tls;
 
+pub use api_versions::{
+    COMPUTE_API_VERSIONS, IMDS_API_VERSIONS, NETWORK_API_VERSIONS, RESOURCES_API_VERSIONS,
+    VMSS_NETWORK_API_VERSIONS,
+};
 pub use error::{ArmError, EmulatorError};
 pub use faults::{FaultKind, FaultRule, Faults, rule_from_flags};
+pub use forms::{FormError, ResponseForm, parse_setting as parse_response_form};
 pub use imds::EMULATOR_TOKEN;
 pub use inventory::IpMapping;
 pub use request_log::{RequestEntry, RequestLog};
-pub use router::{
-    COMPUTE_API_VERSIONS, IMDS_API_VERSIONS, NETWORK_API_VERSIONS, RESOURCES_API_VERSIONS,
-    VMSS_NIC_API_VERSIONS,
-};
 pub use seed::{
     DEFAULT_SEED_YAML, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, Seed, SeedNetworkInterface,
     SeedPublicIpPools, SeedPublicIpPrefix, SeedResourceGroup, SeedScaleSet, SeedSubnet,
@@ -65,6 +74,13 @@ pub struct EmulatorConfig {
     pub require_auth: bool,
     /// Fault rules installed at start.
     pub faults: Vec<FaultRule>,
+    /// Response forms of long-running operations, applied in order after the seed's: operation
+    /// name or glob (`VirtualMachineScaleSets.*`) and form.
+    pub response_forms: Vec<(String, ResponseForm)>,
+    /// Items per list page (default 100); longer lists continue at `nextLink`.
+    pub page_size: usize,
+    /// Serve https with a throwaway CA (see [`Emulator::ca_pem`]).
+    pub tls: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -77,6 +93,9 @@ impl Default for EmulatorConfig {
             retry_after: 0,
             require_auth: false,
             faults: Vec::new(),
+            response_forms: Vec::new(),
+            page_size: 100,
+            tls: false,
         }
     }
 }
@@ -86,6 +105,7 @@ impl Default for EmulatorConfig {
 pub struct Emulator {
     addr: SocketAddr,
     shared: server::Shared,
+    ca_pem: Option<String>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -107,6 +127,21 @@ impl Emulator {
                 source,
             })?;
         let seed = config.seed.unwrap_or_default();
+        if config.page_size == 0 {
+            return Err(EmulatorError::InvalidSeed(
+                "the page size must be at least 1".into(),
+            ));
+        }
+        let tls = if config.tls {
+            Some(tls::generate(addr.ip())?)
+        } else {
+            None
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut forms = forms::FormTable::default();
+        for (op, form) in seed.response_forms.iter().chain(&config.response_forms) {
+            forms.set(op, *form)?;
+        }
         let mut st = state::State {
             settings: state::Settings {
                 subscription: seed.subscription_id.clone(),
@@ -115,7 +150,8 @@ impl Emulator {
                 lro_polls: config.lro_polls,
                 retry_after: config.retry_after,
                 require_auth: config.require_auth,
-                base_url: format!("http://{addr}"),
+                page_size: config.page_size,
+                base_url: format!("{scheme}://{addr}"),
             },
             store: store::Store::default(),
             ipam: ipam::Ipam::new(
@@ -123,6 +159,7 @@ impl Emulator {
                 seed.public_ip_pools.addresses.clone(),
             ),
             lros: lro::Lros::default(),
+            forms,
             faults: faults::FaultSet::default(),
             log: RequestLog::default(),
         };
@@ -133,10 +170,12 @@ impl Emulator {
         }
         let shared = Arc::new(Mutex::new(st));
         let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, shared.clone(), rx));
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+        let task = tokio::spawn(server::serve(listener, shared.clone(), tls, rx));
         Ok(Self {
             addr,
             shared,
+            ca_pem,
             stop,
             task: Some(task),
         })
@@ -147,14 +186,37 @@ impl Emulator {
         self.addr
     }
 
-    /// Base URL of Resource Manager (`http://127.0.0.1:PORT`).
+    /// Base URL of Resource Manager (`http://127.0.0.1:PORT`, or `https://` with TLS).
     pub fn arm_url(&self) -> String {
-        format!("http://{}", self.addr)
+        server::lock(&self.shared).settings.base_url.clone()
     }
 
-    /// Base URL of IMDS for one VM; the client appends `/metadata/instance?api-version=...`.
+    /// Base URL of IMDS for one VM; the client appends `/metadata/instance?api-version=...`
+    /// (https when the emulator serves TLS, like every other endpoint).
     pub fn imds_url(&self, computer_name: &str) -> String {
-        format!("http://{}/imds/{computer_name}", self.addr)
+        format!("{}/imds/{computer_name}", self.arm_url())
+    }
+
+    /// The CA certificate (PEM) that signed the server certificate, when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// Sets the response form of every long-running operation matching `operation` (a name
+    /// such as `VirtualMachineScaleSets.Update`, or a glob) whose specification documents it;
+    /// returns the operations changed. Same as `PUT /admin/responseForms`.
+    pub fn set_response_form(
+        &self,
+        operation: &str,
+        form: ResponseForm,
+    ) -> Result<Vec<&'static str>, FormError> {
+        server::lock(&self.shared).forms.set(operation, form)
+    }
+
+    /// Every long-running operation's form, default and allowed forms (same as
+    /// `GET /admin/responseForms`).
+    pub fn response_forms(&self) -> serde_json::Value {
+        server::lock(&self.shared).forms.describe()
     }
 
     /// Authority (Entra ID) base URL: tokens are served at `{authority}/{tenant}/oauth2/v2.0/token`.

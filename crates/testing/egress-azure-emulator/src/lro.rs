@@ -1,36 +1,23 @@
-//! Long-running operations: both ARM polling styles (`Azure-AsyncOperation` status monitor and
-//! `Location` result URL). An operation completes after a configured number of polls; injected
-//! faults can make it slower or make it fail. Completion flips the targets' provisioningState.
+//! Long-running operations: registration, the first answer in the operation's configured
+//! response form (see `forms`), completion after a configured number of polls (faults can make
+//! it slower or failed), and the state of the targets (their `provisioningState` follows the
+//! operation). The polling endpoints are in `resources::operations`.
 
 use crate::error::ArmError;
 use crate::faults::FaultKind;
-use crate::http::Req;
+use crate::forms::{self, LroClass, LroOperation, ResponseForm};
+use crate::http::{Reply, Req};
+use crate::ids::{COMPUTE, NETWORK};
+use crate::resources::render;
 use crate::state::State;
 use crate::store::set_provisioning_deep;
 use std::collections::BTreeMap;
-
-/// Which header the initial answer carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LroStyle {
-    /// `Azure-AsyncOperation` → status monitor `{"status": ...}`.
-    AsyncOperation,
-    /// `Location` → 202 until done, then the final answer.
-    Location,
-}
-
-/// What the operation does (decides the final answer and the state on completion).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LroKind {
-    /// Create/update: targets become `Succeeded` (or `Failed`).
-    Put,
-    /// Delete: targets were already removed; on failure they are kept and marked `Failed`.
-    Delete,
-}
+use std::time::SystemTime;
 
 /// One operation.
 #[derive(Debug, Clone)]
 pub(crate) struct Lro {
-    pub kind: LroKind,
+    pub class: LroClass,
     /// Keys of resources whose provisioningState follows this operation; the first is the one
     /// whose body a `Location` poll returns at the end.
     pub targets: Vec<String>,
@@ -38,6 +25,10 @@ pub(crate) struct Lro {
     pub polls: u32,
     pub failure: Option<ArmError>,
     pub done: bool,
+    pub started: SystemTime,
+    pub ended: Option<SystemTime>,
+    /// `polled` form: no monitor URL, so GETs of the first target count as polls.
+    pub via_resource: bool,
 }
 
 /// All operations ever started (they are small; kept so late polls still answer).
@@ -84,59 +75,150 @@ pub(crate) fn plan(state: &mut State, req: &Req, operation: &str) -> LroPlan {
     plan
 }
 
-/// Registers the operation and returns the headers for the initial answer.
-pub(crate) fn begin(
-    state: &mut State,
-    req: &Req,
-    plan: LroPlan,
-    kind: LroKind,
-    style: LroStyle,
-    provider: &str,
-    targets: Vec<String>,
-) -> Vec<(String, String)> {
+/// What the operation works on and how its first answer starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Start {
+    /// Resources whose provisioningState follows the operation (first: the result of a write).
+    pub targets: Vec<String>,
+    /// For writes: whether the resource was created (201) rather than updated (200).
+    pub created: bool,
+}
+
+/// Registers the operation `op` (a name from the `forms` table) and builds its first answer in
+/// the configured response form.
+pub(crate) fn start(state: &mut State, req: &Req, op: &str, plan: LroPlan, start: Start) -> Reply {
+    let Some(spec) = forms::operation(op) else {
+        return ArmError::new(
+            500,
+            "InternalServerError",
+            format!("emulator bug: '{op}' is not a long-running operation"),
+        )
+        .into();
+    };
+    let form = state.forms.form(spec);
     let id = uuid::Uuid::new_v4().to_string();
-    // A newer operation on the same resource supersedes an older one still pending, so the
-    // older one cannot flip the state back later.
+    // A newer operation on a resource supersedes an older one still pending, so the older one
+    // cannot flip the state back later.
     for old in state.lros.ops.values_mut() {
-        if !old.done && old.targets.iter().any(|t| targets.contains(t)) {
+        if !old.done && old.targets.iter().any(|t| start.targets.contains(t)) {
             old.done = true;
+            old.ended = Some(SystemTime::now());
         }
     }
-    let needed = state.settings.lro_polls.saturating_add(plan.extra_polls);
+    let failure = plan.failure.clone();
+    let needed = match form {
+        ResponseForm::Done => 0,
+        _ => state.settings.lro_polls.saturating_add(plan.extra_polls),
+    };
+    let first_target = start.targets.first().cloned();
     state.lros.ops.insert(
         id.clone(),
         Lro {
-            kind,
-            targets,
+            class: spec.class,
+            targets: start.targets,
             needed,
             polls: 0,
             failure: plan.failure,
             done: false,
+            started: SystemTime::now(),
+            ended: None,
+            via_resource: form == ResponseForm::Polled,
         },
     );
     if needed == 0 {
         complete(state, &id);
+        if let Some(f) = failure {
+            // Nothing to poll: the failure is the answer.
+            return f.into();
+        }
     }
+    let mut reply = first_answer(state, spec, form, start.created, first_target.as_deref());
+    if form != ResponseForm::Done {
+        reply = monitor_headers(state, req, spec, form, &id, reply);
+    }
+    reply
+}
+
+fn first_answer(
+    state: &State,
+    spec: &LroOperation,
+    form: ResponseForm,
+    created: bool,
+    target: Option<&str>,
+) -> Reply {
+    match spec.class {
+        LroClass::Write => {
+            let body = target
+                .and_then(|t| state.store.get(t))
+                .map(|v| render::render(&state.store, v))
+                .unwrap_or_default();
+            let status = match (form, created) {
+                (ResponseForm::Accepted, _) => 202,
+                (_, true) => 201,
+                (_, false) => 200,
+            };
+            Reply::json(status, body).with_etag_header()
+        }
+        LroClass::Delete | LroClass::Action => {
+            Reply::empty(if form == ResponseForm::Done { 200 } else { 202 })
+        }
+    }
+}
+
+fn provider(spec: &LroOperation) -> &'static str {
+    if spec.name.starts_with("VirtualMachineScaleSet") {
+        COMPUTE
+    } else {
+        NETWORK
+    }
+}
+
+fn monitor_headers(
+    state: &State,
+    req: &Req,
+    spec: &LroOperation,
+    form: ResponseForm,
+    id: &str,
+    mut reply: Reply,
+) -> Reply {
     let s = &state.settings;
     let version = req.api_version().unwrap_or_default();
     let base = format!(
-        "{}/subscriptions/{}/providers/{provider}/locations/{}",
-        s.base_url, s.subscription, s.location
+        "{}/subscriptions/{}/providers/{}/locations/{}",
+        s.base_url,
+        s.subscription,
+        provider(spec),
+        s.location
     );
-    let (name, url) = match style {
-        LroStyle::AsyncOperation => (
+    if form.has_async_header() {
+        reply = reply.header(
             "Azure-AsyncOperation",
             format!("{base}/operations/{id}?api-version={version}"),
-        ),
-        LroStyle::Location => (
+        );
+    }
+    if form.has_location_header() {
+        reply = reply.header(
             "Location",
             format!("{base}/operationResults/{id}?api-version={version}"),
-        ),
-    };
-    vec![
-        (name.to_owned(), url),
-        ("Retry-After".to_owned(), s.retry_after.to_string()),
-    ]
+        );
+    }
+    reply.header("Retry-After", s.retry_after.to_string())
+}
+
+/// A GET of the resource `id`: counts as a poll of the pending `polled` operation on it, the
+/// way a client of that form watches `provisioningState`.
+pub(crate) fn resource_read(state: &mut State, id: &str) {
+    let k = crate::ids::key(id);
+    let pending: Vec<String> = state
+        .lros
+        .ops
+        .iter()
+        .filter(|(_, o)| o.via_resource && !o.done && o.targets.first() == Some(&k))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for op in pending {
+        poll(state, &op);
+    }
 }
 
 /// Counts one poll; completes the operation when enough polls were made. `None` if unknown.
@@ -157,11 +239,12 @@ fn complete(state: &mut State, id: &str) {
         return;
     };
     op.done = true;
+    op.ended = Some(SystemTime::now());
     let op = op.clone();
-    let final_state = match (op.kind, &op.failure) {
+    let final_state = match (op.class, &op.failure) {
         (_, Some(_)) => Some("Failed"),
-        (LroKind::Put, None) => Some("Succeeded"),
-        (LroKind::Delete, None) => None,
+        (LroClass::Delete, None) => None,
+        (_, None) => Some("Succeeded"),
     };
     if let Some(ps) = final_state {
         for t in &op.targets {

@@ -2,49 +2,11 @@
 
 use anyhow::Context;
 use clap::Parser;
+use cli::{Args, write_file};
 use egress_azure_emulator::{Emulator, EmulatorConfig, Seed, rule_from_flags};
 use std::path::PathBuf;
 
-/// Azure Resource Manager + IMDS emulator for kube-egress-gateway tests.
-///
-/// Without --seed the inventory is: subscription 00000000-0000-0000-0000-000000000000,
-/// location eastus, resource group rg-egress, VNet aks-vnet 10.0.0.0/16 with subnet aks-subnet
-/// 10.0.0.0/24, scale set gw-vmss with two instances (computer names gw-vmss000000 and
-/// gw-vmss000001, tags aks-managed-poolName=gwpool, aks-managed-gatewayIPPrefixSize=31), BYO
-/// public IP prefix byo-prefix 192.0.2.0/31; new prefixes come from 203.0.113.0/24, standalone
-/// public IPs from 198.51.100.0/24. Admin endpoints: /admin/inventory, /admin/ipmap,
-/// /admin/lbmap, /admin/requests, /admin/faults.
-#[derive(Debug, Parser)]
-#[command(version, verbatim_doc_comment)]
-struct Args {
-    /// Seed file (YAML or JSON) describing the starting inventory.
-    #[arg(long, env = "EMULATOR_SEED")]
-    seed: Option<PathBuf>,
-    /// Port to listen on (0 = any free port).
-    #[arg(long, env = "EMULATOR_PORT", default_value_t = 0)]
-    port: u16,
-    /// Address to listen on.
-    #[arg(long, env = "EMULATOR_HOST", default_value = "127.0.0.1")]
-    host: std::net::IpAddr,
-    /// Polls before a long-running operation completes.
-    #[arg(long, env = "EMULATOR_LRO_POLLS", default_value_t = 2)]
-    lro_polls: u32,
-    /// Retry-After seconds sent with long-running operation answers.
-    #[arg(long, env = "EMULATOR_RETRY_AFTER", default_value_t = 0)]
-    retry_after: u64,
-    /// Reject ARM requests without a bearer token.
-    #[arg(long, env = "EMULATOR_REQUIRE_AUTH")]
-    require_auth: bool,
-    /// Probability (0..=1) that a request gets one of --fault-kinds.
-    #[arg(long, env = "EMULATOR_FAULT_RATE")]
-    fault_rate: Option<f64>,
-    /// Fault kinds for --fault-rate: 429, 500, drop, slowLro, failLro (comma-separated).
-    #[arg(long, env = "EMULATOR_FAULT_KINDS", default_value = "429,500")]
-    fault_kinds: String,
-    /// Only fault operations matching this glob (e.g. 'LoadBalancers.*').
-    #[arg(long, env = "EMULATOR_FAULT_OPERATION")]
-    fault_operation: Option<String>,
-}
+mod cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -75,9 +37,25 @@ async fn main() -> anyhow::Result<()> {
         retry_after: args.retry_after,
         require_auth: args.require_auth,
         faults,
+        response_forms: args.response_forms,
+        page_size: args.page_size as usize,
+        tls: args.tls,
     })
     .await
     .context("failed to start the emulator")?;
+    // The CA first, then the URL: whoever waits for the URL file can use the CA at once.
+    if let Some(pem) = emu.ca_pem() {
+        let ca = match (&args.ca_file, &args.url_file) {
+            (Some(ca), _) => ca.clone(),
+            (None, Some(url)) => PathBuf::from(format!("{}.ca.pem", url.display())),
+            (None, None) => anyhow::bail!("--tls needs --ca-file or --url-file"),
+        };
+        write_file(&ca, pem)?;
+        tracing::info!(ca = %ca.display(), "CA certificate written");
+    }
+    if let Some(url) = &args.url_file {
+        write_file(url, &format!("{}\n", emu.arm_url()))?;
+    }
     // The URL on stdout is the contract for scripts and tests that start the binary.
     println!("{}", emu.arm_url());
     tracing::info!(url = %emu.arm_url(), "emulator listening");

@@ -7,7 +7,8 @@ use crate::http::{Reply, Req};
 use crate::request_log::RequestEntry;
 use crate::router::{self, Target};
 use crate::state::State;
-use crate::{admin, imds, resources};
+use crate::tls::Tls;
+use crate::{admin, api_versions, imds, resources};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -45,10 +46,12 @@ pub(crate) fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Serves until `shutdown` flips, then lets open connections finish (bounded).
+/// Serves (over TLS when `tls` is set) until `shutdown` flips, then lets open connections
+/// finish (bounded).
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Shared,
+    tls: Option<Tls>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -66,12 +69,37 @@ pub(crate) async fn serve(
                 };
                 let shared = shared.clone();
                 let svc = service_fn(move |req| handle(shared.clone(), peer, req));
-                let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                match &tls {
+                    None => {
+                        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Some(tls) => {
+                        // The handshake runs in the connection's task so a slow client cannot
+                        // stall the accept loop; such connections are not tracked for shutdown
+                        // until the handshake is done.
+                        let acceptor = tls.acceptor.clone();
+                        let http = http.clone();
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match acceptor.accept(stream).await {
+                                Ok(s) => s,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                    return;
+                                }
+                            };
+                            let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), svc));
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             _ = shutdown.changed() => break,
         }
@@ -91,13 +119,17 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, DroppedConnection> {
     let (parts, body) = req.into_parts();
+    let head = parts.method == hyper::Method::HEAD;
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => c.to_bytes(),
         Err(_) => {
-            return Ok(encode(Reply::json(
-                413,
-                json!({"error": {"code": "RequestEntityTooLarge", "message": "The request body is too large or could not be read."}}),
-            )));
+            return Ok(encode(
+                Reply::json(
+                    413,
+                    json!({"error": {"code": "RequestEntityTooLarge", "message": "The request body is too large or could not be read."}}),
+                ),
+                head,
+            ));
         }
     };
     let path = parts.uri.path().to_owned();
@@ -134,14 +166,14 @@ async fn handle(
         peer: Some(peer),
     };
     match process(&shared, &req) {
-        Some(reply) => Ok(encode(reply)),
+        Some(reply) => Ok(encode(reply, head)),
         None => Err(DroppedConnection),
     }
 }
 
 /// Handles one request under the state lock; `None` means "drop the connection".
 fn process(shared: &Shared, req: &Req) -> Option<Reply> {
-    let target = router::route(req);
+    let target = router::route(&req.segs);
     match &target {
         Target::Healthz => return Some(Reply::json(200, json!({"status": "ok"}))),
         Target::Admin(segs) => return Some(admin::handle(shared, req, segs)),
@@ -191,11 +223,6 @@ fn process(shared: &Shared, req: &Req) -> Option<Reply> {
 }
 
 fn arm(st: &mut State, req: &Req, target: &Target, op: &str) -> Reply {
-    if let Some(family) = target.api_family()
-        && let Err(e) = router::check_api_version(req, family)
-    {
-        return e.into();
-    }
     if st.settings.require_auth
         && !req
             .header("authorization")
@@ -208,10 +235,20 @@ fn arm(st: &mut State, req: &Req, target: &Target, op: &str) -> Reply {
         )
         .into();
     }
+    if !matches!(target, Target::NotFound) {
+        let checked =
+            api_versions::present(req.api_version()).and_then(|v| match target.api_family() {
+                Some(family) => api_versions::check(v, family, &st.settings.location),
+                None => Ok(()),
+            });
+        if let Err(e) = checked {
+            return e.into();
+        }
+    }
     resources::dispatch(st, req, target, op)
 }
 
-fn encode(reply: Reply) -> Response<Full<Bytes>> {
+fn encode(reply: Reply, head: bool) -> Response<Full<Bytes>> {
     let mut builder = Response::builder()
         .status(reply.status)
         .header("x-ms-request-id", uuid::Uuid::new_v4().to_string())
@@ -223,6 +260,7 @@ fn encode(reply: Reply) -> Response<Full<Bytes>> {
         builder = builder.header(k.as_str(), v.as_str());
     }
     let body = match &reply.body {
+        Some(_) if head => Bytes::new(),
         Some(v) => {
             builder = builder.header("Content-Type", "application/json; charset=utf-8");
             Bytes::from(serde_json::to_vec(v).unwrap_or_default())

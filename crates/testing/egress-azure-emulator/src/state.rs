@@ -1,6 +1,8 @@
-//! The emulator's whole mutable state behind one mutex: settings, store, IPAM, LROs, faults, log.
+//! The emulator's whole mutable state behind one mutex: settings, store, IPAM, LROs and their
+//! response forms, faults, log.
 
 use crate::faults::FaultSet;
+use crate::forms::FormTable;
 use crate::ipam::Ipam;
 use crate::lro::Lros;
 use crate::request_log::RequestLog;
@@ -15,7 +17,9 @@ pub(crate) struct Settings {
     pub lro_polls: u32,
     pub retry_after: u64,
     pub require_auth: bool,
-    /// `http://127.0.0.1:PORT`, used in `Azure-AsyncOperation` / `Location` URLs.
+    /// Items per list page; longer lists continue at `nextLink`.
+    pub page_size: usize,
+    /// `http(s)://127.0.0.1:PORT`, used in `Azure-AsyncOperation` / `Location` / `nextLink` URLs.
     pub base_url: String,
 }
 
@@ -26,6 +30,7 @@ pub(crate) struct State {
     pub store: Store,
     pub ipam: Ipam,
     pub lros: Lros,
+    pub forms: FormTable,
     pub faults: FaultSet,
     pub log: RequestLog,
 }

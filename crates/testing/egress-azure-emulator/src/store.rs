@@ -44,17 +44,6 @@ impl Store {
             .filter(move |v| type_of(v).eq_ignore_ascii_case(kind))
     }
 
-    /// Resources of an ARM type in one resource group.
-    pub fn of_type_in_rg<'a>(
-        &'a self,
-        kind: &'a str,
-        rg: &'a str,
-    ) -> impl Iterator<Item = &'a Value> + 'a {
-        let prefix = format!("/resourcegroups/{}/", rg.to_ascii_lowercase());
-        self.of_type(kind)
-            .filter(move |v| key(id_of(v)).contains(&prefix))
-    }
-
     /// Resources whose ID starts with `parent_id/` (children stored as separate entries).
     pub fn children_of(&self, parent_id: &str) -> Vec<String> {
         let prefix = format!("{}/", key(parent_id));

@@ -7,16 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-azure-emulator");
-
-struct Stop(Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod process;
+use process::{BIN, Stop, wait_for_file};
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
@@ -105,4 +97,67 @@ fn help_documents_the_default_inventory() {
     ] {
         assert!(text.contains(needle), "--help lacks {needle}: {text}");
     }
+}
+
+#[test]
+fn tls_url_file_and_response_forms_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("emu-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url_file = dir.join("arm-url");
+    let child = Command::new(BIN)
+        .args(["--port", "0", "--tls", "--page-size", "1"])
+        .arg("--url-file")
+        .arg(&url_file)
+        .args(["--response-form", "VirtualMachineScaleSets.Update=location"])
+        .args(["--response-form", "*Delete=done"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = Stop(child);
+    let url = wait_for_file(&mut guard, &url_file);
+    assert!(url.trim().starts_with("https://127.0.0.1:"), "{url}");
+    let ca = std::fs::read_to_string(dir.join("arm-url.ca.pem")).unwrap();
+    assert!(
+        ca.contains("BEGIN CERTIFICATE"),
+        "the CA is written before the URL"
+    );
+    // curl is on these machines (hack/install-deps.sh installs it): the CA validates.
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(dir.join("arm-url.ca.pem"))
+        .arg(format!("{}/admin/responseForms", url.trim()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let forms: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(forms["VirtualMachineScaleSets.Update"]["form"], "location");
+    assert_eq!(forms["LoadBalancers.Delete"]["form"], "done");
+    drop(guard);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = Command::new(BIN)
+        .args([
+            "--port",
+            "0",
+            "--response-form",
+            "VirtualMachineScaleSets.Update=accepted",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("documents no 'accepted'"), "{err}");
+    let out = Command::new(BIN)
+        .args(["--port", "0", "--tls"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "--tls needs somewhere to write the CA"
+    );
 }

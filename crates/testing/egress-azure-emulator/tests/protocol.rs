@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
-async fn api_version_is_required_and_checked() {
+async fn api_version_is_required_and_checked_per_resource_type() {
     let arm = Arm::start().await;
     let path = arm.net("publicIPPrefixes", "byo-prefix");
     let a = arm.get(&path, "").await;
@@ -17,23 +17,51 @@ async fn api_version_is_required_and_checked() {
         (a.status, a.code()),
         (StatusCode::BAD_REQUEST, "MissingApiVersionParameter")
     );
-    let a = arm.get(&path, "2019-01-01").await;
+    let a = arm.get(&path, "v1").await;
     assert_eq!(
         (a.status, a.code()),
         (StatusCode::BAD_REQUEST, "InvalidApiVersionParameter")
     );
-    assert!(
-        a.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("2024-05-01")
-    );
-    assert_eq!(arm.get(&path, "2023-09-01").await.status, StatusCode::OK);
-    let compute = arm.get(&arm.compute("virtualMachineScaleSets"), NET).await;
+    // Unknown for the type: what ARM's front door answers, naming the supported versions.
+    for v in ["2019-01-01", "2017-03-01"] {
+        let a = arm.get(&path, v).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::BAD_REQUEST, "NoRegisteredProviderFound"),
+            "{v}"
+        );
+        let msg = a.body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("for type 'publicIPPrefixes'") && msg.contains("2024-05-01"),
+            "{msg}"
+        );
+    }
+    // Every stable version of the spec works, old and the current SDK defaults.
+    for v in ["2018-07-01", "2023-09-01", "2026-03-01"] {
+        assert_eq!(arm.get(&path, v).await.status, StatusCode::OK, "{v}");
+    }
+    for v in ["2015-06-15", "2024-07-01", "2026-04-01"] {
+        assert_eq!(
+            arm.get(&arm.compute("virtualMachineScaleSets"), v)
+                .await
+                .status,
+            StatusCode::OK,
+            "{v}"
+        );
+    }
+    let compute = arm
+        .get(&arm.compute("virtualMachineScaleSets"), "2024-05-01")
+        .await;
     assert_eq!(
         compute.code(),
-        "InvalidApiVersionParameter",
+        "NoRegisteredProviderFound",
         "Network versions are not Compute versions"
+    );
+    let rg = format!("/subscriptions/{}/resourcegroups/rg-egress", arm.sub);
+    assert_eq!(arm.get(&rg, "2025-04-01").await.status, StatusCode::OK);
+    assert_eq!(
+        arm.get(&rg, "2099-01-01").await.code(),
+        "InvalidApiVersionParameter"
     );
     arm.emu.shutdown().await;
 }

@@ -101,7 +101,7 @@ async fn standalone_public_ips_come_from_their_own_pool_and_unknown_prefixes_are
         .put_done(
             &arm.net("publicIPAddresses", "s"),
             NET,
-            &json!({"location": "eastus", "properties": {}}),
+            &json!({"location": "eastus", "sku": {"name": "Standard"}, "properties": {}}),
         )
         .await;
     assert!(
@@ -112,7 +112,7 @@ async fn standalone_public_ips_come_from_their_own_pool_and_unknown_prefixes_are
     );
     assert_eq!(s["properties"]["publicIPAllocationMethod"], "Static");
     let bad = arm
-        .put(&arm.net("publicIPAddresses", "t"), NET, &json!({"location": "eastus", "properties": {"publicIPPrefix": {"id": arm.net("publicIPPrefixes", "missing")}}}))
+        .put(&arm.net("publicIPAddresses", "t"), NET, &json!({"location": "eastus", "sku": {"name": "Standard"}, "properties": {"publicIPPrefix": {"id": arm.net("publicIPPrefixes", "missing")}}}))
         .await;
     assert_eq!(
         (bad.status, bad.code()),

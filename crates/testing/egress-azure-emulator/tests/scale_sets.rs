@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
-use common::{Arm, COMPUTE, NET};
+use common::{Arm, COMPUTE, NET, VMSS_NET};
 use egress_azure_emulator::{FaultKind, FaultRule};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -29,9 +29,11 @@ async fn update_instance(arm: &Arm, i: u32, cfg: &Value) {
     let a = arm
         .put(&path, COMPUTE, &json!({"properties": {"networkProfileConfiguration": {"networkInterfaceConfigurations": cfg}}}))
         .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED, "{:?}", a.body);
-    let (fin, _) = arm.wait_location(&a).await;
-    assert_eq!(fin.status, StatusCode::OK);
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["properties"]["provisioningState"], "Updating");
+    let (status, _) = arm.wait_async(&a).await;
+    assert_eq!(status["status"], "Succeeded");
+    let fin = arm.get(&path, COMPUTE).await;
     assert_eq!(fin.body["properties"]["provisioningState"], "Succeeded");
 }
 
@@ -64,13 +66,18 @@ async fn operator_flow_gives_each_instance_a_secondary_ip_and_a_prefix_ip() {
     let a = arm
         .send(Method::PUT, &vmss_path, COMPUTE, Some(&json!({"location": "eastus", "properties": {"virtualMachineProfile": {"networkProfile": {"networkInterfaceConfigurations": cfg}}}})), &[])
         .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED);
-    assert!(
-        a.header("azure-asyncoperation").is_none(),
-        "VMSS updates use Location polling"
+    assert_eq!(
+        a.status,
+        StatusCode::OK,
+        "a VMSS PUT answers 200 with the body (the spec has no 202)"
     );
-    let (fin, polls) = arm.wait_location(&a).await;
-    assert_eq!((fin.status, polls), (StatusCode::OK, 2));
+    assert_eq!(a.body["properties"]["provisioningState"], "Updating");
+    assert!(
+        a.header("location").is_none(),
+        "default form: Azure-AsyncOperation"
+    );
+    let (fin, polls) = arm.wait_async(&a).await;
+    assert_eq!((fin["status"].as_str(), polls), (Some("Succeeded"), 2));
     let model = arm.get(&vmss_path, COMPUTE).await.body;
     assert_eq!(model["etag"], "\"2\"");
     assert_eq!(
@@ -113,7 +120,7 @@ async fn operator_flow_gives_each_instance_a_secondary_ip_and_a_prefix_ip() {
         .await
         .body;
     assert_eq!(inst0["properties"]["latestModelApplied"], true);
-    let nic = arm.get(&nic_path, NET).await.body;
+    let nic = arm.get(&nic_path, VMSS_NET).await.body;
     let ipcs = nic["properties"]["ipConfigurations"].as_array().unwrap();
     assert_eq!(
         ipcs[0]["properties"]["privateIPAddress"], "10.0.0.4",
@@ -219,7 +226,7 @@ async fn manual_upgrade_applies_the_model_and_keeps_private_ips() {
     let nic = arm
         .get(
             &format!("{vmss_path}/virtualMachines/1/networkInterfaces/gw-vmss"),
-            NET,
+            VMSS_NET,
         )
         .await
         .body;
@@ -297,9 +304,9 @@ async fn failed_instance_update_leaves_provisioning_state_failed() {
     let a = arm
         .put(&path, COMPUTE, &json!({"properties": {"networkProfileConfiguration": {"networkInterfaceConfigurations": nic_config(&arm, None)}}}))
         .await;
-    let (fin, _) = arm.wait_location(&a).await;
-    assert_eq!(fin.status, StatusCode::BAD_REQUEST);
-    assert_eq!(fin.code(), "InternalOperationError");
+    let (fin, _) = arm.wait_async(&a).await;
+    assert_eq!(fin["status"], "Failed");
+    assert_eq!(fin["error"]["code"], "InternalOperationError");
     let inst = arm.get(&path, COMPUTE).await.body;
     assert_eq!(inst["properties"]["provisioningState"], "Failed");
     // The next update (the operator's forceUpdate) succeeds.

@@ -2,7 +2,7 @@
 //! ARM envelope of a stored resource, sub-resource normalisation and reference checks.
 
 use crate::error::ArmError;
-use crate::http::{Reply, Req};
+use crate::http::Req;
 use crate::ids::{ParsedId, key};
 use crate::state::State;
 use crate::store::{Store, etag_matches};
@@ -206,11 +206,6 @@ pub(crate) fn normalise_children(
     Ok(())
 }
 
-/// `{"value": [...]}`.
-pub(crate) fn list_reply(values: Vec<Value>) -> Reply {
-    Reply::json(200, json!({ "value": values }))
-}
-
 /// The `id` at a JSON pointer, if present.
 pub(crate) fn ref_at(v: &Value, pointer: &str) -> Option<String> {
     v.pointer(pointer)
@@ -271,4 +266,18 @@ pub(crate) fn exists(store: &Store, id: &str) -> bool {
         }
     });
     found
+}
+
+/// Fills a Network resource's `sku` with its defaults (Standard, Regional) and returns its name.
+pub(crate) fn standard_sku(v: &mut Value) -> String {
+    if !v.get("sku").is_some_and(Value::is_object) {
+        v["sku"] = json!({"name": "Standard"});
+    }
+    if v["sku"].get("name").is_none() {
+        v["sku"]["name"] = json!("Standard");
+    }
+    if v["sku"].get("tier").is_none() {
+        v["sku"]["tier"] = json!("Regional");
+    }
+    v["sku"]["name"].as_str().unwrap_or_default().to_owned()
 }

@@ -4,7 +4,7 @@
 //! its prefix; everything else allocated, and removed resources free their addresses).
 
 use super::common::{exists, invalid_reference, ref_at, subnet_net};
-use super::public_ip_addresses::{PIP_TYPE, prefix_range};
+use super::public_ip_addresses::{PIP_TYPE, check_sku_and_timeout, prefix_range};
 use crate::error::ArmError;
 use crate::ids::key;
 use crate::state::State;
@@ -108,18 +108,20 @@ pub(crate) fn validate(state: &State, configs: &Value, owner: &str) -> Result<()
             ) {
                 prefix_range(state, &prefix, &by)?;
             }
-            if ipc
-                .pointer("/properties/publicIPAddressConfiguration")
-                .is_some()
-                && ipc
-                    .pointer("/properties/publicIPAddressConfiguration/name")
-                    .and_then(Value::as_str)
-                    .is_none()
-            {
-                return Err(invalid_parameter(
-                    target,
-                    format!("publicIPAddressConfiguration of '{ipc_name}' has no name."),
-                ));
+            if let Some(pcfg) = ipc.pointer("/properties/publicIPAddressConfiguration") {
+                if pcfg.get("name").and_then(Value::as_str).is_none() {
+                    return Err(invalid_parameter(
+                        target,
+                        format!("publicIPAddressConfiguration of '{ipc_name}' has no name."),
+                    ));
+                }
+                // Without a SKU a scale-set public IP takes its prefix's (Standard); only an
+                // explicit Basic is refused (the original operator sends none, in production).
+                let sku = pcfg
+                    .get("sku")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"name": "Standard"}));
+                check_sku_and_timeout(Some(&sku), &pcfg["properties"], &by)?;
             }
             for pool in arr(ipc, "/properties/loadBalancerBackendAddressPools") {
                 let pid = pool.get("id").and_then(Value::as_str).unwrap_or_default();
@@ -265,10 +267,12 @@ pub(crate) fn materialise(
                 };
                 let mut pip = json!({
                     "id": pip_id, "name": pip_name, "type": PIP_TYPE, "location": location,
-                    "etag": etag, "sku": {"name": "Standard", "tier": "Regional"},
+                    "etag": etag,
+                    "sku": pcfg.get("sku").cloned().unwrap_or_else(|| json!({"name": "Standard", "tier": "Regional"})),
                     "properties": {
                         "ipAddress": address, "publicIPAddressVersion": "IPv4",
-                        "publicIPAllocationMethod": "Static", "idleTimeoutInMinutes": 4,
+                        "publicIPAllocationMethod": "Static",
+                        "idleTimeoutInMinutes": pcfg.pointer("/properties/idleTimeoutInMinutes").cloned().unwrap_or_else(|| json!(4)),
                         "provisioningState": provisioning,
                     }
                 });

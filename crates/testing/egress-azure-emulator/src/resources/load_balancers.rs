@@ -1,19 +1,22 @@
-//! Load balancers: GET/PUT/DELETE with frontendIPConfigurations (dynamic private IPs from the
-//! subnet), backendAddressPools, probes and loadBalancingRules, validated as the Network
-//! provider does for the calls kube-egress-gateway makes.
+//! Load balancers: PUT with frontendIPConfigurations (dynamic private IPs from the subnet),
+//! backendAddressPools, probes and loadBalancingRules (validated in `lb_validate`), and the
+//! DELETE guard (a load balancer whose children a scale set uses cannot be deleted). GET,
+//! DELETE and lists are `top_level`'s.
 
 use super::common::{
     check_preconditions, envelope, exists, invalid_reference, location_for, normalise_children,
     ref_at, subnet_net,
 };
-use super::{delete_stored, get_stored, method_not_allowed, put_reply};
+use super::lb_validate;
+use super::scale_set_model::{MODEL_NICS, VMSS_TYPE};
+use super::top_level::{Resolved, store_write};
 use crate::error::ArmError;
 use crate::http::{Reply, Req};
-use crate::ids::{NETWORK, key, resource_id};
+use crate::ids::key;
 use crate::ipam::Ipam;
-use crate::lro;
+use crate::schema;
 use crate::state::State;
-use crate::store::new_etag;
+use crate::store::{id_of, new_etag, walk_objects};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -49,84 +52,107 @@ const CHILDREN: &[(&str, &str)] = &[
     ),
 ];
 
-pub(crate) fn handle(
-    state: &mut State,
-    req: &Req,
-    rg: &str,
-    name: &str,
-    op: &str,
-) -> Result<Reply, ArmError> {
-    let url_id = resource_id(
-        &state.settings.subscription,
-        rg,
-        NETWORK,
-        "loadBalancers",
-        name,
-    );
-    let (id, name) = match state.store.get(&url_id) {
-        Some(v) => (
-            crate::store::id_of(v).to_owned(),
-            v["name"].as_str().unwrap_or(name).to_owned(),
-        ),
-        None => (url_id, name.to_owned()),
-    };
-    match req.method.as_str() {
-        "GET" => get_stored(state, &id, LB_TYPE, &name, rg),
-        "PUT" => put(state, req, &id, &name, op),
-        "DELETE" => delete_stored(state, req, &id, op, NETWORK, |_| Ok(())),
-        _ => Err(method_not_allowed(req)),
-    }
-}
-
-fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<Reply, ArmError> {
-    let existing = state.store.get(id).cloned();
+/// `LoadBalancers.CreateOrUpdate`.
+pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Result<Reply, ArmError> {
+    let (id, name) = (r.id.as_str(), r.name.as_str());
+    let existing = r.existing.clone();
     check_preconditions(req, existing.as_ref())?;
-    let body = req.json_object()?;
+    let mut body = req.json_object()?;
+    schema::prune_request(LB_TYPE, &mut body);
     let location = location_for(&body, existing.as_ref(), id)?;
     let etag = new_etag();
     let mut v = envelope(&body, id, name, LB_TYPE, &location, &etag);
-    if !v.get("sku").is_some_and(Value::is_object) {
-        v["sku"] = json!({"name": "Standard", "tier": "Regional"});
-    }
+    lb_validate::sku(&mut v, id)?;
     let props = &mut v["properties"];
     for (field, child_type) in CHILDREN {
         normalise_children(props, field, id, child_type, &etag, "Updating")?;
     }
-    strip_read_only(props);
     assign_frontend_ips(state, props, existing.as_ref(), id)?;
-    validate_probes(props)?;
-    validate_rules(props)?;
-    props["provisioningState"] = json!("Updating");
-    let guid = existing
-        .as_ref()
-        .and_then(|e| e.pointer("/properties/resourceGuid"))
-        .cloned()
-        .unwrap_or_else(|| json!(uuid::Uuid::new_v4().to_string()));
-    props["resourceGuid"] = guid;
-    let plan = lro::plan(state, req, op);
-    state.store.put(v);
-    Ok(put_reply(state, req, id, existing.is_none(), plan))
+    lb_validate::probes(props)?;
+    lb_validate::rules(props)?;
+    if let Some(old) = &existing {
+        pools_still_used(state, old, props, id)?;
+    }
+    Ok(store_write(state, req, op, r, v))
 }
 
-/// Back-references are computed on read; a read-modify-write must not store stale copies.
-fn strip_read_only(props: &mut Value) {
-    for field in ["frontendIPConfigurations", "backendAddressPools", "probes"] {
-        if let Some(items) = props.get_mut(field).and_then(Value::as_array_mut) {
-            for item in items {
-                if let Some(p) = item.get_mut("properties").and_then(Value::as_object_mut) {
-                    for ro in [
-                        "loadBalancingRules",
-                        "backendIPConfigurations",
-                        "inboundNatRules",
-                        "outboundRules",
-                        "inboundNatPools",
-                    ] {
-                        p.remove(ro);
-                    }
-                }
+/// Scale sets (model or instance NICs) that reference children of the load balancer `lb_id`,
+/// with the names of those children.
+fn scale_set_users(state: &State, lb_id: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let prefix = format!("{}/", key(lb_id));
+    let mut users: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut note = |owner: &str, v: &Value| {
+        walk_objects(v, &mut |o| {
+            if let Some(id) = o.get("id").and_then(Value::as_str)
+                && key(id).starts_with(&prefix)
+                && o.as_object().is_some_and(|m| m.len() == 1)
+            {
+                let child = id.rsplit('/').next().unwrap_or(id).to_owned();
+                users.entry(owner.to_owned()).or_default().insert(child);
             }
+        });
+    };
+    for vmss in state.store.of_type(VMSS_TYPE) {
+        if let Some(nics) = vmss.pointer(MODEL_NICS) {
+            note(id_of(vmss), nics);
         }
     }
+    // Instance NICs live below their scale set: `.../virtualMachineScaleSets/{vmss}/virtualMachines/...`.
+    for nic in state.store.of_type("Microsoft.Network/networkInterfaces") {
+        let nid = id_of(nic);
+        let k = key(nid);
+        if k.contains("/microsoft.compute/virtualmachinescalesets/")
+            && let Some(pos) = k.find("/virtualmachines/")
+        {
+            note(&nid[..pos], &nic["properties"]["ipConfigurations"]);
+        }
+    }
+    users
+}
+
+/// The DELETE guard: Azure refuses to delete a load balancer a scale set still uses.
+pub(crate) fn delete_guard(state: &State, r: &Resolved) -> Result<(), ArmError> {
+    match scale_set_users(state, &r.id).into_iter().next() {
+        None => Ok(()),
+        Some((vmss, children)) => Err(ArmError::bad_request(
+            "LoadBalancerInUseByVirtualMachineScaleSet",
+            format!(
+                "Cannot delete load balancer {} since its child resources {} are in use by virtual machine scale set {vmss}.",
+                r.id,
+                children.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// A PUT may not drop a backend address pool a scale set still uses.
+fn pools_still_used(
+    state: &State,
+    old: &Value,
+    props: &Value,
+    lb_id: &str,
+) -> Result<(), ArmError> {
+    let kept: BTreeSet<String> = ids_of(props, "backendAddressPools");
+    let users = scale_set_users(state, lb_id);
+    for pool in items(&old["properties"], "backendAddressPools") {
+        let pid = id_of(pool);
+        let name = pool["name"].as_str().unwrap_or_default();
+        if kept.contains(&key(pid)) {
+            continue;
+        }
+        if let Some((vmss, _)) = users
+            .iter()
+            .find(|(_, c)| c.iter().any(|n| n.eq_ignore_ascii_case(name)))
+        {
+            return Err(ArmError::bad_request(
+                "CannotRemoveBackendAddressPoolInUseByVirtualMachineScaleSet",
+                format!(
+                    "Cannot remove backend address pool {name} from load balancer since it is in use by virtual machine scale set {vmss}."
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn items<'a>(props: &'a Value, field: &str) -> &'a [Value] {
@@ -246,158 +272,4 @@ pub(crate) fn static_address(p: &Value, owner: &str) -> Result<Ipv4Addr, ArmErro
             format!("Private IP address '{s}' of {owner} is not a valid IPv4 address."),
         )
     })
-}
-
-fn port(p: &Value, field: &str, max: u64, owner: &str) -> Result<u64, ArmError> {
-    match p.get(field).and_then(Value::as_u64) {
-        Some(n) if n <= max => Ok(n),
-        Some(n) => Err(ArmError::bad_request(
-            "InvalidRequestFormat",
-            format!("Cannot parse the request: {field} {n} of {owner} is out of range 0-{max}."),
-        )),
-        None => Err(ArmError::bad_request(
-            "InvalidRequestFormat",
-            format!("Cannot parse the request: {owner} has no {field}."),
-        )),
-    }
-}
-
-fn validate_probes(props: &mut Value) -> Result<(), ArmError> {
-    let Some(probes) = props.get_mut("probes").and_then(Value::as_array_mut) else {
-        return Ok(());
-    };
-    for probe in probes {
-        let pid = ref_at(probe, "/id").unwrap_or_default();
-        let p = &mut probe["properties"];
-        let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("");
-        if !["Http", "Https", "Tcp"]
-            .iter()
-            .any(|x| x.eq_ignore_ascii_case(proto))
-        {
-            return Err(ArmError::bad_request(
-                "InvalidRequestFormat",
-                format!(
-                    "Cannot parse the request: probe {pid} has protocol '{proto}' (expected Http, Https or Tcp)."
-                ),
-            ));
-        }
-        let n = port(p, "port", 65535, &pid)?;
-        if n == 0 {
-            return Err(ArmError::bad_request(
-                "InvalidRequestFormat",
-                format!("Cannot parse the request: probe {pid} has port 0."),
-            ));
-        }
-        for (f, d) in [
-            ("intervalInSeconds", 15),
-            ("numberOfProbes", 2),
-            ("probeThreshold", 1),
-        ] {
-            if p.get(f).is_none() {
-                p[f] = json!(d);
-            }
-        }
-    }
-    Ok(())
-}
-
-fn validate_rules(props: &mut Value) -> Result<(), ArmError> {
-    let fes = ids_of(props, "frontendIPConfigurations");
-    let pools = ids_of(props, "backendAddressPools");
-    let probes = ids_of(props, "probes");
-    let Some(rules) = props
-        .get_mut("loadBalancingRules")
-        .and_then(Value::as_array_mut)
-    else {
-        return Ok(());
-    };
-    // (frontend, protocol, port, rule id) seen so far.
-    let mut frontends: Vec<(String, String, u64, String)> = Vec::new();
-    // (pool, protocol, backend port, rule id) of rules without floating IP.
-    let mut backends: Vec<(String, String, u64, String)> = Vec::new();
-    for rule in rules {
-        let rid = ref_at(rule, "/id").unwrap_or_default();
-        let p = &mut rule["properties"];
-        let fe = ref_at(p, "/frontendIPConfiguration/id").ok_or_else(|| {
-            ArmError::bad_request(
-                "InvalidRequestFormat",
-                format!("Cannot parse the request: load balancing rule {rid} has no frontendIPConfiguration."),
-            )
-        })?;
-        if !fes.contains(&key(&fe)) {
-            return Err(invalid_reference(&fe, &rid));
-        }
-        let mut rule_pools: Vec<String> = ref_at(p, "/backendAddressPool/id").into_iter().collect();
-        if let Some(list) = p.get("backendAddressPools").and_then(Value::as_array) {
-            rule_pools.extend(list.iter().filter_map(|x| ref_at(x, "/id")));
-        }
-        for pool in &rule_pools {
-            if !pools.contains(&key(pool)) {
-                return Err(invalid_reference(pool, &rid));
-            }
-        }
-        if let Some(probe) = ref_at(p, "/probe/id")
-            && !probes.contains(&key(&probe))
-        {
-            return Err(invalid_reference(&probe, &rid));
-        }
-        let proto = p
-            .get("protocol")
-            .and_then(Value::as_str)
-            .and_then(|s| {
-                ["Tcp", "Udp", "All"]
-                    .into_iter()
-                    .find(|x| x.eq_ignore_ascii_case(s))
-            })
-            .ok_or_else(|| {
-                ArmError::bad_request(
-                    "InvalidRequestFormat",
-                    format!("Cannot parse the request: load balancing rule {rid} needs protocol Tcp, Udp or All."),
-                )
-            })?;
-        p["protocol"] = json!(proto);
-        let fport = port(p, "frontendPort", 65534, &rid)?;
-        let bport = port(p, "backendPort", 65535, &rid)?;
-        for (f, d) in [
-            ("enableFloatingIP", json!(false)),
-            ("idleTimeoutInMinutes", json!(4)),
-            ("loadDistribution", json!("Default")),
-            ("disableOutboundSnat", json!(false)),
-            ("enableTcpReset", json!(false)),
-        ] {
-            if p.get(f).is_none() {
-                p[f] = d;
-            }
-        }
-        let fe_key = key(&fe);
-        if let Some((_, _, _, other)) = frontends.iter().find(|(f, pr, pt, _)| {
-            *f == fe_key && *pt == fport && (pr == proto || pr == "All" || proto == "All")
-        }) {
-            return Err(ArmError::bad_request(
-                "LoadBalancingRulesUseSameFrontendIpConfigurationProtocolAndPort",
-                format!(
-                    "Load balancing rules {other} and {rid} use the same frontend IP configuration {fe}, protocol {proto} and frontend port {fport}."
-                ),
-            ));
-        }
-        frontends.push((fe_key, proto.to_owned(), fport, rid.clone()));
-        if !p["enableFloatingIP"].as_bool().unwrap_or(false) {
-            for pool in rule_pools {
-                let pk = key(&pool);
-                if let Some((_, _, _, other)) = backends
-                    .iter()
-                    .find(|(b, pr, pt, _)| *b == pk && pr == proto && *pt == bport)
-                {
-                    return Err(ArmError::bad_request(
-                        "RulesUseSameBackendPortProtocolAndPool",
-                        format!(
-                            "Load balancing rules {other} and {rid} with floating IP disabled use the same protocol {proto} and backend port {bport}, and must not be used with the same backend address pool {pool}."
-                        ),
-                    ));
-                }
-                backends.push((pk, proto.to_owned(), bport, rid.clone()));
-            }
-        }
-    }
-    Ok(())
 }

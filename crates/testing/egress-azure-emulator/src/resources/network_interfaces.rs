@@ -1,91 +1,51 @@
-//! Network interfaces (standalone, e.g. AKS VirtualMachines pools): LIST in a resource group,
-//! GET, PUT (dynamic/static private IPs, public IP and backend pool references), DELETE.
+//! Network interfaces (standalone, e.g. AKS VirtualMachines pools): PUT (dynamic/static
+//! private IPs, public IP and backend pool references) and the DELETE guard (a NIC attached to
+//! a VM cannot be deleted). GET, DELETE and lists are `top_level`'s.
 
 use super::common::{
-    check_preconditions, envelope, exists, invalid_reference, list_reply, location_for,
-    normalise_children, ref_at, subnet_net,
+    check_preconditions, envelope, exists, invalid_reference, location_for, normalise_children,
+    ref_at, subnet_net,
 };
 use super::instance_nics::{IPCONFIG_TYPE, NIC_TYPE, new_mac};
 use super::load_balancers::static_address;
-use super::{delete_stored, get_stored, method_not_allowed, put_reply, render};
+use super::render;
+use super::top_level::{Resolved, store_write};
 use crate::error::{ArmError, EmulatorError};
 use crate::http::{Reply, Req};
 use crate::ids::{NETWORK, ParsedId, key, resource_id};
 use crate::ipam::Ipam;
-use crate::lro;
+use crate::schema;
 use crate::state::State;
 use crate::store::{id_of, new_etag};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-fn is_standalone(v: &Value) -> bool {
-    key(id_of(v)).contains("/providers/microsoft.network/networkinterfaces/")
-}
-
-pub(crate) fn list(state: &mut State, req: &Req, rg: &str) -> Result<Reply, ArmError> {
-    if req.method != "GET" {
-        return Err(method_not_allowed(req));
-    }
-    let items = state
+/// `NetworkInterfaces.Delete` guard: a NIC attached to a VM cannot be deleted.
+pub(crate) fn delete_guard(state: &State, r: &Resolved) -> Result<(), ArmError> {
+    match state
         .store
-        .of_type_in_rg(NIC_TYPE, rg)
-        .filter(|v| is_standalone(v))
-        .map(|v| render::render(&state.store, v))
-        .collect();
-    Ok(list_reply(items))
-}
-
-pub(crate) fn handle(
-    state: &mut State,
-    req: &Req,
-    rg: &str,
-    name: &str,
-    op: &str,
-) -> Result<Reply, ArmError> {
-    let url_id = resource_id(
-        &state.settings.subscription,
-        rg,
-        NETWORK,
-        "networkInterfaces",
-        name,
-    );
-    let (id, name) = match state.store.get(&url_id) {
-        Some(v) => (
-            id_of(v).to_owned(),
-            v["name"].as_str().unwrap_or(name).to_owned(),
-        ),
-        None => (url_id, name.to_owned()),
-    };
-    match req.method.as_str() {
-        "GET" => get_stored(state, &id, NIC_TYPE, &name, rg),
-        "PUT" => put(state, req, &id, &name, op),
-        "DELETE" => {
-            let nic_id = id.clone();
-            delete_stored(state, req, &id, op, NETWORK, move |st| {
-                match st
-                    .store
-                    .get(&nic_id)
-                    .and_then(|n| ref_at(n, "/properties/virtualMachine/id"))
-                {
-                    None => Ok(()),
-                    Some(vm) => Err(ArmError::bad_request(
-                        "NicInUse",
-                        format!(
-                            "Network Interface {nic_id} is used by existing resource {vm}. In order to delete the network interface, it must be dissociated from the resource."
-                        ),
-                    )),
-                }
-            })
-        }
-        _ => Err(method_not_allowed(req)),
+        .get(&r.id)
+        .and_then(|n| ref_at(n, "/properties/virtualMachine/id"))
+    {
+        None => Ok(()),
+        Some(vm) => Err(ArmError::bad_request(
+            "NicInUse",
+            format!(
+                "Network Interface {} is used by existing resource {vm}. In order to delete the network interface, it must be dissociated from the resource.",
+                r.id
+            ),
+        )),
     }
 }
 
-fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<Reply, ArmError> {
-    let existing = state.store.get(id).cloned();
+/// `NetworkInterfaces.CreateOrUpdate`.
+pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Result<Reply, ArmError> {
+    let (id, name) = (r.id.as_str(), r.name.as_str());
+    let existing = r.existing.clone();
     check_preconditions(req, existing.as_ref())?;
-    let body = req.json_object()?;
+    let mut body = req.json_object()?;
+    schema::prune_request(NIC_TYPE, &mut body);
     let location = location_for(&body, existing.as_ref(), id)?;
     let etag = new_etag();
     let mut v = envelope(&body, id, name, NIC_TYPE, &location, &etag);
@@ -111,14 +71,14 @@ fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<R
         "Updating",
     )?;
     assign_ip_configurations(state, props, existing.as_ref(), id)?;
-    if let Some(o) = props.as_object_mut() {
-        o.remove("virtualMachine");
-        if let Some(vm) = existing
+    // `virtualMachine` is read-only (pruned from the body): the attachment stays as it was.
+    if let (Some(o), Some(vm)) = (
+        props.as_object_mut(),
+        existing
             .as_ref()
-            .and_then(|e| e.pointer("/properties/virtualMachine"))
-        {
-            o.insert("virtualMachine".into(), vm.clone());
-        }
+            .and_then(|e| e.pointer("/properties/virtualMachine")),
+    ) {
+        o.insert("virtualMachine".into(), vm.clone());
     }
     props["macAddress"] = json!(
         existing
@@ -126,15 +86,7 @@ fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<R
             .and_then(|e| ref_at(e, "/properties/macAddress"))
             .unwrap_or_else(new_mac)
     );
-    props["provisioningState"] = json!("Updating");
-    props["resourceGuid"] = existing
-        .as_ref()
-        .and_then(|e| e.pointer("/properties/resourceGuid"))
-        .cloned()
-        .unwrap_or_else(|| json!(uuid::Uuid::new_v4().to_string()));
-    let plan = lro::plan(state, req, op);
-    state.store.put(v);
-    Ok(put_reply(state, req, id, existing.is_none(), plan))
+    Ok(store_write(state, req, op, r, v))
 }
 
 fn assign_ip_configurations(

@@ -1,12 +1,15 @@
-//! Public IP addresses: GET/PUT/DELETE. An address referencing a prefix gets a free address in
-//! it; others come from the standalone pool. An address still attached cannot be deleted.
+//! Public IP addresses: PUT (an address referencing a prefix gets a free address in it; others
+//! come from the standalone pool; Standard SKU, static allocation, idle timeout 4–30) and the
+//! DELETE guard (an address still attached cannot be deleted). The SKU and idle-timeout rules
+//! also apply to the public IPs of scale-set NIC configurations (`instance_nics`).
 
 use super::common::{check_preconditions, envelope, invalid_reference, location_for, ref_at};
-use super::{delete_stored, get_stored, method_not_allowed, put_reply, render};
+use super::render;
+use super::top_level::{Resolved, store_write};
 use crate::error::ArmError;
 use crate::http::{Reply, Req};
-use crate::ids::{NETWORK, ParsedId, key, resource_id};
-use crate::lro;
+use crate::ids::{NETWORK, ParsedId, key};
+use crate::schema;
 use crate::state::State;
 use crate::store::new_etag;
 use serde_json::{Value, json};
@@ -15,50 +18,20 @@ use std::collections::BTreeSet;
 /// ARM type of public IP addresses.
 pub(crate) const PIP_TYPE: &str = "Microsoft.Network/publicIPAddresses";
 
-pub(crate) fn handle(
-    state: &mut State,
-    req: &Req,
-    rg: &str,
-    name: &str,
-    op: &str,
-) -> Result<Reply, ArmError> {
-    let url_id = resource_id(
-        &state.settings.subscription,
-        rg,
-        NETWORK,
-        "publicIPAddresses",
-        name,
-    );
-    let (id, name) = match state.store.get(&url_id) {
-        Some(v) => (
-            crate::store::id_of(v).to_owned(),
-            v["name"].as_str().unwrap_or(name).to_owned(),
-        ),
-        None => (url_id, name.to_owned()),
-    };
-    match req.method.as_str() {
-        "GET" => get_stored(state, &id, PIP_TYPE, &name, rg),
-        "PUT" => put(state, req, &id, &name, op),
-        "DELETE" => {
-            let pip_id = id.clone();
-            delete_stored(
-                state,
-                req,
-                &id,
-                op,
-                NETWORK,
-                move |st| match render::pip_users(&st.store, &pip_id).first() {
-                    None => Ok(()),
-                    Some(user) => Err(ArmError::bad_request(
-                        "PublicIPAddressCannotBeDeleted",
-                        format!(
-                            "Public IP address {pip_id} can not be deleted since it is still allocated to resource {user}. In order to delete the public IP, disassociate/detach the Public IP address from the resource."
-                        ),
-                    )),
-                },
-            )
-        }
-        _ => Err(method_not_allowed(req)),
+/// Idle timeout of public IPs: 4–30 minutes.
+pub(crate) const PIP_IDLE_TIMEOUT: std::ops::RangeInclusive<u64> = 4..=30;
+
+/// `PublicIPAddresses.Delete` guard.
+pub(crate) fn delete_guard(state: &State, r: &Resolved) -> Result<(), ArmError> {
+    match render::pip_users(&state.store, &r.id).first() {
+        None => Ok(()),
+        Some(user) => Err(ArmError::bad_request(
+            "PublicIPAddressCannotBeDeleted",
+            format!(
+                "Public IP address {} can not be deleted since it is still allocated to resource {user}. In order to delete the public IP, disassociate/detach the Public IP address from the resource.",
+                r.id
+            ),
+        )),
     }
 }
 
@@ -83,55 +56,101 @@ pub(crate) fn prefix_range(
     Ok((crate::store::id_of(prefix).to_owned(), net))
 }
 
-fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<Reply, ArmError> {
-    let existing = state.store.get(id).cloned();
-    check_preconditions(req, existing.as_ref())?;
-    let body = req.json_object()?;
-    let location = location_for(&body, existing.as_ref(), id)?;
-    let prefix_ref = ref_at(&body, "/properties/publicIPPrefix/id");
-    let old_prefix = existing
-        .as_ref()
-        .and_then(|e| ref_at(e, "/properties/publicIPPrefix/id"));
-    let address = match &existing {
-        Some(e) => {
-            if prefix_ref.as_deref().map(key) != old_prefix.as_deref().map(key) {
-                return Err(ArmError::bad_request(
-                    "PublicIPAddressPrefixCannotBeChanged",
-                    format!("The publicIPPrefix of public IP address {id} cannot be changed."),
-                ));
-            }
-            e.pointer("/properties/ipAddress")
-                .cloned()
-                .unwrap_or_default()
-        }
-        None => match &prefix_ref {
-            Some(pref) => {
-                let (pid, net) = prefix_range(state, pref, id)?;
-                let a =
-                    state
-                        .ipam
-                        .allocate_in_prefix(&state.store, &pid, net, id, &BTreeSet::new())?;
-                json!(a.to_string())
-            }
-            None => json!(
-                state
-                    .ipam
-                    .allocate_standalone(&state.store, id)?
-                    .to_string()
+/// The SKU and idle-timeout rules of a public IP (`sku` and `properties` of a public IP or of
+/// a scale-set `publicIPAddressConfiguration`). Without a SKU Azure creates Basic, and Basic
+/// public IPs were retired on 30 September 2025: new subscriptions have a quota of 0.
+pub(crate) fn check_sku_and_timeout(
+    sku: Option<&Value>,
+    props: &Value,
+    owner: &str,
+) -> Result<(), ArmError> {
+    let name = sku
+        .and_then(|s| s.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("Basic");
+    if name.eq_ignore_ascii_case("Basic") {
+        return Err(ArmError::bad_request(
+            "IPv4BasicSkuPublicIpCountLimitReached",
+            format!(
+                "Cannot create more than 0 IPv4 Basic SKU public IP addresses for this subscription in this region ({owner} has no SKU or the Basic SKU; use Standard)."
             ),
-        },
+        ));
+    }
+    if let Some(t) = props.get("idleTimeoutInMinutes")
+        && !t.as_u64().is_some_and(|t| PIP_IDLE_TIMEOUT.contains(&t))
+    {
+        return Err(ArmError::bad_request(
+            "PublicIPAddressInvalidIdleTimeout",
+            format!(
+                "Public IP address {owner} has invalid Idle Timeout. The value must be between {} and {}.",
+                PIP_IDLE_TIMEOUT.start(),
+                PIP_IDLE_TIMEOUT.end()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Standard public IPs are static; the default follows.
+fn allocation(v: &mut Value, id: &str) -> Result<(), ArmError> {
+    let p = &mut v["properties"];
+    match p.get("publicIPAllocationMethod").and_then(Value::as_str) {
+        None => p["publicIPAllocationMethod"] = json!("Static"),
+        Some(m) if m.eq_ignore_ascii_case("Static") => {
+            p["publicIPAllocationMethod"] = json!("Static")
+        }
+        Some(_) => {
+            return Err(ArmError::bad_request(
+                "StandardSkuPublicIPAddressesMustBeStatic",
+                format!("Standard sku publicIp {id} must have AllocationMethod set to Static."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn address(state: &mut State, r: &Resolved, prefix_ref: Option<&str>) -> Result<Value, ArmError> {
+    let id = r.id.as_str();
+    if let Some(e) = &r.existing {
+        let old_prefix = ref_at(e, "/properties/publicIPPrefix/id");
+        if prefix_ref.map(key) != old_prefix.as_deref().map(key) {
+            return Err(ArmError::bad_request(
+                "PublicIPAddressPrefixCannotBeChanged",
+                format!("The publicIPPrefix of public IP address {id} cannot be changed."),
+            ));
+        }
+        return Ok(e
+            .pointer("/properties/ipAddress")
+            .cloned()
+            .unwrap_or_default());
+    }
+    let a = match prefix_ref {
+        Some(pref) => {
+            let (pid, net) = prefix_range(state, pref, id)?;
+            state
+                .ipam
+                .allocate_in_prefix(&state.store, &pid, net, id, &BTreeSet::new())?
+        }
+        None => state.ipam.allocate_standalone(&state.store, id)?,
     };
+    Ok(json!(a.to_string()))
+}
+
+/// `PublicIPAddresses.CreateOrUpdate`.
+pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Result<Reply, ArmError> {
+    let (id, name) = (r.id.as_str(), r.name.as_str());
+    check_preconditions(req, r.existing.as_ref())?;
+    let mut body = req.json_object()?;
+    schema::prune_request(PIP_TYPE, &mut body);
+    let location = location_for(&body, r.existing.as_ref(), id)?;
+    check_sku_and_timeout(body.get("sku"), &body["properties"], id)?;
+    let prefix_ref = ref_at(&body, "/properties/publicIPPrefix/id");
     let etag = new_etag();
     let mut v = envelope(&body, id, name, PIP_TYPE, &location, &etag);
-    if !v.get("sku").is_some_and(Value::is_object) {
-        v["sku"] = json!({"name": "Standard", "tier": "Regional"});
-    }
+    allocation(&mut v, id)?;
+    let address = address(state, r, prefix_ref.as_deref())?;
     let p = &mut v["properties"];
-    if let Some(o) = p.as_object_mut() {
-        o.remove("ipConfiguration");
-    }
     for (f, d) in [
-        ("publicIPAllocationMethod", json!("Static")),
         ("publicIPAddressVersion", json!("IPv4")),
         ("idleTimeoutInMinutes", json!(4)),
     ] {
@@ -140,13 +159,30 @@ fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<R
         }
     }
     p["ipAddress"] = address;
-    p["provisioningState"] = json!("Updating");
-    p["resourceGuid"] = existing
-        .as_ref()
-        .and_then(|e| e.pointer("/properties/resourceGuid"))
-        .cloned()
-        .unwrap_or_else(|| json!(uuid::Uuid::new_v4().to_string()));
-    let plan = lro::plan(state, req, op);
-    state.store.put(v);
-    Ok(put_reply(state, req, id, existing.is_none(), plan))
+    Ok(store_write(state, req, op, r, v))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn basic_or_missing_sku_and_bad_timeouts_are_refused() {
+        let std = json!({"name": "Standard"});
+        assert!(check_sku_and_timeout(Some(&std), &json!({}), "p").is_ok());
+        for (sku, props) in [
+            (None, json!({})),
+            (Some(json!({"name": "Basic"})), json!({})),
+            (Some(std.clone()), json!({"idleTimeoutInMinutes": 3})),
+            (Some(std.clone()), json!({"idleTimeoutInMinutes": 31})),
+        ] {
+            assert!(
+                check_sku_and_timeout(sku.as_ref(), &props, "p").is_err(),
+                "{sku:?} {props}"
+            );
+        }
+        let e = check_sku_and_timeout(None, &json!({}), "p").unwrap_err();
+        assert_eq!(e.code, "IPv4BasicSkuPublicIpCountLimitReached");
+    }
 }

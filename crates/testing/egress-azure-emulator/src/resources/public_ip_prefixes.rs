@@ -1,12 +1,13 @@
-//! Public IP prefixes: GET/PUT/DELETE. New prefixes get a range from the emulator's prefix pools;
-//! the length must be 28–31; a prefix that still holds public IPs cannot be deleted.
+//! Public IP prefixes: PUT (a range from the emulator's prefix pools; length 28–31, Standard
+//! SKU only) and the DELETE guard (a prefix that still holds public IPs cannot be deleted).
 
-use super::common::{check_preconditions, envelope, location_for};
-use super::{delete_stored, get_stored, method_not_allowed, put_reply, render};
+use super::common::{check_preconditions, envelope, location_for, standard_sku};
+use super::render;
+use super::top_level::{Resolved, store_write};
 use crate::error::ArmError;
 use crate::http::{Reply, Req};
 use crate::ids::{NETWORK, resource_id};
-use crate::lro;
+use crate::schema;
 use crate::state::State;
 use crate::store::new_etag;
 use serde_json::{Value, json};
@@ -14,55 +15,49 @@ use serde_json::{Value, json};
 /// ARM type of public IP prefixes.
 pub(crate) const PREFIX_TYPE: &str = "Microsoft.Network/publicIPPrefixes";
 
-pub(crate) fn handle(
-    state: &mut State,
-    req: &Req,
-    rg: &str,
-    name: &str,
-    op: &str,
-) -> Result<Reply, ArmError> {
-    let url_id = resource_id(
-        &state.settings.subscription,
-        rg,
-        NETWORK,
-        "publicIPPrefixes",
-        name,
-    );
-    let (id, name) = match state.store.get(&url_id) {
-        Some(v) => (
-            crate::store::id_of(v).to_owned(),
-            v["name"].as_str().unwrap_or(name).to_owned(),
-        ),
-        None => (url_id, name.to_owned()),
-    };
-    match req.method.as_str() {
-        "GET" => get_stored(state, &id, PREFIX_TYPE, &name, rg),
-        "PUT" => put(state, req, &id, &name, op),
-        "DELETE" => {
-            let prefix_id = id.clone();
-            delete_stored(state, req, &id, op, NETWORK, move |st| {
-                let users = render::prefix_users(&st.store, &prefix_id);
-                if users.is_empty() {
-                    Ok(())
-                } else {
-                    Err(ArmError::bad_request(
-                        "InUsePublicIpPrefixCannotBeDeleted",
-                        format!(
-                            "Public IP prefix {prefix_id} cannot be deleted because it has allocated IP addresses: {}.",
-                            users.join(", ")
-                        ),
-                    ))
-                }
-            })
-        }
-        _ => Err(method_not_allowed(req)),
+/// `PublicIPPrefixes.Delete` guard: a prefix that still holds public IPs cannot be deleted.
+pub(crate) fn delete_guard(state: &State, r: &Resolved) -> Result<(), ArmError> {
+    let users = render::prefix_users(&state.store, &r.id);
+    if users.is_empty() {
+        return Ok(());
     }
+    Err(ArmError::bad_request(
+        "InUsePublicIpPrefixCannotBeDeleted",
+        format!(
+            "Public IP prefix {} cannot be deleted because it has allocated IP addresses: {}.",
+            r.id,
+            users.join(", ")
+        ),
+    ))
 }
 
-fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<Reply, ArmError> {
-    let existing = state.store.get(id).cloned();
+/// The SKU of a prefix: Standard (the default) or StandardV2; `Basic` is not a prefix SKU, so
+/// the Network provider fails to parse it.
+fn sku(v: &mut Value) -> Result<(), ArmError> {
+    let name = standard_sku(v);
+    if !["Standard", "StandardV2"]
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(&name))
+    {
+        return Err(ArmError::bad_request("InvalidRequestFormat", "Cannot parse the request.")
+            .with_detail(
+                "InvalidJson",
+                format!(
+                    "Error converting value \"{name}\" to type 'PublicIpPrefixSkuName'. Path 'sku.name'. Public IP prefixes are Standard only."
+                ),
+            ));
+    }
+    Ok(())
+}
+
+/// `PublicIPPrefixes.CreateOrUpdate`.
+pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Result<Reply, ArmError> {
+    let (id, name) = (r.id.as_str(), r.name.as_str());
+    let existing = r.existing.clone();
     check_preconditions(req, existing.as_ref())?;
-    let body = req.json_object()?;
+    let mut body = req.json_object()?;
+    schema::prune_request(PREFIX_TYPE, &mut body);
+    sku(&mut body)?;
     let location = location_for(&body, existing.as_ref(), id)?;
     let len = body
         .pointer("/properties/prefixLength")
@@ -122,25 +117,11 @@ fn put(state: &mut State, req: &Req, id: &str, name: &str, op: &str) -> Result<R
     };
     let etag = new_etag();
     let mut v = envelope(&body, id, name, PREFIX_TYPE, &location, &etag);
-    if !v.get("sku").is_some_and(Value::is_object) {
-        v["sku"] = json!({"name": "Standard", "tier": "Regional"});
-    }
     let p = &mut v["properties"];
-    if let Some(o) = p.as_object_mut() {
-        o.remove("publicIPAddresses");
-    }
     p["prefixLength"] = json!(len);
     p["publicIPAddressVersion"] = json!("IPv4");
     p["ipPrefix"] = ip_prefix;
-    p["provisioningState"] = json!("Updating");
-    p["resourceGuid"] = existing
-        .as_ref()
-        .and_then(|e| e.pointer("/properties/resourceGuid"))
-        .cloned()
-        .unwrap_or_else(|| json!(uuid::Uuid::new_v4().to_string()));
-    let plan = lro::plan(state, req, op);
-    state.store.put(v);
-    Ok(put_reply(state, req, id, existing.is_none(), plan))
+    Ok(store_write(state, req, op, r, v))
 }
 
 /// Stores a pre-existing (BYO) prefix from the seed.

@@ -1,9 +1,25 @@
 //! Read-side rendering: adds the read-only back-references ARM computes (LB pool members and rule
 //! references, a prefix's public IPs, a public IP's ipConfiguration, a VNet's subnets).
 
+use super::instance_view;
+use crate::http::Req;
 use crate::ids::key;
 use crate::store::{Store, id_of, type_of};
 use serde_json::{Value, json};
+
+/// A stored resource as a GET or list with this request's query answers it (`$expand`).
+pub(crate) fn render_for(store: &Store, v: &Value, req: &Req) -> Value {
+    let mut out = render(store, v);
+    let vm_like = matches!(
+        type_of(v).to_ascii_lowercase().as_str(),
+        "microsoft.compute/virtualmachines"
+            | "microsoft.compute/virtualmachinescalesets/virtualmachines"
+    );
+    if vm_like && instance_view::expanded(req) {
+        out["properties"]["instanceView"] = instance_view::of(v);
+    }
+    out
+}
 
 /// A stored resource as GET returns it.
 pub(crate) fn render(store: &Store, v: &Value) -> Value {

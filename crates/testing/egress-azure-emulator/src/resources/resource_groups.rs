@@ -1,10 +1,12 @@
-//! Resource groups: PUT (create/update) and GET, as Microsoft.Resources answers them.
+//! Resource groups: PUT (create/update), GET, HEAD (`CheckExistence`: 204 or 404) and LIST,
+//! as Microsoft.Resources answers them.
 
 use super::common::location_for;
 use super::method_not_allowed;
 use crate::error::ArmError;
 use crate::http::{Reply, Req};
 use crate::ids::rg_id;
+use crate::paging;
 use crate::state::State;
 use serde_json::{Value, json};
 
@@ -26,6 +28,7 @@ pub(crate) fn rg_value(sub: &str, name: &str, location: &str, tags: Value) -> Va
 pub(crate) fn handle(state: &mut State, req: &Req, rg: &str) -> Result<Reply, ArmError> {
     let existing = state.store.resource_group(rg).cloned();
     match req.method.as_str() {
+        "HEAD" => Ok(Reply::empty(if existing.is_some() { 204 } else { 404 })),
         "GET" => existing.map(|v| Reply::json(200, v)).ok_or_else(|| {
             ArmError::not_found(
                 "ResourceGroupNotFound",
@@ -56,4 +59,13 @@ pub(crate) fn handle(state: &mut State, req: &Req, rg: &str) -> Result<Reply, Ar
         }
         _ => Err(method_not_allowed(req)),
     }
+}
+
+/// `GET /subscriptions/{sub}/resourcegroups`.
+pub(crate) fn list(state: &mut State, req: &Req) -> Result<Reply, ArmError> {
+    if req.method != "GET" {
+        return Err(method_not_allowed(req));
+    }
+    let items = state.store.resource_groups.values().cloned().collect();
+    paging::page(state, req, items)
 }

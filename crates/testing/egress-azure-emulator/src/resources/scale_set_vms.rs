@@ -1,88 +1,49 @@
-//! Scale-set instances: LIST, GET, PUT/PATCH (the instance's own network configuration, merged
-//! as Compute does; NICs and public IPs follow), and GET of an instance NIC.
+//! Scale-set instances: LIST (paged, `$expand=instanceView`), GET, PUT (the instance's own
+//! network configuration, merged as Compute does; NICs and public IPs follow) and the instance
+//! view. PATCH is not in the specification for instances, so it is refused.
 
-use super::common::{check_preconditions, list_reply, not_found};
-use super::instance_nics::{self, NIC_TYPE};
-use super::method_not_allowed;
-use super::render::render;
-use super::scale_sets::{VMSS_TYPE, next_etag, refresh_latest_model};
+use super::instance_nics;
+use super::instance_view;
+use super::render::render_for;
+use super::scale_set_model::{
+    INSTANCE_NICS, INSTANCE_TYPE, instance_keys, instance_not_found, next_etag,
+    refresh_latest_model, scale_set,
+};
+use super::top_level::write_reply;
+use super::{common::check_preconditions, method_not_allowed};
 use crate::error::ArmError;
 use crate::http::{Reply, Req};
-use crate::ids::{COMPUTE, key, resource_id};
-use crate::lro::{self, LroKind, LroStyle};
+use crate::ids::key;
+use crate::lro;
+use crate::paging;
+use crate::schema;
 use crate::state::State;
 use crate::store::{id_of, merge};
 use serde_json::{Value, json};
-
-/// ARM type of scale-set instances.
-pub(crate) const INSTANCE_TYPE: &str = "Microsoft.Compute/virtualMachineScaleSets/virtualMachines";
-
-/// A new instance of `vmss` with the model's network configuration.
-pub(crate) fn instance_value(vmss: &Value, instance: u32, computer_name: &str) -> Value {
-    let vmss_name = vmss["name"].as_str().unwrap_or_default();
-    json!({
-        "id": format!("{}/virtualMachines/{instance}", id_of(vmss)),
-        "name": format!("{vmss_name}_{instance}"),
-        "type": INSTANCE_TYPE,
-        "location": vmss["location"],
-        "tags": vmss["tags"],
-        "instanceId": instance.to_string(),
-        "etag": "\"1\"",
-        "sku": {"name": vmss["sku"]["name"], "tier": "Standard"},
-        "properties": {
-            "latestModelApplied": true,
-            "provisioningState": "Succeeded",
-            "vmId": uuid::Uuid::new_v4().to_string(),
-            "hardwareProfile": {"vmSize": vmss["sku"]["name"]},
-            "osProfile": {"computerName": computer_name, "adminUsername": "azureuser"},
-            "networkProfileConfiguration": {
-                "networkInterfaceConfigurations": vmss.pointer("/properties/virtualMachineProfile/networkProfile/networkInterfaceConfigurations").cloned().unwrap_or_else(|| json!([]))
-            },
-            "networkProfile": {"networkInterfaces": []},
-        }
-    })
-}
-
-fn vmss_id(state: &State, rg: &str, vmss: &str) -> String {
-    resource_id(
-        &state.settings.subscription,
-        rg,
-        COMPUTE,
-        "virtualMachineScaleSets",
-        vmss,
-    )
-}
-
-fn instance_not_found(vmss: &str, inst: &str, rg: &str) -> ArmError {
-    not_found(
-        &format!("{VMSS_TYPE}/virtualMachines"),
-        &format!("{vmss}/{inst}"),
-        rg,
-    )
-}
 
 pub(crate) fn list(state: &mut State, req: &Req, rg: &str, vmss: &str) -> Result<Reply, ArmError> {
     if req.method != "GET" {
         return Err(method_not_allowed(req));
     }
-    let id = vmss_id(state, rg, vmss);
-    if state.store.get(&id).is_none() {
-        return Err(not_found(VMSS_TYPE, vmss, rg));
-    }
-    let prefix = format!("{}/virtualmachines/", key(&id));
-    let mut items: Vec<Value> = state
-        .store
-        .of_type(INSTANCE_TYPE)
-        .filter(|v| key(id_of(v)).starts_with(&prefix))
-        .cloned()
+    let id = id_of(scale_set(state, rg, vmss)?).to_owned();
+    let items: Vec<Value> = instance_keys(state, &id)
+        .iter()
+        .filter_map(|k| state.store.get(k))
+        .map(|v| render_for(&state.store, v, req))
         .collect();
-    items.sort_by_key(|v| {
-        v["instanceId"]
-            .as_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(u64::MAX)
-    });
-    Ok(list_reply(items))
+    paging::page(state, req, items)
+}
+
+fn instance(state: &State, rg: &str, vmss: &str, inst: &str) -> Result<Value, ArmError> {
+    let id = format!(
+        "{}/virtualMachines/{inst}",
+        id_of(scale_set(state, rg, vmss)?)
+    );
+    state
+        .store
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| instance_not_found(vmss, inst, rg))
 }
 
 pub(crate) fn handle(
@@ -93,50 +54,45 @@ pub(crate) fn handle(
     inst: &str,
     op: &str,
 ) -> Result<Reply, ArmError> {
-    let id = format!("{}/virtualMachines/{inst}", vmss_id(state, rg, vmss));
-    let existing = state
-        .store
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| instance_not_found(vmss, inst, rg))?;
+    let existing = instance(state, rg, vmss, inst)?;
     match req.method.as_str() {
-        "GET" => Ok(Reply::json(200, existing).with_etag_header()),
-        "PUT" | "PATCH" => update(state, req, existing, op, &vmss_id(state, rg, vmss)),
+        "GET" => {
+            lro::resource_read(state, id_of(&existing));
+            let v = state.store.get(id_of(&existing)).unwrap_or(&existing);
+            Ok(Reply::json(200, render_for(&state.store, v, req)).with_etag_header())
+        }
+        "PUT" => update(state, req, existing, op),
         _ => Err(method_not_allowed(req)),
     }
 }
 
-fn update(
+/// `.../virtualMachines/{i}/instanceView`.
+pub(crate) fn instance_view(
     state: &mut State,
     req: &Req,
-    existing: Value,
-    op: &str,
-    vmss_id: &str,
+    rg: &str,
+    vmss: &str,
+    inst: &str,
 ) -> Result<Reply, ArmError> {
+    if req.method != "GET" {
+        return Err(method_not_allowed(req));
+    }
+    Ok(Reply::json(
+        200,
+        instance_view::of(&instance(state, rg, vmss, inst)?),
+    ))
+}
+
+fn update(state: &mut State, req: &Req, existing: Value, op: &str) -> Result<Reply, ArmError> {
     check_preconditions(req, Some(&existing))?;
     let mut body = req.json_object()?;
-    if let Some(o) = body.as_object_mut() {
-        for ro in ["id", "name", "type", "etag", "instanceId"] {
-            o.remove(ro);
-        }
-        if let Some(p) = o.get_mut("properties").and_then(Value::as_object_mut) {
-            for ro in [
-                "provisioningState",
-                "latestModelApplied",
-                "vmId",
-                "networkProfile",
-                "osProfile",
-            ] {
-                p.remove(ro);
-            }
-        }
-    }
+    schema::prune_request(INSTANCE_TYPE, &mut body);
     let id = id_of(&existing).to_owned();
     super::common::location_for(&body, Some(&existing), &id)?;
     let mut v = existing.clone();
     merge(&mut v, &body);
     let nics = v
-        .pointer("/properties/networkProfileConfiguration/networkInterfaceConfigurations")
+        .pointer(INSTANCE_NICS)
         .cloned()
         .unwrap_or_else(|| json!([]));
     instance_nics::validate(state, &nics, &id)?;
@@ -148,40 +104,10 @@ fn update(
     targets.extend(m.keys());
     state.store.put(v);
     instance_nics::commit(state, &id, m);
-    refresh_latest_model(state, vmss_id);
-    let headers = lro::begin(
-        state,
-        req,
-        plan,
-        LroKind::Put,
-        LroStyle::Location,
-        COMPUTE,
-        targets,
-    );
-    let mut reply = Reply::empty(202);
-    reply.headers.extend(headers);
-    Ok(reply)
-}
-
-/// `GET .../virtualMachines/{i}/networkInterfaces/{nic}` (the Network provider's VMSS NIC API).
-pub(crate) fn get_nic(
-    state: &mut State,
-    req: &Req,
-    rg: &str,
-    vmss: &str,
-    inst: &str,
-    nic: &str,
-) -> Result<Reply, ArmError> {
-    if req.method != "GET" {
-        return Err(method_not_allowed(req));
-    }
-    let id = format!(
-        "{}/virtualMachines/{inst}/networkInterfaces/{nic}",
-        vmss_id(state, rg, vmss)
-    );
-    let v = state
-        .store
-        .get(&id)
-        .ok_or_else(|| not_found(NIC_TYPE, &format!("{vmss}/{inst}/{nic}"), rg))?;
-    Ok(Reply::json(200, render(&state.store, v)).with_etag_header())
+    let vmss_id = id
+        .rsplit_once("/virtualMachines/")
+        .map(|(v, _)| v.to_owned())
+        .unwrap_or_default();
+    refresh_latest_model(state, &vmss_id);
+    Ok(write_reply(state, req, op, plan, targets, false))
 }

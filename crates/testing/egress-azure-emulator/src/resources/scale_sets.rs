@@ -1,141 +1,168 @@
-//! Virtual machine scale sets: LIST in a resource group, GET, PUT/PATCH of the model (merged
-//! into the stored model, as Compute does for partial bodies), and `manualupgrade`, which applies
-//! the model to instances. Changing the model never changes instances by itself.
+//! Virtual machine scale sets: PUT (create, or update merged into the stored model) and PATCH
+//! (merged, as Compute does for partial bodies), `sku.capacity` changes that add or remove
+//! instances, and `manualupgrade`, which applies the model to instances. Changing the model
+//! never changes existing instances by itself (upgrade policy Manual).
 
-use super::common::{check_preconditions, list_reply, not_found};
-use super::instance_nics::{self, canonical};
-use super::method_not_allowed;
-use super::scale_set_vms::{INSTANCE_TYPE, instance_value};
+use super::common::{check_preconditions, location_for};
+use super::instance_nics;
+use super::scale_set_model::{
+    MODEL_NICS, VMSS_TYPE, computer_name, instance_keys, instance_value, next_etag,
+    refresh_latest_model, scale_set, vmss_id,
+};
+use super::top_level::{Resolved, write_reply};
 use crate::error::{ArmError, EmulatorError};
 use crate::http::{Reply, Req};
-use crate::ids::{COMPUTE, key, resource_id};
-use crate::lro::{self, LroKind, LroStyle};
+use crate::ids::key;
+use crate::lro;
+use crate::schema;
 use crate::seed::SeedScaleSet;
 use crate::state::State;
 use crate::store::{id_of, merge};
 use serde_json::{Value, json};
 
-/// ARM type of scale sets.
-pub(crate) const VMSS_TYPE: &str = "Microsoft.Compute/virtualMachineScaleSets";
+/// Most instances one scale set may have (Azure's limit for a single placement group off).
+const MAX_CAPACITY: u64 = 1000;
 
-const MODEL_NICS: &str =
-    "/properties/virtualMachineProfile/networkProfile/networkInterfaceConfigurations";
-
-/// Compute ETags are quoted counters.
-pub(crate) fn next_etag(v: &Value) -> String {
-    let n: u64 = v
-        .get("etag")
-        .and_then(Value::as_str)
-        .and_then(|e| e.trim_matches('"').parse().ok())
-        .unwrap_or(0);
-    format!("\"{}\"", n + 1)
+fn invalid(target: &str, message: String) -> ArmError {
+    ArmError::bad_request("InvalidParameter", message).with_target(target)
 }
 
-fn vmss_id(state: &State, rg: &str, name: &str) -> String {
-    resource_id(
-        &state.settings.subscription,
-        rg,
-        COMPUTE,
-        "virtualMachineScaleSets",
-        name,
-    )
-}
-
-pub(crate) fn list(state: &mut State, req: &Req, rg: &str) -> Result<Reply, ArmError> {
-    if req.method != "GET" {
-        return Err(method_not_allowed(req));
+/// `VirtualMachineScaleSets.CreateOrUpdate`.
+pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Result<Reply, ArmError> {
+    match r.existing.clone() {
+        Some(existing) => update(state, req, existing, op),
+        None => create(state, req, r, op),
     }
-    Ok(list_reply(
-        state.store.of_type_in_rg(VMSS_TYPE, rg).cloned().collect(),
-    ))
 }
 
-pub(crate) fn handle(
+/// `VirtualMachineScaleSets.Update` (PATCH).
+pub(crate) fn patch(
     state: &mut State,
     req: &Req,
-    rg: &str,
-    name: &str,
+    r: &Resolved,
     op: &str,
 ) -> Result<Reply, ArmError> {
-    let id = vmss_id(state, rg, name);
-    let existing = state.store.get(&id).cloned();
-    match req.method.as_str() {
-        "GET" => existing
-            .map(|v| Reply::json(200, v).with_etag_header())
-            .ok_or_else(|| not_found(VMSS_TYPE, name, rg)),
-        "PUT" | "PATCH" => {
-            let existing = existing.ok_or_else(|| {
-                ArmError::not_found(
-                    "ResourceNotFound",
-                    format!("The Resource '{VMSS_TYPE}/{name}' under resource group '{rg}' was not found. The emulator creates scale sets from its seed only."),
-                )
-            })?;
-            update(state, req, existing, op)
+    let existing = r
+        .existing
+        .clone()
+        .ok_or_else(|| super::common::not_found(VMSS_TYPE, &r.name, &r.rg))?;
+    update(state, req, existing, op)
+}
+
+fn request_body(req: &Req) -> Result<Value, ArmError> {
+    let mut body = req.json_object()?;
+    schema::prune_request(VMSS_TYPE, &mut body);
+    Ok(body)
+}
+
+fn create(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Result<Reply, ArmError> {
+    check_preconditions(req, None)?;
+    let body = request_body(req)?;
+    let location = location_for(&body, None, &r.id)?;
+    let nics = body.pointer(MODEL_NICS).cloned().ok_or_else(|| {
+        invalid(
+            "virtualMachineProfile.networkProfile",
+            "Required parameter 'networkProfile.networkInterfaceConfigurations' is missing (null)."
+                .into(),
+        )
+    })?;
+    instance_nics::validate(state, &nics, &r.id)?;
+    let mut v = json!({
+        "id": r.id, "name": r.name, "type": VMSS_TYPE, "location": location, "etag": "\"1\"",
+        "tags": {}, "sku": {"name": "Standard_D2s_v3", "tier": "Standard", "capacity": 0},
+        "properties": {
+            "uniqueId": uuid::Uuid::new_v4().to_string(),
+            "orchestrationMode": "Uniform",
+            "upgradePolicy": {"mode": "Manual"},
+            "timeCreated": jiff::Timestamp::now().to_string(),
         }
-        _ => Err(method_not_allowed(req)),
-    }
+    });
+    merge(&mut v, &body);
+    v["properties"]["provisioningState"] = json!("Updating");
+    let plan = lro::plan(state, req, op);
+    state.store.put(v);
+    let mut targets = vec![key(&r.id)];
+    targets.extend(scale(state, &r.id, "Updating")?);
+    Ok(write_reply(state, req, op, plan, targets, true))
 }
 
 fn update(state: &mut State, req: &Req, existing: Value, op: &str) -> Result<Reply, ArmError> {
     check_preconditions(req, Some(&existing))?;
-    let mut body = req.json_object()?;
-    if let Some(o) = body.as_object_mut() {
-        for ro in ["id", "name", "type", "etag"] {
-            o.remove(ro);
-        }
-        if let Some(p) = o.get_mut("properties").and_then(Value::as_object_mut) {
-            for ro in ["provisioningState", "uniqueId", "timeCreated"] {
-                p.remove(ro);
-            }
-        }
-    }
+    let body = request_body(req)?;
     let id = id_of(&existing).to_owned();
-    super::common::location_for(&body, Some(&existing), &id)?;
+    location_for(&body, Some(&existing), &id)?;
     let mut v = existing.clone();
     merge(&mut v, &body);
+    if let Some(tags) = body.get("tags") {
+        // Tags are one value in ARM: a write replaces them, never merges key by key.
+        v["tags"] = tags.clone();
+    }
     let nics = v.pointer(MODEL_NICS).cloned().unwrap_or_else(|| json!([]));
     instance_nics::validate(state, &nics, &id)?;
+    capacity(&v)?;
     v["etag"] = json!(next_etag(&existing));
     v["properties"]["provisioningState"] = json!("Updating");
     let plan = lro::plan(state, req, op);
     state.store.put(v);
+    let mut targets = vec![key(&id)];
+    targets.extend(scale(state, &id, "Updating")?);
     refresh_latest_model(state, &id);
-    let headers = lro::begin(
-        state,
-        req,
-        plan,
-        LroKind::Put,
-        LroStyle::Location,
-        COMPUTE,
-        vec![key(&id)],
-    );
-    let mut reply = Reply::empty(202);
-    reply.headers.extend(headers);
-    Ok(reply)
+    Ok(write_reply(state, req, op, plan, targets, false))
 }
 
-/// Instances whose network configuration equals the model's have the latest model.
-pub(crate) fn refresh_latest_model(state: &mut State, vmss_id: &str) {
-    let model = state
-        .store
-        .get(vmss_id)
-        .and_then(|v| v.pointer(MODEL_NICS))
-        .map(canonical);
-    let prefix = format!("{}/virtualmachines/", key(vmss_id));
-    let ids: Vec<String> = state
-        .store
-        .of_type(INSTANCE_TYPE)
-        .map(|v| key(id_of(v)))
-        .filter(|k| k.starts_with(&prefix) && !k[prefix.len()..].contains('/'))
-        .collect();
-    for k in ids {
-        if let Some(inst) = state.store.get_mut(&k) {
-            let mine = inst
-                .pointer("/properties/networkProfileConfiguration/networkInterfaceConfigurations")
-                .map(canonical);
-            inst["properties"]["latestModelApplied"] = json!(mine == model);
-        }
+fn capacity(v: &Value) -> Result<u64, ArmError> {
+    match v.pointer("/sku/capacity") {
+        None => Ok(0),
+        Some(c) => c
+            .as_u64()
+            .filter(|c| *c <= MAX_CAPACITY)
+            .ok_or_else(|| {
+                invalid(
+                    "sku.capacity",
+                    format!("The value {c} of parameter 'sku.capacity' is not valid: it must be a whole number from 0 to {MAX_CAPACITY}."),
+                )
+            }),
     }
+}
+
+/// Makes the number of instances equal `sku.capacity`: new instances (next free IDs) take the
+/// model; scale-in removes the highest instance IDs (Azure's default scale-in policy without
+/// zones) with their NICs and public IPs. Returns the keys of what it wrote.
+fn scale(state: &mut State, vmss_id: &str, provisioning: &str) -> Result<Vec<String>, ArmError> {
+    let Some(vmss) = state.store.get(vmss_id).cloned() else {
+        return Ok(Vec::new());
+    };
+    let want = usize::try_from(capacity(&vmss)?).unwrap_or(usize::MAX);
+    let have = instance_keys(state, vmss_id);
+    let mut written = Vec::new();
+    for k in have.iter().skip(want) {
+        for child in state.store.children_of(k) {
+            state.store.remove(&child);
+        }
+        state.store.remove(k);
+    }
+    let prefix = vmss
+        .pointer("/properties/virtualMachineProfile/osProfile/computerNamePrefix")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| vmss["name"].as_str().unwrap_or_default())
+        .to_owned();
+    let first = have
+        .last()
+        .and_then(|k| k.rsplit('/').next())
+        .and_then(|i| i.parse::<u32>().ok())
+        .map_or(0, |i| i + 1);
+    let missing = u32::try_from(want.saturating_sub(have.len())).unwrap_or(u32::MAX);
+    for next in first..first.saturating_add(missing) {
+        let mut inst = instance_value(&vmss, next, &computer_name(&prefix, next));
+        inst["properties"]["provisioningState"] = json!(provisioning);
+        let inst_id = id_of(&inst).to_owned();
+        let m = instance_nics::materialise(state, &inst, provisioning)?;
+        written.push(key(&inst_id));
+        written.extend(m.keys());
+        state.store.put(inst);
+        instance_nics::commit(state, &inst_id, m);
+    }
+    Ok(written)
 }
 
 /// `POST .../manualupgrade {"instanceIds": [...]}`: instances take the model's network configuration.
@@ -147,14 +174,10 @@ pub(crate) fn manual_upgrade(
     op: &str,
 ) -> Result<Reply, ArmError> {
     if req.method != "POST" {
-        return Err(method_not_allowed(req));
+        return Err(super::method_not_allowed(req));
     }
-    let id = vmss_id(state, rg, name);
-    let vmss = state
-        .store
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| not_found(VMSS_TYPE, name, rg))?;
+    let vmss = scale_set(state, rg, name)?.clone();
+    let id = id_of(&vmss).to_owned();
     let body = req.json_object()?;
     let ids: Vec<String> = body
         .get("instanceIds")
@@ -166,27 +189,33 @@ pub(crate) fn manual_upgrade(
         })
         .unwrap_or_default();
     if ids.is_empty() {
-        return Err(ArmError::bad_request(
-            "InvalidParameter",
-            "instanceIds must list at least one instance.",
-        )
-        .with_target("instanceIds"));
+        return Err(invalid(
+            "instanceIds",
+            "instanceIds must list at least one instance.".into(),
+        ));
     }
     let model = vmss
         .pointer(MODEL_NICS)
         .cloned()
         .unwrap_or_else(|| json!([]));
+    let mut instances = Vec::new();
+    for iid in &ids {
+        let inst = state
+            .store
+            .get(&format!("{id}/virtualMachines/{iid}"))
+            .cloned()
+            .ok_or_else(|| {
+                invalid(
+                    "instanceIds",
+                    format!("Instance '{iid}' does not exist in scale set '{name}'."),
+                )
+            })?;
+        instances.push(inst);
+    }
     let plan = lro::plan(state, req, op);
     let mut targets = Vec::new();
-    for iid in &ids {
-        let inst_id = format!("{id}/virtualMachines/{iid}");
-        let mut inst = state.store.get(&inst_id).cloned().ok_or_else(|| {
-            ArmError::bad_request(
-                "InvalidParameter",
-                format!("Instance '{iid}' does not exist in scale set '{name}'."),
-            )
-            .with_target("instanceIds")
-        })?;
+    for mut inst in instances {
+        let inst_id = id_of(&inst).to_owned();
         inst["properties"]["networkProfileConfiguration"] =
             json!({ "networkInterfaceConfigurations": model });
         inst["properties"]["provisioningState"] = json!("Updating");
@@ -198,30 +227,7 @@ pub(crate) fn manual_upgrade(
         instance_nics::commit(state, &inst_id, m);
     }
     refresh_latest_model(state, &id);
-    let headers = lro::begin(
-        state,
-        req,
-        plan,
-        LroKind::Put,
-        LroStyle::Location,
-        COMPUTE,
-        targets,
-    );
-    let mut reply = Reply::empty(202);
-    reply.headers.extend(headers);
-    Ok(reply)
-}
-
-/// AKS computer names: prefix + instance ID in six base-36 digits.
-pub(crate) fn computer_name(prefix: &str, instance: u32) -> String {
-    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut n = instance;
-    let mut out = [b'0'; 6];
-    for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(n % 36) as usize];
-        n /= 36;
-    }
-    format!("{prefix}{}", String::from_utf8_lossy(&out))
+    Ok(write_reply(state, req, op, plan, targets, false))
 }
 
 /// Creates a scale set with its instances from the seed.
@@ -266,27 +272,8 @@ pub(crate) fn seed_scale_set(
             }
         }
     });
-    state.store.put(vmss.clone());
-    for i in 0..s.instances {
-        let inst = instance_value(&vmss, i, &computer_name(&prefix, i));
-        let inst_id = id_of(&inst).to_owned();
-        let m = instance_nics::materialise(state, &inst, "Succeeded").map_err(|e| {
-            EmulatorError::InvalidSeed(format!("scale set {}: {}", s.name, e.message))
-        })?;
-        state.store.put(inst);
-        instance_nics::commit(state, &inst_id, m);
-    }
+    state.store.put(vmss);
+    scale(state, &id, "Succeeded")
+        .map_err(|e| EmulatorError::InvalidSeed(format!("scale set {}: {}", s.name, e.message)))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-    use super::*;
-
-    #[test]
-    fn computer_names_use_six_base36_digits() {
-        assert_eq!(computer_name("gw-vmss", 0), "gw-vmss000000");
-        assert_eq!(computer_name("gw-vmss", 37), "gw-vmss000011");
-    }
 }

@@ -1,7 +1,7 @@
-//! Standalone virtual machines (AKS VirtualMachines pools): LIST in a resource group and GET.
-//! They come from the seed; their NICs are standalone NICs.
+//! Standalone virtual machines (AKS VirtualMachines pools): the instance view (GET and lists
+//! are `top_level`'s). They come from the seed; their NICs are standalone NICs.
 
-use super::common::{list_reply, not_found};
+use super::common::not_found;
 use super::method_not_allowed;
 use super::network_interfaces::seed_nic;
 use crate::error::{ArmError, EmulatorError};
@@ -14,16 +14,13 @@ use serde_json::{Value, json};
 /// ARM type of VMs.
 pub(crate) const VM_TYPE: &str = "Microsoft.Compute/virtualMachines";
 
-pub(crate) fn list(state: &mut State, req: &Req, rg: &str) -> Result<Reply, ArmError> {
-    if req.method != "GET" {
-        return Err(method_not_allowed(req));
-    }
-    Ok(list_reply(
-        state.store.of_type_in_rg(VM_TYPE, rg).cloned().collect(),
-    ))
-}
-
-pub(crate) fn get(state: &mut State, req: &Req, rg: &str, name: &str) -> Result<Reply, ArmError> {
+/// `.../virtualMachines/{name}/instanceView`.
+pub(crate) fn instance_view(
+    state: &mut State,
+    req: &Req,
+    rg: &str,
+    name: &str,
+) -> Result<Reply, ArmError> {
     if req.method != "GET" {
         return Err(method_not_allowed(req));
     }
@@ -34,11 +31,11 @@ pub(crate) fn get(state: &mut State, req: &Req, rg: &str, name: &str) -> Result<
         "virtualMachines",
         name,
     );
-    state
+    let vm = state
         .store
         .get(&id)
-        .map(|v| Reply::json(200, v.clone()))
-        .ok_or_else(|| not_found(VM_TYPE, name, rg))
+        .ok_or_else(|| not_found(VM_TYPE, name, rg))?;
+    Ok(Reply::json(200, super::instance_view::of(vm)))
 }
 
 /// Creates a VM from the seed and attaches its NICs.

@@ -6,6 +6,7 @@ mod apply;
 pub(crate) use apply::apply;
 
 use crate::error::EmulatorError;
+use crate::forms::ResponseForm;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,6 +71,32 @@ pub struct Seed {
     /// Where new public IP prefixes and standalone public IPs come from.
     #[serde(default)]
     pub public_ip_pools: SeedPublicIpPools,
+    /// Response forms of long-running operations: operation name or glob → form
+    /// (`async`, `location`, `both`, `accepted`, `polled`, `done`).
+    #[serde(default, with = "forms_map")]
+    pub response_forms: Vec<(String, ResponseForm)>,
+}
+
+/// `responseForms` is a YAML map in the file and an ordered list in the struct.
+mod forms_map {
+    use super::ResponseForm;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(v: &[(String, ResponseForm)], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .cloned()
+            .collect::<BTreeMap<String, ResponseForm>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, ResponseForm)>, D::Error> {
+        Ok(BTreeMap::<String, ResponseForm>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
 }
 
 /// A resource group.
@@ -275,6 +302,7 @@ impl Default for Seed {
             network_interfaces: Vec::new(),
             virtual_machines: Vec::new(),
             public_ip_pools: SeedPublicIpPools::default(),
+            response_forms: Vec::new(),
         }
     }
 }

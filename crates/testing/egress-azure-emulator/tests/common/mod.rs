@@ -7,6 +7,8 @@ use serde_json::Value;
 
 pub const NET: &str = "2024-05-01";
 pub const COMPUTE: &str = "2024-07-01";
+/// The Network RP's scale-set NIC and public IP reads are pinned to this version.
+pub const VMSS_NET: &str = "2018-10-01";
 pub const RG: &str = "rg-egress";
 
 /// A plain-http client that also works when reqwest's rustls feature is enabled by feature
