@@ -115,9 +115,9 @@ pub fn cni_manager(
             "--http-addr".into(),
             "127.0.0.1:8080".into(),
             "--uninstall-on-exit".into(),
-            // This kernel has no WireGuard module: pod tunnels use wireguard-go.
+            // wireguard-go unless the run is inside UML (`run --kernel-wireguard`).
             "--wireguard-backend".into(),
-            "userspace".into(),
+            crate::backend::wireguard_backend().into(),
         ],
         env: vec![("KUBECONFIG".into(), s(kubeconfig))],
     }
@@ -152,7 +152,7 @@ pub fn gateway_daemon(
             "--gateway-netns".into(),
             gateway_netns(node),
             "--wireguard-backend".into(),
-            "userspace".into(),
+            crate::backend::wireguard_backend().into(),
             "--wireguard-log-dir".into(),
             s(log_dir),
             "--lb-probe-drain-delay-seconds".into(),
