@@ -41,6 +41,8 @@ check-chart: deps ## helm lint --strict the chart (render, validation and RBAC t
 test: deps lint check-generated check-chart ## Everything CI runs: deps, lint, generated files, chart, all tests
 	@# The simulator's end-to-end tests run our real binaries: build them all first.
 	$(CARGO) build --workspace --bins
+	@# The UML kernel of the kernel-WireGuard stage (built once per machine; egress-uml's own tests boot it).
+	hack/uml/build-kernel.sh >/dev/null
 	$(CARGO) test --workspace --no-fail-fast
 	CARGO=$(CARGO) hack/uml/test-kernel-backend.sh
 

@@ -40,7 +40,7 @@ for line in sys.stdin:
     pkg = m["package_id"].split("#")[0].rsplit("/", 1)[-1].split("@")[0]
     name = m["target"]["name"]
     if f"{pkg}:{name}" in wanted:
-        print(f"{pkg}:{name}\t{m[\"executable\"]}\t{os.path.dirname(m[\"manifest_path\"])}")
+        print("\t".join([pkg + ":" + name, m["executable"], os.path.dirname(m["manifest_path"])]))
 ' "${TESTS[@]}")
 if [ "${#targets[@]}" -ne "${#TESTS[@]}" ]; then
   echo "test-uml: expected ${#TESTS[@]} test binaries from cargo, got ${#targets[@]}: ${targets[*]}" >&2

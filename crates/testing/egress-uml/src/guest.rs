@@ -59,7 +59,30 @@ fn mount_fs(source: &str, target: &Path, fstype: &str, data: Option<&str>) -> Re
 fn mount_system(job: &Job) -> Result<(), UmlError> {
     mount_fs("proc", Path::new("/proc"), "proc", None)?;
     mount_fs("sysfs", Path::new("/sys"), "sysfs", None)?;
-    mount_fs("devtmpfs", Path::new("/dev"), "devtmpfs", None)?;
+    // The UML defconfig mounts devtmpfs on /dev itself (CONFIG_DEVTMPFS_MOUNT): EBUSY.
+    match mount_fs("devtmpfs", Path::new("/dev"), "devtmpfs", None) {
+        Err(UmlError::Guest { detail, .. }) if detail.starts_with("EBUSY") => {}
+        other => other?,
+    }
+    // The guest's own devtmpfs is writable; the mount points under it and the links udev
+    // would make (`nft -f /dev/stdin` needs one) do not exist yet.
+    for dir in ["/dev/pts", "/dev/shm"] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| UmlError::guest(format!("create {dir}"))(e.to_string()))?;
+    }
+    for (link, target) in [
+        ("/dev/fd", "/proc/self/fd"),
+        ("/dev/stdin", "/proc/self/fd/0"),
+        ("/dev/stdout", "/proc/self/fd/1"),
+        ("/dev/stderr", "/proc/self/fd/2"),
+    ] {
+        match std::os::unix::fs::symlink(target, link) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(UmlError::guest(format!("link {link}"))(e.to_string()));
+            }
+            _ => {}
+        }
+    }
     mount_fs(
         "devpts",
         Path::new("/dev/pts"),

@@ -160,8 +160,9 @@ fn spawn(machine: &Machine, dir: &Path, job: &Path) -> Result<Child, UmlError> {
         .arg(format!("{JOB_ENV}={}", job.display()))
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        // UML's memory file: unlinked at once, so it cannot outlive the process.
-        .env("TMPDIR", dir)
+        // UML's memory file: on tmpfs (else UML warns and the guest's RAM is disk-backed),
+        // unlinked at once, so it cannot outlive the process.
+        .env("TMPDIR", "/dev/shm")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -98,8 +98,10 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         env.retain(|(key, _)| key != k);
         env.push((k.into(), v.into()));
     }
+    // Init starts in `/`: a relative directory means the runner's.
     let cwd = match args.cwd {
-        Some(c) => c,
+        Some(c) => std::fs::canonicalize(&c)
+            .with_context(|| format!("find the working directory {}", c.display()))?,
         None => std::env::current_dir().context("read the working directory")?,
     };
     let machine = Machine {
