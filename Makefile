@@ -65,6 +65,8 @@ demo: deps ## The whole system on a simulated cluster with emulated Azure (root)
 bench: deps ## Run the benchmarks (as root; method and results in docs/benchmarks.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: needs root (network namespaces, wireguard-go)" >&2; exit 1; }
 	$(CARGO) bench -p egress-dataplane --bench peers
+	@# Kernel WireGuard inside User-Mode Linux (docs/testing.md): peers for both backends side by side, tunnel throughput, e2e failover/restart.
+	CARGO=$(CARGO) hack/uml/bench-kernel-backend.sh
 
 clean: ## Remove build output and installed tools
 	$(CARGO) clean
