@@ -10,7 +10,7 @@ CHART_TEST_VALUES := --set azureConfig.subscriptionId=sub,azureConfig.resourceGr
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE_REPO ?=
 
-.PHONY: help deps build generate lint check-generated check-chart test images demo bench clean
+.PHONY: help deps build generate lint check-generated check-chart test test-uml uml-kernel images demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,7 +41,16 @@ check-chart: deps ## helm lint --strict the chart (render, validation and RBAC t
 test: deps lint check-generated check-chart ## Everything CI runs: deps, lint, generated files, chart, all tests
 	@# The simulator's end-to-end tests run our real binaries: build them all first.
 	$(CARGO) build --workspace --bins
+	@# The UML kernel of the kernel-WireGuard stage (built once per machine; egress-uml's own tests boot it).
+	hack/uml/build-kernel.sh >/dev/null
 	$(CARGO) test --workspace --no-fail-fast
+	CARGO=$(CARGO) hack/uml/test-kernel-backend.sh
+
+uml-kernel: deps ## Build the User-Mode Linux kernel with WireGuard (once per machine; cached in ~/.cache/kube-egress-gateway/uml)
+	@hack/uml/build-kernel.sh
+
+test-uml: deps ## The privileged data-plane, gateway-daemon and CNI tunnel tests again, with kernel WireGuard inside User-Mode Linux
+	CARGO=$(CARGO) hack/uml/test-kernel-backend.sh
 
 images: ## Build the container images (docker/*.Dockerfile; needs Docker; IMAGE_REPO=..., IMAGE_TAG=...)
 	@for c in egress-operator egress-gateway-daemon egress-cni-manager kube-egress-cni; do \
@@ -56,6 +65,8 @@ demo: deps ## The whole system on a simulated cluster with emulated Azure (root)
 bench: deps ## Run the benchmarks (as root; method and results in docs/benchmarks.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: needs root (network namespaces, wireguard-go)" >&2; exit 1; }
 	$(CARGO) bench -p egress-dataplane --bench peers
+	@# Kernel WireGuard inside User-Mode Linux (docs/testing.md): peers for both backends side by side, tunnel throughput, e2e failover/restart.
+	CARGO=$(CARGO) hack/uml/bench-kernel-backend.sh
 
 clean: ## Remove build output and installed tools
 	$(CARGO) clean

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 iputils-ping iperf3 containernetworking-plugins python3-venv curl)
+# The User-Mode Linux kernel of the kernel-WireGuard tests (hack/uml/build-kernel.sh).
+APT_PACKAGES+=(linux-source-6.12 build-essential flex bison bc libelf-dev xz-utils patch)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,8 +1,10 @@
-//! Peer-programming benchmark against wireguard-go in throwaway namespaces (run as root):
-//! time to program 1,000 and 10,000 peers on a cold gateway node, and the marginal cost of
-//! adding and removing one peer when 0, 1,000 or 10,000 exist.
+//! Peer-programming benchmark in throwaway namespaces (run as root): time to program 1,000 and
+//! 10,000 peers on a cold gateway node, and the marginal cost of adding and removing one peer
+//! when 0, 1,000 or 10,000 exist, for each WireGuard backend named in
+//! `EGRESS_BENCH_BACKENDS` (default `userspace`; `make bench` also runs
+//! `userspace,kernel` inside User-Mode Linux, so both appear side by side from one run).
 //!
-//! `cargo bench -p egress-dataplane --bench peers`; prints a Markdown table.
+//! `cargo bench -p egress-dataplane --bench peers`; prints Markdown tables.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::Ipv4Addr;
@@ -13,11 +15,11 @@ use egress_dataplane::control::LinkControl;
 use egress_dataplane::exec::NetlinkLinks;
 use egress_dataplane::netns;
 use egress_dataplane::state::GatewayTunnel;
-use egress_dataplane::wireguard::{UserspaceConfig, UserspaceWireGuard};
 use egress_dataplane::{
     AddressSpec, Dataplane, GatewayNodeState, InterfaceName, NetnsName, NetnsRef, Op, Peer,
     PrivateKey, RouteSpec, WgDeviceId, observe_request_for_gateway_node, plan_gateway_node,
 };
+use egress_testkit::{Backend, WireGuardExecutor};
 
 const REPEAT: usize = 21;
 
@@ -25,7 +27,7 @@ struct Bench {
     node: NetnsName,
     gateway: NetnsName,
     links: Arc<NetlinkLinks>,
-    wireguard: Arc<UserspaceWireGuard>,
+    wireguard: WireGuardExecutor,
     dp: Dataplane,
 }
 
@@ -39,6 +41,18 @@ impl Drop for Bench {
     }
 }
 
+/// The backends to measure, from `EGRESS_BENCH_BACKENDS` (comma-separated).
+fn backends() -> Vec<Backend> {
+    let list = std::env::var("EGRESS_BENCH_BACKENDS").unwrap_or_else(|_| "userspace".into());
+    list.split(',')
+        .map(|b| match b.trim() {
+            "userspace" => Backend::Userspace,
+            "kernel" => Backend::Kernel,
+            other => panic!("EGRESS_BENCH_BACKENDS: unknown backend {other:?}"),
+        })
+        .collect()
+}
+
 fn peers(n: u32, base: u32) -> Vec<Peer> {
     (0..n)
         .map(|i| Peer {
@@ -50,20 +64,15 @@ fn peers(n: u32, base: u32) -> Vec<Peer> {
 }
 
 impl Bench {
-    async fn new() -> Self {
+    async fn new(backend: Backend) -> Self {
         let pid = std::process::id();
         let node: NetnsName = format!("dpbench{pid}-node").parse().unwrap();
         let gateway: NetnsName = format!("dpbench{pid}-gw").parse().unwrap();
         netns::create_netns(&node).unwrap();
         let links = Arc::new(NetlinkLinks::new());
-        let wireguard = Arc::new(UserspaceWireGuard::new(
-            links.clone(),
-            UserspaceConfig {
-                log_dir: std::env::temp_dir().join(format!("dpbench{pid}")),
-                ..UserspaceConfig::default()
-            },
-        ));
-        let dp = Dataplane::system(links.clone(), wireguard.clone());
+        let log_dir = std::env::temp_dir().join(format!("dpbench{pid}"));
+        let wireguard = WireGuardExecutor::new(backend, links.clone(), Some(log_dir));
+        let dp = wireguard.dataplane(links.clone());
         let host = NetnsRef::Named(node.clone());
         // A veth stands in for the NIC (this kernel has no dummy driver).
         let eth0: InterfaceName = "eth0".parse().unwrap();
@@ -157,9 +166,7 @@ impl Bench {
 
     async fn teardown_gateway(&self) {
         let device = self.device();
-        egress_dataplane::control::WireGuardControl::delete(self.wireguard.as_ref(), &device)
-            .await
-            .unwrap();
+        self.wireguard.control().delete(&device).await.unwrap();
         self.links.forget(&device.netns);
         netns::delete_netns(&self.gateway).unwrap();
         // The kernel tears a namespace (and the veth into it) down asynchronously.
@@ -203,112 +210,127 @@ async fn main() {
         return;
     }
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIPPED: the peer benchmark needs root (network namespaces, wireguard-go)");
+        eprintln!("SKIPPED: the peer benchmark needs root (network namespaces, WireGuard)");
         return;
     }
-    let bench = Bench::new().await;
+    let backends = backends();
     let key = PrivateKey::generate();
 
     println!("\n## Cold start: whole gateway node with N peers (observe + plan + apply)\n");
     println!(
-        "| peers | observe ms | plan ms | apply: node ms | apply: peers ms | apply: routes ms | total ms | per peer µs |"
+        "| backend | peers | observe ms | plan ms | apply: node ms | apply: peers ms | apply: routes ms | total ms | per peer µs |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for n in [1_000u32, 10_000] {
-        let ps = peers(n, 0x0a40_0000);
-        let desired = bench.desired(&key, &ps);
-        let started = Instant::now();
-        let [o, p, setup, peer_ops, routes] = bench.converge_split(&desired).await;
-        let total = started.elapsed();
-        assert_eq!(bench.peer_count(&desired).await, n as usize);
-        println!(
-            "| {n} | {} | {} | {} | {} | {} | {} | {:.1} |",
-            ms(o),
-            ms(p),
-            ms(setup),
-            ms(peer_ops),
-            ms(routes),
-            ms(total),
-            total.as_secs_f64() * 1e6 / f64::from(n)
-        );
-        bench.teardown_gateway().await;
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &backend in &backends {
+        let bench = Bench::new(backend).await;
+        for n in [1_000u32, 10_000] {
+            cold_start(&bench, backend, &key, n).await;
+        }
     }
 
     println!("\n## Marginal cost of one peer (median of {REPEAT})\n");
     println!(
-        "| existing peers | add: apply ms | remove: apply ms | add: observe+plan+apply ms | remove: observe+plan+apply ms |"
+        "| backend | existing peers | add: apply ms | remove: apply ms | add: observe+plan+apply ms | remove: observe+plan+apply ms |"
     );
-    println!("|---:|---:|---:|---:|---:|");
-    for existing in [0u32, 1_000, 10_000] {
-        let ps = peers(existing, 0x0a40_0000);
-        let mut desired = bench.desired(&key, &ps);
-        bench.converge(&desired).await;
-        let device = bench.device();
-        let gw_ns = NetnsRef::Named(bench.gateway.clone());
-        let extra = peers(u32::try_from(REPEAT).unwrap(), 0x0a80_0000);
-        let (mut add, mut remove, mut add_cycle, mut remove_cycle) =
-            (vec![], vec![], vec![], vec![]);
-        for p in &extra {
-            // What the daemon does on one watch event: the two ops for this peer only.
-            let route = RouteSpec::on_link(*p.allowed_ips.first().unwrap(), device.name.clone());
-            let t = Instant::now();
-            bench
-                .dp
-                .apply(&[
-                    Op::AddPeer {
-                        device: device.clone(),
-                        peer: p.clone(),
-                    },
-                    Op::AddRoute {
-                        netns: gw_ns.clone(),
-                        route: route.clone(),
-                    },
-                ])
-                .await
-                .unwrap();
-            add.push(t.elapsed());
-            let t = Instant::now();
-            bench
-                .dp
-                .apply(&[
-                    Op::RemovePeer {
-                        device: device.clone(),
-                        public_key: p.public_key.clone(),
-                    },
-                    Op::DelRoute {
-                        netns: gw_ns.clone(),
-                        route,
-                    },
-                ])
-                .await
-                .unwrap();
-            remove.push(t.elapsed());
-            // A full reconcile for the same change: reads every peer back, so it grows with N.
-            desired
-                .gateway_mut(6000)
-                .unwrap()
-                .upsert_peer(p.clone())
-                .unwrap();
-            let t = Instant::now();
-            bench.converge(&desired).await;
-            add_cycle.push(t.elapsed());
-            desired
-                .gateway_mut(6000)
-                .unwrap()
-                .remove_peer(&p.public_key)
-                .unwrap();
-            let t = Instant::now();
-            bench.converge(&desired).await;
-            remove_cycle.push(t.elapsed());
+    println!("|---|---:|---:|---:|---:|---:|");
+    for &backend in &backends {
+        let bench = Bench::new(backend).await;
+        for existing in [0u32, 1_000, 10_000] {
+            marginal(&bench, backend, &key, existing).await;
         }
-        assert_eq!(bench.peer_count(&desired).await, existing as usize);
-        println!(
-            "| {existing} | {} | {} | {} | {} |",
-            ms(median(add)),
-            ms(median(remove)),
-            ms(median(add_cycle)),
-            ms(median(remove_cycle))
-        );
-        bench.teardown_gateway().await;
     }
+}
+
+async fn cold_start(bench: &Bench, backend: Backend, key: &PrivateKey, n: u32) {
+    let ps = peers(n, 0x0a40_0000);
+    let desired = bench.desired(key, &ps);
+    let started = Instant::now();
+    let [o, p, setup, peer_ops, routes] = bench.converge_split(&desired).await;
+    let total = started.elapsed();
+    assert_eq!(bench.peer_count(&desired).await, n as usize);
+    println!(
+        "| {} | {n} | {} | {} | {} | {} | {} | {} | {:.1} |",
+        backend.as_str(),
+        ms(o),
+        ms(p),
+        ms(setup),
+        ms(peer_ops),
+        ms(routes),
+        ms(total),
+        total.as_secs_f64() * 1e6 / f64::from(n)
+    );
+    bench.teardown_gateway().await;
+}
+
+async fn marginal(bench: &Bench, backend: Backend, key: &PrivateKey, existing: u32) {
+    let ps = peers(existing, 0x0a40_0000);
+    let mut desired = bench.desired(key, &ps);
+    bench.converge(&desired).await;
+    let device = bench.device();
+    let gw_ns = NetnsRef::Named(bench.gateway.clone());
+    let extra = peers(u32::try_from(REPEAT).unwrap(), 0x0a80_0000);
+    let (mut add, mut remove, mut add_cycle, mut remove_cycle) = (vec![], vec![], vec![], vec![]);
+    for p in &extra {
+        // What the daemon does on one watch event: the two ops for this peer only.
+        let route = RouteSpec::on_link(*p.allowed_ips.first().unwrap(), device.name.clone());
+        let t = Instant::now();
+        bench
+            .dp
+            .apply(&[
+                Op::AddPeer {
+                    device: device.clone(),
+                    peer: p.clone(),
+                },
+                Op::AddRoute {
+                    netns: gw_ns.clone(),
+                    route: route.clone(),
+                },
+            ])
+            .await
+            .unwrap();
+        add.push(t.elapsed());
+        let t = Instant::now();
+        bench
+            .dp
+            .apply(&[
+                Op::RemovePeer {
+                    device: device.clone(),
+                    public_key: p.public_key.clone(),
+                },
+                Op::DelRoute {
+                    netns: gw_ns.clone(),
+                    route,
+                },
+            ])
+            .await
+            .unwrap();
+        remove.push(t.elapsed());
+        // A full reconcile for the same change: reads every peer back, so it grows with N.
+        desired
+            .gateway_mut(6000)
+            .unwrap()
+            .upsert_peer(p.clone())
+            .unwrap();
+        let t = Instant::now();
+        bench.converge(&desired).await;
+        add_cycle.push(t.elapsed());
+        desired
+            .gateway_mut(6000)
+            .unwrap()
+            .remove_peer(&p.public_key)
+            .unwrap();
+        let t = Instant::now();
+        bench.converge(&desired).await;
+        remove_cycle.push(t.elapsed());
+    }
+    assert_eq!(bench.peer_count(&desired).await, existing as usize);
+    println!(
+        "| {} | {existing} | {} | {} | {} | {} |",
+        backend.as_str(),
+        ms(median(add)),
+        ms(median(remove)),
+        ms(median(add_cycle)),
+        ms(median(remove_cycle))
+    );
+    bench.teardown_gateway().await;
 }

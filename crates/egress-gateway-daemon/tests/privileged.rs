@@ -1,5 +1,6 @@
 //! Privileged end-to-end tests: the real daemon (watches, programmer, probe) against the
-//! in-memory API server, with the real data plane executors and wireguard-go, in throwaway
+//! in-memory API server, with the real data plane executors and wireguard-go (or kernel
+//! WireGuard with `EGRESS_WIREGUARD_BACKEND=kernel`, inside User-Mode Linux), in throwaway
 //! namespaces:
 //!
 //! ```text
@@ -296,7 +297,7 @@ async fn a_restart_with_1000_peers_keeps_a_transfer_alive_with_zero_loss() {
     })
     .await;
     wait_for("probe 200", WAIT, || probe_ok(&first, &a)).await;
-    let pid_before = lab.wireguard.daemon_pid(&dev).unwrap();
+    let pid_before = lab.wireguard_instance(&dev).await.unwrap();
     let index = lab
         .links
         .index(&dev.netns, &dev.name)
@@ -360,9 +361,9 @@ async fn a_restart_with_1000_peers_keeps_a_transfer_alive_with_zero_loss() {
     );
     assert_eq!(kernel_peers(&second_dp, &dev).await, 1000);
     assert_eq!(
-        lab.wireguard.daemon_pid(&dev),
+        lab.wireguard_instance(&dev).await,
         Some(pid_before),
-        "the wireguard-go daemon was kept"
+        "the wireguard-go daemon (or kernel link) was kept"
     );
     assert_eq!(
         lab.links.index(&dev.netns, &dev.name).await.unwrap(),
@@ -451,7 +452,7 @@ async fn a_wrong_key_or_busy_port_gives_a_clear_error_and_no_half_configured_int
     );
     for port in [6001, 6002] {
         assert_eq!(
-            lab.wireguard.daemon_pid(&device(&w, port)),
+            lab.wireguard_instance(&device(&w, port)).await,
             None,
             "no daemon for port {port}"
         );

@@ -1,5 +1,6 @@
 //! Privileged end-to-end test of the tunnel (root; throwaway namespaces; documentation and
-//! private addresses only):
+//! private addresses only), with wireguard-go, or kernel WireGuard for the plugin and the
+//! gateway with `EGRESS_WIREGUARD_BACKEND=kernel` (inside User-Mode Linux):
 //!
 //! ```text
 //!  pod<i> eth0 10.99.8.x (ptp) ── node (plays the host; plugin + wireguard-go run here)
@@ -27,13 +28,13 @@ use common::{Control, PTP, cni, k8s_args, our_conf, privileged, ptp_conf};
 use egress_api::PodEndpoint;
 use egress_dataplane::exec::NetlinkLinks;
 use egress_dataplane::state::GatewayTunnel;
-use egress_dataplane::wireguard::{UserspaceConfig, UserspaceWireGuard};
 use egress_dataplane::{
     Dataplane, GatewayNodeState, InterfaceName, NetnsRef, Peer, PrivateKey, PublicKey,
     observe_request_for_gateway_node, plan_gateway_node,
 };
 use egress_testkit::{
-    Client, EchoServer, Netns, WireguardGoGuard, ip, ip_out, wireguard_go_running,
+    Client, EchoServer, ExecutorGuard, Netns, WireGuardExecutor, backend, ip, ip_out,
+    wireguard_go_running,
 };
 use futures::StreamExt;
 use kube::Api;
@@ -180,15 +181,9 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
 
     // Gateway node.
     let links = Arc::new(NetlinkLinks::new());
-    let wg = Arc::new(UserspaceWireGuard::new(
-        links.clone(),
-        UserspaceConfig {
-            log_dir: tmp.path().join("gw-logs"),
-            ..UserspaceConfig::default()
-        },
-    ));
-    let _gw_guard = WireguardGoGuard(wg.clone());
-    let dp = Dataplane::system(links, wg);
+    let wg = WireGuardExecutor::new(backend(), links.clone(), Some(tmp.path().join("gw-logs")));
+    let dp = wg.dataplane(links);
+    let _gw_guard = ExecutorGuard(wg);
     let mut node =
         GatewayNodeState::new(w.gwnode.netns_ref(), "eth0".parse().unwrap(), PRIMARY).unwrap();
     node.gateway_netns = w.gwns.0.parse().unwrap();

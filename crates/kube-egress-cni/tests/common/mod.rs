@@ -20,10 +20,14 @@ use serde_json::{Value, json};
 pub const PTP: &str = "/usr/lib/cni/ptp";
 pub const NODE: &str = "node-e2e";
 
-/// True when the test may run (root, ptp, wireguard-go, nft); says why not otherwise, and
-/// fails instead when `CI=true` (CI must never pass a privileged test it did not run).
+/// True when the test may run (root, ptp, nft, and wireguard-go for the userspace backend);
+/// says why not otherwise, and fails instead when `CI=true` (CI must never pass a privileged
+/// test it did not run).
 pub fn privileged() -> bool {
-    let tools = [PTP, "/usr/bin/wireguard-go", "/usr/sbin/nft"];
+    let mut tools = vec![PTP, "/usr/sbin/nft"];
+    if egress_testkit::backend() == egress_testkit::Backend::Userspace {
+        tools.push("/usr/bin/wireguard-go");
+    }
     if !egress_testkit::is_root() || tools.iter().any(|t| !Path::new(t).exists()) {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -115,7 +119,7 @@ pub fn ptp_conf(subnet: &str, dir: &Path) -> String {
 pub fn our_conf(socket: &Path, state: &Path, prev: &Value, extra: Value) -> String {
     let mut c = json!({"cniVersion": "1.0.0", "name": "kectest", "type": "kube-egress-cni",
         "socketPath": socket, "stateDir": state, "handshakeTimeoutSeconds": 2,
-        "wireguardBackend": "userspace", "prevResult": prev});
+        "wireguardBackend": egress_testkit::backend().as_str(), "prevResult": prev});
     if let Value::Object(e) = extra {
         c.as_object_mut().unwrap().extend(e);
     }

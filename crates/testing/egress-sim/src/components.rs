@@ -108,7 +108,8 @@ pub mod chart_defaults {
 
 /// One cni-manager inside a worker's namespace (hostNetwork), started exactly as the chart's
 /// DaemonSet starts it: the same flags with the chart's default values (paths are the run's,
-/// `--wireguard-backend userspace` because this kernel has no WireGuard module), the node name
+/// `--wireguard-backend userspace` because this kernel has no WireGuard module, `kernel`
+/// inside UML), the node name
 /// from `MY_NODE_NAME` and `UNINSTALL_ON_EXIT=false` (only the chart's uninstall hook sets it),
 /// so a stopped or crashed manager leaves its conflist in place, as on a real node. The API
 /// server is reached through the forwarder on the node's loopback (`KUBECONFIG`, where the
@@ -133,7 +134,11 @@ pub fn cni_manager(
                 d::HANDSHAKE_TIMEOUT_SECONDS
             ),
             format!("--conflist-poll-ms={}", d::CONFLIST_POLL_MS),
-            "--wireguard-backend=userspace".into(),
+            // wireguard-go unless the run is inside UML (`run --kernel-wireguard`).
+            format!(
+                "--wireguard-backend={}",
+                crate::backend::wireguard_backend()
+            ),
             format!("--http-addr=0.0.0.0:{}", d::HTTP_PORT),
         ],
         env: vec![
@@ -182,7 +187,7 @@ pub fn gateway_daemon(
             "--gateway-netns".into(),
             gateway_netns(node),
             "--wireguard-backend".into(),
-            "userspace".into(),
+            crate::backend::wireguard_backend().into(),
             "--wireguard-log-dir".into(),
             s(log_dir),
             "--lb-probe-drain-delay-seconds".into(),

@@ -3,6 +3,7 @@
 //! and every node, and real processes of our binaries; a minimal kubelet runs the real CNI
 //! chain for pods, and a report tells which address each pod's traffic leaves from.
 
+pub mod backend;
 pub mod cli;
 pub mod cluster;
 pub mod cni;
@@ -23,3 +24,4 @@ pub mod state;
 pub mod teardown;
 pub mod topology;
 pub mod traffic;
+pub mod uml;

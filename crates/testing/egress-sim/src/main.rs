@@ -22,6 +22,10 @@ enum Cmd {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Run the whole simulation inside a User-Mode Linux guest with kernel WireGuard
+        /// (the production backend; builds the kernel once per machine, see docs/testing.md).
+        #[arg(long)]
+        kernel_wireguard: bool,
     },
     /// Bring a scenario up and keep it running; prints the kubeconfig path.
     Up {
@@ -44,7 +48,20 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let result = match args.command {
-        Cmd::Run { scenario, json } => egress_sim::cli::run(&scenario, json).await,
+        Cmd::Run {
+            scenario,
+            json,
+            kernel_wireguard: true,
+        } => {
+            return match egress_sim::uml::run(&scenario, json) {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+                Err(e) => {
+                    eprintln!("egress-sim: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Cmd::Run { scenario, json, .. } => egress_sim::cli::run(&scenario, json).await,
         Cmd::Up { scenario } => egress_sim::cli::up(&scenario).await.map(|()| true),
         Cmd::Down => egress_sim::cli::down(&egress_sim::cli::state_root()).map(|_| true),
     };

@@ -33,6 +33,9 @@ pub enum PrereqError {
     /// The CRD directory is missing.
     #[error("missing CRD directory {0}: set EGRESS_SIM_CRDS or run from the repository")]
     Crds(String),
+    /// The WireGuard backend variable has an unknown value.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
 }
 
 /// Our binaries a run needs.
@@ -59,6 +62,7 @@ pub fn check() -> Result<Binaries, PrereqError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(PrereqError::NotRoot);
     }
+    crate::backend::checked()?;
     for (tool, package) in [
         ("ip", "iproute2"),
         ("nft", "nftables"),

@@ -1,7 +1,8 @@
 //! The lab of one privileged test: throwaway network namespaces with unique names, veth
-//! wiring between them through the data plane's own executors, echo servers inside them, and
-//! a guard that on drop (also when the test panics) stops every server and every wireguard-go
-//! it or a daemon under test started, then deletes every namespace.
+//! wiring between them through the data plane's own executors (WireGuard of the backend
+//! [`crate::backend()`] selects), echo servers inside them, and a guard that on drop (also
+//! when the test panics) stops every server and every wireguard-go it or a daemon under test
+//! started, then deletes every namespace (kernel WireGuard links go with them).
 //!
 //! Traffic only flows between namespaces the lab created; the host's own interfaces, routes
 //! and root namespace are never touched.
@@ -16,8 +17,11 @@ use egress_dataplane::control::{LinkControl, SysctlControl};
 use egress_dataplane::exec::{NetlinkLinks, ProcSysctl};
 use egress_dataplane::netns::{self, run_in_netns};
 use egress_dataplane::spec::SysctlKey;
-use egress_dataplane::wireguard::{UserspaceConfig, UserspaceWireGuard};
-use egress_dataplane::{AddressSpec, Dataplane, InterfaceName, NetnsName, NetnsRef, RouteSpec};
+use egress_dataplane::{
+    AddressSpec, Dataplane, InterfaceName, NetnsName, NetnsRef, RouteSpec, WgDeviceId,
+};
+
+use crate::backend::{WgInstance, WireGuardExecutor, backend};
 
 use crate::tcp_echo::EchoServer;
 use crate::udp_echo::UdpEcho;
@@ -36,13 +40,13 @@ pub struct Lab {
     namespaces: Vec<NetnsName>,
     /// The lab's link executor (also usable for observing).
     pub links: Arc<NetlinkLinks>,
-    /// The lab's wireguard-go executor; its daemons stop when the lab drops.
-    pub wireguard: Arc<UserspaceWireGuard>,
+    /// The lab's WireGuard executor; its wireguard-go daemons stop when the lab drops.
+    pub wireguard: WireGuardExecutor,
     /// The lab's executor set.
     pub dataplane: Dataplane,
     servers: Vec<EchoServer>,
     udp_servers: Vec<UdpEcho>,
-    daemons: Vec<Arc<UserspaceWireGuard>>,
+    daemons: Vec<WireGuardExecutor>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -61,14 +65,8 @@ impl Lab {
         let prefix = format!("{tag}{}-{n}", std::process::id());
         let log_dir = std::env::temp_dir().join(format!("egress-testkit-{prefix}"));
         let links = Arc::new(NetlinkLinks::new());
-        let wireguard = Arc::new(UserspaceWireGuard::new(
-            links.clone(),
-            UserspaceConfig {
-                log_dir: log_dir.clone(),
-                ..UserspaceConfig::default()
-            },
-        ));
-        let dataplane = Dataplane::system(links.clone(), wireguard.clone());
+        let wireguard = WireGuardExecutor::new(backend(), links.clone(), Some(log_dir.clone()));
+        let dataplane = wireguard.dataplane(links.clone());
         Self {
             prefix,
             log_dir,
@@ -86,25 +84,23 @@ impl Lab {
     /// stops the wireguard-go processes they start.
     pub fn daemon_dataplane(&mut self) -> Dataplane {
         let links = Arc::new(NetlinkLinks::new());
-        let wireguard = Arc::new(UserspaceWireGuard::new(
-            links.clone(),
-            UserspaceConfig {
-                log_dir: self.log_dir.clone(),
-                ..UserspaceConfig::default()
-            },
-        ));
+        let wireguard =
+            WireGuardExecutor::new(backend(), links.clone(), Some(self.log_dir.clone()));
         self.daemons.push(wireguard.clone());
-        Dataplane::system(links, wireguard)
+        wireguard.dataplane(links)
     }
 
     /// A fresh executor set, as a restarted daemon would build (daemons are not its own).
-    pub fn restarted_dataplane(&self) -> (Dataplane, Arc<UserspaceWireGuard>) {
+    pub fn restarted_dataplane(&self) -> (Dataplane, WireGuardExecutor) {
         let links = Arc::new(NetlinkLinks::new());
-        let wireguard = Arc::new(UserspaceWireGuard::new(
-            links.clone(),
-            UserspaceConfig::default(),
-        ));
-        (Dataplane::system(links, wireguard.clone()), wireguard)
+        let wireguard = WireGuardExecutor::new(backend(), links.clone(), None);
+        (wireguard.dataplane(links), wireguard)
+    }
+
+    /// What serves `device` as seen by the lab's executor: the wireguard-go daemon it started
+    /// or adopted, or the kernel link; `None` when nothing does.
+    pub async fn wireguard_instance(&self, device: &WgDeviceId) -> Option<WgInstance> {
+        self.wireguard.instance(&self.links, device).await
     }
 
     /// A unique namespace name for `role`, not created yet (the library may create it); the

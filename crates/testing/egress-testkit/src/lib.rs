@@ -2,7 +2,8 @@
 //! the CNI plugin: throwaway network namespaces with unique names that delete themselves on
 //! drop (also when a test panics), veth and address wiring, the two-node egress topology the
 //! data-plane and gateway tests share, TCP and UDP echo servers run inside
-//! namespaces that report the peer address, root checks that print `SKIPPED`, and guards that
+//! namespaces that report the peer address, root checks that print `SKIPPED` (and fail under
+//! `CI=true`), the WireGuard backend chosen by `EGRESS_WIREGUARD_BACKEND`, and guards that
 //! stop wireguard-go daemons. Only dev-dependencies may use this crate; no production crate
 //! links it.
 //!
@@ -10,6 +11,7 @@
 //! `unwrap_used`/`expect_used`/`panic` lints are lifted for this crate as for test files.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod backend;
 pub mod lab;
 pub mod netns;
 pub mod privilege;
@@ -18,6 +20,7 @@ pub mod tcp_echo;
 pub mod topology;
 pub mod udp_echo;
 
+pub use backend::{Backend, ExecutorGuard, WgInstance, WireGuardExecutor, backend};
 pub use egress_dataplane::netns::run_in_netns;
 pub use lab::{Lab, name};
 pub use netns::{Netns, ip, ip_out};
