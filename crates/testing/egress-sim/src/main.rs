@@ -22,11 +22,18 @@ enum Cmd {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Run the operator, cni-managers, gateway daemons and plugin from the OCI archives
+        /// in this directory (`make images` writes them to target/images), with podman.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
     },
     /// Bring a scenario up and keep it running; prints the kubeconfig path.
     Up {
         /// Scenario file (YAML).
         scenario: PathBuf,
+        /// As for `run`.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
     },
     /// Remove every simulator run on this machine (also after a crash).
     Down,
@@ -42,8 +49,14 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let result = match args.command {
-        Cmd::Run { scenario, json } => egress_sim::cli::run(&scenario, json).await,
-        Cmd::Up { scenario } => egress_sim::cli::up(&scenario).await.map(|()| true),
+        Cmd::Run {
+            scenario,
+            json,
+            images,
+        } => egress_sim::cli::run(&scenario, json, images.as_deref()).await,
+        Cmd::Up { scenario, images } => egress_sim::cli::up(&scenario, images.as_deref())
+            .await
+            .map(|()| true),
         Cmd::Down => egress_sim::cli::down(&egress_sim::cli::state_root()).map(|_| true),
     };
     match result {
