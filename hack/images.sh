@@ -145,7 +145,20 @@ cmd_docs() {
   grep -q '^<!-- images:begin -->$' "$doc" && grep -q '^<!-- images:end -->$' "$doc" ||
     die "docs/install.md lacks the <!-- images:begin --> / <!-- images:end --> markers"
   temp_dir tmp
-  grep -v '^| digest |' "$OUT/contents.md" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$tmp/section"
+  {
+    echo "| image | compressed | unpacked | files | Debian packages | executables on PATH |"
+    echo "|---|---|---|---|---|---|"
+    for name in "${IMAGES[@]}"; do
+      awk -v name="$name" '
+        /^\| size \|/ { split($0, f, /, /); sub(/^\| size \| /, "", f[1]); sub(/ compressed/, "", f[1])
+                         sub(/ unpacked/, "", f[2]); sub(/ files \|/, "", f[3]); size = f[1] " | " f[2] " | " f[3] }
+        /^Debian packages/ { n = gsub(/`[^`]*`/, "&"); pkgs = n }
+        /^Executables in PATH/ { exes = $0; sub(/^Executables in PATH: /, "", exes); sub(/\.$/, "", exes) }
+        END { printf "| `%s` | %s | %d | %s |\n", name, size, pkgs, exes }' "$OUT/$name.contents.md"
+    done
+    echo
+    grep -v '^| digest |' "$OUT/contents.md" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
+  } >"$tmp/section"
   awk -v section="$tmp/section" '
     /^<!-- images:begin -->$/ { print; while ((getline line < section) > 0) print line; skip = 1; next }
     /^<!-- images:end -->$/ { skip = 0 }
