@@ -3,15 +3,15 @@
 # (mmdebstrap), fetching exactly the locked .debs (apt-get download, checked by SHA-256), and
 # assembling a root filesystem from them. Sourced by hack/images.sh after lib.sh.
 
-# Resolves packages with their dependencies in an empty Debian (mmdebstrap --variant=extract:
+# Resolves packages (in work directory TMP, which it empties) with their dependencies in an empty Debian (mmdebstrap --variant=extract:
 # nothing is configured, no maintainer script runs), keeps what the requested packages need
 # through Depends/Pre-Depends without going through the SKIP ones (which must be in the
 # resolved set, or the definition is stale), copies those .debs into the cache and prints
 # "package version architecture sha256" for each.
 resolve_packages() {
-  local what=$1 packages=$2 skip_list=$3 tmp deb pkg skip
+  local tmp=$1 what=$2 packages=$3 skip_list=$4 deb pkg skip
   command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: make deps (or apt-get install mmdebstrap)"
-  temp_dir tmp
+  rm -rf "$tmp"
   mkdir -p "$tmp/debs" "$CACHE/debs"
   log "$what: resolving $packages (mmdebstrap, $SUITE)"
   mmdebstrap --quiet --variant=extract --skip=download/empty \
@@ -84,13 +84,12 @@ cmd_lock() {
   [ ! -f "$LOCK" ] || grep -v '^#' "$LOCK" | awk -v skip=" ${names[*]} " 'index(skip, " " $1 " ") == 0' >"$tmp/lines"
   # base-files alone: every image takes only its OS identification files (BASE_FILES_KEEP), so
   # what base-files itself depends on is no image's dependency.
-  resolve_packages base-files base-files "" | grep '^base-files ' >"$tmp/base-files"
+  resolve_packages "$tmp/work" base-files base-files "" >"$tmp/resolved"
+  grep '^base-files ' "$tmp/resolved" >"$tmp/base-files"
   for name in "${names[@]}"; do
     load_image "$name"
-    {
-      sed "s/^/$name /" "$tmp/base-files"
-      resolve_packages "$name" "$DEBIAN_PACKAGES" "$DEBIAN_SKIP" | sed "s/^/$name /"
-    } >>"$tmp/lines"
+    resolve_packages "$tmp/work" "$name" "$DEBIAN_PACKAGES" "$DEBIAN_SKIP" >"$tmp/resolved"
+    sed "s/^/$name /" "$tmp/base-files" "$tmp/resolved" >>"$tmp/lines"
   done
   {
     echo "# Debian packages of every image: image package version architecture sha256."

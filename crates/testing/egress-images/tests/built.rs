@@ -1,7 +1,7 @@
 //! The images `make images` built (target/images): they hold exactly the programs their
 //! components execute, carry the reference, user, entrypoint and labels of their definition,
-//! match what docs/install.md records, and rebuilding from the same inputs gives the same
-//! digest while another input gives another. Without built images these print SKIPPED (and
+//! match what docs/install.md records, skopeo reads and copies them keeping their digests, and
+//! rebuilding from the same inputs gives the same digest while another input gives another. Without built images these print SKIPPED (and
 //! fail when CI=true: `make test` builds the images first).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -186,4 +186,48 @@ fn the_same_inputs_give_the_same_digest_and_another_timestamp_another() {
         archive("a") == archive("b"),
         "the archives are byte-identical"
     );
+}
+
+#[test]
+fn skopeo_copies_the_archives_with_their_digests() {
+    if !built_images() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for name in IMAGES {
+        let digest = std::fs::read_to_string(images_dir().join(format!("{name}.digest")))
+            .unwrap()
+            .trim()
+            .to_string();
+        let archive = format!(
+            "oci-archive:{}",
+            images_dir().join(format!("{name}.tar")).display()
+        );
+        let inspect = Command::new("skopeo")
+            .args(["inspect", "--format", "{{.Digest}}", &archive])
+            .output()
+            .expect("skopeo is missing: make deps");
+        assert!(inspect.status.success(), "{inspect:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&inspect.stdout).trim(),
+            digest,
+            "{name}"
+        );
+        // The push of docs/install.md, to a local OCI layout instead of a registry.
+        let dest = format!(
+            "oci:{}:{}",
+            tmp.path().join(name).display(),
+            workspace_version()
+        );
+        let copy = Command::new("skopeo")
+            .args(["copy", "--quiet", "--preserve-digests", &archive, &dest])
+            .output()
+            .unwrap();
+        assert!(copy.status.success(), "{copy:?}");
+        let index: Value = serde_json::from_slice(
+            &std::fs::read(tmp.path().join(name).join("index.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(index["manifests"][0]["digest"], digest.as_str(), "{name}");
+    }
 }
