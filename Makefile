@@ -10,7 +10,7 @@ CHART_TEST_VALUES := --set azureConfig.subscriptionId=sub,azureConfig.resourceGr
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 IMAGE_REPO ?=
 
-.PHONY: help deps build generate lint check-generated check-chart test test-uml uml-kernel images demo bench clean
+.PHONY: help deps build generate lint check-generated check-chart test test-uml uml-kernel images images-lock dockerfiles demo demo-images bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,7 +38,7 @@ check-generated: deps ## Fail when config/crd is stale; check CRD shape and the 
 check-chart: deps ## helm lint --strict the chart (render, validation and RBAC tests: crates/testing/egress-install-tests)
 	$(HELM) lint --strict $(CHART) $(CHART_TEST_VALUES)
 
-test: deps lint check-generated check-chart ## Everything CI runs: deps, lint, generated files, chart, all tests
+test: deps lint check-generated check-chart images ## Everything CI runs: deps, lint, generated files, chart, images, all tests
 	@# The simulator's end-to-end tests run our real binaries: build them all first.
 	$(CARGO) build --workspace --bins
 	@# The UML kernel of the kernel-WireGuard stage (built once per machine; egress-uml's own tests boot it).
@@ -52,15 +52,24 @@ uml-kernel: deps ## Build the User-Mode Linux kernel with WireGuard (once per ma
 test-uml: deps ## The privileged data-plane, gateway-daemon and CNI tunnel tests again, with kernel WireGuard inside User-Mode Linux
 	CARGO=$(CARGO) hack/uml/test-kernel-backend.sh
 
-images: ## Build the container images (docker/*.Dockerfile; needs Docker; IMAGE_REPO=..., IMAGE_TAG=...)
+images: deps ## Build the 4 images as OCI archives in target/images, without Docker, twice (same digests); IMAGE_REPO=..., IMAGE_TAG=...
+	IMAGE_REPO=$(IMAGE_REPO) IMAGE_TAG=$(IMAGE_TAG) hack/images.sh build
+
+images-lock: deps ## Resolve the images' Debian packages again into docker/debian.lock (changes the images)
+	hack/images.sh lock
+
+dockerfiles: ## Regenerate docker/*.Dockerfile from docker/*.image (for Docker users)
 	@for c in egress-operator egress-gateway-daemon egress-cni-manager kube-egress-cni; do \
-	  docker build -f docker/$$c.Dockerfile -t $(if $(IMAGE_REPO),$(IMAGE_REPO)/)$$c:$(IMAGE_TAG) . || exit 1; \
+	  hack/images.sh dockerfile $$c > docker/$$c.Dockerfile || exit 1; \
 	done
 
 demo: deps ## The whole system on a simulated cluster with emulated Azure (root): crates/testing/egress-sim/scenarios/demo.yaml
 	@[ "$$(id -u)" = 0 ] || { echo "make demo: needs root (it builds network namespaces)" >&2; exit 1; }
 	$(CARGO) build --workspace --bins
-	target/debug/egress-sim run crates/testing/egress-sim/scenarios/demo.yaml
+	target/debug/egress-sim run crates/testing/egress-sim/scenarios/demo.yaml $(DEMO_FLAGS)
+
+demo-images: images ## make demo with the operator, cni-managers, gateway daemons and plugin from the images (podman)
+	$(MAKE) demo DEMO_FLAGS="--images target/images"
 
 bench: deps ## Run the benchmarks (as root; method and results in docs/benchmarks.md)
 	@[ "$$(id -u)" = 0 ] || { echo "make bench: needs root (network namespaces, wireguard-go)" >&2; exit 1; }

@@ -1,19 +1,37 @@
 # syntax=docker/dockerfile:1.7
-# Build context: the repository root (`make images`, or `docker build -f docker/NAME.Dockerfile .`).
-# See docker/README.md for the image layout and why each base image was chosen.
+# GENERATED from docker/egress-cni-manager.image by `make dockerfiles` (hack/images.sh dockerfile egress-cni-manager):
+# edit that file, not this one; a test checks that they agree. For machines with Docker:
+# `make images` builds the same content without Docker. Build context: the repository root
+# (`docker build -f docker/egress-cni-manager.Dockerfile --build-arg REVISION=$(git rev-parse HEAD) .`).
 ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12
+ARG DEBIAN_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p egress-cni-manager --bin egress-cni-manager \
- && install -D -m 0755 target/release/egress-cni-manager /out/egress-cni-manager
+    hack/images.sh binary egress-cni-manager /out/egress-cni-manager
 
-# No shell. Runs as UID 0 with every capability dropped (the chart's securityContext): the host's
-# /etc/cni/net.d and the root-only plugin socket directory are root-owned.
-FROM ${RUNTIME_IMAGE}
-COPY --from=build /out/egress-cni-manager /usr/local/bin/egress-cni-manager
+# The root filesystem from the exact .debs of docker/debian.lock, by the same script as make images.
+FROM ${DEBIAN_IMAGE} AS rootfs
+COPY Cargo.toml /src/Cargo.toml
+COPY hack/images.sh /src/hack/images.sh
+COPY hack/images/ /src/hack/images/
+COPY docker/ /src/docker/
+COPY --from=build /out/egress-cni-manager /out/egress-cni-manager
+RUN apt-get update -qq && /src/hack/images.sh rootfs egress-cni-manager /rootfs /out/egress-cni-manager
+
+FROM scratch
+COPY --from=rootfs /rootfs/ /
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="egress-cni-manager" \
+      org.opencontainers.image.description="kube-egress-gateway CNI manager: per-node conflist and the socket the chained plugin asks" \
+      org.opencontainers.image.source="https://github.com/kube-egress-gateway-rs/kube-egress-gateway" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /
+USER 0:0
 ENTRYPOINT ["/usr/local/bin/egress-cni-manager"]

@@ -1,23 +1,37 @@
 # syntax=docker/dockerfile:1.7
-# Build context: the repository root (`make images`, or `docker build -f docker/NAME.Dockerfile .`).
-# See docker/README.md for the image layout and why each base image was chosen.
+# GENERATED from docker/egress-gateway-daemon.image by `make dockerfiles` (hack/images.sh dockerfile egress-gateway-daemon):
+# edit that file, not this one; a test checks that they agree. For machines with Docker:
+# `make images` builds the same content without Docker. Build context: the repository root
+# (`docker build -f docker/egress-gateway-daemon.Dockerfile --build-arg REVISION=$(git rev-parse HEAD) .`).
 ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=debian:bookworm-slim
+ARG DEBIAN_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p egress-gateway-daemon --bin egress-gateway-daemon \
- && install -D -m 0755 target/release/egress-gateway-daemon /out/egress-gateway-daemon
+    hack/images.sh binary egress-gateway-daemon /out/egress-gateway-daemon
 
-# Debian slim rather than distroless: the daemon drives nftables through the nft binary, the
-# chart's init container creates the gateway namespace with ip(8) and sh, and the userspace
-# WireGuard backend runs wireguard-go. Root: it needs NET_ADMIN and SYS_ADMIN (chart).
-FROM ${RUNTIME_IMAGE}
-RUN apt-get update \
- && apt-get install -y --no-install-recommends nftables iproute2 wireguard-go \
- && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/egress-gateway-daemon /usr/local/bin/egress-gateway-daemon
+# The root filesystem from the exact .debs of docker/debian.lock, by the same script as make images.
+FROM ${DEBIAN_IMAGE} AS rootfs
+COPY Cargo.toml /src/Cargo.toml
+COPY hack/images.sh /src/hack/images.sh
+COPY hack/images/ /src/hack/images/
+COPY docker/ /src/docker/
+COPY --from=build /out/egress-gateway-daemon /out/egress-gateway-daemon
+RUN apt-get update -qq && /src/hack/images.sh rootfs egress-gateway-daemon /rootfs /out/egress-gateway-daemon
+
+FROM scratch
+COPY --from=rootfs /rootfs/ /
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="egress-gateway-daemon" \
+      org.opencontainers.image.description="kube-egress-gateway gateway daemon: WireGuard gateways, nftables SNAT and the load-balancer probe on gateway nodes" \
+      org.opencontainers.image.source="https://github.com/kube-egress-gateway-rs/kube-egress-gateway" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0 AND LGPL-2.1-or-later"
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /
+USER 0:0
 ENTRYPOINT ["/usr/local/bin/egress-gateway-daemon"]

@@ -1,25 +1,37 @@
 # syntax=docker/dockerfile:1.7
-# Build context: the repository root (`make images`, or `docker build -f docker/NAME.Dockerfile .`).
-# See docker/README.md for the image layout and why each base image was chosen.
+# GENERATED from docker/kube-egress-cni.image by `make dockerfiles` (hack/images.sh dockerfile kube-egress-cni):
+# edit that file, not this one; a test checks that they agree. For machines with Docker:
+# `make images` builds the same content without Docker. Build context: the repository root
+# (`docker build -f docker/kube-egress-cni.Dockerfile --build-arg REVISION=$(git rev-parse HEAD) .`).
 ARG RUST_IMAGE=rust:1.95-bookworm
-ARG RUNTIME_IMAGE=busybox:1.36-musl
+ARG DEBIAN_IMAGE=debian:bookworm-slim
 
-# The plugin runs on the host (executed by the container runtime from /opt/cni/bin), whatever its
-# libc: build it fully static for musl.
 FROM ${RUST_IMAGE} AS build
-RUN apt-get update && apt-get install -y --no-install-recommends musl-tools && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    target="$(uname -m)-unknown-linux-musl" \
- && rustup target add "$target" \
- && cargo build --release --locked -p kube-egress-cni --bin kube-egress-cni --target "$target" \
- && install -D -m 0755 "target/$target/release/kube-egress-cni" /out/kube-egress-cni
+    hack/images.sh binary kube-egress-cni /out/kube-egress-cni
 
-# Only a carrier: the chart's init container copies /kube-egress-cni into the host's CNI bin
-# directory with busybox sh/cp/mv (temporary name, then rename).
-FROM ${RUNTIME_IMAGE}
-COPY --from=build /out/kube-egress-cni /kube-egress-cni
+# The root filesystem from the exact .debs of docker/debian.lock, by the same script as make images.
+FROM ${DEBIAN_IMAGE} AS rootfs
+COPY Cargo.toml /src/Cargo.toml
+COPY hack/images.sh /src/hack/images.sh
+COPY hack/images/ /src/hack/images/
+COPY docker/ /src/docker/
+COPY --from=build /out/kube-egress-cni /out/kube-egress-cni
+RUN apt-get update -qq && /src/hack/images.sh rootfs kube-egress-cni /rootfs /out/kube-egress-cni
+
+FROM scratch
+COPY --from=rootfs /rootfs/ /
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="kube-egress-cni" \
+      org.opencontainers.image.description="kube-egress-gateway chained CNI plugin, copied to the node's CNI bin directory by the chart" \
+      org.opencontainers.image.source="https://github.com/kube-egress-gateway-rs/kube-egress-gateway" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="Apache-2.0 AND LGPL-2.1-or-later"
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /
 USER 0:0
 ENTRYPOINT ["/bin/sh"]

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(wireguard-tools wireguard-go nftables iproute2 iputils-ping iperf3 containernetworking-plugins python3-venv curl)
 # The User-Mode Linux kernel of the kernel-WireGuard tests (hack/uml/build-kernel.sh).
 APT_PACKAGES+=(linux-source-6.12 build-essential flex bison bc libelf-dev xz-utils patch)
+# Container images without Docker (make images, hack/images.sh) and the podman tests that run
+# them (crates/testing/egress-images): about 60 MB, none of them a daemon. runc because crun
+# refuses hybrid cgroup hierarchies; skopeo pushes the archives (docs/install.md).
+APT_PACKAGES+=(mmdebstrap umoci podman runc skopeo jq binutils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -108,11 +108,12 @@ pub async fn measure(cluster: &Cluster) -> Result<Report> {
     })
 }
 
-/// `egress-sim run`: returns whether the run met every expectation.
-pub async fn run(path: &Path, json: bool) -> Result<bool> {
+/// `egress-sim run`: returns whether the run met every expectation. With `images`, the
+/// shipped components run from the OCI archives in that directory.
+pub async fn run(path: &Path, json: bool, images: Option<&Path>) -> Result<bool> {
     let scenario = Scenario::load(path)?;
     let timeout = Duration::from_secs(u64::from(scenario.ready_timeout_seconds));
-    let mut cluster = Cluster::up_in(scenario, path, &state_root()).await?;
+    let mut cluster = Cluster::up_with(scenario, path, &state_root(), images).await?;
     let outcome = async {
         if let Err(e) = wait_ready(&cluster, timeout).await {
             progress(format!("{e}; reporting what is there"));
@@ -135,10 +136,10 @@ pub async fn run(path: &Path, json: bool) -> Result<bool> {
     Ok(problems.is_empty())
 }
 
-/// `egress-sim up`: runs until SIGTERM or ctrl-c.
-pub async fn up(path: &Path) -> Result<()> {
+/// `egress-sim up`: runs until SIGTERM or ctrl-c (`images` as for [`run`]).
+pub async fn up(path: &Path, images: Option<&Path>) -> Result<()> {
     let scenario = Scenario::load(path)?;
-    let cluster = Cluster::up_in(scenario, path, &state_root()).await?;
+    let cluster = Cluster::up_with(scenario, path, &state_root(), images).await?;
     progress(format!(
         "up (run {}); stop with ctrl-c or `egress-sim down`",
         cluster.run_id()

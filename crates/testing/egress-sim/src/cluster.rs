@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::components::{self, WorkerPaths};
 use crate::fabric::LbRule;
+use crate::images::{self, ImageSet};
 use crate::kubelet::{Kubelet, KubeletConfig};
 use crate::prereq::{self, Binaries, CNI_PLUGIN_DIR};
 use crate::procs::{self, Launch, Started};
@@ -119,6 +120,17 @@ impl Cluster {
         scenario_path: &Path,
         state_root: &Path,
     ) -> Result<Self> {
+        Self::up_with(scenario, scenario_path, state_root, None).await
+    }
+
+    /// As [`Cluster::up_in`]; with `images`, the operator, cni-managers, gateway daemons and
+    /// the plugin come from the OCI archives in that directory (`src/images.rs`).
+    pub async fn up_with(
+        scenario: Scenario,
+        scenario_path: &Path,
+        state_root: &Path,
+        images: Option<&Path>,
+    ) -> Result<Self> {
         let bins = prereq::check()?;
         let state = StateFile::create(state_root, &scenario_path.display().to_string())?;
         progress(format!("run {} in {}", state.id(), state.dir().display()));
@@ -127,7 +139,7 @@ impl Cluster {
             procs: Vec::new(),
             launches: Vec::new(),
         };
-        match Self::build(&mut partial, scenario, &bins).await {
+        match Self::build(&mut partial, scenario, &bins, images).await {
             Ok(c) => Ok(c),
             Err(e) => {
                 progress(format!("start-up failed: {e:#}; cleaning up"));
@@ -137,7 +149,12 @@ impl Cluster {
         }
     }
 
-    async fn build(partial: &mut Partial, scenario: Scenario, bins: &Binaries) -> Result<Self> {
+    async fn build(
+        partial: &mut Partial,
+        scenario: Scenario,
+        bins: &Binaries,
+        images_dir: Option<&Path>,
+    ) -> Result<Self> {
         let (run_id, dir) = {
             let s = partial
                 .state
@@ -149,6 +166,14 @@ impl Cluster {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("failed to create {}", dir.join(sub).display()))?;
         }
+        let images = match images_dir {
+            Some(d) => {
+                progress(format!("loading the images of {} (podman)", d.display()));
+                Some(ImageSet::load(d, &dir, &run_id)?)
+            }
+            None => None,
+        };
+        let images = images.as_ref();
         // Azure.
         let seed_path = dir.join("emulator-seed.json");
         let seed = seed::emulator_seed(&scenario).map_err(|e| anyhow!("invalid scenario: {e}"))?;
@@ -260,7 +285,11 @@ impl Cluster {
         )?;
         progress("starting egress-operator");
         partial.start(
-            components::operator(bins, &kubeconfig, &cloud, free_port()?, free_port()?),
+            images::wrap(
+                images,
+                images::OPERATOR,
+                components::operator(bins, &kubeconfig, &cloud, free_port()?, free_port()?),
+            ),
             &dir,
         )?;
 
@@ -268,7 +297,10 @@ impl Cluster {
         for p in ["ptp", "host-local", "loopback"] {
             std::os::unix::fs::symlink(Path::new(CNI_PLUGIN_DIR).join(p), cni_bin.join(p))?;
         }
-        std::os::unix::fs::symlink(&bins.cni_plugin, cni_bin.join("kube-egress-cni"))?;
+        match images {
+            Some(set) => set.install_plugin(&cni_bin)?,
+            None => std::os::unix::fs::symlink(&bins.cni_plugin, cni_bin.join("kube-egress-cni"))?,
+        }
         let mut runtimes = std::collections::BTreeMap::new();
         let mut host_ips = std::collections::BTreeMap::new();
         for n in topo.nodes.iter().filter(|n| n.spec.role == Role::Worker) {
@@ -288,7 +320,14 @@ impl Cluster {
                     .join("cni.sock"),
             };
             progress(format!("starting egress-cni-manager on {}", n.spec.name));
-            partial.start(components::cni_manager(bins, n, &kubeconfig, &paths), &dir)?;
+            partial.start(
+                images::wrap(
+                    images,
+                    images::CNI_MANAGER,
+                    components::cni_manager(bins, n, &kubeconfig, &paths),
+                ),
+                &dir,
+            )?;
             runtimes.insert(
                 n.spec.name.clone(),
                 crate::kubelet::runtime_for(&dir, &n.spec.name, &n.ns),
@@ -296,19 +335,30 @@ impl Cluster {
             host_ips.insert(n.spec.name.clone(), n.primary_ip.to_string());
         }
         let mut daemons_running = false;
-        match &bins.gateway_daemon {
+        let daemon_program = bins
+            .gateway_daemon
+            .clone()
+            .or_else(|| images.map(|_| images::GATEWAY_DAEMON.into()));
+        match &daemon_program {
             Some(program) => {
                 for n in topo.nodes.iter().filter(|n| n.spec.role == Role::Gateway) {
                     let gw_ns = components::gateway_netns(n);
-                    partial.update(|s| s.namespaces.push(gw_ns))?;
+                    partial.update(|s| s.namespaces.push(gw_ns.clone()))?;
+                    if let Some(set) = images {
+                        set.init_gateway_netns(&n.ns, &gw_ns)?;
+                    }
                     progress(format!("starting egress-gateway-daemon on {}", n.spec.name));
                     partial.start(
-                        components::gateway_daemon(
-                            program,
-                            n,
-                            &kubeconfig,
-                            &dir.join("wireguard-logs"),
-                            2 * u64::from(scenario.probe_interval_seconds),
+                        images::wrap(
+                            images,
+                            images::GATEWAY_DAEMON,
+                            components::gateway_daemon(
+                                program,
+                                n,
+                                &kubeconfig,
+                                &dir.join("wireguard-logs"),
+                                2 * u64::from(scenario.probe_interval_seconds),
+                            ),
                         ),
                         &dir,
                     )?;

@@ -26,11 +26,18 @@ enum Cmd {
         /// (the production backend; builds the kernel once per machine, see docs/testing.md).
         #[arg(long)]
         kernel_wireguard: bool,
+        /// Run the operator, cni-managers, gateway daemons and plugin from the OCI archives
+        /// in this directory (`make images` writes them to target/images), with podman.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
     },
     /// Bring a scenario up and keep it running; prints the kubeconfig path.
     Up {
         /// Scenario file (YAML).
         scenario: PathBuf,
+        /// As for `run`.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
     },
     /// Remove every simulator run on this machine (also after a crash).
     Down,
@@ -52,7 +59,14 @@ async fn main() -> ExitCode {
             scenario,
             json,
             kernel_wireguard: true,
+            images,
         } => {
+            if images.is_some() {
+                eprintln!(
+                    "egress-sim: --kernel-wireguard and --images cannot be combined (podman does not run inside the UML guest)"
+                );
+                return ExitCode::from(2);
+            }
             return match egress_sim::uml::run(&scenario, json) {
                 Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
                 Err(e) => {
@@ -61,8 +75,15 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Cmd::Run { scenario, json, .. } => egress_sim::cli::run(&scenario, json).await,
-        Cmd::Up { scenario } => egress_sim::cli::up(&scenario).await.map(|()| true),
+        Cmd::Run {
+            scenario,
+            json,
+            images,
+            ..
+        } => egress_sim::cli::run(&scenario, json, images.as_deref()).await,
+        Cmd::Up { scenario, images } => egress_sim::cli::up(&scenario, images.as_deref())
+            .await
+            .map(|()| true),
         Cmd::Down => egress_sim::cli::down(&egress_sim::cli::state_root()).map(|_| true),
     };
     match result {

@@ -46,6 +46,8 @@ pub fn teardown(dir: &Path, run: &RunState, owner_grace: Duration) -> TeardownRe
     let live = run.processes.iter().filter(|p| state::is_alive(p)).count();
     procs::stop_all(&run.processes, Duration::from_secs(5));
     report.processes += live;
+    // Containers of `--images` runs whose podman client is gone (it was killed) still run.
+    report.problems.extend(crate::images::destroy(dir));
 
     let inodes: Vec<u64> = run
         .namespaces
