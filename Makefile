@@ -22,7 +22,7 @@ build: ## Build every crate and binary
 	$(CARGO) build --workspace --all-targets
 
 generate: ## Regenerate config/crd/*.yaml from the Rust types and copy them into the chart
-	$(CARGO) run -q -p egress-api --bin crdgen -- --dir config/crd
+	$(CARGO) run -q -p egress-api --bin crdgen -- --dir config/crd --policy $(CHART)/files/sgc-warnings.yaml
 	rm -f $(CHART)/crds/*.yaml && cp config/crd/*.yaml $(CHART)/crds/
 
 lint: ## cargo fmt --check and clippy -D warnings
@@ -30,7 +30,7 @@ lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 check-generated: deps ## Fail when config/crd is stale; check CRD shape and the examples offline
-	$(CARGO) run -q -p egress-api --bin crdgen -- --dir config/crd --check
+	$(CARGO) run -q -p egress-api --bin crdgen -- --dir config/crd --policy $(CHART)/files/sgc-warnings.yaml --check
 	@diff -r config/crd $(CHART)/crds >/dev/null || { echo "$(CHART)/crds differs from config/crd: run 'make generate'" >&2; exit 1; }
 	$(VENV)/bin/kubernetes-validate --strict --quiet config/crd/*.yaml
 	$(CARGO) run -q -p egressctl -- validate -f examples/

@@ -14,23 +14,27 @@ pub mod crds;
 pub mod gateway_lb_configuration;
 pub mod gateway_status;
 pub mod gateway_vm_configuration;
+pub mod observed;
 pub mod pod_endpoint;
-mod rules;
 pub mod semantics;
 pub mod static_gateway_configuration;
 pub mod target;
+pub mod warnings;
 
 pub use gateway_lb_configuration::{
     GatewayLBConfiguration, GatewayLBConfigurationSpec, GatewayLBConfigurationStatus,
 };
 pub use gateway_status::{
-    GatewayConfiguration, GatewayStatus, GatewayStatusSpec, PeerConfiguration,
+    EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatus, GatewayStatusSpec,
+    PeerConfiguration, PeerState, RefusedPeer,
 };
 pub use gateway_vm_configuration::{
     GatewayVMConfiguration, GatewayVMConfigurationSpec, GatewayVMConfigurationStatus,
     GatewayVMProfile,
 };
-pub use pod_endpoint::{PodEndpoint, PodEndpointSpec};
+pub use pod_endpoint::{
+    PodEndpoint, PodEndpointGateway, PodEndpointSpec, PodEndpointStatus, PodTunnel,
+};
 pub use static_gateway_configuration::{
     CidrText, DefaultRoute, GatewayServerProfile, StaticGatewayConfiguration,
     StaticGatewayConfigurationSpec, StaticGatewayConfigurationStatus,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::{DefaultRoute, StaticGatewayConfigurationSpec};
+use crate::{DefaultRoute, PodEndpointSpec, StaticGatewayConfigurationSpec};
 
 /// How serious a [`Problem`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +73,43 @@ pub fn check_sgc(spec: &StaticGatewayConfigurationSpec) -> Vec<Problem> {
         out.push(Problem::warning(
             "spec.excludeCidrs",
             "with defaultRoute azureNetworking only excludeCidrs go through the gateway, and none are listed: no traffic will use the gateway",
+        ));
+    }
+    out
+}
+
+/// Checks of a PodEndpoint the schema no longer makes (the original's accepts any strings):
+/// warnings, because gateway daemons refuse such a PodEndpoint (`InvalidPodEndpoint`).
+pub fn check_pod_endpoint(spec: &PodEndpointSpec) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let consequence = "gateway daemons refuse this PodEndpoint (Event InvalidPodEndpoint)";
+    match spec.pod_ip_address.as_deref() {
+        Some(ip)
+            if ip
+                .parse::<ipnet::Ipv4Net>()
+                .is_ok_and(|n| n.prefix_len() == 32) => {}
+        Some(ip) => out.push(Problem::warning(
+            "spec.podIpAddress",
+            format!("{ip:?} is not an IPv4 host CIDR such as 10.244.1.5/32; {consequence}"),
+        )),
+        None => out.push(Problem::warning(
+            "spec.podIpAddress",
+            format!("missing; {consequence}"),
+        )),
+    }
+    let key_ok = |k: &str| {
+        let b = k.as_bytes();
+        b.len() == 44
+            && b[43] == b'='
+            && b[..43]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+            && b"AEIMQUYcgkosw048".contains(&b[42])
+    };
+    if !spec.pod_public_key.as_deref().is_some_and(key_ok) {
+        out.push(Problem::warning(
+            "spec.podPublicKey",
+            format!("not a base64-encoded 32-byte WireGuard public key; {consequence}"),
         ));
     }
     out

@@ -46,15 +46,6 @@ use crate::target::GatewayTarget;
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(
-    validation = crate::rules::exactly_one_target(),
-    validation = crate::rules::prefix_size_required_for_public_ips(),
-    validation = crate::rules::prefix_id_needs_public_ips(),
-    validation = crate::rules::nodepool_immutable(),
-    validation = crate::rules::vmss_resource_group_immutable(),
-    validation = crate::rules::vmss_name_immutable(),
-    validation = crate::rules::prefix_size_immutable()
-)]
 pub struct StaticGatewayConfigurationSpec {
     /// The gateway pool and egress mode.
     #[serde(flatten)]
@@ -66,33 +57,18 @@ pub struct StaticGatewayConfigurationSpec {
     pub default_route: DefaultRoute,
 
     /// With `staticEgressGateway`: destinations that bypass the gateway. With `azureNetworking`:
-    /// the only destinations routed through the gateway. Each entry is an IPv4 or IPv6 CIDR.
+    /// the only destinations routed through the gateway. Each entry should be an IPv4 or IPv6
+    /// CIDR (admission warns otherwise; pods cannot use a gateway with an invalid entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
     pub exclude_cidrs: Option<Vec<CidrText>>,
 }
 
-/// A CIDR as written in a manifest (kept verbatim so a round trip changes nothing); admission
-/// guarantees it parses as an IPv4 or IPv6 network.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+/// A CIDR as written in a manifest (kept verbatim so a round trip changes nothing). The schema
+/// takes any string, as the original's does; admission warns about one that does not parse,
+/// the operator reports it as a condition and the CNI manager refuses pods of that gateway.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct CidrText(pub String);
-
-// Written by hand because the schema derive cannot attach CEL rules to a newtype; the rule is
-// on each item so errors name the entry (`spec.excludeCidrs[1]`).
-impl schemars::JsonSchema for CidrText {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "CidrText".into()
-    }
-
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "maxLength": 64,
-            "x-kubernetes-validations": [{"rule": crate::rules::CIDR_RULE, "message": crate::rules::CIDR_MESSAGE}]
-        })
-    }
-}
 
 impl CidrText {
     /// The network, if the text parses (host bits are kept: `10.0.0.1/8` stays as written).

@@ -1,5 +1,7 @@
 //! Which gateway pool a configuration egresses through: an AKS node pool name or an explicit
-//! VMSS. Shared by StaticGatewayConfiguration and the internal LB/VM configurations.
+//! VMSS. Shared by StaticGatewayConfiguration and the internal LB/VM configurations. The schema
+//! accepts what the original's published CRD accepts (its schema is the floor); the checks it
+//! lacks are admission warnings (`crate::warnings`) and operator conditions.
 
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
@@ -7,31 +9,32 @@ use serde::{Deserialize, Serialize};
 /// An existing gateway VMSS (virtual machine scale set).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = crate::rules::profile_needs_resource_group(), validation = crate::rules::profile_needs_name())]
 pub struct GatewayVmssProfile {
     /// Resource group of the VMSS. Must be in the cluster's subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 90))]
     pub vmss_resource_group: Option<String>,
 
     /// Name of the VMSS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64))]
     pub vmss_name: Option<String>,
 
-    /// Length of the public IP prefix the pool egresses from (28-31, as Azure accepts). Required
-    /// with `provisionPublicIps: true`; it also bounds the pool size (a /31 serves 2 nodes).
+    /// Length of the public IP prefix the pool egresses from. Azure accepts 28-31; it is needed
+    /// with `provisionPublicIps: true` and bounds the pool size (a /31 serves 2 nodes). The
+    /// schema accepts 0-31 as the original's does (0 = unset; ignored in private mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 28, max = 31))]
+    #[schemars(range(min = 0, max = 31))]
     pub public_ip_prefix_size: Option<i32>,
 }
 
 impl GatewayVmssProfile {
-    /// True for the `{}` the original writes when no profile is used.
+    /// True for the `{}` the original writes when no profile is used (its Go type is an
+    /// embedded struct that is always serialised, and writes 0 for an unset prefix size).
     pub fn is_empty(&self) -> bool {
-        self.vmss_resource_group.is_none()
-            && self.vmss_name.is_none()
-            && self.public_ip_prefix_size.is_none()
+        self.vmss_resource_group
+            .as_deref()
+            .is_none_or(str::is_empty)
+            && self.vmss_name.as_deref().is_none_or(str::is_empty)
+            && self.public_ip_prefix_size.is_none_or(|s| s == 0)
     }
 }
 
@@ -42,7 +45,6 @@ impl GatewayVmssProfile {
 pub struct GatewayTarget {
     /// Name of the AKS gateway node pool (matched against the VMSS/VM tag `aks-managed-poolName`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
     pub gateway_nodepool_name: Option<String>,
 
     /// The gateway VMSS, for clusters that are not AKS-managed.
@@ -55,8 +57,6 @@ pub struct GatewayTarget {
 
     /// Resource ID of a public IP prefix you own (BYO) to egress from instead of a managed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
-    #[x_kube(validation = crate::rules::public_ip_prefix_id())]
     pub public_ip_prefix_id: Option<String>,
 }
 

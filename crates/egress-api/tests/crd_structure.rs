@@ -126,3 +126,31 @@ fn committed_crd_yaml_is_current() {
         );
     }
 }
+
+#[test]
+fn committed_warning_policy_is_current() {
+    let path = format!(
+        "{}/../../charts/kube-egress-gateway/files/sgc-warnings.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let committed: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(
+        committed,
+        egress_api::warnings::policy_rules(),
+        "{path} is stale: run `make generate`"
+    );
+}
+
+#[test]
+fn no_crd_carries_a_cel_rule_the_original_does_not_have() {
+    // The original's CRDs have no x-kubernetes-validations: any rule here would refuse a
+    // manifest the original accepts. Our extra checks are warnings (the policy) instead.
+    for (file, crd) in egress_api::crds::all() {
+        let schema = egress_api::crds::schema_of(&crd).unwrap().to_string();
+        assert!(
+            !schema.contains("x-kubernetes-validations"),
+            "{file} has a CEL rule"
+        );
+    }
+}

@@ -163,6 +163,12 @@ impl RequestHandler {
             Request::PodGateway { pod } => self.pod_gateway(&pod).await.map(Reply::PodGateway),
             Request::Add(r) => self.add(r).await.map(Reply::Added),
             Request::Del(r) => self.del(r).await.map(Reply::Deleted),
+            Request::Report(r) => Ok(Reply::Reported(crate::report::record(
+                &self.client,
+                &self.cache,
+                &self.metrics,
+                r,
+            ))),
         };
         let (reply, label) = match result {
             Ok(reply) => (reply, "ok".to_string()),

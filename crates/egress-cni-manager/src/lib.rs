@@ -12,6 +12,7 @@ pub mod handler;
 pub mod http;
 pub mod metrics;
 pub mod pod_watch;
+pub mod report;
 pub mod socket;
 pub mod state;
 pub mod taint;

@@ -1,7 +1,10 @@
-//! Prometheus metrics of the manager (text exposition at `/metrics`).
+//! Prometheus metrics of the manager (text exposition at `/metrics`). Every counter and
+//! histogram is created with its known label values at start (zero, not absent), so `rate()`
+//! alerts and `curl | grep` work on a healthy node before the first error.
 
 use std::sync::Arc;
 
+use egress_cni_proto::{AddPhase, ErrorKind, Request};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -12,7 +15,7 @@ use prometheus_client::registry::Registry;
 /// Labels of a plugin request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// `podGateway`, `add`, `del`.
+    /// `podGateway`, `add`, `del`, `report`.
     pub op: String,
     /// `ok` or the error kind.
     pub result: String,
@@ -40,6 +43,16 @@ pub struct AcceptErrorLabels {
     pub error: String,
 }
 
+/// Labels of an ADD phase.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `register`, `tunnel`, `handshake`, `routes`.
+    pub phase: String,
+}
+
+/// Errnos a failed accept is known to give (others appear when they happen).
+const ACCEPT_ERRNOS: [&str; 4] = ["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"];
+
 /// All metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -64,90 +77,156 @@ pub struct Metrics {
     pub busy_replies: Family<BusyLabels, Counter>,
     /// Failed accepts on the plugin socket, by errno.
     pub accept_errors: Family<AcceptErrorLabels, Counter>,
+    /// Duration of each phase of annotated pods' ADDs, as the plugin reports them.
+    pub add_phase_seconds: Family<PhaseLabels, Histogram>,
+    /// ADDs of annotated pods that failed after registration, by the phase that failed.
+    pub add_failures: Family<PhaseLabels, Counter>,
+    /// PodEndpoint status writes that failed.
+    pub status_write_errors: Counter,
+}
+
+fn phase_histogram() -> Histogram {
+    // 1 ms .. ~33 s: registration takes milliseconds, a handshake up to the plugin's timeout.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 16,
+    ))
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("egress_cni_manager");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let request_seconds = Family::<OpLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
-        });
-        let cached_pods = Gauge::default();
-        let pod_cache_misses = Counter::default();
-        let refused_peers = Counter::default();
-        let conflist_installed = Gauge::default();
-        let taint_removals = Counter::default();
-        let plugin_connections = Gauge::default();
-        let busy_replies = Family::<BusyLabels, Counter>::default();
-        let accept_errors = Family::<AcceptErrorLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Plugin requests by operation and result",
-            requests.clone(),
-        );
-        registry.register(
-            "request_duration_seconds",
-            "Plugin request latency",
-            request_seconds.clone(),
-        );
-        registry.register(
-            "cached_pods",
-            "Pods of this node in the cache",
-            cached_pods.clone(),
-        );
-        registry.register(
-            "pod_cache_misses",
-            "Pod lookups answered by the API instead of the cache",
-            pod_cache_misses.clone(),
-        );
-        registry.register(
-            "refused_peers",
-            "Socket connections refused by peer credentials",
-            refused_peers.clone(),
-        );
-        registry.register(
-            "conflist_installed",
-            "Whether the chained conflist is installed",
-            conflist_installed.clone(),
-        );
-        registry.register(
-            "taint_removals",
-            "Removals of the cni-not-ready node taint",
-            taint_removals.clone(),
-        );
-        registry.register(
-            "plugin_connections",
-            "Plugin socket connections open now",
-            plugin_connections.clone(),
-        );
-        registry.register(
-            "busy_replies",
-            "Plugin connections answered busy (connection limit reached)",
-            busy_replies.clone(),
-        );
-        registry.register(
-            "accept_errors",
-            "Failed accepts on the plugin socket by errno",
-            accept_errors.clone(),
-        );
+        let m = Self {
+            registry: Arc::new(Registry::default()),
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(|| {
+                Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+            }),
+            cached_pods: Gauge::default(),
+            pod_cache_misses: Counter::default(),
+            refused_peers: Counter::default(),
+            conflist_installed: Gauge::default(),
+            taint_removals: Counter::default(),
+            plugin_connections: Gauge::default(),
+            busy_replies: Family::default(),
+            accept_errors: Family::default(),
+            add_phase_seconds: Family::new_with_constructor(phase_histogram),
+            add_failures: Family::default(),
+            status_write_errors: Counter::default(),
+        };
+        m.register(&mut registry);
+        m.create_known_series();
         Self {
             registry: Arc::new(registry),
-            requests,
-            request_seconds,
-            cached_pods,
-            pod_cache_misses,
-            refused_peers,
-            conflist_installed,
-            taint_removals,
-            plugin_connections,
-            busy_replies,
-            accept_errors,
+            ..m
         }
     }
 }
 
 impl Metrics {
+    fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "requests",
+            "Plugin requests by operation and result",
+            self.requests.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Plugin request latency",
+            self.request_seconds.clone(),
+        );
+        r.register(
+            "cached_pods",
+            "Pods of this node in the cache",
+            self.cached_pods.clone(),
+        );
+        r.register(
+            "pod_cache_misses",
+            "Pod lookups answered by the API instead of the cache",
+            self.pod_cache_misses.clone(),
+        );
+        r.register(
+            "refused_peers",
+            "Socket connections refused by peer credentials",
+            self.refused_peers.clone(),
+        );
+        r.register(
+            "conflist_installed",
+            "Whether the chained conflist is installed",
+            self.conflist_installed.clone(),
+        );
+        r.register(
+            "taint_removals",
+            "Removals of the cni-not-ready node taint",
+            self.taint_removals.clone(),
+        );
+        r.register(
+            "plugin_connections",
+            "Plugin socket connections open now",
+            self.plugin_connections.clone(),
+        );
+        r.register(
+            "busy_replies",
+            "Plugin connections answered busy (connection limit reached)",
+            self.busy_replies.clone(),
+        );
+        r.register(
+            "accept_errors",
+            "Failed accepts on the plugin socket by errno",
+            self.accept_errors.clone(),
+        );
+        r.register(
+            "add_phase_duration_seconds",
+            "Duration of each phase of an annotated pod's CNI ADD (register, tunnel, handshake, routes), as reported by the plugin: the first packet waits for their sum",
+            self.add_phase_seconds.clone(),
+        );
+        r.register(
+            "add_failures",
+            "Annotated pods' CNI ADDs that failed after registration, by the phase that failed",
+            self.add_failures.clone(),
+        );
+        r.register(
+            "pod_endpoint_status_write_errors",
+            "Failed writes of a PodEndpoint's status.tunnel",
+            self.status_write_errors.clone(),
+        );
+    }
+
+    /// Every label value known in advance, at zero.
+    fn create_known_series(&self) {
+        let results = std::iter::once("ok".to_string())
+            .chain(ErrorKind::ALL.iter().map(|k| format!("{k:?}")))
+            .collect::<Vec<_>>();
+        for op in Request::OPS {
+            let _ = self
+                .request_seconds
+                .get_or_create(&OpLabels { op: op.into() });
+            for result in &results {
+                let _ = self.requests.get_or_create(&RequestLabels {
+                    op: op.into(),
+                    result: result.clone(),
+                });
+            }
+        }
+        for reason in ["limit", "evicted"] {
+            let _ = self.busy_replies.get_or_create(&BusyLabels {
+                reason: reason.into(),
+            });
+        }
+        for error in ACCEPT_ERRNOS {
+            let _ = self.accept_errors.get_or_create(&AcceptErrorLabels {
+                error: error.into(),
+            });
+        }
+        for phase in AddPhase::ALL {
+            let labels = PhaseLabels {
+                phase: phase.name().into(),
+            };
+            let _ = self.add_phase_seconds.get_or_create(&labels);
+            let _ = self.add_failures.get_or_create(&labels);
+        }
+    }
+
     /// Text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -155,5 +234,28 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn every_known_series_exists_at_zero_before_anything_happens() {
+        let text = Metrics::default().encode();
+        for line in [
+            "egress_cni_manager_requests_total{op=\"add\",result=\"GatewayNotReady\"} 0",
+            "egress_cni_manager_requests_total{op=\"report\",result=\"ok\"} 0",
+            "egress_cni_manager_busy_replies_total{reason=\"evicted\"} 0",
+            "egress_cni_manager_accept_errors_total{error=\"EMFILE\"} 0",
+            "egress_cni_manager_add_phase_duration_seconds_count{phase=\"handshake\"} 0",
+            "egress_cni_manager_add_failures_total{phase=\"routes\"} 0",
+            "egress_cni_manager_request_duration_seconds_count{op=\"del\"} 0",
+            "egress_cni_manager_pod_endpoint_status_write_errors_total 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

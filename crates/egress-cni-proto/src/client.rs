@@ -13,7 +13,7 @@ use crate::PROTOCOL_VERSION;
 use crate::codec::{self, CodecError};
 use crate::messages::{
     AddReply, AddRequest, DelReply, DelRequest, ErrorKind, ErrorReply, PodGatewayReply, PodRef,
-    Reply, ReplyEnvelope, Request, RequestEnvelope,
+    Reply, ReplyEnvelope, ReportReply, ReportRequest, Request, RequestEnvelope,
 };
 
 /// First pause before asking again; doubles up to [`RETRY_MAX`].
@@ -240,6 +240,15 @@ impl Client {
         match self.call(Request::Add(request))? {
             Reply::Added(r) => Ok(r),
             _ => Err(ClientError::UnexpectedReply { op: "add" }),
+        }
+    }
+
+    /// Reports how an ADD went (best effort: callers ignore failures, and a manager that
+    /// predates reports answers `badRequest`).
+    pub fn report(&self, request: ReportRequest) -> Result<ReportReply, ClientError> {
+        match self.call(Request::Report(request))? {
+            Reply::Reported(r) => Ok(r),
+            _ => Err(ClientError::UnexpectedReply { op: "report" }),
         }
     }
 

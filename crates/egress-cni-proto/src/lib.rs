@@ -10,8 +10,9 @@ pub mod messages;
 pub use client::{Client, ClientError};
 pub use codec::{CodecError, MAX_MESSAGE_BYTES};
 pub use messages::{
-    AddReply, AddRequest, DefaultRoute, DelReply, DelRequest, ErrorKind, ErrorReply,
-    PodGatewayReply, PodRef, Reply, ReplyEnvelope, Request, RequestEnvelope, WireKey,
+    AddPhase, AddReply, AddRequest, DefaultRoute, DelReply, DelRequest, ErrorKind, ErrorReply,
+    PhaseTiming, PodGatewayReply, PodRef, Reply, ReplyEnvelope, ReportReply, ReportRequest,
+    Request, RequestEnvelope, RoutesReport, WireKey,
 };
 
 /// Version of the message format; both sides refuse other versions with a clear error.

@@ -146,8 +146,93 @@ pub struct PodGatewayReply {
     pub gateway: Option<String>,
 }
 
-/// One request.
+/// A phase of an annotated pod's ADD, in order.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum AddPhase {
+    /// Asking the manager (`add`: the PodEndpoint is applied).
+    Register,
+    /// Building `wg0` (device, key, peer, move, MTU, up).
+    Tunnel,
+    /// Waiting for the first WireGuard handshake.
+    Handshake,
+    /// Routes, ingress return path and sysctls in the pod.
+    Routes,
+}
+
+impl AddPhase {
+    /// Every phase, in order.
+    pub const ALL: [AddPhase; 4] = [
+        AddPhase::Register,
+        AddPhase::Tunnel,
+        AddPhase::Handshake,
+        AddPhase::Routes,
+    ];
+
+    /// The wire (and metric label) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddPhase::Register => "register",
+            AddPhase::Tunnel => "tunnel",
+            AddPhase::Handshake => "handshake",
+            AddPhase::Routes => "routes",
+        }
+    }
+}
+
+/// How long one phase took.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseTiming {
+    /// The phase.
+    pub phase: AddPhase,
+    /// Its duration in seconds.
+    pub seconds: f64,
+}
+
+/// What the plugin routed in the pod.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutesReport {
+    /// The SGC's default-route mode at ADD.
+    pub default_route: DefaultRoute,
+    /// The SGC's `excludeCidrs` at ADD.
+    pub exclude_cidrs: Vec<IpNet>,
+    /// The node exception CIDRs from the conflist.
+    pub node_exclude_cidrs: Vec<IpNet>,
+}
+
+/// After an annotated pod's ADD got past registration: how long each phase took, whether it
+/// succeeded, and what the pod's routes are. Added to protocol version 1 without a bump: a
+/// manager that predates it answers `badRequest`, which the plugin ignores; ADD's result never
+/// depends on the report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRequest {
+    /// The pod.
+    pub pod: PodRef,
+    /// `CNI_CONTAINERID` of the sandbox.
+    pub container_id: String,
+    /// The phase that failed; `None` when ADD succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_phase: Option<AddPhase>,
+    /// The phases that ran (the failed one included), in order.
+    pub phases: Vec<PhaseTiming>,
+    /// The routes, once they are programmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<RoutesReport>,
+}
+
+/// Answer to a report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportReply {
+    /// Whether the manager took it (it records it asynchronously).
+    pub recorded: bool,
+}
+
+/// One request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Request {
     /// Which gateway (if any) does this pod use?
@@ -159,15 +244,21 @@ pub enum Request {
     Add(AddRequest),
     /// Remove the pod's tunnel key.
     Del(DelRequest),
+    /// How an ADD went (phase timings, routes); best effort.
+    Report(ReportRequest),
 }
 
 impl Request {
+    /// Every operation name [`Request::op`] returns.
+    pub const OPS: [&'static str; 4] = ["podGateway", "add", "del", "report"];
+
     /// The pod the request is about.
     pub fn pod(&self) -> &PodRef {
         match self {
             Request::PodGateway { pod } => pod,
             Request::Add(r) => &r.pod,
             Request::Del(r) => &r.pod,
+            Request::Report(r) => &r.pod,
         }
     }
 
@@ -177,6 +268,7 @@ impl Request {
             Request::PodGateway { .. } => "podGateway",
             Request::Add(_) => "add",
             Request::Del(_) => "del",
+            Request::Report(_) => "report",
         }
     }
 }
@@ -214,6 +306,22 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind this side knows (metrics list them all from the start).
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::BadRequest,
+        ErrorKind::PodNotFound,
+        ErrorKind::PodNotOnNode,
+        ErrorKind::PodNotAnnotated,
+        ErrorKind::IpMismatch,
+        ErrorKind::GatewayNotFound,
+        ErrorKind::GatewayNotReady,
+        ErrorKind::GatewayInvalid,
+        ErrorKind::ApiUnavailable,
+        ErrorKind::NotReady,
+        ErrorKind::Busy,
+        ErrorKind::Unknown,
+    ];
+
     /// Whether retrying later can succeed without anyone changing configuration.
     pub fn is_transient(self) -> bool {
         matches!(
@@ -252,12 +360,14 @@ pub enum Reply {
     Added(AddReply),
     /// Answer to [`Request::Del`].
     Deleted(DelReply),
+    /// Answer to [`Request::Report`].
+    Reported(ReportReply),
     /// The request failed.
     Error(ErrorReply),
 }
 
 /// A request on the wire.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestEnvelope {
     /// [`PROTOCOL_VERSION`] of the sender.

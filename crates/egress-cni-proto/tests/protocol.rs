@@ -280,3 +280,45 @@ fn unknown_error_kinds_of_a_newer_manager_still_carry_their_message() {
     let busy: serde_json::Value = serde_json::from_str(&busy_line()).unwrap();
     assert_eq!(busy["kind"], "busy");
 }
+
+#[test]
+fn report_has_a_pinned_shape_and_an_old_manager_rejects_it_as_bad_request() {
+    let report = Request::Report(ReportRequest {
+        pod: PodRef {
+            namespace: "ns".into(),
+            name: "web".into(),
+            uid: None,
+        },
+        container_id: "c1".into(),
+        failed_phase: Some(AddPhase::Handshake),
+        phases: vec![PhaseTiming {
+            phase: AddPhase::Register,
+            seconds: 0.5,
+        }],
+        routes: None,
+    });
+    let line = codec::encode(&RequestEnvelope::new(report.clone())).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"version": 1, "op": "report",
+            "pod": {"namespace": "ns", "name": "web"}, "containerId": "c1",
+            "failedPhase": "handshake", "phases": [{"phase": "register", "seconds": 0.5}]})
+    );
+    let back: RequestEnvelope = codec::decode(&line[..line.len() - 1]).unwrap();
+    assert_eq!(back.request, report);
+    // A manager of the previous release knows no `report` op: the request does not decode,
+    // so it answers badRequest and the plugin (which ignores report failures) goes on.
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "op", rename_all = "camelCase")]
+    #[allow(dead_code)]
+    enum OldRequest {
+        PodGateway { pod: PodRef },
+        Add(AddRequest),
+        Del(DelRequest),
+    }
+    assert!(serde_json::from_value::<OldRequest>(v).is_err());
+    let ok: ReplyEnvelope =
+        codec::decode(br#"{"version":1,"result":"reported","recorded":true}"#).unwrap();
+    assert_eq!(ok.reply, Reply::Reported(ReportReply { recorded: true }));
+}

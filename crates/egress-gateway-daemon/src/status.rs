@@ -90,6 +90,7 @@ impl StatusBook {
             GatewayStatusSpec {
                 ready_gateway_configurations: (!gateways.is_empty()).then_some(gateways),
                 ready_peer_configurations: (!peers.is_empty()).then_some(peers),
+                ..GatewayStatusSpec::default()
             },
             book.peers.len(),
         )

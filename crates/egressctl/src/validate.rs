@@ -1,14 +1,15 @@
 //! `egressctl validate`: checks manifests offline with the rules a cluster applies at admission
-//! (the generated CRD schemas with their CEL rules, strict field validation as kubectl uses it)
-//! plus semantic checks the schema cannot express. Kinds we do not own are ignored, except that
-//! pod templates are checked for the egress annotation.
+//! (the generated CRD schemas, strict field validation as kubectl uses it: errors; the chart's
+//! warning policy for StaticGatewayConfigurations, from the same CEL: warnings) plus semantic
+//! checks the schema cannot express. Kinds we do not own are ignored, except that pod
+//! templates are checked for the egress annotation.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use egress_api::constants::{GROUP, POD_ANNOTATION, VERSION};
 use egress_api::semantics::{self, Severity};
-use egress_schema::SchemaValidator;
+use egress_schema::{PolicyRules, SchemaValidator};
 use serde_json::Value;
 
 use crate::input::Document;
@@ -84,6 +85,7 @@ pub struct SchemaLoadError {
 #[derive(Debug)]
 pub struct Validator {
     kinds: HashMap<String, (SchemaValidator, Value)>,
+    warnings: PolicyRules,
 }
 
 /// Where a pod refers to a StaticGatewayConfiguration, for the cross-document check.
@@ -106,7 +108,24 @@ impl Validator {
             })?;
             kinds.insert(kind, (validator, schema));
         }
-        Ok(Self { kinds })
+        let warnings =
+            PolicyRules::new(&egress_api::warnings::policy_rules()).map_err(|source| {
+                SchemaLoadError {
+                    kind: "the StaticGatewayConfiguration warning policy".into(),
+                    source,
+                }
+            })?;
+        Ok(Self { kinds, warnings })
+    }
+
+    /// The admission warnings of a StaticGatewayConfiguration (as stored after defaulting),
+    /// as `(field, message)`; `old` is the stored version for an update.
+    pub fn sgc_warnings(&self, sgc: &Value, old: Option<&Value>) -> Vec<(String, String)> {
+        self.warnings
+            .warnings(sgc, old)
+            .into_iter()
+            .map(|m| split_field(&m))
+            .collect()
     }
 
     /// Checks every document; cross-document references are resolved among `docs`.
@@ -318,21 +337,69 @@ impl Validator {
         for e in errors {
             out.push((e.field.clone(), Severity::Error, e.message()));
         }
-        if kind == "StaticGatewayConfiguration" && out.is_empty() {
-            match serde_json::from_value::<egress_api::StaticGatewayConfiguration>(admitted) {
-                Ok(sgc) => out.extend(
-                    semantics::check_sgc(&sgc.spec)
-                        .into_iter()
-                        .map(|p| (p.field, p.severity, p.message)),
-                ),
-                Err(e) => out.push((
-                    String::new(),
-                    Severity::Error,
-                    format!("failed to decode: {e}"),
-                )),
+        if kind == "StaticGatewayConfiguration" {
+            // What the cluster would warn about, also next to errors (as the server's answer
+            // to a refused write would not show them, but the user fixes both at once).
+            // A field that already has an error gets no second finding.
+            let errored: HashSet<String> = out.iter().map(|(f, _, _)| f.clone()).collect();
+            out.extend(
+                self.sgc_warnings(&admitted, None)
+                    .into_iter()
+                    .filter(|(field, _)| !errored.contains(field))
+                    .map(|(field, message)| (field, Severity::Warning, message)),
+            );
+        }
+        if out.iter().all(|(_, s, _)| *s != Severity::Error) {
+            match kind {
+                "StaticGatewayConfiguration" => {
+                    semantic(
+                        &admitted,
+                        &mut out,
+                        |sgc: egress_api::StaticGatewayConfiguration| {
+                            semantics::check_sgc(&sgc.spec)
+                        },
+                    );
+                }
+                "PodEndpoint" => semantic(&admitted, &mut out, |pe: egress_api::PodEndpoint| {
+                    semantics::check_pod_endpoint(&pe.spec)
+                }),
+                _ => {}
             }
         }
         out
+    }
+}
+
+/// Decodes an admitted object as `K` and adds the semantic findings `check` gives.
+fn semantic<K: serde::de::DeserializeOwned>(
+    admitted: &Value,
+    out: &mut Vec<(String, Severity, String)>,
+    check: impl FnOnce(K) -> Vec<semantics::Problem>,
+) {
+    match serde_json::from_value::<K>(admitted.clone()) {
+        Ok(obj) => out.extend(
+            check(obj)
+                .into_iter()
+                .map(|p| (p.field, p.severity, p.message)),
+        ),
+        Err(e) => out.push((
+            String::new(),
+            Severity::Error,
+            format!("failed to decode: {e}"),
+        )),
+    }
+}
+
+/// `spec.excludeCidrs: "x" is not ...` → (`spec.excludeCidrs`, `"x" is not ...`): the policy's
+/// messages start with the field they are about.
+fn split_field(message: &str) -> (String, String) {
+    match message.split_once(": ") {
+        Some((field, rest))
+            if field == "spec" || field.starts_with("spec.") && !field.contains(' ') =>
+        {
+            (field.to_string(), rest.to_string())
+        }
+        _ => (String::new(), message.to_string()),
     }
 }
 

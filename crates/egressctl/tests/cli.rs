@@ -75,13 +75,14 @@ fn each_problem_is_one_line_naming_file_document_object_and_field() {
                 "{f}:2: StaticGatewayConfiguration/broken: spec.gatewayVmssProfile.publicIpPrefixSize: Invalid value: 33: spec.gatewayVmssProfile.publicIpPrefixSize in body should be less than or equal to 31"
             ),
             format!(
-                "{f}:2: StaticGatewayConfiguration/broken: spec.excludeCidrs[1]: Invalid value: \"bogus\": must be an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8"
+                "{f}:2: StaticGatewayConfiguration/broken: spec.excludeCidrs: warning: \"bogus\" is not an IPv4 or IPv6 CIDR such as 10.0.0.0/8; pods naming this gateway cannot start (the CNI manager refuses them) and the operator reports Ready=False/InvalidExcludeCidrs"
             ),
         ]
     );
     assert!(
-        text(&out.stderr)
-            .contains("2 document(s): 1 of ours checked, 1 other kind(s) ignored; 2 error(s)"),
+        text(&out.stderr).contains(
+            "2 document(s): 1 of ours checked, 1 other kind(s) ignored; 1 error(s), 1 warning(s)"
+        ),
         "{}",
         text(&out.stderr)
     );
@@ -221,4 +222,42 @@ fn warnings_alone_do_not_fail() {
     );
     let out = egressctl(&["validate", "--quiet", "-f", "-"], Some(sgc));
     assert_eq!(text(&out.stdout), "");
+    // --strict: warnings are problems too.
+    let out = egressctl(&["validate", "--strict", "-f", "-"], Some(sgc));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+}
+
+#[test]
+fn manifests_the_original_accepts_pass_with_warnings_and_exit_0() {
+    // The manifest: private mode with the size the original writes for "unset".
+    let private = "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: StaticGatewayConfiguration\nmetadata: {name: p, namespace: d}\nspec:\n  gatewayVmssProfile: {vmssResourceGroup: rg, vmssName: gw, publicIpPrefixSize: 0}\n  provisionPublicIps: false\n";
+    let out = egressctl(&["validate", "--strict", "-f", "-"], Some(private));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "");
+    // Public mode with a size Azure refuses: accepted (exit 0) with the warning the cluster gives.
+    let public = private.replace("provisionPublicIps: false", "provisionPublicIps: true");
+    let out = egressctl(&["validate", "-f", "-"], Some(&public));
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains(
+            "-:1: StaticGatewayConfiguration/p: spec.gatewayVmssProfile.publicIpPrefixSize: warning: unset, but with provisionPublicIps: true"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = egressctl(&["validate", "--strict", "-f", "-"], Some(&public));
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = egressctl(&["validate"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = egressctl(&["no-such-command"], None);
+    assert_eq!(out.status.code(), Some(2));
 }

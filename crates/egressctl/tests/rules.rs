@@ -1,5 +1,7 @@
-//! Every admission rule of StaticGatewayConfiguration with a passing and a failing case, checked
-//! through `egressctl validate`'s engine (the same schema and CEL rules a cluster enforces).
+//! Every check of StaticGatewayConfiguration with a passing and a failing case, through
+//! `egressctl validate`'s engine. The schema accepts what the original's CRD accepts (a floor),
+//! so the checks it does not make are warnings (the chart's warning policy, same CEL), and an
+//! error is left only for what the original refuses too (types, enum, unknown fields).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use egress_api::semantics::Severity;
@@ -20,21 +22,29 @@ fn sgc(spec: &str) -> String {
     )
 }
 
-/// Errors as `field: message`.
-fn errors(spec: &str) -> Vec<String> {
+/// Findings of one severity as `field: message`.
+fn findings(spec: &str, severity: Severity) -> Vec<String> {
     let docs = input::split("t.yaml", &sgc(spec));
     let report = Validator::new().unwrap().validate(&docs);
     report
         .findings
         .iter()
-        .filter(|f| f.severity == Severity::Error)
+        .filter(|f| f.severity == severity)
         .map(|f| format!("{}: {}", f.field, f.message))
         .collect()
 }
 
+fn errors(spec: &str) -> Vec<String> {
+    findings(spec, Severity::Error)
+}
+
 fn assert_ok(spec: &str) {
     let e = errors(spec);
-    assert!(e.is_empty(), "expected valid, got {e:?} for\n{spec}");
+    let w = findings(spec, Severity::Warning);
+    assert!(
+        e.is_empty() && w.is_empty(),
+        "expected clean, got {e:?} {w:?} for\n{spec}"
+    );
 }
 
 fn assert_err(spec: &str, field: &str, fragment: &str) {
@@ -46,6 +56,18 @@ fn assert_err(spec: &str, field: &str, fragment: &str) {
     );
 }
 
+/// Accepted (no error, as the original accepts it), with a warning on `field`.
+fn assert_warn(spec: &str, field: &str, fragment: &str) {
+    let e = errors(spec);
+    assert!(e.is_empty(), "expected no error, got {e:?} for\n{spec}");
+    let w = findings(spec, Severity::Warning);
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with(&format!("{field}: ")) && m.contains(fragment)),
+        "expected a warning on {field} containing {fragment:?}, got {w:?} for\n{spec}"
+    );
+}
+
 const VMSS: &str =
     "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\n  publicIpPrefixSize: 31";
 
@@ -54,65 +76,79 @@ fn exactly_one_of_nodepool_and_vmss_profile() {
     assert_ok("gatewayNodepoolName: pool");
     assert_ok(VMSS);
     assert_ok("gatewayNodepoolName: pool\ngatewayVmssProfile: {}");
-    assert_err(
+    // The original writes 0 for an unset size.
+    assert_ok("gatewayNodepoolName: pool\ngatewayVmssProfile: {publicIpPrefixSize: 0}");
+    assert_warn(
         &format!("gatewayNodepoolName: pool\n{VMSS}"),
         "spec",
-        "exactly one of gatewayNodepoolName or gatewayVmssProfile",
+        "exactly one of gatewayNodepoolName and gatewayVmssProfile must be set, found both",
     );
-    assert_err("provisionPublicIps: true", "spec", "exactly one of");
-    assert_err("gatewayVmssProfile: {}", "spec", "exactly one of");
+    assert_warn("provisionPublicIps: true", "spec", "found neither");
+    assert_warn("gatewayVmssProfile: {}", "spec", "found neither");
 }
 
 #[test]
 fn vmss_profile_needs_resource_group_and_name() {
-    assert_err(
+    assert_warn(
         "gatewayVmssProfile:\n  vmssName: vmss\n  publicIpPrefixSize: 31",
         "spec.gatewayVmssProfile.vmssResourceGroup",
-        "Required value",
+        "required when gatewayVmssProfile is used",
     );
-    assert_err(
+    assert_warn(
         "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  publicIpPrefixSize: 31",
         "spec.gatewayVmssProfile.vmssName",
-        "Required value",
+        "required when gatewayVmssProfile is used",
     );
-    assert_err(
+    assert_warn(
         "gatewayVmssProfile:\n  vmssResourceGroup: ''\n  vmssName: vmss\n  publicIpPrefixSize: 31",
         "spec.gatewayVmssProfile.vmssResourceGroup",
-        "at least 1 chars long",
+        "required",
     );
-    assert_err(
+    assert_warn(
         "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: ''\n  publicIpPrefixSize: 31",
         "spec.gatewayVmssProfile.vmssName",
-        "at least 1 chars long",
+        "required",
     );
 }
 
 #[test]
-fn prefix_size_is_28_to_31_and_required_for_public_ips() {
+fn prefix_size_0_to_31_is_accepted_and_28_to_31_expected_for_public_ips() {
     for size in 28..=31 {
         assert_ok(&format!(
             "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\n  publicIpPrefixSize: {size}"
         ));
     }
-    assert_err(
+    // The original's schema allows 0-31: accepted, with a warning in public mode.
+    assert_warn(
         "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\n  publicIpPrefixSize: 27",
         "spec.gatewayVmssProfile.publicIpPrefixSize",
-        "greater than or equal to 28",
+        "27, but with provisionPublicIps: true the managed public IP prefix needs a length Azure accepts (28-31)",
     );
+    // Beyond the original's 0-31 is an error, as there.
     assert_err(
         "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\n  publicIpPrefixSize: 32",
         "spec.gatewayVmssProfile.publicIpPrefixSize",
         "less than or equal to 31",
     );
     assert_err(
+        "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\n  publicIpPrefixSize: -1",
+        "spec.gatewayVmssProfile.publicIpPrefixSize",
+        "greater than or equal to 0",
+    );
+    assert_warn(
         "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss",
         "spec.gatewayVmssProfile.publicIpPrefixSize",
-        "Required value",
+        "unset, but with provisionPublicIps: true",
     );
-    // Private mode has no prefix, so no size is needed.
+    // Private mode has no prefix, so no size is needed: the manifest (size 0) is clean.
     assert_ok(
         "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\nprovisionPublicIps: false",
     );
+    for size in [0, 5, 27, 31] {
+        assert_ok(&format!(
+            "gatewayVmssProfile:\n  vmssResourceGroup: rg\n  vmssName: vmss\n  publicIpPrefixSize: {size}\nprovisionPublicIps: false"
+        ));
+    }
 }
 
 #[test]
@@ -130,10 +166,10 @@ fn public_ip_prefix_id_must_be_a_prefix_resource_id_in_any_case() {
         "publicIPPrefixes/p",
         "/subscriptions//resourceGroups/rg/providers/Microsoft.Network/publicIPPrefixes/p",
     ] {
-        assert_err(
+        assert_warn(
             &format!("{VMSS}\npublicIpPrefixId: {id}"),
             "spec.publicIpPrefixId",
-            "must be the resource ID of a public IP prefix",
+            "is not a public IP prefix resource ID",
         );
     }
 }
@@ -145,32 +181,27 @@ fn public_ip_prefix_id_only_with_public_ips() {
         "gatewayNodepoolName: pool\nprovisionPublicIps: true\npublicIpPrefixId: {id}"
     ));
     assert_ok("gatewayNodepoolName: pool\nprovisionPublicIps: false\npublicIpPrefixId: ''");
-    assert_err(
+    assert_warn(
         &format!("gatewayNodepoolName: pool\nprovisionPublicIps: false\npublicIpPrefixId: {id}"),
         "spec.publicIpPrefixId",
-        "Forbidden: may only be set when provisionPublicIps is true",
+        "set with provisionPublicIps: false",
     );
 }
 
 #[test]
-fn every_exclude_cidr_is_an_ipv4_or_ipv6_cidr() {
+fn every_exclude_cidr_should_be_an_ipv4_or_ipv6_cidr() {
     assert_ok(
         "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 192.0.2.0/24, 'fd00::/8', '2001:db8::/32']",
     );
-    assert_err(
+    assert_warn(
         "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 10.0.0.0]",
-        "spec.excludeCidrs[1]",
-        "must be an IPv4 or IPv6 CIDR",
+        "spec.excludeCidrs",
+        "\"10.0.0.0\" is not an IPv4 or IPv6 CIDR",
     );
-    assert_err(
-        "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/33]",
-        "spec.excludeCidrs[0]",
-        "must be an IPv4 or IPv6 CIDR",
-    );
-    assert_err(
-        "gatewayNodepoolName: pool\nexcludeCidrs: [not-a-cidr]",
-        "spec.excludeCidrs[0]",
-        "must be an IPv4 or IPv6 CIDR",
+    assert_warn(
+        "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/33, not-a-cidr]",
+        "spec.excludeCidrs",
+        "\"10.0.0.0/33\", \"not-a-cidr\" are not an IPv4 or IPv6 CIDR",
     );
 }
 
@@ -205,7 +236,8 @@ fn sgc_value(spec: &str) -> Value {
     input::split("t.yaml", &sgc(spec)).remove(0).value.unwrap()
 }
 
-fn update_errors(old: &str, new: &str) -> Vec<String> {
+/// The warnings of an update from `old` to `new` (both defaulted, as stored).
+fn update_warnings(old: &str, new: &str) -> Vec<String> {
     let (_, crd) = egress_api::crds::all()
         .into_iter()
         .find(|(_, c)| c.spec.names.kind == "StaticGatewayConfiguration")
@@ -214,57 +246,63 @@ fn update_errors(old: &str, new: &str) -> Vec<String> {
     let mut old = sgc_value(old);
     v.apply_defaults(&mut old);
     let mut new = sgc_value(new);
-    v.admit(&mut new, Some(&old))
-        .1
-        .iter()
-        .map(ToString::to_string)
+    let (_, errors) = v.admit(&mut new, Some(&old));
+    assert!(
+        errors.is_empty(),
+        "an update the original accepts: {errors:?}"
+    );
+    Validator::new()
+        .unwrap()
+        .sgc_warnings(&new, Some(&old))
+        .into_iter()
+        .map(|(f, m)| format!("{f}: {m}"))
         .collect()
 }
 
 #[test]
-fn pool_vmss_and_prefix_size_are_immutable() {
+fn changing_pool_vmss_or_prefix_size_is_accepted_with_a_warning() {
     assert!(
-        update_errors(
+        update_warnings(
             "gatewayNodepoolName: pool",
             "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8]"
         )
         .is_empty()
     );
     assert!(
-        update_errors(
+        update_warnings(
             VMSS,
-            &format!("{VMSS}\nprovisionPublicIps: true\ndefaultRoute: azureNetworking")
+            &format!("{VMSS}\nprovisionPublicIps: true\ndefaultRoute: azureNetworking\nexcludeCidrs: [10.0.0.0/8]")
         )
         .is_empty()
     );
     // An empty profile and no profile are the same thing.
     assert!(
-        update_errors(
+        update_warnings(
             "gatewayNodepoolName: pool",
             "gatewayNodepoolName: pool\ngatewayVmssProfile: {}"
         )
         .is_empty()
     );
-    let e = update_errors("gatewayNodepoolName: pool", "gatewayNodepoolName: other");
+    let e = update_warnings("gatewayNodepoolName: pool", "gatewayNodepoolName: other");
     assert!(
-        e.iter()
-            .any(|m| m.starts_with("spec.gatewayNodepoolName: ") && m.contains("is immutable")),
+        e.iter().any(|m| m.starts_with("spec.gatewayNodepoolName: ")
+            && m.contains("changed from \"pool\" to \"other\"")
+            && m.contains("ImmutableFieldChanged")),
         "{e:?}"
     );
-    let e = update_errors(VMSS, &VMSS.replace("vmssName: vmss", "vmssName: vmss2"));
+    let e = update_warnings(VMSS, &VMSS.replace("vmssName: vmss", "vmssName: vmss2"));
     assert!(
         e.iter()
-            .any(|m| m.starts_with("spec.gatewayVmssProfile.vmssName: ")
-                && m.contains("is immutable")),
+            .any(|m| m.starts_with("spec.gatewayVmssProfile.vmssName: ")),
         "{e:?}"
     );
-    let e = update_errors(VMSS, &VMSS.replace("rg", "rg2"));
+    let e = update_warnings(VMSS, &VMSS.replace("rg", "rg2"));
     assert!(
         e.iter()
             .any(|m| m.starts_with("spec.gatewayVmssProfile.vmssResourceGroup: ")),
         "{e:?}"
     );
-    let e = update_errors(VMSS, &VMSS.replace("31", "30"));
+    let e = update_warnings(VMSS, &VMSS.replace("31", "30"));
     assert!(
         e.iter().any(
             |m| m.starts_with("spec.gatewayVmssProfile.publicIpPrefixSize: ")
@@ -275,7 +313,7 @@ fn pool_vmss_and_prefix_size_are_immutable() {
 }
 
 #[test]
-fn pod_endpoint_keys_and_ips_are_checked() {
+fn pod_endpoint_keys_and_ips_are_warned_about() {
     let pe = |ip: &str, key: &str| {
         format!(
             "apiVersion: egressgateway.kubernetes.azure.com/v1alpha1\nkind: PodEndpoint\nmetadata: {{name: p, namespace: d}}\nspec:\n  staticGatewayConfiguration: g\n  podIpAddress: {ip}\n  podPublicKey: {key}\n"
@@ -297,15 +335,20 @@ fn pod_endpoint_keys_and_ips_are_checked() {
         ))
         .is_empty()
     );
+    // The original's schema takes any strings: accepted, with a warning (daemons refuse it).
     let e = run(pe(
         "10.244.1.5",
         "SGVsbG8gV2lyZUd1YXJkIGtleSBwYWRkaW5nISEhISE=",
     ));
-    assert!(e.iter().any(|m| m.contains("spec.podIpAddress: ")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("spec.podIpAddress: warning: ")),
+        "{e:?}"
+    );
     let e = run(pe("10.244.1.5/32", "short"));
     assert!(
         e.iter()
-            .any(|m| m.contains("spec.podPublicKey: ") && m.contains("WireGuard public key")),
+            .any(|m| m.contains("spec.podPublicKey: warning: ")
+                && m.contains("WireGuard public key")),
         "{e:?}"
     );
 }

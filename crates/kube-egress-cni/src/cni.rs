@@ -10,11 +10,12 @@ use rscni_plugin::cni::Cni;
 use rscni_plugin::error::Error as CniError;
 use rscni_plugin::types::{Args, CNIResult, Interface};
 
-use egress_cni_proto::{AddRequest, Client, DelRequest, PodRef};
+use egress_cni_proto::{AddPhase, AddRequest, Client, DelRequest, PodRef};
 
 use crate::config::{self, PluginConfig};
 use crate::errors::PluginError;
 use crate::prev_result;
+use crate::report::AddReport;
 use crate::tunnel::{POD_TUNNEL_IFNAME, PodTunnel, TunnelSpec};
 
 /// First pause between handshake polls; doubles up to [`POLL_MAX`].
@@ -144,20 +145,28 @@ impl<T: PodTunnel> EgressCni<T> {
             self.undo(&spec, &netns, &manager, &pod, tunnel_left);
         };
         let registered = started.elapsed();
+        let mut report = AddReport::new(&inv.config.socket_path, &pod, &container_id, started);
+        report.mark(AddPhase::Register);
         if let Err(e) = self.tunnel.setup(&spec, &key) {
             undo(false);
+            report.failed(AddPhase::Tunnel);
             return Err(e.into());
         }
         let built = started.elapsed();
+        report.mark(AddPhase::Tunnel);
         if let Err(e) = self.wait_handshake(&spec, inv.config.handshake_timeout) {
             undo(true);
+            report.failed(AddPhase::Handshake);
             return Err(e);
         }
         let handshake = started.elapsed();
+        report.mark(AddPhase::Handshake);
         if let Err(e) = self.tunnel.route(&spec, &key) {
             undo(false);
+            report.failed(AddPhase::Routes);
             return Err(e.into());
         }
+        report.mark(AddPhase::Routes);
         tracing::info!(
             register_ms = registered.as_millis() as u64,
             tunnel_ms = (built - registered).as_millis() as u64,
@@ -172,6 +181,7 @@ impl<T: PodTunnel> EgressCni<T> {
                 inv.config.state_dir.display()
             ))));
         }
+        report.succeeded(&spec);
         let mut result = prev;
         result.interfaces.push(Interface {
             name: POD_TUNNEL_IFNAME.to_string(),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dataplane;
 pub mod errors;
 pub mod prev_result;
+pub mod report;
 pub mod stdin;
 pub mod tunnel;
 

@@ -202,7 +202,7 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
         ("wg0", Some("/run/netns/p1"))
     );
     assert_eq!(result.interfaces.len(), 3);
-    assert_eq!(m.ops(), ["podGateway", "add"]);
+    assert_eq!(m.ops(), ["podGateway", "add", "report"]);
     // Routes change only after the handshake; nothing is torn down.
     assert_eq!(
         *cni.tunnel().log.borrow(),
@@ -213,6 +213,19 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
     );
     let add = m.seen.lock().unwrap()[1].clone();
     let Request::Add(add) = add else { panic!() };
+    // The phase timings and the routes go to the manager after the routes are in place.
+    let Request::Report(report) = m.seen.lock().unwrap()[2].clone() else {
+        panic!()
+    };
+    let phases: Vec<AddPhase> = report.phases.iter().map(|p| p.phase).collect();
+    assert_eq!(phases, AddPhase::ALL);
+    assert_eq!(report.failed_phase, None);
+    assert_eq!(report.container_id, "ctr1234567890abcdef");
+    let routes = report.routes.unwrap();
+    assert_eq!(
+        routes.node_exclude_cidrs[0].to_string(),
+        "169.254.169.254/32"
+    );
     assert_eq!(add.pod_ip.to_string(), "10.244.1.10");
     assert_eq!(add.public_key.as_str(), KEY);
     // The record DEL/CHECK use holds the routing inputs, never the private key.
@@ -227,7 +240,7 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
     cni.del(args(&config(&m.socket(), state.path(), "")))
         .unwrap();
     assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
-    assert_eq!(m.ops(), ["podGateway", "add", "del"]);
+    assert_eq!(m.ops(), ["podGateway", "add", "report", "del"]);
     // DEL again: still success.
     cni.del(args(&config(&m.socket(), state.path(), "")))
         .unwrap();
@@ -249,8 +262,13 @@ fn handshake_timeout_undoes_everything_with_code_103() {
             .contains("no WireGuard handshake with gateway sgc1 at 10.0.0.5:6000 within 0.3s"),
         "{err}"
     );
-    assert_eq!(m.ops(), ["podGateway", "add", "del"]);
+    assert_eq!(m.ops(), ["podGateway", "add", "del", "report"]);
     assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
+    let Request::Report(report) = m.seen.lock().unwrap()[3].clone() else {
+        panic!()
+    };
+    assert_eq!(report.failed_phase, Some(AddPhase::Handshake));
+    assert!(report.routes.is_none());
     // The pod's routing was never touched; the tunnel was removed.
     let log = cni.tunnel().log.borrow();
     assert_eq!(log.first().unwrap(), "setup sgc1 private");
@@ -278,7 +296,7 @@ fn route_failure_is_code_104_cleaned_by_the_step_and_unregisters_the_pod() {
         err.to_string().contains("failed to add rule: boom"),
         "{err}"
     );
-    assert_eq!(m.ops(), ["podGateway", "add", "del"]);
+    assert_eq!(m.ops(), ["podGateway", "add", "del", "report"]);
     // The failed step restored the routes itself; a second teardown could undo that.
     let log = cni.tunnel().log.borrow();
     assert!(!log.iter().any(|l| l.starts_with("teardown")), "{log:?}");
@@ -302,7 +320,7 @@ fn setup_failure_is_code_104_and_unregisters_the_pod() {
             .contains("failed to add route 0.0.0.0/0 dev wg0"),
         "{err}"
     );
-    assert_eq!(m.ops(), ["podGateway", "add", "del"]);
+    assert_eq!(m.ops(), ["podGateway", "add", "del", "report"]);
 }
 
 #[test]
