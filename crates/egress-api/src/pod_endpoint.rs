@@ -96,8 +96,9 @@ pub struct PodEndpointStatus {
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["node".into()]))]
     pub gateways: Vec<PodEndpointGateway>,
     /// What the CNI plugin did in the pod, as it reported to the CNI manager (manager).
+    /// Boxed: most readers (the gateway daemons) never look at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunnel: Option<PodTunnel>,
+    pub tunnel: Option<Box<PodTunnel>>,
 }
 
 /// One gateway node's view of a PodEndpoint.

@@ -133,6 +133,13 @@ pub struct Args {
     /// Seconds between WireGuard counter samples for the metrics.
     #[arg(long, env = "METRICS_INTERVAL_SECONDS", default_value_t = 15)]
     pub metrics_interval_seconds: u64,
+    /// Longest seconds between two GatewayStatus writes: the heartbeat `egressctl` uses to tell
+    /// a stopped daemon, also carrying handshake times that moved on.
+    #[arg(long, env = "STATUS_HEARTBEAT_SECONDS", default_value_t = 60)]
+    pub status_heartbeat_seconds: u64,
+    /// Most bytes of a GatewayStatus spec; the per-gateway peer lists are cut to fit.
+    #[arg(long, env = "STATUS_MAX_BYTES", default_value_t = 1_000_000)]
+    pub status_max_bytes: usize,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -226,6 +233,11 @@ pub async fn prepare(
         metrics_interval: Duration::from_secs(args.metrics_interval_seconds.max(1)),
         retry_min: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
+        publish: crate::status_write::PublishConfig {
+            heartbeat: Duration::from_secs(args.status_heartbeat_seconds.max(1)),
+            max_bytes: args.status_max_bytes,
+            imds_url: Some(args.imds_url.clone()),
+        },
     };
     let probe_addr = SocketAddr::from(([0, 0, 0, 0], args.gateway_lb_probe_port));
     let mut health = vec![listen(args.metrics_addr).await?];

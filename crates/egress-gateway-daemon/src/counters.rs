@@ -100,9 +100,18 @@ pub async fn sample_counters(
                 netns: gateway_netns.clone(),
                 name: name.clone(),
             };
+            let sampled_at = std::time::Instant::now();
             let Ok(Some(device)) = dataplane.wireguard.observe(&id).await else {
                 continue;
             };
+            book.observe_device(
+                name.as_str(),
+                device
+                    .peers
+                    .iter()
+                    .map(|(k, p)| (k.to_base64(), p.last_handshake)),
+                sampled_at,
+            );
             let latest = device.peers.values().filter_map(|p| p.last_handshake).max();
             let age = latest.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
             let traffic = stats.get(name.as_str()).copied();

@@ -7,12 +7,13 @@
 //!
 //! Layers: `translate`, `trust`, `placement` and `desired` are pure (objects → desired node
 //! state; which PodEndpoints may speak for a pod and who holds each slot); `programmer`
-//! turns changes into data-plane work; `watch`, `status`, `report`, `probe`, `http`,
-//! `counters` are the I/O around it; `run` wires them; `cli` builds them from flags.
+//! turns changes into data-plane work; `watch`, `status`, `status_write`, `report`, `probe`,
+//! `http`, `counters`, `snat`, `egress_ips` are the I/O around it; `run` wires them; `cli` builds them from flags.
 
 pub mod cli;
 pub mod counters;
 pub mod desired;
+pub mod egress_ips;
 #[cfg(test)]
 mod fixtures;
 pub mod http;
@@ -25,7 +26,9 @@ pub mod probe;
 pub mod programmer;
 pub mod report;
 pub mod run;
+pub mod snat;
 pub mod status;
+pub mod status_write;
 pub mod translate;
 pub mod trust;
 pub mod watch;

@@ -1,8 +1,11 @@
 //! The daemon's Prometheus metrics (prometheus-client, prefix `egress_gateway`): peers,
-//! latest handshake age and traffic per gateway (sampled by `counters`), programming latency,
-//! errors by kind, refused PodEndpoints by reason, programmed gateways. Served on `/metrics`
-//! by `http`.
+//! latest handshake age and traffic per gateway (sampled by `counters`), SNAT/conntrack use
+//! per egress IP (sampled by `snat`), programming latency, errors by kind, refused
+//! PodEndpoints by reason, programmed gateways. Served on `/metrics` by `http`. Every counter
+//! and histogram exists from the start with its known label values (at zero, not absent), so
+//! `rate()` alerts and `curl | grep` work on a healthy node.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -32,6 +35,39 @@ struct KindLabels {
 struct ReasonLabels {
     reason: String,
 }
+
+/// Labels of per-egress-IP SNAT series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct SnatLabels {
+    /// `<namespace>/<name>` of the StaticGatewayConfiguration (from the connection's mark).
+    pub gateway: String,
+    /// The address connections are SNATed to (the gateway's secondary IP on this node).
+    pub egress_ip: String,
+}
+
+/// Every `errors_total` kind the daemon counts (created at zero at start).
+pub const ERROR_KINDS: [&str; 17] = [
+    "invalid_pod_endpoint",
+    "peer_conflict",
+    "peer_programming",
+    "gateway_secret",
+    "gateway_key",
+    "gateway_port",
+    "gateway_address",
+    "gateway_conflict",
+    "gateway_programming",
+    "status_write",
+    "netns",
+    "netlink",
+    "sysctl",
+    "nftables",
+    "wireguard",
+    "conntrack",
+    "imds",
+];
+
+/// `programming_duration_seconds` kinds.
+const PROGRAMMING_KINDS: [&str; 2] = ["peer", "full"];
 
 /// Per-gateway traffic counters, as read from the tunnel interface.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,6 +100,9 @@ pub struct Metrics {
     errors: Family<KindLabels, Counter>,
     refused: Family<ReasonLabels, Counter>,
     gateways: Gauge,
+    snat_entries: Family<SnatLabels, Gauge>,
+    snat_usage: Family<SnatLabels, Gauge<f64, AtomicU64>>,
+    conntrack_entries: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -88,6 +127,9 @@ impl Metrics {
             errors: Family::default(),
             refused: Family::default(),
             gateways: Gauge::default(),
+            snat_entries: Family::default(),
+            snat_usage: Family::default(),
+            conntrack_entries: Gauge::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -142,6 +184,29 @@ impl Metrics {
             "Gateways fully programmed on this node",
             m.gateways.clone(),
         );
+        registry.register(
+            "snat_conntrack_entries",
+            "Connections in the gateway namespace's conntrack table SNATed to this egress IP",
+            m.snat_entries.clone(),
+        );
+        registry.register(
+            "snat_port_usage_ratio",
+            "Share (0-1) of the SNAT source-port range (1024-65535) in use toward the busiest destination (address, port, protocol) from this egress IP: at 1 new connections to it fail",
+            m.snat_usage.clone(),
+        );
+        registry.register(
+            "conntrack_entries",
+            "Entries in the gateway namespace's conntrack table at the last sample",
+            m.conntrack_entries.clone(),
+        );
+        for kind in ERROR_KINDS {
+            let _ = m.errors.get_or_create(&KindLabels { kind: kind.into() });
+        }
+        for kind in PROGRAMMING_KINDS {
+            let _ = m
+                .programming
+                .get_or_create(&KindLabels { kind: kind.into() });
+        }
         Self {
             registry: Arc::new(registry),
             ..m
@@ -227,6 +292,21 @@ impl Metrics {
         }
     }
 
+    /// Replaces the SNAT series with one sample: per egress IP, the entries and the port share
+    /// toward its busiest destination; the total size of the table.
+    pub fn set_snat(&self, sample: &BTreeMap<SnatLabels, (u64, f64)>, total: u64) {
+        self.conntrack_entries
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
+        self.snat_entries.clear();
+        self.snat_usage.clear();
+        for (labels, (entries, usage)) in sample {
+            self.snat_entries
+                .get_or_create(labels)
+                .set(i64::try_from(*entries).unwrap_or(i64::MAX));
+            self.snat_usage.get_or_create(labels).set(*usage);
+        }
+    }
+
     /// Drops the series of a gateway that is gone.
     pub fn forget_gateway(&self, labels: &GatewayLabels) {
         self.peers.remove(labels);
@@ -242,5 +322,47 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_exist_at_zero_from_the_start() {
+        let text = Metrics::new().encode().unwrap();
+        for line in [
+            "egress_gateway_errors_total{kind=\"status_write\"} 0",
+            "egress_gateway_errors_total{kind=\"conntrack\"} 0",
+            "egress_gateway_errors_total{kind=\"wireguard\"} 0",
+            "egress_gateway_pod_endpoints_refused_total{reason=\"ip_taken\"} 0",
+            "egress_gateway_programming_duration_seconds_count{kind=\"peer\"} 0",
+            "egress_gateway_programming_duration_seconds_count{kind=\"full\"} 0",
+            "egress_gateway_conntrack_entries 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn snat_series_follow_the_latest_sample() {
+        let m = Metrics::new();
+        let l = |ip: &str| SnatLabels {
+            gateway: "ns/gw".into(),
+            egress_ip: ip.into(),
+        };
+        m.set_snat(&[(l("10.0.1.5"), (3, 0.25))].into(), 7);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains(
+                "egress_gateway_snat_conntrack_entries{gateway=\"ns/gw\",egress_ip=\"10.0.1.5\"} 3"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("egress_gateway_snat_port_usage_ratio{gateway=\"ns/gw\",egress_ip=\"10.0.1.5\"} 0.25"), "{text}");
+        m.set_snat(&BTreeMap::new(), 0);
+        assert!(!m.encode().unwrap().contains("10.0.1.5"));
     }
 }

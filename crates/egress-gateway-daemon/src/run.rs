@@ -23,7 +23,8 @@ use crate::node::NodeIdentity;
 use crate::probe::ProbeState;
 use crate::programmer::{Outputs, Programmer};
 use crate::report::publish_reports;
-use crate::status::{StatusBook, StatusTarget, write_status};
+use crate::status::{Limits, StatusBook};
+use crate::status_write::{PublishConfig, StatusTarget, write_status};
 
 /// Most changes folded into one programming pass.
 const MAX_BATCH: usize = 4096;
@@ -53,6 +54,8 @@ pub struct DaemonConfig {
     pub retry_min: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// GatewayStatus heartbeat and size, IMDS address map.
+    pub publish: PublishConfig,
 }
 
 /// Bound listeners (port 0 picks a free port in tests).
@@ -110,10 +113,27 @@ impl Daemon {
                 namespace: config.namespace.clone(),
                 node_name: config.node_name.clone(),
                 interval: config.status_interval,
-                max_peers: config.status_max_peers,
+                heartbeat: config.publish.heartbeat,
+                limits: Limits {
+                    max_peers: config.status_max_peers,
+                    max_bytes: config.publish.max_bytes,
+                },
             },
             metrics.clone(),
         )));
+        tasks.push(tokio::spawn(crate::snat::sample_snat(
+            NetnsRef::Named(config.host.gateway_netns.clone()),
+            status.clone(),
+            metrics.clone(),
+            config.metrics_interval,
+        )));
+        if let Some(url) = config.publish.imds_url.clone() {
+            tasks.push(tokio::spawn(crate::egress_ips::publish_egress_ips(
+                url,
+                status.clone(),
+                metrics.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(crate::counters::sample_counters(
             dataplane.clone(),
             NetnsRef::Named(config.host.gateway_netns.clone()),

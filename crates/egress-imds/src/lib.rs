@@ -21,7 +21,7 @@ mod retry;
 
 pub use client::ImdsClient;
 pub use error::ImdsError;
-pub use metadata::{InstanceMetadata, LoadBalancerIp, LoadBalancerMetadata};
+pub use metadata::{InstanceMetadata, IpAddressPair, LoadBalancerIp, LoadBalancerMetadata};
 pub use retry::ImdsRetry;
 
 /// The link-local IMDS endpoint.

@@ -20,6 +20,18 @@ pub struct InstanceMetadata {
     pub location: String,
     /// VM tags (from `tagsList`, else the `k:v;k:v` string).
     pub tags: BTreeMap<String, String>,
+    /// Every IPv4 address of the VM's NICs (`network.interface[].ipv4.ipAddress[]`).
+    pub ipv4_addresses: Vec<IpAddressPair>,
+}
+
+/// A private IPv4 address of the VM and the public IP Azure maps it to, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IpAddressPair {
+    /// Private address.
+    pub private_ip_address: String,
+    /// Public address (empty when none).
+    pub public_ip_address: String,
 }
 
 /// One frontend of the load balancer metadata.
@@ -47,6 +59,26 @@ pub struct LoadBalancerMetadata {
 #[derive(Deserialize)]
 struct Instance {
     compute: Compute,
+    #[serde(default)]
+    network: Network,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Network {
+    interface: Vec<Interface>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Interface {
+    ipv4: Ipv4,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Ipv4 {
+    ip_address: Vec<IpAddressPair>,
 }
 
 #[derive(Deserialize, Default)]
@@ -81,7 +113,14 @@ struct LbEnvelope {
 
 /// Decodes `/metadata/instance`.
 pub(crate) fn instance(body: &[u8]) -> Result<InstanceMetadata, serde_json::Error> {
-    let c = serde_json::from_slice::<Instance>(body)?.compute;
+    let doc = serde_json::from_slice::<Instance>(body)?;
+    let c = doc.compute;
+    let ipv4_addresses = doc
+        .network
+        .interface
+        .into_iter()
+        .flat_map(|i| i.ipv4.ip_address)
+        .collect();
     // tagsList is unambiguous; the legacy string cannot carry ';' or ':' in keys.
     let tags = match c.tags_list {
         Some(list) => list.into_iter().map(|t| (t.name, t.value)).collect(),
@@ -95,6 +134,7 @@ pub(crate) fn instance(body: &[u8]) -> Result<InstanceMetadata, serde_json::Erro
         subscription_id: c.subscription_id,
         location: c.location,
         tags,
+        ipv4_addresses,
     })
 }
 
@@ -140,6 +180,22 @@ mod tests {
         assert_eq!(md.tags["b"], "x;y:z");
         let md = instance(br#"{"compute": {"tags": "a:1"}}"#).unwrap();
         assert_eq!(md.tags["a"], "1");
+    }
+
+    #[test]
+    fn every_nic_address_pair_is_read() {
+        let md = instance(br#"{"compute": {}, "network": {"interface": [
+            {"ipv4": {"ipAddress": [{"privateIpAddress": "10.0.1.4", "publicIpAddress": ""},
+                                    {"privateIpAddress": "10.0.1.9", "publicIpAddress": "203.0.113.1"}]}}]}}"#)
+        .unwrap();
+        assert_eq!(md.ipv4_addresses.len(), 2);
+        assert_eq!(md.ipv4_addresses[1].public_ip_address, "203.0.113.1");
+        assert!(
+            instance(br#"{"compute": {}}"#)
+                .unwrap()
+                .ipv4_addresses
+                .is_empty()
+        );
     }
 
     #[test]

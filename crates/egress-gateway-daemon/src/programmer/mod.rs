@@ -197,6 +197,13 @@ impl Programmer {
     /// `None` forgets a previous rejection.
     fn report(&mut self, kind: ReportKind, key: &ObjectKey, problem: Option<Problem>) {
         let slot = (kind, key.clone());
+        if kind == ReportKind::PodEndpoint {
+            // Published in the GatewayStatus too (egressctl, PodEndpoint status).
+            let refusal = problem
+                .as_ref()
+                .map(|p| (p.refused.unwrap_or("invalid"), p.note.as_str()));
+            self.out.status.set_refused(key, refusal);
+        }
         let Some(problem) = problem else {
             self.reported.remove(&slot);
             return;
@@ -244,6 +251,9 @@ impl Programmer {
             .collect();
         let keep: BTreeSet<&(ReportKind, ObjectKey)> = problems.iter().map(|(s, _)| s).collect();
         self.reported.retain(|slot, _| keep.contains(slot));
+        self.out
+            .status
+            .retain_refused(|k| keep.contains(&(ReportKind::PodEndpoint, k.clone())));
         for ((kind, key), problem) in problems {
             self.report(kind, &key, Some(problem));
         }

@@ -396,6 +396,7 @@ pub fn config(node: NodeIdentity, host: HostConfig) -> DaemonConfig {
         metrics_interval: Duration::from_millis(200),
         retry_min: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
+        publish: Default::default(),
     }
 }
 

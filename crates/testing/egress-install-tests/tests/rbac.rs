@@ -323,6 +323,7 @@ async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSe
             metrics_interval: Duration::from_millis(200),
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
+            publish: Default::default(),
         },
         Listeners {
             probe: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
