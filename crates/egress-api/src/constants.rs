@@ -79,6 +79,8 @@ pub const FIELD_MANAGER_SGC: &str = "egress-operator/static-gateway-configuratio
 pub const FIELD_MANAGER_LB: &str = "egress-operator/gateway-lb-configuration";
 /// Field manager of the operator's GatewayVMConfiguration controller.
 pub const FIELD_MANAGER_VM: &str = "egress-operator/gateway-vm-configuration";
+/// Field manager of the operator's PodEndpoint status controller.
+pub const FIELD_MANAGER_POD_ENDPOINT_STATUS: &str = "egress-operator/pod-endpoint-status";
 /// Field manager of the gateway daemon.
 pub const FIELD_MANAGER_GATEWAY_DAEMON: &str = "egress-gateway-daemon";
 /// Field manager of the CNI manager.

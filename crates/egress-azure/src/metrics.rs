@@ -46,15 +46,47 @@ pub struct ArmMetrics {
     lro_count: Family<LroLabels, Counter>,
 }
 
+/// Every operation name the client's `ops` use (metric label `operation`).
+pub const OPERATIONS: [&str; 19] = [
+    "load_balancers.create_or_update",
+    "load_balancers.delete",
+    "load_balancers.get",
+    "network_interfaces.create_or_update",
+    "network_interfaces.get",
+    "network_interfaces.list",
+    "public_ip_addresses.create_or_update",
+    "public_ip_addresses.delete",
+    "public_ip_prefixes.create",
+    "public_ip_prefixes.delete",
+    "public_ip_prefixes.get",
+    "scale_set_vms.get_network_interface",
+    "scale_set_vms.list",
+    "scale_set_vms.update_network_profile",
+    "scale_sets.get",
+    "scale_sets.list",
+    "scale_sets.update_network_profile",
+    "subnets.get",
+    "virtual_machines.list",
+];
+
 impl Default for ArmMetrics {
     fn default() -> Self {
-        Self {
+        let m = Self {
             requests: Family::default(),
             throttled: Family::default(),
             retries: Family::default(),
             lro_duration: Family::new_with_constructor(lro_histogram),
             lro_count: Family::default(),
+        };
+        // Throttling and retries exist at zero from the start, so `rate()` alerts see them.
+        for operation in OPERATIONS {
+            let labels = OperationLabels {
+                operation: operation.to_string(),
+            };
+            let _ = m.throttled.get_or_create(&labels);
+            let _ = m.retries.get_or_create(&labels);
         }
+        m
     }
 }
 
@@ -171,6 +203,40 @@ impl ArmMetrics {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn every_operation_of_the_ops_is_known_and_at_zero_from_the_start() {
+        let sources = [
+            include_str!("ops/network.rs"),
+            include_str!("ops/compute.rs"),
+        ];
+        let mut used: Vec<&str> = sources
+            .iter()
+            .flat_map(|s| s.split('"').skip(1).step_by(2))
+            .filter(|w| {
+                w.split_once('.').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && !b.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                })
+            })
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        assert_eq!(used, OPERATIONS.to_vec());
+        let mut reg = Registry::default();
+        ArmMetrics::new().register(&mut reg);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+        assert!(
+            text.contains(
+                "arm_throttled_total{operation=\"scale_set_vms.update_network_profile\"} 0"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("arm_retries_total{operation=\"load_balancers.get\"} 0"));
+    }
 
     #[test]
     fn records_and_encodes() {

@@ -24,6 +24,7 @@ pub mod finalizers;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod pod_endpoint_status;
 pub mod pool;
 pub mod run;
 pub mod sgc;

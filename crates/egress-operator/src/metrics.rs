@@ -1,6 +1,8 @@
 //! The operator's Prometheus metrics: reconciles, their durations and errors by controller and
-//! category, plus the ARM client's metrics (egress-azure) under the `azure_` prefix. Served on
-//! `/metrics` by `http`; tests read the counters directly.
+//! category, each gateway's nodes and healthy nodes, plus the ARM client's metrics
+//! (egress-azure) under the `azure_` prefix. Every counter and histogram exists from the start
+//! with its known label values (zero, not absent). Served on `/metrics` by `http`; tests read
+//! the counters directly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use egress_azure::ArmMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +35,28 @@ struct ErrorLabels {
     category: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GatewayLabels {
+    /// `namespace/name` of the StaticGatewayConfiguration.
+    gateway: String,
+}
+
+/// Every controller's metric label.
+pub const CONTROLLERS: [&str; 4] = [
+    crate::sgc::CONTROLLER,
+    crate::vm_config_chain::CONTROLLER,
+    crate::pool::CONTROLLER,
+    crate::pod_endpoint_status::CONTROLLER,
+];
+
+const CATEGORIES: [Category; 5] = [
+    Category::InvalidSpec,
+    Category::Throttled,
+    Category::Conflict,
+    Category::Transient,
+    Category::Permanent,
+];
+
 fn duration_histogram() -> Histogram {
     // 10 ms .. ~5 min: a pool reconcile waits for VMSS operations.
     Histogram::new(exponential_buckets(0.01, 2.5, 14))
@@ -43,6 +68,8 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     durations: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     errors: Family<ErrorLabels, Counter>,
+    gateway_nodes: Family<GatewayLabels, Gauge>,
+    gateway_healthy: Family<GatewayLabels, Gauge>,
     registry: Arc<Registry>,
 }
 
@@ -69,12 +96,54 @@ impl Metrics {
             "Failed reconciles by controller and error category",
             errors.clone(),
         );
+        let gateway_nodes = Family::<GatewayLabels, Gauge>::default();
+        let gateway_healthy = Family::<GatewayLabels, Gauge>::default();
+        registry.register(
+            "gateway_nodes",
+            "Gateway nodes the operator lists for each StaticGatewayConfiguration",
+            gateway_nodes.clone(),
+        );
+        registry.register(
+            "gateway_healthy_nodes",
+            "Gateway nodes of each StaticGatewayConfiguration whose daemon reports (fresh heartbeat) the gateway programmed: at 0 its pods cannot egress",
+            gateway_healthy.clone(),
+        );
         arm.register(registry.sub_registry_with_prefix("azure"));
+        for controller in CONTROLLERS {
+            let c = || controller.to_string();
+            let _ = durations.get_or_create(&ControllerLabels { controller: c() });
+            for result in ["success", "error"] {
+                let _ = reconciles.get_or_create(&ResultLabels {
+                    controller: c(),
+                    result: result.into(),
+                });
+            }
+            for category in CATEGORIES {
+                let _ = errors.get_or_create(&ErrorLabels {
+                    controller: c(),
+                    category: category.as_str().into(),
+                });
+            }
+        }
         Self {
             reconciles,
             durations,
             errors,
+            gateway_nodes,
+            gateway_healthy,
             registry: Arc::new(registry),
+        }
+    }
+
+    /// Replaces the gateway health gauges: `(gateway, nodes, healthy nodes)`.
+    pub fn set_gateway_health(&self, health: impl IntoIterator<Item = (String, usize, usize)>) {
+        self.gateway_nodes.clear();
+        self.gateway_healthy.clear();
+        for (gateway, nodes, healthy) in health {
+            let labels = GatewayLabels { gateway };
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            self.gateway_nodes.get_or_create(&labels).set(n(nodes));
+            self.gateway_healthy.get_or_create(&labels).set(n(healthy));
         }
     }
 
@@ -149,6 +218,26 @@ mod tests {
             text.contains(
                 "egress_operator_reconcile_duration_seconds_count{controller=\"pool\"} 2"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_controller_and_category_exists_at_zero_from_the_start() {
+        let text = Metrics::new(&ArmMetrics::new()).encode().unwrap();
+        for line in [
+            "egress_operator_reconciles_total{controller=\"gateway-pool\",result=\"error\"} 0",
+            "egress_operator_reconcile_errors_total{controller=\"static-gateway-configuration\",category=\"throttled\"} 0",
+            "egress_operator_reconcile_duration_seconds_count{controller=\"pod-endpoint-status\"} 0",
+            "egress_operator_azure_arm_throttled_total{operation=\"scale_sets.update_network_profile\"} 0",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        let m = Metrics::new(&ArmMetrics::new());
+        m.set_gateway_health([("ns/gw".to_string(), 2, 1)]);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("egress_operator_gateway_healthy_nodes{gateway=\"ns/gw\"} 1"),
             "{text}"
         );
     }

@@ -1,5 +1,5 @@
 //! Starting and stopping the whole operator: HTTP endpoints first, then (after winning the
-//! leader Lease, when enabled) the three controllers, all stopped together on shutdown or when
+//! leader Lease, when enabled) the four controllers, all stopped together on shutdown or when
 //! leadership is lost. Nothing here is reconcile logic.
 
 use std::future::Future;
@@ -112,6 +112,7 @@ pub async fn run(
             crate::sgc::run(ctx.clone(), signal(stop_rx.clone())),
             crate::vm_config_chain::run(ctx.clone(), signal(stop_rx.clone())),
             crate::pool::run(ctx.clone(), signal(stop_rx.clone())),
+            crate::pod_endpoint_status::run(ctx.clone(), signal(stop_rx.clone())),
         );
     };
     futures::pin_mut!(controllers);

@@ -204,6 +204,88 @@ pub fn validate(target: &GatewayTarget, subscription: &str) -> Result<ValidTarge
     })
 }
 
+/// Why the spec's `excludeCidrs` cannot be used, if it cannot: pods naming the gateway cannot
+/// start (the CNI manager refuses them with `gatewayInvalid`), although the gateway itself is
+/// provisioned. The original's CRD accepts any string here.
+pub fn exclude_cidrs_problem(spec: &egress_api::StaticGatewayConfigurationSpec) -> Option<String> {
+    let bad: Vec<String> = spec
+        .exclude_cidrs
+        .iter()
+        .flatten()
+        .filter(|c| c.parse().is_none())
+        .map(|c| format!("{:?}", c.0))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "spec.excludeCidrs: {} {} an IPv4 or IPv6 CIDR such as 10.0.0.0/8: pods naming this gateway cannot start (the CNI manager refuses them) until the entry is fixed",
+            bad.join(", "),
+            if bad.len() == 1 { "is not" } else { "are not" }
+        )
+    })
+}
+
+/// The gateway target to provision, given what the spec wants and what was provisioned (the
+/// LB configuration's copy): the pool (node pool name, or scale set resource group and name)
+/// and the public IP prefix length stay as provisioned, because moving would strand the Azure
+/// resources on the old pool and Azure cannot resize a prefix; the other fields follow the
+/// spec. Also returns a message per pinned field that the spec changed (empty: satisfied).
+/// The original's CRD lets these fields change, so admission only warns; this is where the
+/// operator keeps the gateway working and says why the spec is not applied.
+pub fn pinned_target(
+    wanted: &GatewayTarget,
+    provisioned: Option<&GatewayTarget>,
+) -> (GatewayTarget, Vec<String>) {
+    let Some(old) = provisioned else {
+        return (wanted.clone(), Vec::new());
+    };
+    let mut out = wanted.clone();
+    let mut changed = Vec::new();
+    let text = |s: Option<&str>| s.map(str::trim).unwrap_or_default().to_ascii_lowercase();
+    let mut pin = |field: &str, new: String, was: String| {
+        if new != was {
+            changed.push(format!(
+                "spec.{field} changed from {was:?} to {new:?} after the gateway was provisioned: the operator keeps the gateway on what it was provisioned with ({}); revert the change, or create a new StaticGatewayConfiguration",
+                if field.ends_with("publicIpPrefixSize") {
+                    "Azure cannot resize a public IP prefix"
+                } else {
+                    "moving would strand its Azure resources on the old pool"
+                }
+            ));
+        }
+    };
+    let (wp, op) = (wanted.vmss_profile(), old.vmss_profile());
+    pin(
+        "gatewayNodepoolName",
+        text(wanted.gateway_nodepool_name.as_deref()),
+        text(old.gateway_nodepool_name.as_deref()),
+    );
+    let field =
+        |p: Option<&egress_api::GatewayVmssProfile>,
+         f: fn(&egress_api::GatewayVmssProfile) -> Option<&str>| { text(p.and_then(f)) };
+    pin(
+        "gatewayVmssProfile.vmssResourceGroup",
+        field(wp, |p| p.vmss_resource_group.as_deref()),
+        field(op, |p| p.vmss_resource_group.as_deref()),
+    );
+    pin(
+        "gatewayVmssProfile.vmssName",
+        field(wp, |p| p.vmss_name.as_deref()),
+        field(op, |p| p.vmss_name.as_deref()),
+    );
+    let size = |p: Option<&egress_api::GatewayVmssProfile>| {
+        p.and_then(|p| p.public_ip_prefix_size)
+            .filter(|s| *s != 0)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
+    pin("gatewayVmssProfile.publicIpPrefixSize", size(wp), size(op));
+    if !changed.is_empty() {
+        out.gateway_nodepool_name = old.gateway_nodepool_name.clone();
+        out.gateway_vmss_profile = old.gateway_vmss_profile.clone();
+    }
+    (out, changed)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -271,6 +353,46 @@ mod tests {
         assert_eq!(e, TargetError::PrefixSizeMissing);
         // Private mode needs no size.
         validate(&target("gatewayVmssProfile: {vmssResourceGroup: rg, vmssName: gw}\nprovisionPublicIps: false\n"), SUB).unwrap();
+    }
+
+    #[test]
+    fn pool_and_prefix_size_stay_as_provisioned_the_rest_follows_the_spec() {
+        let old = target("gatewayNodepoolName: gwpool\n");
+        let (t, changed) = pinned_target(
+            &target("gatewayNodepoolName: GWPOOL\nprovisionPublicIps: false\n"),
+            Some(&old),
+        );
+        assert!(changed.is_empty(), "case does not matter: {changed:?}");
+        assert!(!t.provision_public_ips);
+        let (t, changed) = pinned_target(
+            &target("gatewayNodepoolName: other\nprovisionPublicIps: false\n"),
+            Some(&old),
+        );
+        assert_eq!(t.gateway_nodepool_name.as_deref(), Some("gwpool"));
+        assert!(!t.provision_public_ips, "mutable fields follow the spec");
+        assert_eq!(changed.len(), 1);
+        assert!(
+            changed[0].starts_with("spec.gatewayNodepoolName changed from \"gwpool\" to \"other\""),
+            "{changed:?}"
+        );
+        let vmss = target(
+            "gatewayVmssProfile: {vmssResourceGroup: rg, vmssName: gw, publicIpPrefixSize: 31}\n",
+        );
+        let (t, changed) = pinned_target(
+            &target(
+                "gatewayVmssProfile: {vmssResourceGroup: rg, vmssName: gw, publicIpPrefixSize: 30}\n",
+            ),
+            Some(&vmss),
+        );
+        assert_eq!(t.vmss_profile().unwrap().public_ip_prefix_size, Some(31));
+        assert!(changed[0].contains("Azure cannot resize"), "{changed:?}");
+        // An empty profile, no profile and size 0 are all "unset".
+        let (_, changed) = pinned_target(
+            &target("gatewayNodepoolName: gwpool\ngatewayVmssProfile: {publicIpPrefixSize: 0}\n"),
+            Some(&old),
+        );
+        assert!(changed.is_empty(), "{changed:?}");
+        assert!(pinned_target(&old, None).1.is_empty());
     }
 
     #[test]

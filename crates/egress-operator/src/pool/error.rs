@@ -165,6 +165,26 @@ pub enum MemberError {
         /// Node pool.
         pool: String,
     },
+    /// The pool has more nodes than the public IP prefix has addresses.
+    #[error(
+        "public IP prefix {id} (/{length}) holds {capacity} addresses, but {pool} has {nodes} {unit}: each needs one; use a prefix of /{needed} or shorter, or scale the pool to {capacity}"
+    )]
+    PrefixTooSmall {
+        /// Prefix ID.
+        id: String,
+        /// Its length.
+        length: u8,
+        /// Addresses it holds.
+        capacity: usize,
+        /// `scale set <name>` or `VM node pool <name>`.
+        pool: String,
+        /// Nodes of the pool.
+        nodes: usize,
+        /// `instances` or `gateway NICs`.
+        unit: &'static str,
+        /// The longest prefix length that holds them.
+        needed: u8,
+    },
     /// All ports 6000-6999 of the pool's frontend are used.
     #[error(
         "failed to allocate a port: all ports 6000-6999 of the gateway pool's load balancer frontend are in use"
@@ -182,6 +202,7 @@ impl MemberError {
             Self::PrefixLengthMismatch { .. } => "PrefixLengthMismatch",
             Self::PrefixRejected { .. } => "PrefixRejected",
             Self::PrefixShared { .. } => "PrefixShared",
+            Self::PrefixTooSmall { .. } => "PrefixTooSmall",
             Self::PortsExhausted => "PortsExhausted",
         }
     }

@@ -136,6 +136,34 @@ impl GatewayPool {
     }
 }
 
+/// How many nodes the pool has: scale-set instances, or the gateway NICs AKS pre-created for a
+/// VM pool (each needs an address of a public gateway's prefix).
+pub async fn node_count(
+    azure: &dyn AzureApi,
+    settings: &AzureSettings,
+    pool: &GatewayPool,
+) -> Result<usize, PoolError> {
+    match &pool.kind {
+        PoolKind::ScaleSet { id, .. } => azure
+            .list_scale_set_vms(id)
+            .await
+            .map(|v| v.len())
+            .map_err(|e| PoolError::azure(format!("list instances of scale set {id}"), e)),
+        PoolKind::Vms { name, .. } => {
+            let group = settings.resource_group_id();
+            azure
+                .list_network_interfaces(&group)
+                .await
+                .map(|nics| {
+                    nics.iter()
+                        .filter(|n| is_gateway_nic(n.tags.as_ref(), name))
+                        .count()
+                })
+                .map_err(|e| PoolError::azure(format!("list network interfaces in {group}"), e))
+        }
+    }
+}
+
 /// Reads the pool: a scale set by ID for a profile; for a node pool the VMs tagged with its
 /// name in `resourceGroup`, else the scale set tagged with it.
 pub async fn resolve_pool(

@@ -106,10 +106,17 @@ async fn observe(
     for (lb_uid, id) in plan::prefixes_to_read(settings, &pool, &gathered.members) {
         found.insert(lb_uid, prefixes::read_prefix(azure, &id).await?);
     }
+    // Public gateways need an address per node: count them (one list, read again by apply).
+    let node_count = if found.is_empty() {
+        None
+    } else {
+        Some(gateway_pool::node_count(azure, settings, &pool).await?)
+    };
     Ok(Some(Observed {
         pool,
         members: gathered.members,
         prefixes: found,
+        node_count,
     }))
 }
 

@@ -3,6 +3,7 @@
 //! apply, skipped when already as wanted), and deletion of both on cleanup.
 
 use egress_api::constants::{API_VERSION, FIELD_MANAGER_SGC, LB_CONFIG_FINALIZER, key_secret_name};
+use egress_api::target::GatewayTarget;
 use egress_api::{GatewayLBConfiguration, StaticGatewayConfiguration};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -76,10 +77,12 @@ pub async fn ensure_key(
     Ok(ready(&key))
 }
 
-/// Applies the owned GatewayLBConfiguration unless it is already as wanted (or being deleted).
+/// Applies the owned GatewayLBConfiguration with `target` (the spec's, with the pool and prefix
+/// length kept as provisioned) unless it is already as wanted (or being deleted).
 pub async fn ensure_lb_config(
     ctx: &Context,
     sgc: &StaticGatewayConfiguration,
+    target: &GatewayTarget,
     current: Option<&GatewayLBConfiguration>,
 ) -> Result<(), SgcError> {
     let uid = sgc.uid().unwrap_or_default();
@@ -90,7 +93,7 @@ pub async fn ensure_lb_config(
             .any(|o| o.uid == uid && o.controller == Some(true));
         let finalized = lb.finalizers().iter().any(|f| f == LB_CONFIG_FINALIZER);
         if lb.meta().deletion_timestamp.is_some()
-            || (owned && finalized && lb.spec.target == sgc.spec.target)
+            || (owned && finalized && lb.spec.target == *target)
         {
             return Ok(());
         }
@@ -103,7 +106,7 @@ pub async fn ensure_lb_config(
         "kind": "GatewayLBConfiguration",
         "metadata": {"name": name, "namespace": ns, "ownerReferences": [owner],
             "finalizers": [LB_CONFIG_FINALIZER]},
-        "spec": sgc.spec.target,
+        "spec": target,
     });
     let api: Api<GatewayLBConfiguration> = Api::namespaced(ctx.client.clone(), &ns);
     api.patch(

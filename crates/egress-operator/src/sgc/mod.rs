@@ -28,7 +28,7 @@ use crate::context::Context;
 use crate::controller::{self, ReconcileError};
 use crate::error::KubeError;
 use crate::finalizers;
-use crate::target::validate;
+use crate::target::{exclude_cidrs_problem, pinned_target, validate};
 
 use self::status::{KeyState, Observed};
 
@@ -110,20 +110,30 @@ async fn reconcile_inner(
         .get_opt(&name)
         .await
         .map_err(|e| SgcError::new(format!("read GatewayLBConfiguration {ns}/{name}"), e))?;
+    // The pool and prefix length stay as provisioned (the LB configuration's copy).
+    let provisioned = lb
+        .as_ref()
+        .filter(|l| l.meta().deletion_timestamp.is_none())
+        .map(|l| &l.spec.target);
+    let (target, pinned) = pinned_target(&sgc.spec.target, provisioned);
+    let unsatisfied = exclude_cidrs_problem(&sgc.spec)
+        .map(|m| ("InvalidExcludeCidrs", m))
+        .or_else(|| (!pinned.is_empty()).then(|| ("ImmutableFieldChanged", pinned.join("; "))));
     let mut obs = Observed {
         sgc,
         invalid: None,
+        unsatisfied,
         key: None,
         lb_status: lb.as_ref().and_then(|l| l.status.as_ref()),
     };
-    match validate(&sgc.spec.target, &ctx.config.azure.subscription_id) {
+    match validate(&target, &ctx.config.azure.subscription_id) {
         Err(e) => obs.invalid = Some((e.reason(), e.to_string())),
         Ok(_) => {
             let key = apply::ensure_key(ctx, sgc).await?;
             let usable = matches!(key, KeyState::Ready { .. });
             obs.key = Some(key);
             if usable {
-                apply::ensure_lb_config(ctx, sgc, lb.as_ref()).await?;
+                apply::ensure_lb_config(ctx, sgc, &target, lb.as_ref()).await?;
             }
         }
     }

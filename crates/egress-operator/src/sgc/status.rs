@@ -44,6 +44,9 @@ pub struct Observed<'a> {
     pub sgc: &'a StaticGatewayConfiguration,
     /// The spec's validation error, if any.
     pub invalid: Option<(&'static str, String)>,
+    /// A part of a valid spec the operator does not apply (provisioning goes on): the reason
+    /// and message `Ready` shows.
+    pub unsatisfied: Option<(&'static str, String)>,
     /// The key, unless validation failed first.
     pub key: Option<KeyState>,
     /// The LB configuration's status.
@@ -126,6 +129,8 @@ fn ready(obs: &Observed<'_>, status: &StaticGatewayConfigurationStatus) -> (bool
         (false, "InvalidSpec".into(), msg.clone())
     } else if let Some(KeyState::Broken(msg)) = &obs.key {
         (false, "InvalidKey".into(), msg.clone())
+    } else if let Some((reason, msg)) = &obs.unsatisfied {
+        (false, (*reason).to_string(), msg.clone())
     } else if let Some(bad) = POOL_CONDITIONS
         .iter()
         .filter_map(|t| cond(&status.conditions, t))
@@ -221,6 +226,7 @@ mod tests {
             &Observed {
                 sgc: &s,
                 invalid: None,
+                unsatisfied: None,
                 key: key(),
                 lb_status: Some(&lb),
             },
@@ -253,6 +259,7 @@ mod tests {
             &Observed {
                 sgc: &s,
                 invalid: None,
+                unsatisfied: None,
                 key: key(),
                 lb_status: None,
             },
@@ -270,6 +277,7 @@ mod tests {
             &Observed {
                 sgc: &s,
                 invalid: None,
+                unsatisfied: None,
                 key: key(),
                 lb_status: None,
             },
@@ -281,6 +289,7 @@ mod tests {
             &Observed {
                 sgc: &s,
                 invalid: Some(("InvalidSpec", "spec: bad".into())),
+                unsatisfied: None,
                 key: None,
                 lb_status: None,
             },
@@ -298,6 +307,7 @@ mod tests {
             &Observed {
                 sgc: &s,
                 invalid: None,
+                unsatisfied: None,
                 key: key(),
                 lb_status: None,
             },
@@ -310,6 +320,7 @@ mod tests {
             &Observed {
                 sgc: &again,
                 invalid: None,
+                unsatisfied: None,
                 key: key(),
                 lb_status: None,
             },

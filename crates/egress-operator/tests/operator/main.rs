@@ -8,5 +8,6 @@ mod failures;
 mod leader;
 mod lifecycle;
 mod response_forms;
+mod satisfiable;
 mod validation;
 mod vm_pool;

@@ -383,6 +383,35 @@ async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSe
         .unwrap()
         .unwrap();
     until("the peer to be programmed", || status(1)).await;
+    // The plugin's report after ADD: the manager writes the PodEndpoint's status.tunnel; the
+    // operator sums up the gateway nodes into the rest of the status.
+    let (p, report) = (
+        plugin.clone(),
+        egress_cni_proto::ReportRequest {
+            pod: pod.clone(),
+            container_id: "ctr-1".into(),
+            failed_phase: None,
+            phases: Vec::new(),
+            routes: None,
+        },
+    );
+    assert!(
+        tokio::task::spawn_blocking(move || p.report(report))
+            .await
+            .unwrap()
+            .unwrap()
+            .recorded
+    );
+    let endpoints: Api<egress_api::PodEndpoint> = Api::namespaced(driver.clone(), APP_NS);
+    until(
+        "the PodEndpoint status from the manager and the operator",
+        || async {
+            let st = endpoints.get("web").await.ok()?.status?;
+            // One of the pool's two instances runs a daemon here.
+            (st.tunnel.is_some() && st.programmed.as_deref() == Some("1/2")).then_some(())
+        },
+    )
+    .await;
     let (p, request) = (
         plugin.clone(),
         DelRequest {

@@ -77,6 +77,7 @@ pub fn gather(
 ) -> Gathered {
     let in_pool = |k: Option<PoolKey>| k.is_some_and(|k| aliases.contains(&k));
     let mut out = Gathered::default();
+    let all_lbs = lbs;
     let mut lbs: Vec<&Arc<GatewayLBConfiguration>> = lbs
         .iter()
         .filter(|lb| in_pool(pool_key(&lb.spec.target)))
@@ -129,8 +130,11 @@ pub fn gather(
         };
         if !removing_lb {
             let vm_behind = vm.as_ref().is_none_or(|v| v.spec.target != lb.spec.target);
+            // The pool and prefix length of a provisioned gateway never follow the spec.
             let lb_behind = sgc.as_ref().is_some_and(|s| {
-                s.meta().deletion_timestamp.is_none() && s.spec.target != lb.spec.target
+                s.meta().deletion_timestamp.is_none()
+                    && crate::target::pinned_target(&s.spec.target, Some(&lb.spec.target)).0
+                        != lb.spec.target
             });
             if vm_behind || lb_behind {
                 out.pending.push(member.key());
@@ -138,20 +142,23 @@ pub fn gather(
         }
         out.members.push(member);
     }
-    let waiting = waiting_sgcs(aliases, sgcs, &out.members, subscription);
+    let waiting = waiting_sgcs(aliases, sgcs, all_lbs, &out.members, subscription);
     out.pending.extend(waiting);
     out
 }
 
-/// `namespace/name` of the valid, live SGCs of the pool that have no LB configuration yet.
+/// `namespace/name` of the valid, live SGCs of the pool that have no LB configuration yet (an
+/// SGC whose spec names another pool than its LB configuration stays with that one).
 fn waiting_sgcs(
     aliases: &[PoolKey],
     sgcs: &[Arc<StaticGatewayConfiguration>],
+    lbs: &[Arc<GatewayLBConfiguration>],
     members: &[Member],
     subscription: &str,
 ) -> Vec<String> {
     sgcs.iter()
         .filter(|sgc| sgc.meta().deletion_timestamp.is_none())
+        .filter(|sgc| !lbs.iter().any(|lb| same_ns_name(lb.as_ref(), sgc.as_ref())))
         .filter(|sgc| {
             validate(&sgc.spec.target, subscription).is_ok_and(|v| aliases.contains(&v.pool))
         })

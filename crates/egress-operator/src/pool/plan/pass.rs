@@ -33,6 +33,8 @@ pub struct Observed {
     /// The prefix each gateway needs as Azure has it (`None`: not found), by LB configuration
     /// UID, for the prefixes [`prefixes_to_read`] lists.
     pub prefixes: BTreeMap<String, Option<PublicIpPrefix>>,
+    /// The pool's nodes (instances or gateway NICs), when a public gateway needs the count.
+    pub node_count: Option<usize>,
 }
 
 /// Where a gateway's egress comes from in this pass.
@@ -198,7 +200,10 @@ fn plan_egress(settings: &AzureSettings, observed: &Observed) -> Result<EgressPl
             Some(Ok(PrefixNeed::None)) => Ok(EgressStep::Private),
             Some(Ok(PrefixNeed::Prefix(t))) => {
                 let found = observed.prefixes.get(&m.lb_uid).and_then(Option::as_ref);
-                prefix_step(t, found)?
+                match too_small(&t, &observed.pool, observed.node_count) {
+                    Some(e) => Err(e),
+                    None => prefix_step(t, found)?,
+                }
             }
         };
         match step.and_then(|s| claim_byo(&mut byo_users, &observed.pool, m, s)) {
@@ -211,6 +216,33 @@ fn plan_egress(settings: &AzureSettings, observed: &Observed) -> Result<EgressPl
         }
     }
     Ok((blocked, egress))
+}
+
+/// A prefix of `target`'s length cannot give every node of the pool an address: blocked with
+/// the numbers (Azure would refuse the instance or NIC writes one by one, and the gateway would
+/// look like it is still provisioning).
+fn too_small(
+    target: &PrefixTarget,
+    pool: &GatewayPool,
+    nodes: Option<usize>,
+) -> Option<MemberError> {
+    let nodes = nodes?;
+    let capacity = 1usize << (32 - u32::from(target.length.min(32)));
+    (nodes > capacity).then(|| {
+        let needed = (0..=32u8)
+            .rev()
+            .find(|l| (1usize << (32 - u32::from(*l))) >= nodes)
+            .unwrap_or(0);
+        MemberError::PrefixTooSmall {
+            id: target.id.to_string(),
+            length: target.length,
+            capacity,
+            pool: pool.describe(),
+            nodes,
+            unit: pool.unit(),
+            needed,
+        }
+    })
 }
 
 /// A prefix the gateway needs, as Azure has it: create it (managed), use it, or block.

@@ -26,6 +26,7 @@ fn observed(
             .iter()
             .map(|(uid, p)| (uid.to_string(), p.clone()))
             .collect(),
+        node_count: None,
     }
 }
 
@@ -325,4 +326,30 @@ fn what_apply_blocks_is_left_out_of_later_steps() {
         }]
     );
     assert_eq!(p.rules_to_have(&BTreeMap::new()).len(), 2);
+}
+
+#[test]
+fn a_pool_larger_than_the_prefix_blocks_its_public_gateways_with_the_numbers() {
+    let (s, pool) = (settings(), scale_set_pool(Some("31")));
+    let m = members(&[
+        chain("a-managed", "{gatewayNodepoolName: gwpool}"),
+        chain(
+            "c-private",
+            "{gatewayNodepoolName: gwpool, provisionPublicIps: false}",
+        ),
+    ]);
+    let mut o = observed(pool, m, &[("l-a-managed", None)]);
+    o.node_count = Some(3);
+    let p = plan(&s, &o).unwrap();
+    let e = &p.blocked["l-a-managed"];
+    assert_eq!(e.reason(), "PrefixTooSmall");
+    assert!(
+        e.to_string()
+            .contains("(/31) holds 2 addresses, but scale set gw-vmss has 3 instances: each needs one; use a prefix of /30 or shorter, or scale the pool to 2"),
+        "{e}"
+    );
+    // Private mode needs no prefix address per node.
+    assert_eq!(p.egress["l-c-private"], EgressStep::Private);
+    o.node_count = Some(2);
+    assert!(plan(&s, &o).unwrap().blocked.is_empty());
 }
