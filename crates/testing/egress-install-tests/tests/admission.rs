@@ -45,7 +45,11 @@ async fn cluster(sets: &[&str]) -> Cluster {
         .await
         .unwrap();
     let objs = helm::template_with_required(sets).unwrap();
-    assert_eq!(install(&admin, &objs).await, 2, "one policy, one binding");
+    assert_eq!(
+        install(&admin, &objs).await,
+        4,
+        "two policies (PodEndpoint writers, SGC warnings) with their bindings"
+    );
     let pods: Api<Pod> = Api::namespaced(admin.clone(), APP_NS);
     for (name, node) in [("web-a", "node-a"), ("web-b", "node-b")] {
         pods.create(
@@ -241,8 +245,11 @@ async fn tokens_without_the_node_claim_fall_back_to_the_daemons_check_unless_req
 
 #[test]
 fn the_policy_is_rendered_only_with_the_cni_manager_and_when_enabled() {
+    // The PodEndpoint writers' policy and binding (the SGC warning policy is switched off).
     let count = |sets: &[&str]| {
-        let objs = helm::template_with_required(sets).unwrap();
+        let mut sets = sets.to_vec();
+        sets.push("sgcAdmission.enabled=false");
+        let objs = helm::template_with_required(&sets).unwrap();
         all(&objs, "ValidatingAdmissionPolicy").count()
             + all(&objs, "ValidatingAdmissionPolicyBinding").count()
     };
@@ -252,6 +259,7 @@ fn the_policy_is_rendered_only_with_the_cni_manager_and_when_enabled() {
     let objs = helm::template_with_required(&[
         "podEndpointAdmission.validationActions={Warn,Audit}",
         "fullnameOverride=keg",
+        "sgcAdmission.enabled=false",
     ])
     .unwrap();
     let binding = all(&objs, "ValidatingAdmissionPolicyBinding")

@@ -182,7 +182,7 @@ async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSe
         json!({"metadata": {"name": NS}}),
     )
     .await;
-    assert_eq!(policies::install(&driver, objs).await, 2);
+    assert_eq!(policies::install(&driver, objs).await, 4);
     let nodes: Api<Node> = Api::all(driver.clone());
     create(
         &nodes,
