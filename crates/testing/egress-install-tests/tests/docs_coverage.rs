@@ -68,16 +68,31 @@ fn every_flag_and_environment_variable_is_documented() {
     let manager = bins::help("egress-cni-manager", "egress-cni-manager").unwrap();
     check_help("egress-cni-manager", &manager, &doc, &mut missing);
     let ctl = bins::help("egressctl", "egressctl").unwrap();
-    let validate = {
+    let sub_help = |args: &[&str]| {
         let exe = workspace_root().join("target/debug/egressctl");
         let out = std::process::Command::new(exe)
-            .args(["validate", "--help"])
+            .args(args)
+            .arg("--help")
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    check_help("egressctl validate", &validate, &doc, &mut missing);
-    assert!(ctl.contains("validate"), "{ctl}");
+    for sub in [&["validate"][..], &["status"], &["explain", "pod"]] {
+        let help = sub_help(sub);
+        assert!(help.contains("Usage:"), "{sub:?}: {help}");
+        check_help(
+            &format!("egressctl {}", sub.join(" ")),
+            &help,
+            &doc,
+            &mut missing,
+        );
+    }
+    for sub in ["validate", "status", "explain", "completion"] {
+        assert!(ctl.contains(sub), "{ctl}");
+        if !mentions(&doc, &format!("egressctl {sub}")) {
+            missing.push(format!("egressctl {sub}"));
+        }
+    }
     // Read by the binaries outside clap.
     for env in ["MY_POD_NAME", "RUST_LOG"] {
         if !mentions(&doc, env) {
