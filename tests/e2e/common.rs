@@ -97,12 +97,18 @@ pub async fn seen_from(
     port: u16,
 ) -> String {
     let ns = pod(cluster, name).netns.expect("pod has a sandbox");
-    let seen = tokio::task::spawn_blocking(move || {
-        egress_sim::services::observed_source(&ns, server, port, Duration::from_secs(5))
+    seen_from_netns(ns, server, port).await
+}
+
+/// The address `server`'s raw echo saw on a new connection from network namespace `ns`.
+pub async fn seen_from_netns(ns: String, server: std::net::Ipv4Addr, port: u16) -> String {
+    let seen = tokio::task::spawn_blocking({
+        let ns = ns.clone();
+        move || egress_sim::services::observed_source(&ns, server, port, Duration::from_secs(5))
     })
     .await
     .unwrap()
-    .unwrap_or_else(|e| panic!("pod {name} cannot reach {server}:{port}: {e}"));
+    .unwrap_or_else(|e| panic!("netns {ns} cannot reach {server}:{port}: {e}"));
     seen.rsplit_once(':').unwrap().0.to_string()
 }
 
