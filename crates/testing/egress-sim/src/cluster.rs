@@ -371,15 +371,20 @@ impl Cluster {
         }
 
         // Wait for the conflists before pods start (as kubelet waits for the network plugin).
-        for rt in runtimes.values() {
+        for (node, rt) in &runtimes {
             wait_for(Duration::from_secs(30), || {
                 rt.conf_dir.join("01-egressgateway.conflist").exists()
             })
             .await
             .with_context(|| {
+                let log = dir
+                    .join("logs")
+                    .join(format!("egress-cni-manager-{node}.log"));
                 format!(
-                    "egress-cni-manager did not install its conflist in {}",
-                    rt.conf_dir.display()
+                    "egress-cni-manager did not install its conflist in {}; the end of {}:\n{}",
+                    rt.conf_dir.display(),
+                    log.display(),
+                    crate::startup::log_tail(&log, 20)
                 )
             })?;
         }

@@ -219,10 +219,18 @@ fn netns_mount(propagation: &str) -> Mount {
 /// component will create) its parent directory, created here. Nested ones are covered by the
 /// outer mount.
 pub fn run_mounts(run_dir: &Path, launch: &Launch) -> Vec<Mount> {
+    // Paths come as separate arguments, as the value of `--flag=value` (the chart's form) or
+    // as environment values.
     let named = launch
         .args
         .iter()
-        .chain(launch.env.iter().map(|(_, v)| v))
+        .map(
+            |a| match a.strip_prefix("--").and_then(|f| f.split_once('=')) {
+                Some((_, value)) => value,
+                None => a.as_str(),
+            },
+        )
+        .chain(launch.env.iter().map(|(_, v)| v.as_str()))
         .map(Path::new)
         .filter(|p| p.is_absolute() && p.starts_with(run_dir) && *p != run_dir);
     let mut paths: Vec<PathBuf> = named
@@ -287,9 +295,12 @@ mod tests {
             name: "m".into(),
             netns: None,
             program: "x".into(),
+            // Both forms: the chart's `--flag=value` (components.rs) and `--flag value`.
             args: vec![
-                "--socket-path".into(),
-                r.join("nodes/a/sock/cni.sock").display().to_string(),
+                format!(
+                    "--socket-path={}",
+                    r.join("nodes/a/sock/cni.sock").display()
+                ),
                 "--cni-conf-dir".into(),
                 r.join("nodes/a/net.d").display().to_string(),
                 "--http-addr".into(),
