@@ -15,6 +15,7 @@ use egress_dataplane::{Dataplane, InterfaceName, NetnsName, NetnsRef};
 use crate::desired::HostConfig;
 use crate::node::NodeIdentity;
 use crate::run::{DaemonConfig, Listeners};
+use egress_runtime::listen;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,24 +33,9 @@ pub enum StartError {
     /// IMDS could not be read.
     #[error("failed to read this node's metadata from IMDS")]
     Imds(#[from] egress_imds::ImdsError),
-    /// The kubeconfig could not be read or used.
-    #[error("failed to read the kubeconfig")]
-    Kubeconfig(#[from] kube::config::KubeconfigError),
-    /// No Kubernetes configuration was found.
-    #[error("failed to find a Kubernetes configuration")]
-    InferConfig(#[from] kube::config::InferConfigError),
-    /// The Kubernetes client could not be built.
-    #[error("failed to build the Kubernetes client")]
-    Kube(#[from] kube::Error),
-    /// A listener could not be bound.
-    #[error("failed to listen on {addr}")]
-    Listen {
-        /// Address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The Kubernetes client or a listener could not be set up.
+    #[error(transparent)]
+    Startup(#[from] egress_runtime::StartupError),
 }
 
 /// WireGuard implementation.
@@ -146,12 +132,6 @@ fn flag_error(flag: &'static str, value: &str, reason: impl ToString) -> StartEr
     }
 }
 
-async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })
-}
-
 /// Builds everything the daemon needs from the flags.
 pub async fn prepare(
     args: &Args,
@@ -181,14 +161,7 @@ pub async fn prepare(
     let node = NodeIdentity::from_imds(&args.imds_url).await?;
     tracing::info!(computer_name = %node.computer_name, nic_name = ?node.nic_name, "node identity from IMDS");
 
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(kube_config)?;
+    let client = egress_runtime::kube_client(args.kubeconfig.as_deref()).await?;
 
     let links = Arc::new(NetlinkLinks::new());
     let dataplane = match args.wireguard_backend {
