@@ -25,6 +25,7 @@ mod managed;
 mod objects;
 mod openapi;
 mod policy;
+mod protobuf;
 mod query;
 mod registry;
 mod request_log;

@@ -198,7 +198,13 @@ pub fn prepare_write(res: &ResourceInfo, obj: &mut Value) {
                         json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
                 }
             }
-            if obj.get("type").is_none() {
+            // As SetDefaults_Secret: a missing or empty type is Opaque (protobuf clients
+            // send the empty string).
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 obj["type"] = json!("Opaque");
             }
         }

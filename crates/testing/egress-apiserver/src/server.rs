@@ -18,13 +18,13 @@ use tokio::sync::{Notify, watch};
 use crate::error::ApiError;
 use crate::faults::{FaultAction, Faults, hold};
 use crate::handlers::{self, ApiRequest};
-use crate::http::{Resp, error, json};
+use crate::http::{Resp, error, full, json};
 use crate::identity::UserInfo;
 use crate::query::Query;
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::route::{self, Route};
 use crate::world::World;
-use crate::{admin, discovery, openapi};
+use crate::{admin, discovery, openapi, protobuf};
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -186,6 +186,7 @@ async fn serve_resource(
             .unwrap_or_default(),
         code: 0,
     };
+    let wants_protobuf = verb != "watch" && protobuf::preferred(&accept);
     let resp = match user {
         Ok(user) => {
             let headers = Headers {
@@ -201,9 +202,48 @@ async fn serve_resource(
         }
         Err(e) => error(&e),
     };
+    let resp = if wants_protobuf {
+        as_protobuf(resp).await
+    } else {
+        resp
+    };
     record.code = resp.status().as_u16();
     shared.log.record(record);
     resp
+}
+
+/// A JSON answer re-encoded as protobuf (objects, lists and `Status` of built-in kinds); an
+/// answer protobuf cannot carry (custom resources, streams) stays JSON, which every protobuf
+/// client also accepts.
+async fn as_protobuf(resp: Resp) -> Resp {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if !is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
+        return error(&ApiError::internal("failed to read the answer"));
+    };
+    let encoded = serde_json::from_slice(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|v| protobuf::encode(&v));
+    match encoded {
+        Ok(pb) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(protobuf::MEDIA_TYPE),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Resp::from_parts(parts, full(pb))
+        }
+        Err(why) => {
+            tracing::debug!(%why, "answering JSON instead of protobuf");
+            Resp::from_parts(parts, full(bytes))
+        }
+    }
 }
 
 struct Headers {

@@ -14,4 +14,5 @@ mod faults;
 mod finalizers_gc;
 mod kubectl;
 mod patch;
+mod protobuf;
 mod watch;
