@@ -25,6 +25,7 @@ mod managed;
 mod objects;
 mod openapi;
 mod policy;
+mod printers;
 mod protobuf;
 mod query;
 mod registry;
@@ -36,6 +37,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod workloads;
 mod world;
 
 use std::net::SocketAddr;
@@ -67,6 +69,9 @@ pub struct ServerConfig {
     pub history_limit: usize,
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Run kube-controller-manager's deployment and replicaset controllers (Deployments get
+    /// ReplicaSets and pods, scaling and rollouts, status); default on.
+    pub controllers: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +81,7 @@ impl Default for ServerConfig {
             crd_paths: Vec::new(),
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(1),
+            controllers: true,
         }
     }
 }
@@ -124,6 +130,7 @@ impl ApiServer {
             shutdown: shutdown_rx,
             addr,
             bookmark_interval: config.bookmark_interval,
+            controllers: config.controllers,
         });
         let tasks = vec![
             tokio::spawn(server::serve(listener, shared.clone())),

@@ -27,6 +27,9 @@ struct Args {
     /// Milliseconds between watch BOOKMARK events.
     #[arg(long, default_value_t = 1000)]
     bookmark_interval_ms: u64,
+    /// Do not run the deployment and replicaset controllers (Deployments then get no pods).
+    #[arg(long)]
+    without_controllers: bool,
 }
 
 #[tokio::main]
@@ -46,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         crd_paths: args.crds,
         history_limit: args.history_limit,
         bookmark_interval: Duration::from_millis(args.bookmark_interval_ms),
+        controllers: !args.without_controllers,
     };
     let server = ApiServer::start(config)
         .await

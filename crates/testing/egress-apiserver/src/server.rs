@@ -45,6 +45,8 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Run the deployment and replicaset controllers after writes.
+    pub controllers: bool,
 }
 
 impl Shared {
@@ -84,13 +86,22 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-/// Runs garbage collection after writes until shutdown.
+/// Runs garbage collection, namespace cleanup and (when enabled) the workload controllers
+/// after writes until shutdown; each round repeats until nothing changes (bounded, so a
+/// controller that keeps writing cannot hold the lock forever).
 pub async fn run_gc(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
             _ = shared.gc.notified() => {
-                shared.lock_world().collect_garbage();
+                let mut world = shared.lock_world();
+                for _ in 0..20 {
+                    let collected = world.collect_garbage();
+                    let controlled = shared.controllers && world.run_controllers();
+                    if !collected && !controlled {
+                        break;
+                    }
+                }
             }
             _ = shutdown.changed() => return,
         }

@@ -59,7 +59,7 @@ pub fn to_json(msg: &DynamicMessage) -> Json {
         return special;
     }
     let mut out = Map::new();
-    for (field, value) in msg.fields() {
+    for (field, value) in msg.fields().filter(|(_, v)| !is_go_zero(v)) {
         let v = value_to_json(value);
         match v {
             Json::Object(inner) if is_inline(&field) => out.extend(inner),
@@ -69,6 +69,20 @@ pub fn to_json(msg: &DynamicMessage) -> Json {
         }
     }
     Json::Object(out)
+}
+
+/// Go clients (gogo-protobuf) write every non-pointer field, empty or not; Go's decoder then
+/// cannot tell an empty string or a zero time from an absent one and its JSON leaves them
+/// out. Empty strings and zero times are therefore dropped; numbers and booleans are kept
+/// (a pointer field's explicit 0 or false, e.g. `replicas: 0`, must survive).
+fn is_go_zero(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.is_empty(),
+        Value::Message(m) if matches!(m.descriptor().full_name(), TIME | MICRO_TIME) => m
+            .fields()
+            .all(|(_, v)| v.as_i64() == Some(0) || v.as_i32() == Some(0)),
+        _ => false,
+    }
 }
 
 fn is_inline(field: &FieldDescriptor) -> bool {

@@ -53,7 +53,7 @@ fn pod_json() -> Value {
                    "hostIP": "10.224.0.4", "startTime": "2025-01-02T03:04:06Z",
                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2025-01-02T03:04:07Z"}],
                    "containerStatuses": [{"name": "c", "ready": true, "restartCount": 2, "image": "nginx",
-                                          "imageID": "", "state": {"running": {"startedAt": "2025-01-02T03:04:07Z"}}}]},
+                                          "state": {"running": {"startedAt": "2025-01-02T03:04:07Z"}}}]},
     })
 }
 
@@ -151,7 +151,7 @@ fn what_prost_encodes_decodes_into_kubernetes_json() {
             ..Default::default()
         }),
         spec: Some(apps::DeploymentSpec {
-            replicas: Some(2),
+            replicas: Some(0),
             strategy: Some(apps::DeploymentStrategy {
                 rolling_update: Some(apps::RollingUpdateDeployment {
                     max_surge: Some(IntOrString {
@@ -192,7 +192,7 @@ fn what_prost_encodes_decodes_into_kubernetes_json() {
         ..Default::default()
     };
     let v = decode(&wrap("apps/v1", "Deployment", deploy.encode_to_vec())).unwrap();
-    assert_eq!(v["spec"]["replicas"], 2);
+    assert_eq!(v["spec"]["replicas"], 0, "an explicit 0 is kept");
     assert_eq!(
         v["spec"]["strategy"]["rollingUpdate"],
         json!({"maxSurge": "25%", "maxUnavailable": 1})

@@ -16,3 +16,4 @@ mod kubectl;
 mod patch;
 mod protobuf;
 mod watch;
+mod workloads;
