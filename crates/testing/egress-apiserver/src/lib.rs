@@ -21,6 +21,7 @@ mod gc;
 mod handlers;
 mod http;
 mod identity;
+mod kubelet_proxy;
 mod managed;
 mod objects;
 mod openapi;
@@ -53,6 +54,7 @@ use tokio::task::JoinHandle;
 pub use error::{ApiError, Cause, StartError};
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use identity::UserInfo;
+pub use kubelet_proxy::{KubeletAddr, KubeletConfig};
 pub use request_log::{Counter, RequestLog, RequestRecord};
 
 use server::Shared;
@@ -72,6 +74,9 @@ pub struct ServerConfig {
     /// Run kube-controller-manager's deployment and replicaset controllers (Deployments get
     /// ReplicaSets and pods, scaling and rollouts, status); default on.
     pub controllers: bool,
+    /// The kubelet that serves pods' `log`, `exec`, `attach` and `portforward` (every node's),
+    /// and which local user may use them; none by default.
+    pub kubelet: KubeletConfig,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,7 @@ impl Default for ServerConfig {
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(1),
             controllers: true,
+            kubelet: KubeletConfig::default(),
         }
     }
 }
@@ -131,6 +137,7 @@ impl ApiServer {
             addr,
             bookmark_interval: config.bookmark_interval,
             controllers: config.controllers,
+            kubelet: config.kubelet.clone(),
         });
         let tasks = vec![
             tokio::spawn(server::serve(listener, shared.clone())),

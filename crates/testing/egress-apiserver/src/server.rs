@@ -20,6 +20,7 @@ use crate::faults::{FaultAction, Faults, hold};
 use crate::handlers::{self, ApiRequest};
 use crate::http::{Resp, error, full, json};
 use crate::identity::UserInfo;
+use crate::kubelet_proxy::{self, KubeletConfig};
 use crate::query::Query;
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::route::{self, Route};
@@ -47,6 +48,8 @@ pub struct Shared {
     pub bookmark_interval: Duration,
     /// Run the deployment and replicaset controllers after writes.
     pub controllers: bool,
+    /// Where pods' log/exec/attach/portforward go.
+    pub kubelet: KubeletConfig,
 }
 
 impl Shared {
@@ -57,33 +60,51 @@ impl Shared {
     }
 }
 
-/// Accepts connections until shutdown, then lets open requests finish.
+/// Accepts connections until shutdown; each connection then finishes its open requests
+/// (at most 5 s). Connections allow HTTP upgrades (exec and port-forward streams).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                let svc = service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(shared, req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(serve_connection(stream, shared.clone()));
             }
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let conn_info = match (stream.peer_addr(), stream.local_addr()) {
+        (Ok(peer), Ok(local)) => Some(kubelet_proxy::Conn { peer, local }),
+        _ => None,
+    };
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        let shared = shared.clone();
+        if let Some(c) = conn_info {
+            req.extensions_mut().insert(c);
+        }
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }
 
 /// Runs garbage collection, namespace cleanup and (when enabled) the workload controllers
@@ -257,6 +278,18 @@ async fn as_protobuf(resp: Resp) -> Resp {
     }
 }
 
+/// `pods/NAME/{log,exec,attach,portforward}` (handed to the kubelet).
+fn kubelet_subresource(res: &crate::resource::ResourceInfo, path: &route::ResourcePath) -> bool {
+    res.group.is_empty()
+        && res.plural == "pods"
+        && path.name.is_some()
+        && path.namespace.is_some()
+        && path
+            .subresource
+            .as_deref()
+            .is_some_and(|s| crate::builtin::POD_KUBELET_SUBRESOURCES.contains(&s))
+}
+
 struct Headers {
     accept: String,
     content_type: String,
@@ -322,6 +355,9 @@ async fn resource_response(
             ));
         }
         None => {}
+    }
+    if kubelet_subresource(&res, &path) {
+        return kubelet_proxy::serve(shared, req, &path).await;
     }
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()

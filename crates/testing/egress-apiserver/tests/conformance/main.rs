@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod finalizers_gc;
 mod kubectl;
+mod kubelet;
 mod patch;
 mod protobuf;
 mod watch;
