@@ -1,10 +1,11 @@
 //! An in-memory Kubernetes API server for tests and the simulator. It speaks the real HTTP API
-//! (discovery, OpenAPI v3, CRUD, patch incl. server-side apply, watch, status subresources,
-//! finalizers, garbage collection, CRD admission, ValidatingAdmissionPolicies), so kube-rs
-//! clients, kube-runtime and kubectl run unmodified against it. Not for production: no
-//! authentication (requests act as the administrator or whom they impersonate), no
-//! authorization, no persistence, no controllers beyond garbage collection and namespace
-//! cleanup.
+//! (discovery, OpenAPI v3, CRUD in JSON, YAML and — for built-in kinds — protobuf, patch incl.
+//! server-side apply, watch, status and scale subresources, finalizers, garbage collection, CRD
+//! admission, ValidatingAdmissionPolicies), runs kube-controller-manager's deployment and
+//! replicaset controllers, and hands pods' log/exec/attach/portforward to a configured kubelet,
+//! so kube-rs clients, kube-runtime and kubectl run unmodified against it. Not for production:
+//! no authentication (requests act as the administrator or whom they impersonate), no
+//! authorization, no persistence.
 //!
 //! Start it in-process with [`ApiServer::start`] or run the `egress-apiserver` binary.
 

@@ -101,6 +101,10 @@ pub async fn create_nodes(client: &Client, nodes: &[(NodeSpec, String)]) -> Resu
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": node.name}],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "simulated node", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+            "nodeInfo": {"kubeletVersion": "v1.32.0", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "egress-sim://1", "osImage": "egress-sim simulated node",
+                         "kernelVersion": "", "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
+                         "bootID": ""},
         }});
         api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(&status))
             .await

@@ -95,7 +95,8 @@ pub struct DeployPlan {
 
 /// kube-controller-manager's pod-template-hash: FNV-32a of the template, its decimal string
 /// "safe-encoded" into consonants and digits (the hash differs from Go's, whose input is
-/// the Go struct's dump, but has the same form and stability).
+/// the Go struct's dump, but has the same form and stability). The decimal string is padded
+/// to 10 digits, so names always have the `<name>-<10>-<5>` shape tools match on.
 pub fn template_hash(template: &Value) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let text = canonical(template).to_string();
@@ -104,7 +105,7 @@ pub fn template_hash(template: &Value) -> String {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    h.to_string()
+    format!("{h:010}")
         .bytes()
         .map(|b| char::from(ALPHABET[usize::from(b) % ALPHABET.len()]))
         .collect()
@@ -453,6 +454,7 @@ mod tests {
             (format!("web-{hash}").as_str(), 3, 1)
         );
         assert_eq!(hash, &template_hash(&tpl("v1")), "stable");
+        assert_eq!(hash.len(), 10);
         assert_ne!(template_hash(&tpl("v1")), template_hash(&tpl("v2")));
         assert_eq!(p.status["conditions"][1]["reason"], "NewReplicaSetCreated");
     }
