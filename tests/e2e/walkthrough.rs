@@ -62,14 +62,18 @@ fn run(dir: &Path, kubeconfig: &str, block: &str) -> String {
     text
 }
 
-/// The `IP` of every `IP:port` line the echo server answered.
+/// The address of every `IP` (ifconfig.me) or `IP:port` (192.0.2.1) line the echo server
+/// answered.
 fn echoed(text: &str) -> Vec<String> {
     text.lines()
-        .filter_map(|l| l.trim().rsplit_once(':'))
-        .filter(|(ip, port)| {
-            ip.parse::<std::net::Ipv4Addr>().is_ok() && port.parse::<u16>().is_ok()
+        .map(|l| {
+            let l = l.trim();
+            l.rsplit_once(':')
+                .filter(|(_, port)| port.parse::<u16>().is_ok())
+                .map_or(l, |(ip, _)| ip)
         })
-        .map(|(ip, _)| ip.to_string())
+        .filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(str::to_string)
         .collect()
 }
 

@@ -3,6 +3,8 @@
 //! over the WebSocket remote-command protocol kubectl 1.30+ uses by default
 //! (`v5.channel.k8s.io`, also `v4`): binary messages whose first byte is the stream (0 stdin,
 //! 1 stdout, 2 stderr, 3 the final `Status`, 4 terminal resize; 255 closes a stream in v5).
+//! A pod's command sees the pod's `/etc/hosts` and host name (private mount and UTS
+//! namespaces), so `curl ifconfig.me` reaches the simulated internet as the AKS article has it.
 //! With `tty=true` the command gets a pseudo-terminal as its controlling terminal
 //! (`setsid -c`); resizes are applied with `stty`. The exit code travels in the `Status`
 //! (`NonZeroExitCode` with an `ExitCode` cause), which kubectl turns into its own exit code.
@@ -106,6 +108,10 @@ pub struct Target {
     pub netns: String,
     /// Pod name (the command's `HOSTNAME`).
     pub pod: String,
+    /// The pod's `/etc/hosts`: when set, the command also gets a private mount and UTS
+    /// namespace with that file on `/etc/hosts` and the pod's name as host name, as a
+    /// container has (hostNetwork pods keep the node's).
+    pub hosts: Option<PathBuf>,
 }
 
 /// The process of a session, with its streams as async handles.
@@ -125,8 +131,24 @@ fn command(target: &Target, req: &ExecRequest) -> tokio::process::Command {
         tokio::process::Command::new("nsenter")
     };
     c.arg(format!("--net=/run/netns/{}", target.netns))
-        .arg("--")
-        .args(&req.command)
+        .arg("--");
+    if let Some(hosts) = &target.hosts {
+        c.args([
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(r#"mount --bind "$1" /etc/hosts && hostname "$2" && shift 2 && exec "$@""#)
+        .arg("sh")
+        .arg(hosts)
+        .arg(&target.pod);
+    }
+    c.args(&req.command)
         .current_dir("/")
         .env_clear()
         .env(

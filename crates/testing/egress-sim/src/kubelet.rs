@@ -121,9 +121,11 @@ impl Kubelet {
         Arc::new(move |ns: &str, name: &str| {
             let pods = pods.lock().ok()?;
             let r = pods.get(&(ns.to_string(), name.to_string()))?;
+            let log = r.log.clone()?;
             Some(PodHandle {
                 netns: r.netns.clone(),
-                log: r.log.clone()?,
+                hosts: Some(log.with_extension("hosts")),
+                log,
                 no_exec: r.netns.is_none().then(|| {
                     format!(
                         "container is not running: pod {ns}/{name} is waiting for its sandbox{}",
@@ -448,6 +450,10 @@ async fn started(
             ip.unwrap_or("none")
         ),
     );
+    let hosts = pod_status::hosts_file(&pod.name_any(), ip);
+    if let Err(e) = std::fs::write(log.with_extension("hosts"), hosts) {
+        tracing::warn!(error = %e, "failed to write the pod's /etc/hosts");
+    }
     for c in pod.spec.iter().flat_map(|s| &s.containers) {
         let image = c.image.clone().unwrap_or_default();
         pod_status::log_line(

@@ -36,6 +36,8 @@ pub struct PodHandle {
     pub log: PathBuf,
     /// Why a command cannot run in it (not started, or not in a node of its own).
     pub no_exec: Option<String>,
+    /// Its `/etc/hosts` (pods with their own network namespace).
+    pub hosts: Option<PathBuf>,
 }
 
 /// Finds a pod by namespace and name.
@@ -166,6 +168,7 @@ fn exec_upgrade(
     let target = Target {
         netns,
         pod: pod.to_string(),
+        hosts: handle.hosts.clone(),
     };
     let v5 = *chosen == exec::PROTOCOLS[0];
     tokio::spawn(async move {

@@ -80,6 +80,21 @@ pub fn log_path(dir: &Path, ns: &str, name: &str, uid: &str) -> PathBuf {
     dir.join(format!("{ns}_{name}_{uid}.log"))
 }
 
+/// The pod's `/etc/hosts` (next to its log): localhost, its own name, and the simulated
+/// internet's "what is my IP" names on the internet server.
+pub fn hosts_file(pod: &str, ip: Option<&str>) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    if let Some(ip) = ip {
+        out.push_str(&format!("{ip}\t{pod}\n"));
+    }
+    out.push_str(&format!(
+        "{}\t{}\n",
+        crate::seed::INTERNET_SERVER_IP,
+        crate::services::WHAT_IS_MY_IP.join(" ")
+    ));
+    out
+}
+
 /// Appends one timestamped line to a pod's kubelet log (a failure is only logged: the pod's
 /// life does not depend on it).
 pub fn log_line(path: &Path, line: &str) {
@@ -233,6 +248,13 @@ mod tests {
             .find(|c| c["type"] == "Ready")
             .unwrap();
         assert_eq!(ready["status"], "True");
+    }
+
+    #[test]
+    fn hosts_resolve_the_pod_and_what_is_my_ip_names() {
+        let h = hosts_file("web", Some("10.244.0.5"));
+        assert!(h.contains("10.244.0.5\tweb\n"));
+        assert!(h.contains("192.0.2.1\tifconfig.me "));
     }
 
     #[test]

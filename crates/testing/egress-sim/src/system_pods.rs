@@ -158,6 +158,7 @@ impl SystemPods {
             Some(PodHandle {
                 netns: c.netns.clone(),
                 log: log.clone(),
+                hosts: None,
                 no_exec: c.netns.is_none().then(|| {
                     "the simulated operator runs in the simulator's own network namespace, not in a node's: exec is not available for it (kubectl logs is)".to_string()
                 }),
