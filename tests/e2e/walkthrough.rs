@@ -172,6 +172,38 @@ async fn the_aks_walkthrough_runs_verbatim_with_kubectl() {
         );
     }
     assert_eq!(ips[2], egress_sim::seed::OUTBOUND_IP.to_string(), "{out}");
+    // Beyond the doc: exec carries stdin, stderr and the exit code as kubectl expects, and the
+    // command runs in the pod's network namespace under the pod's host name.
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            "echo from-stdin | kubectl exec -i nginx -n demo -- sh -c 'cat; hostname; ip -4 -o addr show eth0; echo to-stderr >&2; exit 3'",
+        ])
+        .current_dir(&dir)
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", &dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    let pod_ip = run(
+        &dir,
+        &kubeconfig,
+        "kubectl get pod nginx -n demo -o jsonpath='{.status.podIP}'",
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("from-stdin"), "{stdout}");
+    assert_eq!(lines.next(), Some("nginx"), "{stdout}");
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.contains(&format!(" {pod_ip}/"))),
+        "{pod_ip}: {stdout}"
+    );
+    assert!(stderr.contains("to-stderr"), "{stderr}");
     // 7. Scaled through the scale subresource.
     let out = step(6);
     assert!(out.contains("deployment.apps/web   3/3"), "{out}");
@@ -182,6 +214,14 @@ async fn the_aks_walkthrough_runs_verbatim_with_kubectl() {
         out.contains("FailedCreatePodSandBox") && out.contains("does-not-exist"),
         "{out}"
     );
+    // `get events` lists them too (its OBJECT column; describe's Events table has none).
+    for reason in ["Scheduled", "FailedCreatePodSandBox"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(reason) && l.contains("pod/broken")),
+            "kubectl get events: {reason}: {out}"
+        );
+    }
     for reason in ["Scheduled", "Started", "Created"] {
         assert!(out.contains(reason), "{reason}: {out}");
     }
