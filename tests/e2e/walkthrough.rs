@@ -230,6 +230,21 @@ async fn the_aks_walkthrough_runs_verbatim_with_kubectl() {
         "the pod's kubelet log: {out}"
     );
     assert!(out.contains("egress_operator"), "the operator's log: {out}");
+    // Beyond the doc: every component's pod shows its log, whichever stream it writes (the
+    // cni-manager logs to stdout, the others to stderr).
+    for (component, target) in [
+        ("cni-manager", "egress_cni_manager"),
+        ("gateway-daemon", "egress_gateway_daemon"),
+    ] {
+        let out = run(
+            &dir,
+            &kubeconfig,
+            &format!(
+                "kubectl logs -n kube-egress-gateway-system -l app.kubernetes.io/component={component} --tail=-1"
+            ),
+        );
+        assert!(out.contains(target), "the {component}'s log: {out}");
+    }
     // 9. Clean up.
     let out = step(8);
     assert!(out.contains("namespace \"demo\" deleted"), "{out}");
