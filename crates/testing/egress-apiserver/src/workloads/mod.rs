@@ -7,6 +7,7 @@
 //! The `scale` subresource's conversion is in `scale`.
 
 pub mod deployment;
+mod events;
 pub mod replicaset;
 pub mod scale;
 
@@ -22,6 +23,9 @@ use deployment::{Action, DeployView, HASH_LABEL, OwnedRs, REVISION};
 use replicaset::{PodView, RsView};
 
 const MANAGER: &str = "kube-controller-manager";
+/// The `source.component` of the controllers' Events, as kube-controller-manager's.
+const DEPLOY_CONTROLLER: &str = "deployment-controller";
+const RS_CONTROLLER: &str = "replicaset-controller";
 
 fn opts(subresource: Option<&str>) -> WriteOpts {
     WriteOpts {
@@ -141,18 +145,40 @@ impl World {
         let mut changed = false;
         if let Some(pods_res) = self.resource("", "pods") {
             for _ in 0..plan.create {
-                changed |= self.create_pod(&pods_res, &rs, &key.namespace);
+                if let Some(pod) = self.create_pod(&pods_res, &rs, &key.namespace) {
+                    let message = format!("Created pod: {pod}");
+                    self.record_event(
+                        &rs,
+                        "ReplicaSet",
+                        RS_CONTROLLER,
+                        "SuccessfulCreate",
+                        message,
+                    );
+                    changed = true;
+                }
             }
             for victim in &plan.delete {
-                changed |= self
+                if self
                     .delete(&pods_res, victim, &DeleteOpts::default())
-                    .is_ok();
+                    .is_ok()
+                {
+                    let message = format!("Deleted pod: {}", victim.name);
+                    self.record_event(
+                        &rs,
+                        "ReplicaSet",
+                        RS_CONTROLLER,
+                        "SuccessfulDelete",
+                        message,
+                    );
+                    changed = true;
+                }
             }
         }
         changed | self.write_status(res, key, plan.status)
     }
 
-    fn create_pod(&mut self, pods: &ResourceInfo, rs: &Value, ns: &str) -> bool {
+    /// Creates a pod of `rs`'s template; its name.
+    fn create_pod(&mut self, pods: &ResourceInfo, rs: &Value, ns: &str) -> Option<String> {
         let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
         let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
         meta["generateName"] = json!(format!("{}-", meta_str(rs, "name").unwrap_or_default()));
@@ -164,7 +190,8 @@ impl World {
         });
         self.create(pods, &opts(None), Some(ns), pod)
             .map_err(|e| tracing::warn!(error = %e, "replicaset controller failed to create a pod"))
-            .is_ok()
+            .ok()
+            .and_then(|w| meta_str(&w.object, "name").map(str::to_string))
     }
 
     fn reconcile_deployment(&mut self, res: &ResourceInfo, key: &ObjKey) -> bool {
@@ -252,20 +279,41 @@ impl World {
                     "spec": {"replicas": replicas, "selector": selector, "template": template,
                              "minReadySeconds": int(d, "/spec/minReadySeconds", 0)},
                 });
-                self.create(rs_res, &opts(None), Some(&ns), rs).map(|_| ())
+                self.create(rs_res, &opts(None), Some(&ns), rs)
+                    .map(|_| Some((name.clone(), 0, *replicas)))
             }
             Action::Scale { key, replicas } => match self.store.get(key).cloned() {
                 Some(mut rs) => {
+                    let from = int(&rs, "/spec/replicas", 1);
                     rs["spec"]["replicas"] = json!(replicas);
-                    self.update(rs_res, &opts(None), key, rs).map(|_| ())
+                    self.update(rs_res, &opts(None), key, rs)
+                        .map(|_| Some((key.name.clone(), from, *replicas)))
                 }
-                None => Ok(()),
+                None => Ok(None),
             },
-            Action::Delete { key } => self.delete(rs_res, key, &DeleteOpts::default()).map(|_| ()),
+            Action::Delete { key } => self
+                .delete(rs_res, key, &DeleteOpts::default())
+                .map(|_| None),
         };
-        result
-            .map_err(|e| tracing::warn!(error = %e, ?action, "deployment controller write failed"))
-            .is_ok()
+        match result {
+            Ok(scaled) => {
+                if let Some((rs, from, to)) = scaled.filter(|(_, from, to)| from != to) {
+                    let message = events::scaled(&rs, from, to);
+                    self.record_event(
+                        d,
+                        "Deployment",
+                        DEPLOY_CONTROLLER,
+                        "ScalingReplicaSet",
+                        message,
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?action, "deployment controller write failed");
+                false
+            }
+        }
     }
 
     fn set_revision(&mut self, res: &ResourceInfo, key: &ObjKey, revision: i64) -> bool {

@@ -125,6 +125,21 @@ async fn deployments_create_scale_and_roll_out_through_replicasets() {
         (pod_names(&pods).await.len() == 1).then_some(())
     })
     .await;
+    // The controllers say what they did, as kube-controller-manager's do.
+    let described = k.ok(&["describe", "deployment", "web"]).await;
+    for line in [
+        "ScalingReplicaSet  ".to_string(),
+        format!("Scaled up replica set {rs_name} from 0 to 2"),
+        format!("Scaled up replica set {rs_name} from 2 to 4"),
+        format!("Scaled down replica set {rs_name} from 4 to 1"),
+    ] {
+        assert!(described.contains(&line), "{line}: {described}");
+    }
+    let described = k.ok(&["describe", "rs", rs_name]).await;
+    assert!(
+        described.contains("SuccessfulCreate") && described.contains("SuccessfulDelete"),
+        "{described}"
+    );
     let rs_table = k.ok(&["get", "rs"]).await;
     assert!(
         rs_table.starts_with("NAME") && rs_table.contains("DESIRED   CURRENT   READY"),
