@@ -11,3 +11,4 @@ mod crash;
 mod egress;
 mod features;
 mod resilience;
+mod walkthrough;

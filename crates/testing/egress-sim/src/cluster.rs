@@ -27,6 +27,7 @@ use crate::state::{STATE_ROOT, StateFile};
 use crate::topology::Topology;
 use crate::{fabric_sync, k8s, netns, teardown};
 
+mod kubectl_access;
 mod ops;
 
 /// Prints a progress line on stderr.
@@ -162,7 +163,7 @@ impl Cluster {
                 .map_err(|_| anyhow!("state lock poisoned"))?;
             (s.id().to_string(), s.dir().to_path_buf())
         };
-        for sub in ["logs", "nodes", "cni-bin", "wireguard-logs"] {
+        for sub in ["logs", "nodes", "cni-bin", "wireguard-logs", "pods"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("failed to create {}", dir.join(sub).display()))?;
         }
@@ -196,8 +197,13 @@ impl Cluster {
         // Kubernetes API.
         progress("starting egress-apiserver");
         let kubeconfig = dir.join("kubeconfig");
+        let kubelet_socket = dir.join("kubelet.sock");
+        let mut apiserver = components::apiserver(bins, &kubeconfig);
+        apiserver
+            .args
+            .extend(kubectl_access::apiserver_args(&kubelet_socket));
         let api_url = partial
-            .start(components::apiserver(bins, &kubeconfig), &dir)?
+            .start(apiserver, &dir)?
             .first_line(Duration::from_secs(30))
             .await?;
         let api_addr: SocketAddr = api_url
@@ -399,6 +405,7 @@ impl Cluster {
                 backoff_initial: Duration::from_millis(500),
                 backoff_max: Duration::from_secs(8),
                 host_ips,
+                pod_log_dir: dir.join("pods"),
             },
             sched.clone(),
             Arc::new(move |ns: &str| {
@@ -407,6 +414,17 @@ impl Cluster {
                 }
             }),
         );
+        let shown = kubectl_access::components(&topo, daemons_running);
+        kubectl_access::start(
+            &mut tasks,
+            &client,
+            &kubelet_socket,
+            &kubelet,
+            &shown,
+            &dir,
+            partial.state.clone(),
+        )
+        .await?;
         let docs = scenario
             .manifest_documents()
             .map_err(|(f, m)| anyhow!("invalid scenario: {f}: {m}"))?;

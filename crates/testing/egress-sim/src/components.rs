@@ -29,6 +29,7 @@ pub fn apiserver(bins: &Binaries, kubeconfig: &Path) -> Launch {
             s(&bins.crds),
         ],
         env: vec![],
+        combined_output: false,
     }
 }
 
@@ -47,6 +48,7 @@ pub fn emulator(bins: &Binaries, seed: &Path) -> Launch {
             "1".into(),
         ],
         env: vec![],
+        combined_output: false,
     }
 }
 
@@ -79,6 +81,7 @@ pub fn operator(
             "200".into(),
         ],
         env: vec![("MY_POD_NAME".into(), "egress-operator-sim".into())],
+        combined_output: true,
     }
 }
 
@@ -155,6 +158,7 @@ pub fn cni_manager(
             ("RUST_LOG".into(), d::LOG_LEVEL.into()),
             ("KUBECONFIG".into(), s(kubeconfig)),
         ],
+        combined_output: true,
     }
 }
 
@@ -199,6 +203,7 @@ pub fn gateway_daemon(
             ("KUBECONFIG".into(), s(kubeconfig)),
             ("MY_NODE_NAME".into(), node.spec.name.clone()),
         ],
+        combined_output: true,
     }
 }
 

@@ -149,6 +149,7 @@ impl ImageSet {
             program: "podman".into(),
             args: self.with_globals(container.run_args(self.limits)),
             env: vec![],
+            combined_output: launch.combined_output,
         }
     }
 
@@ -312,6 +313,7 @@ mod tests {
                 "KUBECONFIG".into(),
                 r.join("kubeconfig").display().to_string(),
             )],
+            combined_output: true,
         };
         let m = run_mounts(r, &launch);
         let hosts: Vec<&Path> = m.iter().map(|m| m.host.as_path()).collect();
@@ -343,6 +345,7 @@ mod tests {
                 r.join("nodes/a/net.d").display().to_string(),
             ],
             env: vec![],
+            combined_output: true,
         };
         let m = run_mounts(r, &launch);
         assert_eq!(m.len(), 1);

@@ -2,7 +2,8 @@
 //! the simulator's runtime: the API-server forwarder (127.0.0.1:PORT inside a node → the API
 //! server on the host loopback), IMDS at 169.254.169.254 inside a node (forwarded to the
 //! emulator with the node named in `x-emulator-vm`), the internet echo server (also a line
-//! echo for numbered streams) and the raw echo on the peered-network host.
+//! echo for numbered streams; `ifconfig.me` and the like answer the address alone, as the real
+//! services do) and the raw echo on the peered-network host.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -162,6 +163,30 @@ pub fn echo_redirect_ruleset() -> String {
     )
 }
 
+/// The names of "what is my IP" services the internet server answers for (pods' `/etc/hosts`
+/// resolve them to it), as those services do: the address alone.
+pub const WHAT_IS_MY_IP: &[&str] = &[
+    "ifconfig.me",
+    "ifconfig.co",
+    "icanhazip.com",
+    "api.ipify.org",
+];
+
+/// The echo's HTTP answer: `<ip>\n` for a "what is my IP" host name, `<ip>:<port>\n` otherwise.
+fn echo_body<B>(req: &Request<B>, peer: SocketAddr) -> String {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
+        .unwrap_or_default();
+    if WHAT_IS_MY_IP.contains(&host.as_str()) {
+        format!("{}\n", peer.ip())
+    } else {
+        format!("{peer}\n")
+    }
+}
+
 /// Serves the echo: HTTP on `http` (body `<client ip>:<port>\n`) and the same line, written at
 /// once, on every connection to `raw`.
 pub fn spawn_echo(tasks: &mut JoinSet<()>, http: TcpListener, raw: TcpListener) {
@@ -171,8 +196,8 @@ pub fn spawn_echo(tasks: &mut JoinSet<()>, http: TcpListener, raw: TcpListener) 
                 continue;
             };
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-                    Ok::<_, Infallible>(text(200, format!("{peer}\n")))
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(text(200, echo_body(&req, peer)))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -235,4 +260,19 @@ pub fn observed_source(
         Ok(line.trim().to_string())
     })
     .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn what_is_my_ip_hosts_get_the_address_alone() {
+        let peer: SocketAddr = "203.0.113.1:4242".parse().unwrap();
+        let req = |host: &str| Request::builder().header("host", host).body(()).unwrap();
+        assert_eq!(echo_body(&req("ifconfig.me"), peer), "203.0.113.1\n");
+        assert_eq!(echo_body(&req("192.0.2.1"), peer), "203.0.113.1:4242\n");
+        assert_eq!(echo_body(&req("ICANHAZIP.com:80"), peer), "203.0.113.1\n");
+    }
 }
