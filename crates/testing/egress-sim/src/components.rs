@@ -104,6 +104,16 @@ pub mod chart_defaults {
     pub const HTTP_PORT: u16 = 8083;
     /// `cniManager.logLevel`.
     pub const LOG_LEVEL: &str = "info";
+    /// `cniManager.failover`.
+    pub const FAILOVER: bool = true;
+    /// `gatewayLbProbePort`.
+    pub const GATEWAY_PROBE_PORT: u16 = 8082;
+    /// `cniManager.gatewayProbeIntervalMs`.
+    pub const GATEWAY_PROBE_INTERVAL_MS: u64 = 500;
+    /// `cniManager.gatewayProbeTimeoutMs`.
+    pub const GATEWAY_PROBE_TIMEOUT_MS: u64 = 500;
+    /// `cniManager.failoverSettleSeconds`.
+    pub const FAILOVER_SETTLE_SECONDS: u64 = 15;
 }
 
 /// One cni-manager inside a worker's namespace (hostNetwork), started exactly as the chart's
@@ -140,6 +150,14 @@ pub fn cni_manager(
                 crate::backend::wireguard_backend()
             ),
             format!("--http-addr=0.0.0.0:{}", d::HTTP_PORT),
+            format!("--failover={}", d::FAILOVER),
+            format!("--gateway-probe-port={}", d::GATEWAY_PROBE_PORT),
+            format!(
+                "--gateway-probe-interval-ms={}",
+                d::GATEWAY_PROBE_INTERVAL_MS
+            ),
+            format!("--gateway-probe-timeout-ms={}", d::GATEWAY_PROBE_TIMEOUT_MS),
+            format!("--failover-settle-seconds={}", d::FAILOVER_SETTLE_SECONDS),
         ],
         env: vec![
             (
@@ -297,6 +315,11 @@ mod tests {
         assert_eq!(c["conflistPollMs"], d::CONFLIST_POLL_MS);
         assert_eq!(c["httpPort"], d::HTTP_PORT);
         assert_eq!(c["logLevel"], d::LOG_LEVEL);
+        assert_eq!(c["failover"], d::FAILOVER);
+        assert_eq!(values["gatewayLbProbePort"], d::GATEWAY_PROBE_PORT);
+        assert_eq!(c["gatewayProbeIntervalMs"], d::GATEWAY_PROBE_INTERVAL_MS);
+        assert_eq!(c["gatewayProbeTimeoutMs"], d::GATEWAY_PROBE_TIMEOUT_MS);
+        assert_eq!(c["failoverSettleSeconds"], d::FAILOVER_SETTLE_SECONDS);
         assert!(
             c.get("uninstallOnExit").is_none(),
             "no value may make every manager stop remove the conflist"
