@@ -189,7 +189,10 @@ impl Loop {
     /// during an episode are watched, vanished ones forgotten.
     async fn rescan(&mut self) {
         self.scans = self.scans.wrapping_add(1);
-        let Some(records) = self.scanner.scan(self.scans.is_multiple_of(FORCED_RESCAN_EVERY)) else {
+        let Some(records) = self
+            .scanner
+            .scan(self.scans.is_multiple_of(FORCED_RESCAN_EVERY))
+        else {
             return;
         };
         let before = self.wanted();

@@ -347,7 +347,20 @@ impl Cluster {
                     if let Some(set) = images {
                         set.init_gateway_netns(&n.ns, &gw_ns)?;
                     }
+                    let state_file = components::probe_state_file(&dir, n);
+                    if let Some(parent) = state_file.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("failed to create {}", parent.display()))?;
+                    }
                     progress(format!("starting egress-gateway-daemon on {}", n.spec.name));
+                    partial.start(
+                        images::wrap(
+                            images,
+                            images::GATEWAY_LB_PROBE,
+                            components::gateway_lb_probe(program, n, &state_file),
+                        ),
+                        &dir,
+                    )?;
                     partial.start(
                         images::wrap(
                             images,
@@ -358,6 +371,7 @@ impl Cluster {
                                 &kubeconfig,
                                 &dir.join("wireguard-logs"),
                                 2 * u64::from(scenario.probe_interval_seconds),
+                                &state_file,
                             ),
                         ),
                         &dir,
