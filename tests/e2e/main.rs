@@ -9,5 +9,6 @@ mod cni_restart;
 mod common;
 mod crash;
 mod egress;
+mod failover;
 mod features;
 mod resilience;

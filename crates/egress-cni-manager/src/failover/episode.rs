@@ -23,12 +23,18 @@ use super::health::SgcRef;
 /// Timing of the episode logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
-    /// The resets of one change are spread uniformly over this window.
+    /// The resets of one change are spread uniformly over [`Timing::spread_per_tunnel`] per
+    /// tunnel, at most this window: a node's busy pods then do not all send their initiation
+    /// in the same millisecond, and a lone pod is not delayed for nothing.
     pub spread: Duration,
+    /// Share of the spread per tunnel.
+    pub spread_per_tunnel: Duration,
     /// A reset tunnel that sent an initiation but completed no handshake is kicked after
     /// this long (±25 %), and again as long as it has none.
     pub retry: Duration,
-    /// A watched tunnel that sends without receiving anything for this long is kicked.
+    /// A watched tunnel that sends without receiving anything for this long is kicked;
+    /// each further time in the same episode waits twice as long (a one-way flow that never
+    /// gets answers is kicked a few times, not every `dead_after`).
     pub dead_after: Duration,
     /// How long after a change the SGC's tunnels are watched.
     pub settle: Duration,
@@ -42,11 +48,12 @@ impl Default for Timing {
     fn default() -> Self {
         Self {
             spread: Duration::from_millis(200),
+            spread_per_tunnel: Duration::from_millis(1),
             retry: Duration::from_millis(300),
-            dead_after: Duration::from_secs(1),
+            dead_after: Duration::from_millis(500),
             settle: Duration::from_secs(15),
             poll_reset: Duration::from_millis(50),
-            poll_watch: Duration::from_millis(200),
+            poll_watch: Duration::from_millis(100),
         }
     }
 }
@@ -95,6 +102,8 @@ struct Watch {
     phase: Phase,
     due: Instant,
     keepalive_on: bool,
+    /// Kicks for unanswered sends in this episode (each doubles the next wait).
+    dead_kicks: u32,
 }
 
 /// The tunnels under watch, by container ID.
@@ -140,9 +149,15 @@ impl Episodes {
             return self.drop_where(|w| w.sgc == *sgc);
         }
         self.ends.insert(sgc.clone(), now + self.timing.settle);
+        let tunnels: Vec<String> = tunnels.into_iter().collect();
+        let spread = self
+            .timing
+            .spread_per_tunnel
+            .saturating_mul(u32::try_from(tunnels.len()).unwrap_or(u32::MAX))
+            .min(self.timing.spread);
         for id in tunnels {
             let keepalive_on = self.watches.get(&id).is_some_and(|w| w.keepalive_on);
-            let delay = self.timing.spread.mul_f64(jitter().clamp(0.0, 1.0));
+            let delay = spread.mul_f64(jitter().clamp(0.0, 1.0));
             self.watches.insert(
                 id,
                 Watch {
@@ -150,6 +165,7 @@ impl Episodes {
                     phase: Phase::Pending,
                     due: now + delay,
                     keepalive_on,
+                    dead_kicks: 0,
                 },
             );
         }
@@ -170,6 +186,7 @@ impl Episodes {
                     },
                     due: now,
                     keepalive_on: false,
+                    dead_kicks: 0,
                 },
             );
         }
@@ -235,7 +252,22 @@ impl Episodes {
             Phase::Watching {
                 counters,
                 unanswered_since,
-            } => watch_step(&timing, stats, counters, unanswered_since, now, jitter),
+            } => {
+                let dead_after = timing.dead_after * 2u32.saturating_pow(w.dead_kicks.min(8));
+                let step = watch_step(
+                    &timing,
+                    stats,
+                    counters,
+                    unanswered_since,
+                    dead_after,
+                    now,
+                    jitter,
+                );
+                if step.1.is_some() {
+                    w.dead_kicks += 1;
+                }
+                step
+            }
         };
         w.phase = phase;
         match action {
@@ -346,6 +378,7 @@ fn watch_step(
     stats: TunnelStats,
     counters: Option<(u64, u64)>,
     unanswered_since: Option<Instant>,
+    dead_after: Duration,
     now: Instant,
     jitter: Jitter<'_>,
 ) -> (Phase, Option<Action>) {
@@ -364,7 +397,7 @@ fn watch_step(
         return (watching((rx, tx), unanswered_since), None);
     }
     let since = unanswered_since.unwrap_or(now);
-    if now.duration_since(since) >= timing.dead_after {
+    if now.duration_since(since) >= dead_after {
         return kicked(timing, now, jitter);
     }
     (watching((rx, stats.tx), Some(since)), None)

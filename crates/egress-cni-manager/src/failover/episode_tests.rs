@@ -9,6 +9,7 @@ fn ms(n: u64) -> Duration {
 fn timing() -> Timing {
     Timing {
         spread: ms(200),
+        spread_per_tunnel: ms(100),
         retry: ms(300),
         dead_after: ms(1000),
         settle: ms(10_000),
@@ -43,18 +44,22 @@ fn started(ids: &[&str]) -> (Episodes, Instant) {
 fn resets_are_spread_and_lazy() {
     let mut e = Episodes::new(timing());
     let t0 = Instant::now();
-    let mut values = [0.0, 0.99].into_iter();
+    let mut values = [0.0, 0.99, 0.99].into_iter();
     let mut j = move || values.next().unwrap_or(0.0);
-    e.start(&sgc(), true, ["a".to_string(), "b".to_string()], t0, &mut j);
+    // Three tunnels: spread over 200 ms (the cap), not 3 x 100 ms.
+    e.start(
+        &sgc(),
+        true,
+        ["a".to_string(), "b".to_string(), "c".to_string()],
+        t0,
+        &mut j,
+    );
     assert_eq!(
         e.due_resets(t0),
         vec![("a".into(), Action::Reset { kick: false })]
     );
     assert!(e.due_resets(t0 + ms(100)).is_empty());
-    assert_eq!(
-        e.due_resets(t0 + ms(199)),
-        vec![("b".into(), Action::Reset { kick: false })]
-    );
+    assert_eq!(e.due_resets(t0 + ms(199)).len(), 2);
     // Idle tunnels (nothing sent since the reset) are never kicked: their next packet
     // starts the handshake through the load balancer's current choice.
     let mut j = fixed(0.5);
@@ -66,6 +71,11 @@ fn resets_are_spread_and_lazy() {
     }
     assert!(e.expire(t0 + ms(10_000)).is_empty(), "no keepalive to undo");
     assert!(e.is_idle());
+    // A lone tunnel waits one share at most.
+    let mut e = Episodes::new(timing());
+    let mut j = fixed(0.99);
+    e.start(&sgc(), true, ["a".to_string()], t0, &mut j);
+    assert_eq!(e.due_resets(t0 + ms(99)).len(), 1);
 }
 
 #[test]
@@ -152,6 +162,21 @@ fn a_session_moved_away_after_the_handshake_is_kicked_when_sends_go_unanswered()
         e.on_stats("a", stats(true, 900, 1_000), t0 + ms(1_600), &mut j),
         Some(Action::Reset { kick: true })
     );
+    // The new session's sends go unanswered too (a one-way flow): the next kick waits
+    // twice as long.
+    e.on_stats("a", stats(true, 92, 148), t0 + ms(1_700), &mut j);
+    assert_eq!(
+        e.on_stats("a", stats(true, 92, 300), t0 + ms(1_800), &mut j),
+        None
+    );
+    assert_eq!(
+        e.on_stats("a", stats(true, 92, 400), t0 + ms(2_900), &mut j),
+        None
+    );
+    assert_eq!(
+        e.on_stats("a", stats(true, 92, 500), t0 + ms(3_800), &mut j),
+        Some(Action::Reset { kick: true })
+    );
     // An answer in time clears the suspicion.
     let (mut e, t0) = started(&["b"]);
     e.due_resets(t0 + ms(100));
@@ -192,7 +217,7 @@ fn expiry_undoes_keepalives_and_a_new_change_restarts_the_episode() {
     // A second change while the first is running: reset again, the kick's keepalive is
     // still remembered so that it is switched off in the end.
     e.start(&sgc(), true, ["a".to_string()], t0 + ms(500), &mut j);
-    assert_eq!(e.next_due(), Some(t0 + ms(600)));
+    assert_eq!(e.next_due(), Some(t0 + ms(550)));
     assert!(
         e.expire(t0 + ms(10_000)).is_empty(),
         "the episode was restarted"

@@ -1,5 +1,6 @@
 //! Pure: which gateway nodes of each StaticGatewayConfiguration answer their load-balancer
-//! health probe, as this node's own probes see it, and when that set changes. The load
+//! health probe, as this node's own probes see it, and when that set changes (the first
+//! complete view counts as a change when a node is down in it). The load
 //! balancer moves a pod's WireGuard flow only when the healthy set of its rule changes, so a
 //! change of the set is exactly when a pod tunnel may have lost its session.
 
@@ -70,8 +71,7 @@ struct Gateway {
     uid: String,
     /// Latest probe result per node; `None` until the node was probed once.
     nodes: BTreeMap<IpAddr, Option<bool>>,
-    /// The healthy set last published; `None` until every node answered once (the first
-    /// complete view is a baseline, not a change).
+    /// The healthy set last published; `None` until every node answered once.
     stable: Option<BTreeSet<IpAddr>>,
 }
 
@@ -86,14 +86,19 @@ impl Gateway {
             .filter(|(_, up)| **up == Some(true))
             .map(|(ip, _)| *ip)
             .collect();
-        match self.stable.replace(healthy.clone()) {
-            Some(before) if before != healthy => Some(HealthChange {
-                sgc: sgc.clone(),
-                before,
-                after: healthy,
-            }),
-            _ => None,
-        }
+        // Before the first complete view the tunnels may have sessions with any node: a node
+        // already down then may have taken some with it (a tunnel made moments before it
+        // died, or a manager that restarted meanwhile), so that view counts as a change from
+        // "all healthy". It costs one handshake per busy tunnel when it was not needed.
+        let before = self
+            .stable
+            .replace(healthy.clone())
+            .unwrap_or_else(|| self.nodes.keys().copied().collect());
+        (before != healthy).then(|| HealthChange {
+            sgc: sgc.clone(),
+            before,
+            after: healthy,
+        })
     }
 }
 
@@ -186,11 +191,13 @@ mod tests {
     }
 
     #[test]
-    fn the_first_complete_view_is_a_baseline_and_later_flips_are_changes() {
+    fn the_first_complete_view_counts_from_all_healthy_and_later_flips_are_changes() {
         let (mut b, sgc) = book(&["10.0.0.6", "10.0.0.7"]);
         assert_eq!(b.record(&sgc, "u1", ip("10.0.0.6"), true), None);
         assert_eq!(b.healthy(&sgc), None, "one node not probed yet");
-        assert_eq!(b.record(&sgc, "u1", ip("10.0.0.7"), false), None);
+        // A node already down when first seen may hold sessions of existing tunnels.
+        let first = b.record(&sgc, "u1", ip("10.0.0.7"), false).unwrap();
+        assert_eq!(first.lost(), [ip("10.0.0.7")].into());
         assert_eq!(b.healthy(&sgc).unwrap().len(), 1);
         // Same answers again: nothing.
         assert_eq!(b.record(&sgc, "u1", ip("10.0.0.6"), true), None);
@@ -244,7 +251,7 @@ mod tests {
         assert!(b.set_targets(&two).is_empty());
         let gained = b.record(&sgc, "u1", ip("10.0.0.8"), true).unwrap();
         assert_eq!(gained.gained(), [ip("10.0.0.8")].into());
-        // The SGC re-created under the same name: a fresh baseline, no change.
+        // The SGC re-created under the same name: a fresh view; all healthy is no change.
         let renewed = [(
             sgc.clone(),
             Targets {
@@ -254,7 +261,7 @@ mod tests {
         )]
         .into();
         assert!(b.set_targets(&renewed).is_empty());
-        assert_eq!(b.record(&sgc, "u2", ip("10.0.0.6"), false), None);
+        assert_eq!(b.record(&sgc, "u2", ip("10.0.0.6"), true), None);
         assert_eq!(b.probes().len(), 1);
     }
 }

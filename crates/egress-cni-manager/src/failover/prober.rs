@@ -64,8 +64,9 @@ impl Prober {
         }
     }
 
-    /// Probes exactly `targets` from now on (new ones start at a random point of the
-    /// interval, so a node's probes and the nodes' probes do not come in bursts).
+    /// Probes exactly `targets` from now on. A new target is probed at once (its tunnels may
+    /// need failover already), then at a random point of the interval, so the probes of one
+    /// node and of many nodes do not come in bursts.
     pub fn sync(&mut self, targets: &BTreeSet<(SgcRef, String, IpAddr)>) {
         self.tasks.retain(|k, task| {
             let keep = targets.contains(k);
@@ -81,11 +82,7 @@ impl Prober {
             let (sgc, uid, node) = target.clone();
             let settings = self.settings;
             let results = self.results.clone();
-            let task = tokio::spawn(async move {
-                let offset = settings.interval.mul_f64(fastrand::f64());
-                tokio::time::sleep(offset).await;
-                probe_loop(sgc, uid, node, settings, results).await;
-            });
+            let task = tokio::spawn(probe_loop(sgc, uid, node, settings, results));
             self.tasks.insert(target.clone(), task);
         }
     }
@@ -109,10 +106,15 @@ async fn probe_loop(
     let addr = SocketAddr::new(node, settings.port);
     let path = format!("/gw/{uid}");
     let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
-    let mut ticks = tokio::time::interval(settings.interval);
+    let phase = settings.interval.mul_f64(fastrand::f64());
+    let mut ticks =
+        tokio::time::interval_at(tokio::time::Instant::now() + phase, settings.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
-        ticks.tick().await;
+        if !std::mem::take(&mut first) {
+            ticks.tick().await;
+        }
         let up = tokio::time::timeout(settings.timeout, probe_once(addr, &path, &mut conn))
             .await
             .unwrap_or(false);

@@ -240,6 +240,11 @@ impl Cluster {
             SocketAddr::from((seed::INTERNET_SERVER_IP, services::STREAM_ECHO_PORT)),
         )?;
         services::spawn_line_echo(&mut tasks, stream);
+        let udp = services::bind_udp_in(
+            &topo.inet,
+            SocketAddr::from((seed::INTERNET_SERVER_IP, services::UDP_ECHO_PORT)),
+        )?;
+        services::spawn_udp_source_echo(&mut tasks, udp);
         let peered = services::bind_in(
             &topo.vnet,
             SocketAddr::from((seed::PEERED_SERVER_IP, services::RAW_ECHO_PORT)),
