@@ -246,14 +246,20 @@ pub async fn set_cordon(cluster: &egress_sim::cluster::Cluster, node: &str, on: 
 /// The resilience scenario up, ready, both gateway nodes healthy behind the ILB; returns the
 /// cluster and the SGC's egress prefix.
 pub async fn two_gateways_up(lab: &Lab) -> (egress_sim::cluster::Cluster, String) {
-    let path = e2e_scenario("resilience.yaml");
-    let scenario = egress_sim::scenario::Scenario::load(&path).unwrap();
-    let cluster = egress_sim::cluster::Cluster::up_in(scenario, &path, &lab.root)
+    two_gateways_up_from(lab, &e2e_scenario("resilience.yaml")).await
+}
+
+/// [`two_gateways_up`] with the scenario at `path` (two gateway nodes, one SGC).
+pub async fn two_gateways_up_from(
+    lab: &Lab,
+    path: &Path,
+) -> (egress_sim::cluster::Cluster, String) {
+    let scenario = egress_sim::scenario::Scenario::load(path).unwrap();
+    let cluster = egress_sim::cluster::Cluster::up_in(scenario, path, &lab.root)
         .await
         .unwrap();
-    egress_sim::cli::wait_ready(&cluster, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let ready = Duration::from_secs(u64::from(cluster.scenario.ready_timeout_seconds.max(60)));
+    egress_sim::cli::wait_ready(&cluster, ready).await.unwrap();
     eventually(
         "both gateway nodes healthy behind the ILB",
         Duration::from_secs(30),
