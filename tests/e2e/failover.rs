@@ -39,13 +39,18 @@ async fn a_dead_gateway_node_fails_over_within_detection_plus_one_second() {
 /// The scenario of [`many_pods_fail_over_together`]: `resilience.yaml` (two gateway nodes
 /// behind the ILB, probe every second, one SGC) with `workers` workers and, instead of its
 /// pod, `pods` annotated pods of Deployments.
-fn many_pods_scenario(workers: usize, pods: usize) -> String {
+fn many_pods_scenario(workers: usize, pods: usize, probe_seconds: usize) -> String {
     let base = std::fs::read_to_string(common::e2e_scenario("resilience.yaml")).unwrap();
     let (head, _pod) = base.split_once("  kind: Pod\n").unwrap();
     let head = head.trim_end().strip_suffix("apiVersion: v1").unwrap();
     assert!(head.contains("workers: 1\n") && head.contains("readyTimeoutSeconds: 60\n"));
+    assert!(head.contains("probeIntervalSeconds: 1\n"));
     let head = head
         .replace("workers: 1\n", &format!("workers: {workers}\n"))
+        .replace(
+            "probeIntervalSeconds: 1\n",
+            &format!("probeIntervalSeconds: {probe_seconds}\n"),
+        )
         .replace("readyTimeoutSeconds: 60\n", "readyTimeoutSeconds: 300\n");
     // The simulator expands at most 64 replicas per Deployment.
     let deployments: Vec<String> = (0..pods.div_ceil(64))
@@ -87,8 +92,8 @@ fn ms_stats(what: &str, mut values: Vec<u64>) -> String {
 
 /// Benchmark (docs/benchmarks.md, "Gateway failover"; run by name, it is ignored in `make
 /// test`): `EGRESS_FAILOVER_PODS` (default 50) annotated pods on `EGRESS_FAILOVER_WORKERS`
-/// (default 2) workers all send (a datagram every `EGRESS_FAILOVER_UDP_MS`, default 100)
-/// while the gateway node carrying the first of them is killed; every pod that left through it must resume within the ILB's detection time + 1 s, the
+/// (default 2) workers all send (a datagram every `EGRESS_FAILOVER_UDP_MS`, default 100; the
+/// ILB probes every `EGRESS_FAILOVER_PROBE_S`, default 1) while the gateway node carrying the first of them is killed; every pod that left through it must resume within the ILB's detection time + 1 s, the
 /// others must not stall longer than that. Prints per-pod percentiles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: many pods; run by name"]
@@ -105,7 +110,10 @@ async fn many_pods_fail_over_together() {
         env("EGRESS_FAILOVER_WORKERS", 2),
         env("EGRESS_FAILOVER_PODS", 50),
     );
-    let path = common::write_scenario(&lab, "many.yaml", &many_pods_scenario(workers, pods));
+    // EGRESS_FAILOVER_PROBE_S: the ILB's probe interval (1; Azure's is 5).
+    let probe = env("EGRESS_FAILOVER_PROBE_S", 1);
+    let scenario = many_pods_scenario(workers, pods, probe);
+    let path = common::write_scenario(&lab, "many.yaml", &scenario);
     let (mut cluster, prefix) = common::two_gateways_up_from(&lab, &path).await;
     let records = cluster.pods();
     let netns: Vec<(String, String)> = records
