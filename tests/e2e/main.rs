@@ -9,6 +9,7 @@ mod cni_restart;
 mod common;
 mod crash;
 mod egress;
+mod failover;
 mod features;
 mod resilience;
 mod walkthrough;

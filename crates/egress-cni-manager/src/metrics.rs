@@ -40,6 +40,21 @@ pub struct AcceptErrorLabels {
     pub error: String,
 }
 
+/// Labels naming a StaticGatewayConfiguration (`namespace/name`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SgcLabels {
+    /// `namespace/name`.
+    pub sgc: String,
+}
+
+/// Labels of a failover action on a pod tunnel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// `reset` (session dropped, handshake on the next packet), `kick` (re-created with an
+    /// initiation at once) or `keepalive_off`.
+    pub action: String,
+}
+
 /// All metrics.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -64,6 +79,14 @@ pub struct Metrics {
     pub busy_replies: Family<BusyLabels, Counter>,
     /// Failed accepts on the plugin socket, by errno.
     pub accept_errors: Family<AcceptErrorLabels, Counter>,
+    /// Gateway nodes of an SGC answering their load-balancer probe, as this node sees them.
+    pub healthy_gateways: Family<SgcLabels, Gauge>,
+    /// Changes of an SGC's healthy gateways that re-handshook this node's tunnels.
+    pub failover_episodes: Counter,
+    /// Failover actions on pod tunnels, by action.
+    pub tunnel_actions: Family<ActionLabels, Counter>,
+    /// Failover reads or actions on pod tunnels that failed.
+    pub tunnel_action_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -81,6 +104,10 @@ impl Default for Metrics {
         let plugin_connections = Gauge::default();
         let busy_replies = Family::<BusyLabels, Counter>::default();
         let accept_errors = Family::<AcceptErrorLabels, Counter>::default();
+        let healthy_gateways = Family::<SgcLabels, Gauge>::default();
+        let failover_episodes = Counter::default();
+        let tunnel_actions = Family::<ActionLabels, Counter>::default();
+        let tunnel_action_errors = Counter::default();
         registry.register(
             "requests",
             "Plugin requests by operation and result",
@@ -131,6 +158,26 @@ impl Default for Metrics {
             "Failed accepts on the plugin socket by errno",
             accept_errors.clone(),
         );
+        registry.register(
+            "healthy_gateways",
+            "Gateway nodes of an SGC answering their load-balancer probe, as seen from this node",
+            healthy_gateways.clone(),
+        );
+        registry.register(
+            "failover_episodes",
+            "Changes of an SGC's healthy gateways that re-handshook this node's pod tunnels",
+            failover_episodes.clone(),
+        );
+        registry.register(
+            "tunnel_actions",
+            "Failover actions on pod tunnels by action",
+            tunnel_actions.clone(),
+        );
+        registry.register(
+            "tunnel_action_errors",
+            "Failover reads or actions on pod tunnels that failed",
+            tunnel_action_errors.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
@@ -143,6 +190,10 @@ impl Default for Metrics {
             plugin_connections,
             busy_replies,
             accept_errors,
+            healthy_gateways,
+            failover_episodes,
+            tunnel_actions,
+            tunnel_action_errors,
         }
     }
 }

@@ -246,6 +246,11 @@ impl Cluster {
             SocketAddr::from((seed::INTERNET_SERVER_IP, services::STREAM_ECHO_PORT)),
         )?;
         services::spawn_line_echo(&mut tasks, stream);
+        let udp = services::bind_udp_in(
+            &topo.inet,
+            SocketAddr::from((seed::INTERNET_SERVER_IP, services::UDP_ECHO_PORT)),
+        )?;
+        services::spawn_udp_source_echo(&mut tasks, udp);
         let peered = services::bind_in(
             &topo.vnet,
             SocketAddr::from((seed::PEERED_SERVER_IP, services::RAW_ECHO_PORT)),
@@ -353,7 +358,20 @@ impl Cluster {
                     if let Some(set) = images {
                         set.init_gateway_netns(&n.ns, &gw_ns)?;
                     }
+                    let state_file = components::probe_state_file(&dir, n);
+                    if let Some(parent) = state_file.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("failed to create {}", parent.display()))?;
+                    }
                     progress(format!("starting egress-gateway-daemon on {}", n.spec.name));
+                    partial.start(
+                        images::wrap(
+                            images,
+                            images::GATEWAY_LB_PROBE,
+                            components::gateway_lb_probe(program, n, &state_file),
+                        ),
+                        &dir,
+                    )?;
                     partial.start(
                         images::wrap(
                             images,
@@ -364,6 +382,7 @@ impl Cluster {
                                 &kubeconfig,
                                 &dir.join("wireguard-logs"),
                                 2 * u64::from(scenario.probe_interval_seconds),
+                                &state_file,
                             ),
                         ),
                         &dir,

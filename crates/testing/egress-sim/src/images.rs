@@ -26,6 +26,9 @@ pub const CNI_MANAGER: &str = "egress-cni-manager";
 pub const GATEWAY_DAEMON: &str = "egress-gateway-daemon";
 /// The plugin carrier.
 pub const CNI_PLUGIN: &str = "kube-egress-cni";
+/// Not an image of its own: the gateway daemon's image run as the `lb-probe` keeper
+/// (unprivileged, as the chart's `lb-probe` container).
+pub const GATEWAY_LB_PROBE: &str = "egress-gateway-lb-probe";
 /// Every image a run loads.
 pub const ALL: [&str; 4] = [OPERATOR, CNI_MANAGER, GATEWAY_DAEMON, CNI_PLUGIN];
 
@@ -132,6 +135,11 @@ impl ImageSet {
             }
             // The image's user: 65532 for the operator, root for the manager.
             _ => Security::Restricted { user: None },
+        };
+        let image = if image == GATEWAY_LB_PROBE {
+            GATEWAY_DAEMON
+        } else {
+            image
         };
         let container = Container {
             name: format!("{}-{}", self.prefix, launch.name),

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cluster;
 pub mod cni;
 pub mod components;
+pub mod egress_watch;
 pub mod exec;
 pub mod fabric;
 pub mod fabric_sync;

@@ -155,6 +155,45 @@ pub const RAW_ECHO_PORT: u16 = 7;
 /// streams measure loss and stalls with it).
 pub const STREAM_ECHO_PORT: u16 = 7000;
 
+/// UDP port of the source echo on the internet server: each datagram is answered with its
+/// own text, the address it came from and when it arrived (failover measurements).
+pub const UDP_ECHO_PORT: u16 = 7001;
+
+/// Binds a UDP socket inside a namespace.
+pub fn bind_udp_in(ns: &str, addr: SocketAddr) -> Result<tokio::net::UdpSocket, NetnsError> {
+    let failed = |e: std::io::Error| NetnsError::Failed {
+        what: format!("bind UDP {addr} in {ns}"),
+        stderr: e.to_string(),
+    };
+    let socket = netns::in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind(addr)?;
+        s.set_nonblocking(true)?;
+        Ok::<_, std::io::Error>(s)
+    })?
+    .map_err(failed)?;
+    tokio::net::UdpSocket::from_std(socket).map_err(failed)
+}
+
+/// Answers every datagram on `socket` with `<its text> <source ip:port> <arrival, ns since
+/// the Unix epoch>`: the sender learns which address the internet saw and when.
+pub fn spawn_udp_source_echo(tasks: &mut JoinSet<()>, socket: tokio::net::UdpSocket) {
+    tasks.spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let text = String::from_utf8_lossy(&buf[..n]);
+            let _ = socket
+                .send_to(format!("{} {peer} {at}", text.trim()).as_bytes(), peer)
+                .await;
+        }
+    });
+}
+
 /// The echo server's nftables redirect: every TCP port but 80, the raw echo's and the line
 /// echo's lands on the raw echo.
 pub fn echo_redirect_ruleset() -> String {
