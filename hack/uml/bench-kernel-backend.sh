@@ -38,7 +38,7 @@ for line in sys.stdin:
     esac
   done
   "$runner" run --kernel "$kernel" --mem 3072 --cwd crates/testing/egress-sim \
-    --env EGRESS_WIREGUARD_BACKEND=kernel -- "$e2e" resilience --nocapture
+    --env EGRESS_WIREGUARD_BACKEND=kernel -- "$e2e" resilience failover::a_dead --nocapture
 }
 
 main "$@"

@@ -16,6 +16,15 @@ pub struct Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // EGRESS_E2E_LOGS=DIR keeps the component logs of runs that are still up (a failed
+        // test's) before they are torn down.
+        if let Some(dir) = std::env::var_os("EGRESS_E2E_LOGS") {
+            let _ = std::process::Command::new("cp")
+                .arg("-r")
+                .arg(&self.root)
+                .arg(dir)
+                .status();
+        }
         let _ = egress_sim::cli::down(&self.root);
     }
 }
@@ -167,4 +176,167 @@ pub async fn sgc_uids(cluster: &egress_sim::cluster::Cluster, name: &str) -> Vec
         out.push(obj.metadata.uid.unwrap());
     }
     out
+}
+
+/// The gateway node pod `name`'s tunnel goes through now, and its egress address.
+pub async fn carrying_gateway(
+    cluster: &egress_sim::cluster::Cluster,
+    name: &str,
+) -> (String, String) {
+    let ip = seen_from(
+        cluster,
+        name,
+        egress_sim::seed::INTERNET_SERVER_IP,
+        egress_sim::services::RAW_ECHO_PORT,
+    )
+    .await;
+    let node = cluster.node_of_ip(&ip).await.unwrap().unwrap();
+    (node, ip)
+}
+
+/// The simulated ILB's nftables table (its rules hash over `mod N` healthy backends).
+pub fn ilb_table(cluster: &egress_sim::cluster::Cluster) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &cluster.topo.vnet])
+        .args(["nft", "list", "table", "ip", "sim_ilb"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Whether the ILB hashes over `n` healthy backends.
+pub fn ilb_has_backends(cluster: &egress_sim::cluster::Cluster, n: usize) -> bool {
+    ilb_table(cluster).contains(&format!("mod {n} "))
+}
+
+/// Polls the ILB (every 20 ms) until it no longer has 2 healthy backends; the time since
+/// `since`, or `None` after `timeout`.
+pub async fn ilb_drop_time(
+    cluster: &egress_sim::cluster::Cluster,
+    since: Instant,
+    timeout: Duration,
+) -> Option<Duration> {
+    let vnet = cluster.topo.vnet.clone();
+    tokio::task::spawn_blocking(move || {
+        while since.elapsed() < timeout {
+            let out = std::process::Command::new("ip")
+                .args([
+                    "netns", "exec", &vnet, "nft", "list", "table", "ip", "sim_ilb",
+                ])
+                .output()
+                .ok()?;
+            if !String::from_utf8_lossy(&out.stdout).contains("mod 2 ") {
+                return Some(since.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    })
+    .await
+    .unwrap()
+}
+
+/// Cordons (or uncordons) a node as `kubectl cordon` does.
+pub async fn set_cordon(cluster: &egress_sim::cluster::Cluster, node: &str, on: bool) {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(cluster.client.clone());
+    nodes
+        .patch(
+            node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"unschedulable": on}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// The resilience scenario up, ready, both gateway nodes healthy behind the ILB; returns the
+/// cluster and the SGC's egress prefix.
+pub async fn two_gateways_up(lab: &Lab) -> (egress_sim::cluster::Cluster, String) {
+    two_gateways_up_from(lab, &e2e_scenario("resilience.yaml")).await
+}
+
+/// [`two_gateways_up`] with the scenario at `path` (two gateway nodes, one SGC).
+pub async fn two_gateways_up_from(
+    lab: &Lab,
+    path: &Path,
+) -> (egress_sim::cluster::Cluster, String) {
+    let scenario = egress_sim::scenario::Scenario::load(path).unwrap();
+    let cluster = egress_sim::cluster::Cluster::up_in(scenario, path, &lab.root)
+        .await
+        .unwrap();
+    let ready = Duration::from_secs(u64::from(cluster.scenario.ready_timeout_seconds.max(60)));
+    egress_sim::cli::wait_ready(&cluster, ready).await.unwrap();
+    eventually(
+        "both gateway nodes healthy behind the ILB",
+        Duration::from_secs(30),
+        || ilb_has_backends(&cluster, 2),
+    )
+    .await;
+    let prefix = egress_sim::report::sgcs(&cluster.client).await.unwrap()[0]
+        .egress_ip_prefix
+        .clone()
+        .unwrap();
+    (cluster, prefix)
+}
+
+/// Asserts that a pod that left from `old_ip` moved to another address of `prefix`, its
+/// first packet and its first new connection from there both within `detected` + 1 s of
+/// the failure; returns the new address.
+pub fn assert_moved_in_time(
+    p: &egress_sim::egress_watch::PodEgress,
+    old_ip: &str,
+    prefix: &str,
+    detected: Duration,
+) -> String {
+    assert!(
+        p.failed_over,
+        "the pod left through the failed gateway: {p:?}"
+    );
+    let new_ip = p.after.clone().unwrap_or_default();
+    assert!(
+        egress_sim::report::in_prefix(&new_ip, prefix) && new_ip != old_ip,
+        "{p:?}"
+    );
+    let bound = detected + Duration::from_secs(1);
+    for (what, took) in [
+        ("first packet from the other gateway", p.first_packet_new_ms),
+        ("first new connection", p.first_connection_new_ms),
+    ] {
+        let took = Duration::from_millis(took.unwrap_or(u64::MAX));
+        assert!(
+            took <= bound,
+            "{what} after {took:?}: more than detection ({detected:?}) + 1 s"
+        );
+    }
+    new_ip
+}
+
+/// Watches pod namespace `pod_ns` (leaving from `egress_ip`) through `fail`: datagrams
+/// flow for a moment first, the failure is marked just before `fail` runs, then the ILB's
+/// detection time (since the mark) and what the pod saw are returned.
+pub async fn watch_one_pod_through(
+    cluster: &mut egress_sim::cluster::Cluster,
+    pod_ns: &str,
+    egress_ip: &str,
+    fail: impl AsyncFnOnce(&mut egress_sim::cluster::Cluster),
+) -> (Duration, egress_sim::egress_watch::PodEgress) {
+    use egress_sim::egress_watch::{EgressWatch, WatchSettings};
+    let watch = EgressWatch::start(
+        &[("e2e/p".to_owned(), pod_ns.to_owned())],
+        egress_sim::seed::INTERNET_SERVER_IP,
+        WatchSettings::for_pods(1),
+    )
+    .unwrap();
+    // A few answers first, so the watch knows the address the pod leaves from.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    watch.mark(egress_ip);
+    fail(cluster).await;
+    let detected = ilb_drop_time(cluster, t, Duration::from_secs(30))
+        .await
+        .expect("the ILB drops the failed backend");
+    let mut got = tokio::task::spawn_blocking(move || watch.finish(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    (detected, got.remove(0))
 }

@@ -10,5 +10,7 @@ mod common;
 mod crash;
 mod egress;
 mod explain;
+mod failover;
 mod features;
 mod resilience;
+mod walkthrough;

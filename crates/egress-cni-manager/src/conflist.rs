@@ -67,6 +67,9 @@ pub struct PluginEntry {
     pub handshake_timeout_seconds: u64,
     /// WireGuard implementation of the pod tunnels.
     pub wireguard_backend: WireguardBackend,
+    /// Where the plugin writes its per-sandbox tunnel records (`stateDir`): beside the socket,
+    /// so the manager reads exactly the records of its node's plugin.
+    pub state_dir: String,
 }
 
 impl PluginEntry {
@@ -78,6 +81,7 @@ impl PluginEntry {
             "excludedCIDRs": self.excluded_cidrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "handshakeTimeoutSeconds": self.handshake_timeout_seconds,
             "wireguardBackend": self.wireguard_backend.as_str(),
+            "stateDir": self.state_dir,
             "capabilities": { POD_ANNOTATIONS_CAPABILITY: true },
         })
     }
@@ -155,6 +159,7 @@ mod tests {
             excluded_cidrs: vec!["169.254.169.254/32".parse().unwrap()],
             handshake_timeout_seconds: 10,
             wireguard_backend: WireguardBackend::Kernel,
+            state_dir: "/run/egress-gateway/pods".into(),
         }
     }
 
@@ -193,6 +198,7 @@ mod tests {
         assert_eq!(ours["socketPath"], "/run/egress-gateway/cni.sock");
         assert_eq!(ours["excludedCIDRs"][0], "169.254.169.254/32");
         assert_eq!(ours["capabilities"][POD_ANNOTATIONS_CAPABILITY], true);
+        assert_eq!(ours["stateDir"], "/run/egress-gateway/pods");
         assert_eq!(out["plugins"][0]["ipam"]["type"], "host-local");
     }
 

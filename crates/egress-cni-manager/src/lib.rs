@@ -1,12 +1,15 @@
 //! egress-cni-manager: the node-local companion of the `kube-egress-cni` plugin. It installs
 //! the chained CNI conflist, serves the plugin over a root-only unix socket, creates and
-//! deletes PodEndpoints for this node's annotated pods, and removes the cni-not-ready taint.
-//! Everything it watches is scoped to its own node.
+//! deletes PodEndpoints for this node's annotated pods, removes the cni-not-ready taint, and
+//! re-handshakes its pods' tunnels when the health of their gateways changes (`failover`).
+//! Everything it watches is scoped to its own node, except the GatewayVMConfigurations that
+//! say where each gateway's nodes are.
 
 pub mod conflist;
 pub mod conflist_install;
 pub mod connections;
 pub mod exchange;
+pub mod failover;
 pub mod gateway;
 pub mod handler;
 pub mod http;
@@ -29,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conflist::{PluginEntry, WireguardBackend};
 use crate::conflist_install::ConflistInstaller;
+pub use crate::failover::{FailoverOptions, FailoverSettings};
 use crate::handler::RequestHandler;
 use crate::metrics::Metrics;
 use crate::state::{NodeState, PodCache};
@@ -108,6 +112,26 @@ pub async fn start_with_backend(
     backend: WireguardBackend,
     client: kube::Client,
 ) -> Result<RunningManager, StartError> {
+    start_with_failover(config, backend, Some(FailoverOptions::default()), client).await
+}
+
+/// Where the plugin writes its tunnel records: `pods/` beside the socket (root-only, as the
+/// socket's directory), written into the conflist as `stateDir`.
+pub fn records_dir(socket_path: &std::path::Path) -> PathBuf {
+    socket_path
+        .parent()
+        .unwrap_or_else(|| std::path::Path::new("/"))
+        .join("pods")
+}
+
+/// As [`start_with_backend`], with gateway failover as given (`None`: off, tunnels then wait
+/// for WireGuard's own 15 s re-handshake when their gateway goes).
+pub async fn start_with_failover(
+    config: ManagerConfig,
+    backend: WireguardBackend,
+    failover: Option<FailoverOptions>,
+    client: kube::Client,
+) -> Result<RunningManager, StartError> {
     let cancel = CancellationToken::new();
     let state = NodeState::default();
     let cache = PodCache::default();
@@ -129,6 +153,7 @@ pub async fn start_with_backend(
             excluded_cidrs: config.exception_cidrs.clone(),
             handshake_timeout_seconds: config.handshake_timeout.as_secs().max(1),
             wireguard_backend: backend,
+            state_dir: records_dir(&config.socket_path).display().to_string(),
         },
     );
     let handler = RequestHandler::new(
@@ -151,6 +176,15 @@ pub async fn start_with_backend(
         metrics.clone(),
         cancel.clone(),
     ));
+    if let Some(options) = failover {
+        tasks.spawn(failover::run(
+            options,
+            client.clone(),
+            records_dir(&config.socket_path),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(taint::run(
         client,
         config.node_name.clone(),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
-use egress_cni_manager::ManagerConfig;
 use egress_cni_manager::conflist::WireguardBackend;
+use egress_cni_manager::{FailoverOptions, ManagerConfig};
 use egress_runtime::{LogFormat, LogWriter, init_tracing, try_shutdown_signal};
 
 /// `--wireguard-backend` values.
@@ -58,6 +58,23 @@ struct Args {
     /// answered "busy" and the plugin retries.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = egress_cni_manager::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u16).range(1..))]
     max_connections: u16,
+    /// Re-handshake this node's pod tunnels of a gateway when its healthy nodes change
+    /// (false: WireGuard's own 15 s decides after a gateway failure).
+    #[arg(long, env = "FAILOVER", default_value_t = true, action = clap::ArgAction::Set)]
+    failover: bool,
+    /// Port of the gateways' load-balancer health probe (`/gw/<SGC UID>`).
+    #[arg(long, env = "GATEWAY_PROBE_PORT", default_value_t = egress_api::constants::HEALTH_PROBE_PORT)]
+    gateway_probe_port: u16,
+    /// Milliseconds between two probes of each gateway node of the SGCs this node's pods use.
+    #[arg(long, env = "GATEWAY_PROBE_INTERVAL_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    gateway_probe_interval_ms: u64,
+    /// Milliseconds a gateway has to answer a probe before it counts as down.
+    #[arg(long, env = "GATEWAY_PROBE_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    gateway_probe_timeout_ms: u64,
+    /// Seconds a gateway's tunnels are watched after its healthy nodes changed (longer than
+    /// the load balancer takes to notice the same change: its probe interval plus timeout).
+    #[arg(long, env = "FAILOVER_SETTLE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
+    failover_settle_seconds: u64,
 }
 
 #[tokio::main]
@@ -83,7 +100,16 @@ async fn main() -> anyhow::Result<()> {
         BackendArg::Kernel => WireguardBackend::Kernel,
         BackendArg::Userspace => WireguardBackend::Userspace,
     };
-    let manager = egress_cni_manager::start_with_backend(config, backend, client).await?;
+    let failover = args.failover.then(|| {
+        let mut options = FailoverOptions::default();
+        options.settings.probe.port = args.gateway_probe_port;
+        options.settings.probe.interval = Duration::from_millis(args.gateway_probe_interval_ms);
+        options.settings.probe.timeout = Duration::from_millis(args.gateway_probe_timeout_ms);
+        options.settings.timing.settle = Duration::from_secs(args.failover_settle_seconds);
+        options
+    });
+    let manager =
+        egress_cni_manager::start_with_failover(config, backend, failover, client).await?;
     try_shutdown_signal()
         .context("failed to install SIGTERM handler")?
         .await;

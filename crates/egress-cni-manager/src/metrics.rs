@@ -50,6 +50,24 @@ pub struct PhaseLabels {
     pub phase: String,
 }
 
+/// Labels naming a StaticGatewayConfiguration (`namespace/name`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SgcLabels {
+    /// `namespace/name`.
+    pub sgc: String,
+}
+
+/// Labels of a failover action on a pod tunnel.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// `reset` (session dropped, handshake on the next packet), `kick` (re-created with an
+    /// initiation at once) or `keepalive_off`.
+    pub action: String,
+}
+
+/// Failover actions on pod tunnels (the values of [`ActionLabels::action`]).
+const TUNNEL_ACTIONS: [&str; 3] = ["reset", "kick", "keepalive_off"];
+
 /// Errnos a failed accept is known to give (others appear when they happen).
 const ACCEPT_ERRNOS: [&str; 4] = ["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"];
 
@@ -83,6 +101,14 @@ pub struct Metrics {
     pub add_failures: Family<PhaseLabels, Counter>,
     /// PodEndpoint status writes that failed.
     pub status_write_errors: Counter,
+    /// Gateway nodes of an SGC answering their load-balancer probe, as this node sees them.
+    pub healthy_gateways: Family<SgcLabels, Gauge>,
+    /// Changes of an SGC's healthy gateways that re-handshook this node's tunnels.
+    pub failover_episodes: Counter,
+    /// Failover actions on pod tunnels, by action.
+    pub tunnel_actions: Family<ActionLabels, Counter>,
+    /// Failover reads or actions on pod tunnels that failed.
+    pub tunnel_action_errors: Counter,
 }
 
 fn phase_histogram() -> Histogram {
@@ -112,6 +138,10 @@ impl Default for Metrics {
             add_phase_seconds: Family::new_with_constructor(phase_histogram),
             add_failures: Family::default(),
             status_write_errors: Counter::default(),
+            healthy_gateways: Family::default(),
+            failover_episodes: Counter::default(),
+            tunnel_actions: Family::default(),
+            tunnel_action_errors: Counter::default(),
         };
         m.register(&mut registry);
         m.create_known_series();
@@ -190,6 +220,26 @@ impl Metrics {
             "Failed writes of a PodEndpoint's status.tunnel",
             self.status_write_errors.clone(),
         );
+        r.register(
+            "healthy_gateways",
+            "Gateway nodes of an SGC answering their load-balancer probe, as seen from this node",
+            self.healthy_gateways.clone(),
+        );
+        r.register(
+            "failover_episodes",
+            "Changes of an SGC's healthy gateways that re-handshook this node's pod tunnels",
+            self.failover_episodes.clone(),
+        );
+        r.register(
+            "tunnel_actions",
+            "Failover actions on pod tunnels by action",
+            self.tunnel_actions.clone(),
+        );
+        r.register(
+            "tunnel_action_errors",
+            "Failover reads or actions on pod tunnels that failed",
+            self.tunnel_action_errors.clone(),
+        );
     }
 
     /// Every label value known in advance, at zero.
@@ -225,6 +275,11 @@ impl Metrics {
             let _ = self.add_phase_seconds.get_or_create(&labels);
             let _ = self.add_failures.get_or_create(&labels);
         }
+        for action in TUNNEL_ACTIONS {
+            let _ = self.tunnel_actions.get_or_create(&ActionLabels {
+                action: action.into(),
+            });
+        }
     }
 
     /// Text exposition.
@@ -254,6 +309,9 @@ mod tests {
             "egress_cni_manager_add_failures_total{phase=\"routes\"} 0",
             "egress_cni_manager_request_duration_seconds_count{op=\"del\"} 0",
             "egress_cni_manager_pod_endpoint_status_write_errors_total 0",
+            "egress_cni_manager_tunnel_actions_total{action=\"kick\"} 0",
+            "egress_cni_manager_failover_episodes_total 0",
+            "egress_cni_manager_tunnel_action_errors_total 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -1,11 +1,13 @@
 //! The wire protocol between the chained CNI plugin `kube-egress-cni` and the node-local
 //! `egress-cni-manager`: one JSON request and one JSON reply, each a single line, per unix
 //! socket connection, both carrying [`PROTOCOL_VERSION`]. Also the blocking client the plugin
-//! uses (no async runtime). This crate knows nothing of Kubernetes or netlink.
+//! uses (no async runtime), and the per-sandbox tunnel record the plugin writes and the
+//! manager reads. This crate knows nothing of Kubernetes or netlink.
 
 pub mod client;
 pub mod codec;
 pub mod messages;
+pub mod record;
 
 pub use client::{Client, ClientError};
 pub use codec::{CodecError, MAX_MESSAGE_BYTES};
@@ -14,6 +16,7 @@ pub use messages::{
     PhaseTiming, PodGatewayReply, PodRef, Reply, ReplyEnvelope, ReportReply, ReportRequest,
     Request, RequestEnvelope, RoutesReport, WireKey,
 };
+pub use record::{Backend, RecordError, TunnelRecord};
 
 /// Version of the message format; both sides refuse other versions with a clear error.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -9,6 +9,8 @@
 pub mod control;
 pub mod error;
 pub mod exec;
+// The in-memory node is test equipment: production binaries do not compile it.
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod key;
 pub mod names;

@@ -385,7 +385,7 @@ async fn a_wrong_key_or_busy_port_gives_a_clear_error_and_no_half_configured_int
     .unwrap()
     .unwrap();
     let err = converge_gateway(&lab.dataplane, &node).await.unwrap_err();
-    let chain = error_chain(&err);
+    let chain = egress_runtime::error_chain(&err);
     assert!(chain.contains("create wireguard wg-6000"), "{chain}");
     assert!(
         chain.contains("UDP port 6000 is already in use in netns"),
@@ -453,15 +453,4 @@ async fn named_namespaces_are_created_and_deleted_idempotently() {
     egress_dataplane::netns::delete_netns(&name).unwrap();
     assert!(!egress_dataplane::netns::netns_exists(&name));
     assert!(!name.path().exists());
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
 }

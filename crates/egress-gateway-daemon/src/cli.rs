@@ -14,7 +14,7 @@ use egress_dataplane::{Dataplane, InterfaceName, NetnsName, NetnsRef};
 
 use crate::desired::HostConfig;
 use crate::node::NodeIdentity;
-use crate::run::{DaemonConfig, Listeners};
+use crate::run::{DaemonConfig, DaemonOptions, Listeners};
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -32,24 +32,9 @@ pub enum StartError {
     /// IMDS could not be read.
     #[error("failed to read this node's metadata from IMDS")]
     Imds(#[from] egress_imds::ImdsError),
-    /// The kubeconfig could not be read or used.
-    #[error("failed to read the kubeconfig")]
-    Kubeconfig(#[from] kube::config::KubeconfigError),
-    /// No Kubernetes configuration was found.
-    #[error("failed to find a Kubernetes configuration")]
-    InferConfig(#[from] kube::config::InferConfigError),
-    /// The Kubernetes client could not be built.
-    #[error("failed to build the Kubernetes client")]
-    Kube(#[from] kube::Error),
-    /// A listener could not be bound.
-    #[error("failed to listen on {addr}")]
-    Listen {
-        /// Address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The Kubernetes client or a listener could not be set up.
+    #[error(transparent)]
+    Startup(#[from] egress_runtime::StartupError),
 }
 
 /// WireGuard implementation.
@@ -90,10 +75,17 @@ pub struct Args {
     /// Address of /healthz and /readyz (also serves /metrics).
     #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8081")]
     pub health_addr: SocketAddr,
-    /// Port of the load balancer's health probe (`/gw/<SGC UID>`).
+    /// Port of the load balancer's health probe (`/gw/<SGC UID>`) served by the daemon
+    /// itself; 0: not on the host's addresses (the `lb-probe` keeper serves it from
+    /// --lb-probe-state-file, as the chart runs it), only on an ephemeral loopback port.
     #[arg(long, env = "GATEWAY_LB_PROBE_PORT", default_value_t = egress_api::constants::HEALTH_PROBE_PORT)]
     pub gateway_lb_probe_port: u16,
-    /// Seconds probes answer 503 after SIGTERM before the daemon exits.
+    /// File the probe state is kept in for the `lb-probe` keeper (empty: none).
+    #[arg(long, env = "LB_PROBE_STATE_FILE", default_value = crate::probe_file::DEFAULT_STATE_FILE)]
+    pub lb_probe_state_file: PathBuf,
+    /// Seconds probes answer 503 after a SIGTERM on a node taken out of service (cordoned,
+    /// deleted, shutting down, annotated) before the daemon exits; a restart on a node in
+    /// service exits at once and keeps the probe healthy.
     #[arg(long, env = "LB_PROBE_DRAIN_DELAY_SECONDS", default_value_t = 10)]
     pub lb_probe_drain_delay_seconds: u64,
     /// The host's primary interface (ILB addresses, secondary-IP cleanup).
@@ -153,16 +145,53 @@ fn flag_error(flag: &'static str, value: &str, reason: impl ToString) -> StartEr
     }
 }
 
-async fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })
+/// A listener that a second instance may bind too (`SO_REUSEPORT`): during a rolling
+/// update with a surge pod the old and the new daemon (and keeper) overlap, so the port is
+/// never closed.
+pub fn listen(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    let listen = || {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    listen().map_err(|source| egress_runtime::StartupError::Listen { addr, source }.into())
 }
 
+/// Flags of `egress-gateway-daemon lb-probe`, the keeper answering the load balancer's
+/// probe from the daemon's probe state file.
+#[derive(Debug, clap::Parser)]
+#[command(name = "egress-gateway-daemon lb-probe")]
+pub struct LbProbeArgs {
+    /// Port of the load balancer's health probe (`/gw/<SGC UID>`).
+    #[arg(long, env = "GATEWAY_LB_PROBE_PORT", default_value_t = egress_api::constants::HEALTH_PROBE_PORT)]
+    pub port: u16,
+    /// The daemon's probe state file.
+    #[arg(long, env = "LB_PROBE_STATE_FILE", default_value = crate::probe_file::DEFAULT_STATE_FILE)]
+    pub state_file: PathBuf,
+    /// Seconds without a heartbeat from the daemon after which every probe answers 503.
+    #[arg(long, env = "LB_PROBE_STALE_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stale_after_seconds: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+/// Everything [`prepare`] builds.
+pub type Prepared = (
+    kube::Client,
+    Dataplane,
+    DaemonConfig,
+    Listeners,
+    DaemonOptions,
+);
+
 /// Builds everything the daemon needs from the flags.
-pub async fn prepare(
-    args: &Args,
-) -> Result<(kube::Client, Dataplane, DaemonConfig, Listeners), StartError> {
+pub async fn prepare(args: &Args) -> Result<Prepared, StartError> {
     let host_interface: InterfaceName = args
         .host_interface
         .parse()
@@ -188,14 +217,7 @@ pub async fn prepare(
     let node = NodeIdentity::from_imds(&args.imds_url).await?;
     tracing::info!(computer_name = %node.computer_name, nic_name = ?node.nic_name, "node identity from IMDS");
 
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(kube_config)?;
+    let client = egress_runtime::kube_client(args.kubeconfig.as_deref()).await?;
 
     let links = Arc::new(NetlinkLinks::new());
     let dataplane = match args.wireguard_backend {
@@ -239,14 +261,22 @@ pub async fn prepare(
             imds_url: Some(args.imds_url.clone()),
         },
     };
-    let probe_addr = SocketAddr::from(([0, 0, 0, 0], args.gateway_lb_probe_port));
-    let mut health = vec![listen(args.metrics_addr).await?];
+    let probe_addr = match args.gateway_lb_probe_port {
+        0 => SocketAddr::from(([127, 0, 0, 1], 0)),
+        port => SocketAddr::from(([0, 0, 0, 0], port)),
+    };
+    let mut health = vec![listen(args.metrics_addr)?];
     if args.health_addr != args.metrics_addr {
-        health.push(listen(args.health_addr).await?);
+        health.push(listen(args.health_addr)?);
     }
     let listeners = Listeners {
-        probe: listen(probe_addr).await?,
+        probe: listen(probe_addr)?,
         health,
     };
-    Ok((client, dataplane, config, listeners))
+    let options = DaemonOptions {
+        probe_state_file: (!args.lb_probe_state_file.as_os_str().is_empty())
+            .then(|| args.lb_probe_state_file.clone()),
+        ..DaemonOptions::default()
+    };
+    Ok((client, dataplane, config, listeners, options))
 }

@@ -8,7 +8,10 @@
 //! Layers: `translate`, `trust`, `placement` and `desired` are pure (objects → desired node
 //! state; which PodEndpoints may speak for a pod and who holds each slot); `programmer`
 //! turns changes into data-plane work; `watch`, `status`, `status_write`, `report`, `probe`,
-//! `http`, `counters`, `snat`, `egress_ips` are the I/O around it; `run` wires them; `cli` builds them from flags.
+//! `http`, `counters`, `snat`, `egress_ips`, `lifecycle` (is the node going away?) and
+//! `probe_file` are the I/O around it; `run` wires them; `cli` builds them from flags.
+//! `keeper` is the `lb-probe` subcommand that answers the load balancer from the probe state
+//! file while no daemon runs.
 
 pub mod cli;
 pub mod counters;
@@ -18,11 +21,14 @@ pub mod egress_ips;
 mod fixtures;
 pub mod http;
 pub mod inventory;
+pub mod keeper;
+pub mod lifecycle;
 pub mod metrics;
 pub mod node;
 pub mod placement;
 pub mod pods;
 pub mod probe;
+pub mod probe_file;
 pub mod programmer;
 pub mod report;
 pub mod run;
@@ -37,4 +43,4 @@ pub use desired::{Desired, HostConfig};
 pub use inventory::{Change, Delta, Inventory};
 pub use node::NodeIdentity;
 pub use programmer::{Outputs, Programmer};
-pub use run::{Daemon, DaemonConfig, Listeners};
+pub use run::{Daemon, DaemonConfig, DaemonOptions, Listeners};

@@ -2,10 +2,12 @@
 //! periodic resync, retries with backoff), beside the LB probe server, the health/metrics
 //! server, the GatewayStatus writer, the counter sampler and the Event publisher.
 //!
-//! Shutdown (SIGTERM): every probe answers 503 at once, programming continues for the drain
-//! period so the load balancer moves new flows elsewhere, then everything stops. The kernel
-//! state is left as it is: tunnels keep carrying established flows and a restarted daemon
-//! adopts them without change.
+//! Shutdown (SIGTERM) depends on why (see `lifecycle`): when the node is being taken out of
+//! service, every probe already answers 503 and programming continues for the drain period
+//! so the load balancer has moved the flows before the node goes; otherwise it is a restart
+//! (rollout, eviction of the pod alone) and the daemon stops at once, leaving the probe state
+//! file answering 200 for the next instance. Either way the kernel state is left as it is:
+//! tunnels keep carrying established flows and a restarted daemon adopts them unchanged.
 
 use std::time::Duration;
 
@@ -14,6 +16,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Api;
 
 use crate::desired::HostConfig;
 use crate::http::{Readiness, health_answer, serve};
@@ -58,6 +65,25 @@ pub struct DaemonConfig {
     pub publish: PublishConfig,
 }
 
+/// What the daemon does besides programming, with defaults for tests.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Where to keep the probe state for the `lb-probe` keeper (`None`: nowhere).
+    pub probe_state_file: Option<PathBuf>,
+    /// How often the probe state file is rewritten without a change (the keeper's
+    /// heartbeat).
+    pub heartbeat: Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        Self {
+            probe_state_file: None,
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Bound listeners (port 0 picks a free port in tests).
 #[derive(Debug)]
 pub struct Listeners {
@@ -83,12 +109,30 @@ async fn until_set(mut rx: watch::Receiver<bool>) {
 }
 
 impl Daemon {
-    /// Starts every task. Must be called inside a tokio runtime.
+    /// Starts every task, without a probe state file. Must be called inside a tokio
+    /// runtime.
     pub fn start(
         client: kube::Client,
         dataplane: Dataplane,
         config: DaemonConfig,
         listeners: Listeners,
+    ) -> Self {
+        Self::start_with(
+            client,
+            dataplane,
+            config,
+            listeners,
+            DaemonOptions::default(),
+        )
+    }
+
+    /// As [`Daemon::start`], with `options`.
+    pub fn start_with(
+        client: kube::Client,
+        dataplane: Dataplane,
+        config: DaemonConfig,
+        listeners: Listeners,
+        options: DaemonOptions,
     ) -> Self {
         let probe = ProbeState::default();
         let metrics = Metrics::new();
@@ -101,6 +145,12 @@ impl Daemon {
 
         let mut tasks: Vec<JoinHandle<()>> =
             crate::watch::spawn_watches(&client, &config.host.secret_namespace, change_tx);
+        tasks.push(tokio::spawn(crate::lifecycle::watch_node(
+            Api::<Node>::all(client.clone()),
+            config.node_name.clone(),
+            probe.clone(),
+            stop_rx.clone(),
+        )));
         tasks.push(tokio::spawn(publish_reports(
             client.clone(),
             config.node_name.clone(),
@@ -147,6 +197,15 @@ impl Daemon {
             move |path| answer_probe.answer(path),
             until_set(stop_rx.clone()),
         ))];
+        if let Some(path) = options.probe_state_file.clone() {
+            // Awaited at stop, not aborted: its last write must reach the keeper.
+            servers.push(tokio::spawn(crate::probe_file::keep_written(
+                probe.clone(),
+                path,
+                options.heartbeat,
+                stop_rx.clone(),
+            )));
+        }
         for listener in listeners.health {
             let (m, r) = (metrics.clone(), readiness.clone());
             servers.push(tokio::spawn(serve(
@@ -170,7 +229,7 @@ impl Daemon {
             programmer,
             change_rx,
             config.clone(),
-            readiness.clone(),
+            (readiness.clone(), probe.clone()),
             stop_rx.clone(),
         ));
         let supervisor = tokio::spawn(supervise(
@@ -193,7 +252,8 @@ impl Daemon {
         }
     }
 
-    /// Begins the graceful shutdown (as SIGTERM does): drain, then stop.
+    /// Begins the graceful shutdown (as SIGTERM does): a drain first when the node is being
+    /// taken out of service, else a prompt stop.
     pub fn terminate(&self) {
         let _ = self.terminate.send(true);
     }
@@ -236,10 +296,17 @@ async fn supervise(
     tasks: Vec<JoinHandle<()>>,
 ) {
     until_set(terminate).await;
-    probe.start_draining();
     readiness.set(false);
-    tracing::info!(?drain, "draining: load-balancer probes answer 503");
-    tokio::time::sleep(drain).await;
+    match probe.node_drain() {
+        Some(reason) => {
+            probe.start_draining();
+            tracing::info!(?drain, %reason, "stopping on a node taken out of service: load-balancer probes answer 503 while the flows move");
+            tokio::time::sleep(drain).await;
+        }
+        None => tracing::info!(
+            "stopping for a restart (the node stays in service): the load-balancer probe state is kept, so no flow moves"
+        ),
+    }
     let _ = stop.send(true);
     let _ = main_loop.await;
     for server in servers {
@@ -258,7 +325,7 @@ async fn program_loop(
     mut programmer: Programmer,
     mut changes: mpsc::Receiver<Change>,
     config: DaemonConfig,
-    readiness: Readiness,
+    (readiness, probe): (Readiness, ProbeState),
     stop: watch::Receiver<bool>,
 ) {
     let mut resync = tokio::time::interval_at(
@@ -295,9 +362,11 @@ async fn program_loop(
             }
         }
         if !announced && programmer.started() {
-            // Ready once the node was programmed once; draining clears it for good.
+            // Ready once the node was programmed once; draining clears it for good. From now
+            // on the probe state is this instance's own (the state file follows it).
             announced = true;
             readiness.set(true);
+            probe.set_started();
         }
         if programmer.needs_retry() {
             if retry_at.is_none() {

@@ -292,19 +292,109 @@ async fn probe_health_and_drain() {
         assert!(metrics.contains(series), "{series} missing in:\n{metrics}");
     }
 
-    // SIGTERM: 503 at once and during the drain, then the servers stop.
+    // SIGTERM on a node in service is a restart: no drain, the probe answers 200 until the
+    // servers stop, which they do at once (the drain would be 800 ms).
+    let stopping = Instant::now();
+    assert!(!running.daemon.probe().draining());
     running.daemon.terminate();
-    assert_eq!(http_get(running.probe, &good_path).await.0, 503);
-    assert_eq!(http_get(running.health, "/readyz").await.0, 503);
+    running.daemon.wait().await;
+    assert!(
+        stopping.elapsed() < Duration::from_millis(700),
+        "a restart does not wait for a drain: {:?}",
+        stopping.elapsed()
+    );
+    assert!(tokio::net::TcpStream::connect(running.probe).await.is_err());
+    // The kernel (here: the fake) keeps the programmed gateway.
+    assert!(fake.snapshot().wireguard.contains_key(&device(6000)));
+}
+
+/// A node taken out of service drains at once (before any SIGTERM), comes back when
+/// uncordoned, and a SIGTERM while it drains honours the drain period; the probe state file
+/// follows, with the heartbeat the keeper checks.
+#[tokio::test]
+async fn a_cordoned_node_drains_and_a_sigterm_then_waits_for_the_drain() {
+    use egress_gateway_daemon::probe_file;
+    let cluster = Cluster::start().await;
+    let mut gw = Gw::new("gw-a", 6000, "10.0.0.10", "10.0.0.4", "10.0.0.100");
+    let key = gw.key.expose_base64();
+    cluster.gateway(&mut gw, NODE, &key).await;
+    let fake = fake_node();
+    let mut cfg = config(NodeIdentity::computer(NODE), host());
+    cfg.drain = Duration::from_millis(800);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("lb-probe.json");
+    let running = start_daemon_with(
+        &cluster,
+        fake.dataplane(),
+        cfg,
+        egress_gateway_daemon::DaemonOptions {
+            probe_state_file: Some(state.clone()),
+            heartbeat: Duration::from_millis(100),
+        },
+    )
+    .await;
+    let path = format!("/gw/{}", gw.uid);
+    wait_for("probe 200", WAIT, || async {
+        http_get(running.probe, &path).await.0 == 200
+    })
+    .await;
+    wait_for("the state file", WAIT, || async {
+        probe_file::read(&state).is_ok_and(|f| f.state.programmed.contains(&gw.uid))
+    })
+    .await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(cluster.client.clone());
+    let cordon = |on: bool| {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .patch(
+                    NODE,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(serde_json::json!({"spec": {"unschedulable": on}})),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    cordon(true).await;
+    wait_for("503 on the cordoned node", WAIT, || async {
+        http_get(running.probe, &path).await.0 == 503
+    })
+    .await;
+    wait_for("the drain in the state file", WAIT, || async {
+        probe_file::read(&state).is_ok_and(|f| {
+            f.state
+                .draining
+                .as_deref()
+                .is_some_and(|d| d.contains("cordoned"))
+        })
+    })
+    .await;
+    cordon(false).await;
+    wait_for("200 again once uncordoned", WAIT, || async {
+        http_get(running.probe, &path).await.0 == 200
+    })
+    .await;
+    let beat = probe_file::read(&state).unwrap().heartbeat_unix_ms;
+    wait_for("a heartbeat", WAIT, || async {
+        probe_file::read(&state).is_ok_and(|f| f.heartbeat_unix_ms > beat)
+    })
+    .await;
+    // Going away for good: a SIGTERM now drains for the whole period.
+    cordon(true).await;
+    wait_for("503 again", WAIT, || async {
+        http_get(running.probe, &path).await.0 == 503
+    })
+    .await;
     let drained = Instant::now();
+    running.daemon.terminate();
+    assert_eq!(http_get(running.probe, &path).await.0, 503);
     running.daemon.wait().await;
     assert!(
         drained.elapsed() >= Duration::from_millis(700),
         "drain period honoured"
     );
-    assert!(tokio::net::TcpStream::connect(running.probe).await.is_err());
-    // The kernel (here: the fake) keeps the programmed gateway.
-    assert!(fake.snapshot().wireguard.contains_key(&device(6000)));
+    assert!(probe_file::read(&state).unwrap().state.draining.is_some());
 }
 
 #[tokio::test]

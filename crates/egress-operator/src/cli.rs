@@ -28,24 +28,9 @@ pub enum StartError {
     /// `--arm-static-token` with a non-emulator endpoint.
     #[error("--arm-static-token is only for a local emulator (http on loopback), not {0}")]
     StaticTokenNotLocal(String),
-    /// The kubeconfig could not be read or used.
-    #[error("failed to read the kubeconfig")]
-    Kubeconfig(#[from] kube::config::KubeconfigError),
-    /// No Kubernetes configuration was found.
-    #[error("failed to find a Kubernetes configuration")]
-    InferConfig(#[from] kube::config::InferConfigError),
-    /// The Kubernetes client could not be built.
-    #[error("failed to build the Kubernetes client")]
-    Kube(#[from] kube::Error),
-    /// A listener could not be bound.
-    #[error("failed to listen on {addr}")]
-    Listen {
-        /// Address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The Kubernetes client or a listener could not be set up.
+    #[error(transparent)]
+    Startup(#[from] egress_runtime::StartupError),
 }
 
 /// Reconciles StaticGatewayConfigurations to Azure (load balancer, VMSS ipConfigs, prefixes).
@@ -134,14 +119,7 @@ pub async fn prepare(args: Args) -> Result<(Context, RunOptions), StartError> {
         arm = arm.static_token(token);
     }
     let arm = arm.build()?;
-    let kube_config = match &args.kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(kube_config)?;
+    let client = egress_runtime::kube_client(args.kubeconfig.as_deref()).await?;
 
     let mut config = OperatorConfig::new(
         &args.namespace,
@@ -158,11 +136,7 @@ pub async fn prepare(args: Args) -> Result<(Context, RunOptions), StartError> {
 
     let mut opts = RunOptions::default();
     for addr in [args.metrics_addr, args.health_addr] {
-        opts.listeners.push(
-            crate::http::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen { addr, source })?,
-        );
+        opts.listeners.push(egress_runtime::listen(addr).await?);
     }
     if args.leader_elect {
         opts.leader_election = Some(LeaderElection {

@@ -136,6 +136,8 @@ impl<T: PodTunnel> EgressCni<T> {
             exclude_cidrs: reply.exclude_cidrs.clone(),
             node_excluded_cidrs: inv.config.excluded_cidrs.clone(),
             state_dir: inv.config.state_dir.clone(),
+            pod_namespace: pod.namespace.clone(),
+            pod_name: pod.name.clone(),
         };
         // Each step cleans up after itself; what it leaves is undone here. The pod's routes
         // change only after the handshake, so a timeout leaves them as the main plugin made

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use rscni_plugin::types::NetConf;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use egress_cni_proto::PodRef;
 
@@ -24,16 +24,9 @@ pub const DEFAULT_MTU: u32 = 1420;
 /// Default directory of per-sandbox state files.
 pub const DEFAULT_STATE_DIR: &str = "/run/egress-gateway/pods";
 
-/// WireGuard implementation used for the pod tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub enum Backend {
-    /// Kernel WireGuard (production nodes).
-    #[default]
-    Kernel,
-    /// wireguard-go (nodes or test machines without the kernel module).
-    Userspace,
-}
+/// WireGuard implementation used for the pod tunnel (shared with the manager, which reads
+/// it back from the tunnel record).
+pub use egress_cni_proto::Backend;
 
 /// Our fields of the plugin entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -33,19 +33,7 @@ const INGRESS_RULE_PRIORITY: u32 = 32_765;
 const HANDSHAKE_KEEPALIVE_SECONDS: u16 = 1;
 
 fn err(context: &str) -> impl Fn(&dyn std::error::Error) -> TunnelError + '_ {
-    move |e| {
-        let mut text = format!("{context}: {e}");
-        let mut cur = e.source();
-        while let Some(c) = cur {
-            let t = c.to_string();
-            if !text.contains(&t) {
-                text.push_str(": ");
-                text.push_str(&t);
-            }
-            cur = c.source();
-        }
-        TunnelError(text)
-    }
+    move |e| TunnelError(format!("{context}: {}", egress_runtime::error_chain(e)))
 }
 
 /// The pod data plane on egress-dataplane's real executors.

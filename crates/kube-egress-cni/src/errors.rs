@@ -54,23 +54,9 @@ pub enum PluginError {
     Drift(Vec<String>),
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
-
 impl From<PluginError> for CniError {
     fn from(e: PluginError) -> Self {
-        let details = chain(&e);
+        let details = egress_runtime::error_chain(&e);
         match &e {
             PluginError::Config(ConfigError::Args(_)) | PluginError::MissingEnv(..) => {
                 CniError::InvalidEnvValue(details)

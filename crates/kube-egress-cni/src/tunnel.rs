@@ -16,7 +16,7 @@ use egress_cni_proto::{DefaultRoute, WireKey};
 use crate::config::Backend;
 
 /// Name of the tunnel interface inside the pod.
-pub const POD_TUNNEL_IFNAME: &str = "wg0";
+pub use egress_cni_proto::record::POD_TUNNEL_IFNAME;
 /// Connection mark and routing table of the ingress return path (the original's 0x2222).
 pub const INGRESS_MARK: u32 = 0x2222;
 
@@ -60,6 +60,12 @@ pub struct TunnelSpec {
     /// The plugin's state directory (records; wireguard-go logs under `wireguard-go/`).
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// The pod's namespace (the manager finds the SGC of a tunnel by it).
+    #[serde(default)]
+    pub pod_namespace: String,
+    /// The pod's name.
+    #[serde(default)]
+    pub pod_name: String,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -93,11 +99,7 @@ impl TunnelSpec {
 
     /// Path of this sandbox's record.
     pub fn record_path(state_dir: &Path, container_id: &str) -> PathBuf {
-        let safe: String = container_id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
-        state_dir.join(format!("{safe}.json"))
+        state_dir.join(egress_cni_proto::record::record_file_name(container_id))
     }
 
     /// Writes the record (directory 0700, file 0600, atomic rename).
@@ -171,4 +173,55 @@ pub trait PodTunnel {
     ) -> Result<(), TunnelError>;
     /// Differences between the pod namespace and `spec`, one line each.
     fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError>;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// The manager reads these records (`egress_cni_proto::TunnelRecord`): what the plugin
+    /// writes must stay readable there, field for field.
+    #[test]
+    fn the_manager_reads_what_the_plugin_writes() {
+        let key = WireKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
+        let spec = TunnelSpec {
+            container_id: "c1".into(),
+            netns: "/run/netns/p1".into(),
+            eth: "eth0".into(),
+            pod_ip: "10.244.0.5".parse().unwrap(),
+            eth_gateway: "10.244.0.1".parse().unwrap(),
+            mtu: 1420,
+            backend: Backend::Userspace,
+            gateway: "gw".into(),
+            endpoint: "10.224.0.9:6000".parse().unwrap(),
+            gateway_public_key: key.clone(),
+            pod_public_key: key.clone(),
+            default_route: DefaultRoute::StaticEgressGateway,
+            exclude_cidrs: vec![],
+            node_excluded_cidrs: vec![],
+            state_dir: "/run/egress-gateway/pods".into(),
+            pod_namespace: "ns1".into(),
+            pod_name: "web-0".into(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        spec.save(dir.path()).unwrap();
+        let read =
+            egress_cni_proto::record::read_record(&TunnelSpec::record_path(dir.path(), "c1"))
+                .unwrap();
+        assert_eq!(
+            read,
+            egress_cni_proto::TunnelRecord {
+                container_id: "c1".into(),
+                netns: "/run/netns/p1".into(),
+                pod_ip: spec.pod_ip,
+                backend: Backend::Userspace,
+                gateway: "gw".into(),
+                endpoint: spec.endpoint,
+                gateway_public_key: key,
+                pod_namespace: "ns1".into(),
+                pod_name: "web-0".into(),
+            }
+        );
+    }
 }

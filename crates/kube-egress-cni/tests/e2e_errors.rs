@@ -79,7 +79,8 @@ async fn refusals_leave_the_pod_namespace_as_the_main_plugin_made_it() {
         expect_err("early", ours(dead, json!({"managerTimeoutSeconds": 1})), 11,
             "failed to connect to egress-cni-manager at /nonexistent/cni.sock (");
         let waited = started.elapsed();
-        assert!(waited >= std::time::Duration::from_millis(700) && waited < std::time::Duration::from_secs(3), "{waited:?}");
+        // Bounded by the setting, not the 15 s default (the upper bound leaves room for a loaded CI machine).
+        assert!(waited >= std::time::Duration::from_millis(700) && waited < std::time::Duration::from_secs(10), "{waited:?}");
         expect_err("plain", "{not json".into(), 6, "");
         // Not UTF-8: a decoding error as well (6), not an I/O failure (5).
         let (ok, out, _) = cni_bytes(&node, &bin, "ADD", &id, &podns.path(), &k8s_args("plain"), b"{\"cniVersion\":\"1.0.0\",\"name\":\"n\xff\"}");

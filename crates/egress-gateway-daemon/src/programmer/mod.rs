@@ -293,17 +293,8 @@ impl Problem {
     }
 }
 
-/// An error and its sources on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
-}
+/// An error and its sources on one line (the workspace's one implementation).
+pub use egress_runtime::error_chain;
 
 #[cfg(test)]
 mod tests;

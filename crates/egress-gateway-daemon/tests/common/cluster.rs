@@ -9,7 +9,9 @@ use egress_api::constants::POD_ANNOTATION;
 use egress_api::{GatewayVMConfiguration, PodEndpoint, StaticGatewayConfiguration};
 use egress_apiserver::{ApiServer, RunningApiServer, ServerConfig};
 use egress_dataplane::{Dataplane, PrivateKey};
-use egress_gateway_daemon::{Daemon, DaemonConfig, HostConfig, Listeners, NodeIdentity};
+use egress_gateway_daemon::{
+    Daemon, DaemonConfig, DaemonOptions, HostConfig, Listeners, NodeIdentity,
+};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -411,10 +413,19 @@ pub async fn start_daemon(
     dataplane: Dataplane,
     config: DaemonConfig,
 ) -> Running {
+    start_daemon_with(cluster, dataplane, config, DaemonOptions::default()).await
+}
+
+pub async fn start_daemon_with(
+    cluster: &Cluster,
+    dataplane: Dataplane,
+    config: DaemonConfig,
+    options: DaemonOptions,
+) -> Running {
     let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let health = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (p, h) = (probe.local_addr().unwrap(), health.local_addr().unwrap());
-    let daemon = Daemon::start(
+    let daemon = Daemon::start_with(
         cluster.client.clone(),
         dataplane,
         config,
@@ -422,6 +433,7 @@ pub async fn start_daemon(
             probe,
             health: vec![health],
         },
+        options,
     );
     Running {
         daemon,

@@ -1,5 +1,5 @@
 //! The built-in kinds the server serves (Namespace, Node, Pod, Secret, ConfigMap, Event in core
-//! and events.k8s.io, Lease, Deployment, ValidatingAdmissionPolicy and its binding,
+//! and events.k8s.io, Lease, Deployment, ReplicaSet, ValidatingAdmissionPolicy and its binding,
 //! CustomResourceDefinition) with the names, scopes, status subresources and field selectors of
 //! the real server. The two Event resources are views of one
 //! store (see `events`).
@@ -16,7 +16,12 @@ struct Builtin {
     categories: &'static [&'static str],
     status: bool,
     field_selectors: &'static [&'static str],
+    /// Subresources besides `status` (`scale`; pods' kubelet ones).
+    subresources: &'static [&'static str],
 }
+
+/// The pod subresources the kubelet serves (proxied by the server to the node's kubelet).
+pub const POD_KUBELET_SUBRESOURCES: &[&str] = &["attach", "exec", "log", "portforward"];
 
 const EVENT_FIELDS: &[&str] = &[
     "involvedObject.kind",
@@ -56,6 +61,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: true,
         field_selectors: &["status.phase"],
+        subresources: &[],
     },
     Builtin {
         group: "",
@@ -67,6 +73,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: true,
         field_selectors: &["spec.unschedulable"],
+        subresources: &[],
     },
     Builtin {
         group: "",
@@ -87,6 +94,7 @@ const BUILTINS: &[Builtin] = &[
             "status.podIP",
             "status.nominatedNodeName",
         ],
+        subresources: POD_KUBELET_SUBRESOURCES,
     },
     Builtin {
         group: "",
@@ -98,6 +106,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: false,
         field_selectors: &["type"],
+        subresources: &[],
     },
     Builtin {
         group: "",
@@ -109,6 +118,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: false,
         field_selectors: &[],
+        subresources: &[],
     },
     Builtin {
         group: "",
@@ -120,6 +130,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: false,
         field_selectors: EVENT_FIELDS,
+        subresources: &[],
     },
     Builtin {
         group: "events.k8s.io",
@@ -131,6 +142,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: false,
         field_selectors: EVENTS_K8S_FIELDS,
+        subresources: &[],
     },
     Builtin {
         group: "coordination.k8s.io",
@@ -142,6 +154,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &[],
         status: false,
         field_selectors: &[],
+        subresources: &[],
     },
     Builtin {
         group: "apps",
@@ -153,6 +166,19 @@ const BUILTINS: &[Builtin] = &[
         categories: &["all"],
         status: true,
         field_selectors: &[],
+        subresources: &["scale"],
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        namespaced: true,
+        short_names: &["rs"],
+        categories: &["all"],
+        status: true,
+        field_selectors: &["status.replicas"],
+        subresources: &["scale"],
     },
     Builtin {
         group: "admissionregistration.k8s.io",
@@ -164,6 +190,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &["api-extensions"],
         status: true,
         field_selectors: &[],
+        subresources: &[],
     },
     Builtin {
         group: "admissionregistration.k8s.io",
@@ -175,6 +202,7 @@ const BUILTINS: &[Builtin] = &[
         categories: &["api-extensions"],
         status: false,
         field_selectors: &[],
+        subresources: &[],
     },
     Builtin {
         group: "apiextensions.k8s.io",
@@ -186,35 +214,20 @@ const BUILTINS: &[Builtin] = &[
         categories: &["api-extensions"],
         status: true,
         field_selectors: &[],
+        subresources: &[],
     },
 ];
 
+/// JSONPath printer columns (the kinds with computed columns are in `printers`).
 fn columns(kind: &str, group: &str) -> Vec<PrinterColumn> {
     let age = column("Age", "date", ".metadata.creationTimestamp", 0);
     match (group, kind) {
-        ("", "Pod") => vec![
-            column("Status", "string", ".status.phase", 0),
-            age,
-            column("IP", "string", ".status.podIP", 1),
-            column("Node", "string", ".spec.nodeName", 1),
-        ],
         ("", "Namespace") => vec![column("Status", "string", ".status.phase", 0), age],
         ("", "Secret") => vec![column("Type", "string", ".type", 0), age],
-        ("", "Event") => vec![
-            column("Type", "string", ".type", 0),
-            column("Reason", "string", ".reason", 0),
-            column("Message", "string", ".message", 0),
-            age,
-        ],
         ("events.k8s.io", "Event") => vec![
             column("Type", "string", ".type", 0),
             column("Reason", "string", ".reason", 0),
             column("Note", "string", ".note", 0),
-            age,
-        ],
-        ("apps", "Deployment") => vec![
-            column("Ready", "integer", ".status.readyReplicas", 0),
-            column("Replicas", "integer", ".spec.replicas", 0),
             age,
         ],
         ("coordination.k8s.io", "Lease") => {
@@ -253,6 +266,7 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             categories: b.categories.iter().map(|s| s.to_string()).collect(),
             status: b.status,
             field_selectors: b.field_selectors.iter().map(|s| s.to_string()).collect(),
+            subresources: b.subresources.iter().map(|s| s.to_string()).collect(),
             custom: false,
         })
         .collect()

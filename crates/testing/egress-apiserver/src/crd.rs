@@ -183,6 +183,7 @@ pub fn crd_to_resource(crd: &Value) -> Result<ResourceInfo, Vec<Cause>> {
         categories: strings(crd, "/spec/names/categories"),
         status,
         field_selectors,
+        subresources: Vec::new(),
         custom: true,
     })
 }

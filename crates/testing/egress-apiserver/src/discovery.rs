@@ -67,6 +67,30 @@ pub fn group(reg: &Registry, name: &str) -> Result<Value, ApiError> {
     Ok(doc)
 }
 
+/// The discovery entry of a subresource other than `status` (as the real server lists them).
+fn subresource_entry(plural: &str, sub: &str, namespaced: bool) -> Value {
+    let mut entry = json!({
+        "name": format!("{plural}/{sub}"),
+        "singularName": "",
+        "namespaced": namespaced,
+    });
+    let (kind, verbs) = match sub {
+        "scale" => {
+            entry["group"] = json!("autoscaling");
+            entry["version"] = json!("v1");
+            ("Scale", json!(["get", "patch", "update"]))
+        }
+        "log" => ("Pod", json!(["get"])),
+        "exec" => ("PodExecOptions", json!(["create", "get"])),
+        "attach" => ("PodAttachOptions", json!(["create", "get"])),
+        "portforward" => ("PodPortForwardOptions", json!(["create", "get"])),
+        _ => ("", json!([])),
+    };
+    entry["kind"] = json!(kind);
+    entry["verbs"] = verbs;
+    entry
+}
+
 /// `/api/v1` or `/apis/GROUP/VERSION`.
 pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Result<Value, ApiError> {
     let resources = reg.in_group_version(group, version);
@@ -97,6 +121,9 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Result<Value
                 "kind": r.kind,
                 "verbs": ["get", "patch", "update"],
             }));
+        }
+        for sub in &r.subresources {
+            out.push(subresource_entry(&r.plural, sub, r.namespaced));
         }
     }
     let gv = if group.is_empty() {

@@ -1,10 +1,11 @@
 //! An in-memory Kubernetes API server for tests and the simulator. It speaks the real HTTP API
-//! (discovery, OpenAPI v3, CRUD, patch incl. server-side apply, watch, status subresources,
-//! finalizers, garbage collection, CRD admission, ValidatingAdmissionPolicies), so kube-rs
-//! clients, kube-runtime and kubectl run unmodified against it. Not for production: no
-//! authentication (requests act as the administrator or whom they impersonate), no
-//! authorization, no persistence, no controllers beyond garbage collection and namespace
-//! cleanup.
+//! (discovery, OpenAPI v3, CRUD in JSON, YAML and — for built-in kinds — protobuf, patch incl.
+//! server-side apply, watch, status and scale subresources, finalizers, garbage collection, CRD
+//! admission, ValidatingAdmissionPolicies), runs kube-controller-manager's deployment and
+//! replicaset controllers, and hands pods' log/exec/attach/portforward to a configured kubelet,
+//! so kube-rs clients, kube-runtime and kubectl run unmodified against it. Not for production:
+//! no authentication (requests act as the administrator or whom they impersonate), no
+//! authorization, no persistence.
 //!
 //! Start it in-process with [`ApiServer::start`] or run the `egress-apiserver` binary.
 
@@ -21,10 +22,13 @@ mod gc;
 mod handlers;
 mod http;
 mod identity;
+mod kubelet_proxy;
 mod managed;
 mod objects;
 mod openapi;
 mod policy;
+mod printers;
+mod protobuf;
 mod query;
 mod registry;
 mod request_log;
@@ -35,6 +39,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+mod workloads;
 mod world;
 
 use std::net::SocketAddr;
@@ -50,6 +55,7 @@ use tokio::task::JoinHandle;
 pub use error::{ApiError, Cause, StartError};
 pub use faults::{FaultAction, FaultRule, Faults};
 pub use identity::UserInfo;
+pub use kubelet_proxy::{KubeletAddr, KubeletConfig};
 pub use request_log::{Counter, RequestLog, RequestRecord};
 
 use server::Shared;
@@ -66,6 +72,12 @@ pub struct ServerConfig {
     pub history_limit: usize,
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Run kube-controller-manager's deployment and replicaset controllers (Deployments get
+    /// ReplicaSets and pods, scaling and rollouts, status); default on.
+    pub controllers: bool,
+    /// The kubelet that serves pods' `log`, `exec`, `attach` and `portforward` (every node's),
+    /// and which local user may use them; none by default.
+    pub kubelet: KubeletConfig,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +87,8 @@ impl Default for ServerConfig {
             crd_paths: Vec::new(),
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(1),
+            controllers: true,
+            kubelet: KubeletConfig::default(),
         }
     }
 }
@@ -123,6 +137,8 @@ impl ApiServer {
             shutdown: shutdown_rx,
             addr,
             bookmark_interval: config.bookmark_interval,
+            controllers: config.controllers,
+            kubelet: config.kubelet.clone(),
         });
         let tasks = vec![
             tokio::spawn(server::serve(listener, shared.clone())),

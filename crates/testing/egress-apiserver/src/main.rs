@@ -27,6 +27,17 @@ struct Args {
     /// Milliseconds between watch BOOKMARK events.
     #[arg(long, default_value_t = 1000)]
     bookmark_interval_ms: u64,
+    /// Do not run the deployment and replicaset controllers (Deployments then get no pods).
+    #[arg(long)]
+    without_controllers: bool,
+    /// The kubelet serving every node's pod log/exec/attach/portforward:
+    /// http://HOST:PORT or unix:/path/to/socket.
+    #[arg(long, env = "EGRESS_APISERVER_KUBELET_URL")]
+    kubelet_url: Option<egress_apiserver::KubeletAddr>,
+    /// Only connections from processes of this user ID (on this machine's loopback) may use
+    /// pods' log/exec/attach/portforward (the kubelet runs commands as its own user).
+    #[arg(long)]
+    kubelet_allowed_uid: Option<u32>,
 }
 
 #[tokio::main]
@@ -46,6 +57,11 @@ async fn main() -> anyhow::Result<()> {
         crd_paths: args.crds,
         history_limit: args.history_limit,
         bookmark_interval: Duration::from_millis(args.bookmark_interval_ms),
+        controllers: !args.without_controllers,
+        kubelet: egress_apiserver::KubeletConfig {
+            addr: args.kubelet_url,
+            allowed_uid: args.kubelet_allowed_uid,
+        },
     };
     let server = ApiServer::start(config)
         .await

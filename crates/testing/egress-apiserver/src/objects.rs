@@ -158,7 +158,7 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value) {
     }
     match (res.group.as_str(), res.kind.as_str()) {
         ("", "Pod") => obj["status"] = json!({"phase": "Pending"}),
-        ("apps", "Deployment") => {
+        ("apps", "Deployment" | "ReplicaSet") => {
             if let Some(m) = obj.as_object_mut() {
                 m.remove("status");
             }
@@ -198,9 +198,18 @@ pub fn prepare_write(res: &ResourceInfo, obj: &mut Value) {
                         json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
                 }
             }
-            if obj.get("type").is_none() {
+            // As SetDefaults_Secret: a missing or empty type is Opaque (protobuf clients
+            // send the empty string).
+            if obj
+                .get("type")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 obj["type"] = json!("Opaque");
             }
+        }
+        ("apps", "Deployment") if obj.get("spec").is_some_and(Value::is_object) => {
+            default_deployment(&mut obj["spec"]);
         }
         ("", "Namespace") => {
             let name = meta_str(obj, "name").unwrap_or_default().to_string();
@@ -211,6 +220,37 @@ pub fn prepare_write(res: &ResourceInfo, obj: &mut Value) {
             meta["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
         _ => {}
+    }
+}
+
+/// SetDefaults_Deployment: RollingUpdate 25%/25%, 10 revisions kept, 600 s progress deadline.
+fn default_deployment(spec: &mut Value) {
+    let strategy = spec
+        .as_object_mut()
+        .map(|m| m.entry("strategy").or_insert_with(|| json!({})));
+    let Some(strategy) = strategy.filter(|s| s.is_object()) else {
+        return;
+    };
+    if strategy.get("type").is_none_or(Value::is_null) {
+        strategy["type"] = json!("RollingUpdate");
+    }
+    if strategy["type"] == "RollingUpdate" {
+        if !strategy["rollingUpdate"].is_object() {
+            strategy["rollingUpdate"] = json!({});
+        }
+        for f in ["maxUnavailable", "maxSurge"] {
+            if strategy["rollingUpdate"].get(f).is_none_or(Value::is_null) {
+                strategy["rollingUpdate"][f] = json!("25%");
+            }
+        }
+    }
+    for (f, v) in [
+        ("revisionHistoryLimit", 10),
+        ("progressDeadlineSeconds", 600),
+    ] {
+        if spec.get(f).is_none_or(Value::is_null) {
+            spec[f] = json!(v);
+        }
     }
 }
 

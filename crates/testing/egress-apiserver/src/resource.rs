@@ -65,6 +65,9 @@ pub struct ResourceInfo {
     pub status: bool,
     /// Fields usable in field selectors besides `metadata.name`/`metadata.namespace`.
     pub field_selectors: Vec<String>,
+    /// Subresources besides `status`: `scale` (Deployments, ReplicaSets), and the kubelet's
+    /// `log`, `exec`, `attach`, `portforward` of Pods.
+    pub subresources: Vec<String>,
     /// A custom resource (served from a CRD): stricter update rules, no strategic merge.
     pub custom: bool,
 }
@@ -90,6 +93,11 @@ impl ResourceInfo {
             group: &self.group,
             resource: &self.plural,
         }
+    }
+
+    /// Whether `sub` is served for this resource.
+    pub fn has_subresource(&self, sub: &str) -> bool {
+        (sub == "status" && self.status) || self.subresources.iter().any(|s| s == sub)
     }
 
     /// The verbs served for this resource.

@@ -18,13 +18,14 @@ use tokio::sync::{Notify, watch};
 use crate::error::ApiError;
 use crate::faults::{FaultAction, Faults, hold};
 use crate::handlers::{self, ApiRequest};
-use crate::http::{Resp, error, json};
+use crate::http::{Resp, error, full, json};
 use crate::identity::UserInfo;
+use crate::kubelet_proxy::{self, KubeletConfig};
 use crate::query::Query;
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::route::{self, Route};
 use crate::world::World;
-use crate::{admin, discovery, openapi};
+use crate::{admin, discovery, openapi, protobuf};
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -45,6 +46,10 @@ pub struct Shared {
     pub addr: SocketAddr,
     /// How often watches with `allowWatchBookmarks` get a BOOKMARK.
     pub bookmark_interval: Duration,
+    /// Run the deployment and replicaset controllers after writes.
+    pub controllers: bool,
+    /// Where pods' log/exec/attach/portforward go.
+    pub kubelet: KubeletConfig,
 }
 
 impl Shared {
@@ -55,42 +60,69 @@ impl Shared {
     }
 }
 
-/// Accepts connections until shutdown, then lets open requests finish.
+/// Accepts connections until shutdown; each connection then finishes its open requests
+/// (at most 5 s). Connections allow HTTP upgrades (exec and port-forward streams).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let shared = shared.clone();
-                let svc = service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(shared, req).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+                tokio::spawn(serve_connection(stream, shared.clone()));
             }
             _ = shutdown.changed() => break,
         }
     }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
 }
 
-/// Runs garbage collection after writes until shutdown.
+async fn serve_connection(stream: tokio::net::TcpStream, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    let conn_info = match (stream.peer_addr(), stream.local_addr()) {
+        (Ok(peer), Ok(local)) => Some(kubelet_proxy::Conn { peer, local }),
+        _ => None,
+    };
+    let svc = service_fn(move |mut req: Request<Incoming>| {
+        let shared = shared.clone();
+        if let Some(c) = conn_info {
+            req.extensions_mut().insert(c);
+        }
+        async move { Ok::<_, Infallible>(handle(shared, req).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(Duration::from_secs(5), conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Runs garbage collection, namespace cleanup and (when enabled) the workload controllers
+/// after writes until shutdown; each round repeats until nothing changes (bounded, so a
+/// controller that keeps writing cannot hold the lock forever).
 pub async fn run_gc(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
         tokio::select! {
             _ = shared.gc.notified() => {
-                shared.lock_world().collect_garbage();
+                let mut world = shared.lock_world();
+                for _ in 0..20 {
+                    let collected = world.collect_garbage();
+                    let controlled = shared.controllers && world.run_controllers();
+                    if !collected && !controlled {
+                        break;
+                    }
+                }
             }
             _ = shutdown.changed() => return,
         }
@@ -186,6 +218,7 @@ async fn serve_resource(
             .unwrap_or_default(),
         code: 0,
     };
+    let wants_protobuf = verb != "watch" && protobuf::preferred(&accept);
     let resp = match user {
         Ok(user) => {
             let headers = Headers {
@@ -201,9 +234,60 @@ async fn serve_resource(
         }
         Err(e) => error(&e),
     };
+    let resp = if wants_protobuf {
+        as_protobuf(resp).await
+    } else {
+        resp
+    };
     record.code = resp.status().as_u16();
     shared.log.record(record);
     resp
+}
+
+/// A JSON answer re-encoded as protobuf (objects, lists and `Status` of built-in kinds); an
+/// answer protobuf cannot carry (custom resources, streams) stays JSON, which every protobuf
+/// client also accepts.
+async fn as_protobuf(resp: Resp) -> Resp {
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/json");
+    if !is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
+        return error(&ApiError::internal("failed to read the answer"));
+    };
+    let encoded = serde_json::from_slice(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|v| protobuf::encode(&v));
+    match encoded {
+        Ok(pb) => {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(protobuf::MEDIA_TYPE),
+            );
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Resp::from_parts(parts, full(pb))
+        }
+        Err(why) => {
+            tracing::debug!(%why, "answering JSON instead of protobuf");
+            Resp::from_parts(parts, full(bytes))
+        }
+    }
+}
+
+/// `pods/NAME/{log,exec,attach,portforward}` (handed to the kubelet).
+fn kubelet_subresource(res: &crate::resource::ResourceInfo, path: &route::ResourcePath) -> bool {
+    res.group.is_empty()
+        && res.plural == "pods"
+        && path.name.is_some()
+        && path.namespace.is_some()
+        && path
+            .subresource
+            .as_deref()
+            .is_some_and(|s| crate::builtin::POD_KUBELET_SUBRESOURCES.contains(&s))
 }
 
 struct Headers {
@@ -271,6 +355,9 @@ async fn resource_response(
             ));
         }
         None => {}
+    }
+    if kubelet_subresource(&res, &path) {
+        return kubelet_proxy::serve(shared, req, &path).await;
     }
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()

@@ -5,6 +5,7 @@
 use jsonpath_rust::JsonPath;
 use serde_json::{Value, json};
 
+use crate::printers;
 use crate::resource::{PrinterColumn, ResourceInfo};
 
 /// How the client asked for the answer (from `Accept`).
@@ -151,20 +152,29 @@ pub fn table(
     list_meta: Value,
     with_definitions: bool,
 ) -> Value {
+    let printer = printers::for_resource(res);
     let cols = columns(res, version);
     let mut defs = vec![json!({
         "name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace.",
     })];
-    defs.extend(cols.iter().map(|c| {
-        json!({"name": c.name, "type": c.type_, "format": c.format,
-               "description": c.description, "priority": c.priority})
-    }));
+    match &printer {
+        Some(p) => defs.extend(p.columns.iter().map(|(name, ty, priority)| {
+            json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority})
+        })),
+        None => defs.extend(cols.iter().map(|c| {
+            json!({"name": c.name, "type": c.type_, "format": c.format,
+                   "description": c.description, "priority": c.priority})
+        })),
+    }
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
             let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-            cells.extend(cols.iter().map(|c| cell(o, c)));
+            match &printer {
+                Some(p) => cells.extend((p.cells)(o)),
+                None => cells.extend(cols.iter().map(|c| cell(o, c))),
+            }
             let mut row = json!({"cells": cells});
             match include_object {
                 Some("None") => {}

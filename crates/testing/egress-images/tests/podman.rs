@@ -137,7 +137,12 @@ fn containers(cluster: &Cluster) -> Vec<(String, String, Vec<String>)> {
         .collect()
 }
 
+/// The value of `name` in a command line, as `--name value` or `--name=value`.
 fn flag(command: &[String], name: &str) -> Option<String> {
+    let joined = format!("{name}=");
+    if let Some(v) = command.iter().find_map(|a| a.strip_prefix(&joined)) {
+        return Some(v.to_string());
+    }
     let i = command.iter().position(|a| a == name)?;
     command.get(i + 1).cloned()
 }
@@ -179,9 +184,21 @@ async fn check_containers(cluster: &Cluster) -> Result<(), String> {
             return Err(format!("operator {path}: {status:?}"));
         }
     }
-    // Managers: 127.0.0.1:8080 in each worker's namespace; their conflist on the host side.
+    // Managers: the port of their --http-addr (the chart's) on each worker namespace's
+    // loopback; their conflist on the host side.
     for w in &workers {
-        let status = http_status(Some(&w.ns), "127.0.0.1:8080".parse().unwrap(), "/healthz");
+        let Some(manager) = of("egress-cni-manager:")
+            .into_iter()
+            .find(|c| c.0.ends_with(&w.spec.name))
+        else {
+            return Err(format!(
+                "no cni-manager container for {}: {running:?}",
+                w.spec.name
+            ));
+        };
+        let addr: SocketAddr = flag(&manager.2, "--http-addr").unwrap().parse().unwrap();
+        let local = SocketAddr::from(([127, 0, 0, 1], addr.port()));
+        let status = http_status(Some(&w.ns), local, "/healthz");
         if status != Some(200) {
             return Err(format!(
                 "cni-manager on {}: /healthz {status:?}",

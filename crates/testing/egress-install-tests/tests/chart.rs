@@ -223,19 +223,29 @@ fn gateway_daemon_runs_only_on_gateway_nodes_with_the_privileges_it_needs() {
             daemon["volumeMounts"][0]["mountPropagation"],
             "HostToContainer"
         );
-        let probe_port = daemon["ports"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "lb-probe")
-            .unwrap()["containerPort"]
-            .as_u64()
-            .unwrap();
+        // The load balancer's probe is answered by the lb-probe container, on the port the
+        // operator writes into the Azure probe.
+        let keeper = container(spec, "lb-probe").unwrap();
+        let mut argv = vec!["egress-gateway-daemon lb-probe".to_owned()];
+        argv.extend(args(keeper).into_iter().skip(1));
+        let keeper_args = egress_gateway_daemon::cli::LbProbeArgs::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        assert_eq!(args(keeper)[0], "lb-probe", "{label}");
         assert_eq!(
-            probe_port,
-            u64::from(parsed.gateway_lb_probe_port),
+            parsed.gateway_lb_probe_port, 0,
+            "{label}: the daemon does not bind it"
+        );
+        assert_eq!(
+            keeper_args.state_file, parsed.lb_probe_state_file,
             "{label}"
         );
+        let operator = pod_spec(objs.iter().find(|o| kind(o) == "Deployment").unwrap());
+        let operator_port = args(container(operator, "operator").unwrap())
+            .iter()
+            .find_map(|a| a.strip_prefix("--gateway-lb-probe-port="))
+            .map(|p| p.parse::<u16>().unwrap())
+            .unwrap();
+        assert_eq!(keeper_args.port, operator_port, "{label}");
     }
 }
 

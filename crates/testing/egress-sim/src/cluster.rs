@@ -27,6 +27,7 @@ use crate::state::{STATE_ROOT, StateFile};
 use crate::topology::Topology;
 use crate::{fabric_sync, k8s, netns, teardown};
 
+mod kubectl_access;
 mod ops;
 
 /// Prints a progress line on stderr.
@@ -162,7 +163,7 @@ impl Cluster {
                 .map_err(|_| anyhow!("state lock poisoned"))?;
             (s.id().to_string(), s.dir().to_path_buf())
         };
-        for sub in ["logs", "nodes", "cni-bin", "wireguard-logs"] {
+        for sub in ["logs", "nodes", "cni-bin", "wireguard-logs", "pods"] {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("failed to create {}", dir.join(sub).display()))?;
         }
@@ -196,8 +197,13 @@ impl Cluster {
         // Kubernetes API.
         progress("starting egress-apiserver");
         let kubeconfig = dir.join("kubeconfig");
+        let kubelet_socket = dir.join("kubelet.sock");
+        let mut apiserver = components::apiserver(bins, &kubeconfig);
+        apiserver
+            .args
+            .extend(kubectl_access::apiserver_args(&kubelet_socket));
         let api_url = partial
-            .start(components::apiserver(bins, &kubeconfig), &dir)?
+            .start(apiserver, &dir)?
             .first_line(Duration::from_secs(30))
             .await?;
         let api_addr: SocketAddr = api_url
@@ -240,6 +246,11 @@ impl Cluster {
             SocketAddr::from((seed::INTERNET_SERVER_IP, services::STREAM_ECHO_PORT)),
         )?;
         services::spawn_line_echo(&mut tasks, stream);
+        let udp = services::bind_udp_in(
+            &topo.inet,
+            SocketAddr::from((seed::INTERNET_SERVER_IP, services::UDP_ECHO_PORT)),
+        )?;
+        services::spawn_udp_source_echo(&mut tasks, udp);
         let peered = services::bind_in(
             &topo.vnet,
             SocketAddr::from((seed::PEERED_SERVER_IP, services::RAW_ECHO_PORT)),
@@ -347,7 +358,20 @@ impl Cluster {
                     if let Some(set) = images {
                         set.init_gateway_netns(&n.ns, &gw_ns)?;
                     }
+                    let state_file = components::probe_state_file(&dir, n);
+                    if let Some(parent) = state_file.parent() {
+                        std::fs::create_dir_all(parent)
+                            .with_context(|| format!("failed to create {}", parent.display()))?;
+                    }
                     progress(format!("starting egress-gateway-daemon on {}", n.spec.name));
+                    partial.start(
+                        images::wrap(
+                            images,
+                            images::GATEWAY_LB_PROBE,
+                            components::gateway_lb_probe(program, n, &state_file),
+                        ),
+                        &dir,
+                    )?;
                     partial.start(
                         images::wrap(
                             images,
@@ -358,6 +382,7 @@ impl Cluster {
                                 &kubeconfig,
                                 &dir.join("wireguard-logs"),
                                 2 * u64::from(scenario.probe_interval_seconds),
+                                &state_file,
                             ),
                         ),
                         &dir,
@@ -371,15 +396,20 @@ impl Cluster {
         }
 
         // Wait for the conflists before pods start (as kubelet waits for the network plugin).
-        for rt in runtimes.values() {
+        for (node, rt) in &runtimes {
             wait_for(Duration::from_secs(30), || {
                 rt.conf_dir.join("01-egressgateway.conflist").exists()
             })
             .await
             .with_context(|| {
+                let log = dir
+                    .join("logs")
+                    .join(format!("egress-cni-manager-{node}.log"));
                 format!(
-                    "egress-cni-manager did not install its conflist in {}",
-                    rt.conf_dir.display()
+                    "egress-cni-manager did not install its conflist in {}; the end of {}:\n{}",
+                    rt.conf_dir.display(),
+                    log.display(),
+                    crate::startup::log_tail(&log, 20)
                 )
             })?;
         }
@@ -394,6 +424,7 @@ impl Cluster {
                 backoff_initial: Duration::from_millis(500),
                 backoff_max: Duration::from_secs(8),
                 host_ips,
+                pod_log_dir: dir.join("pods"),
             },
             sched.clone(),
             Arc::new(move |ns: &str| {
@@ -402,6 +433,17 @@ impl Cluster {
                 }
             }),
         );
+        let shown = kubectl_access::components(&topo, daemons_running);
+        kubectl_access::start(
+            &mut tasks,
+            &client,
+            &kubelet_socket,
+            &kubelet,
+            &shown,
+            &dir,
+            partial.state.clone(),
+        )
+        .await?;
         let docs = scenario
             .manifest_documents()
             .map_err(|(f, m)| anyhow!("invalid scenario: {f}: {m}"))?;

@@ -29,6 +29,7 @@ pub fn apiserver(bins: &Binaries, kubeconfig: &Path) -> Launch {
             s(&bins.crds),
         ],
         env: vec![],
+        combined_output: false,
     }
 }
 
@@ -47,6 +48,7 @@ pub fn emulator(bins: &Binaries, seed: &Path) -> Launch {
             "1".into(),
         ],
         env: vec![],
+        combined_output: false,
     }
 }
 
@@ -79,6 +81,7 @@ pub fn operator(
             "200".into(),
         ],
         env: vec![("MY_POD_NAME".into(), "egress-operator-sim".into())],
+        combined_output: true,
     }
 }
 
@@ -104,6 +107,16 @@ pub mod chart_defaults {
     pub const HTTP_PORT: u16 = 8083;
     /// `cniManager.logLevel`.
     pub const LOG_LEVEL: &str = "info";
+    /// `cniManager.failover`.
+    pub const FAILOVER: bool = true;
+    /// `gatewayLbProbePort`.
+    pub const GATEWAY_PROBE_PORT: u16 = 8082;
+    /// `cniManager.gatewayProbeIntervalMs`.
+    pub const GATEWAY_PROBE_INTERVAL_MS: u64 = 500;
+    /// `cniManager.gatewayProbeTimeoutMs`.
+    pub const GATEWAY_PROBE_TIMEOUT_MS: u64 = 500;
+    /// `cniManager.failoverSettleSeconds`.
+    pub const FAILOVER_SETTLE_SECONDS: u64 = 15;
 }
 
 /// One cni-manager inside a worker's namespace (hostNetwork), started exactly as the chart's
@@ -140,6 +153,14 @@ pub fn cni_manager(
                 crate::backend::wireguard_backend()
             ),
             format!("--http-addr=0.0.0.0:{}", d::HTTP_PORT),
+            format!("--failover={}", d::FAILOVER),
+            format!("--gateway-probe-port={}", d::GATEWAY_PROBE_PORT),
+            format!(
+                "--gateway-probe-interval-ms={}",
+                d::GATEWAY_PROBE_INTERVAL_MS
+            ),
+            format!("--gateway-probe-timeout-ms={}", d::GATEWAY_PROBE_TIMEOUT_MS),
+            format!("--failover-settle-seconds={}", d::FAILOVER_SETTLE_SECONDS),
         ],
         env: vec![
             (
@@ -155,6 +176,7 @@ pub fn cni_manager(
             ("RUST_LOG".into(), d::LOG_LEVEL.into()),
             ("KUBECONFIG".into(), s(kubeconfig)),
         ],
+        combined_output: true,
     }
 }
 
@@ -164,16 +186,29 @@ pub fn gateway_netns(node: &NodeNet) -> String {
     format!("{}-gw", node.ns)
 }
 
+/// Where a gateway node's daemon keeps its probe state for the `lb-probe` keeper (the chart's
+/// host path `/run/egress-gateway-daemon/lb-probe.json`).
+pub fn probe_state_file(run_dir: &Path, node: &NodeNet) -> PathBuf {
+    run_dir
+        .join("nodes")
+        .join(&node.spec.name)
+        .join("gateway")
+        .join("lb-probe.json")
+}
+
 /// One gateway daemon inside a gateway node's namespace (hostNetwork). IMDS is answered at
 /// 169.254.169.254 inside the namespace, the API server through the loopback forwarder. The
-/// probe drain after SIGTERM is `drain_seconds` (twice the probe interval, as the original's
-/// 10 s are for Azure's 5 s), so the load balancer sees it before the daemon stops.
+/// probe drain after a SIGTERM on a node taken out of service is `drain_seconds` (twice the
+/// probe interval, as the original's 10 s are for Azure's 5 s), so the load balancer sees it
+/// before the daemon stops. As in the chart, the daemon does not answer the load balancer
+/// itself: it keeps `state_file`, which the node's [`gateway_lb_probe`] keeper answers from.
 pub fn gateway_daemon(
     program: &Path,
     node: &NodeNet,
     kubeconfig: &Path,
     log_dir: &Path,
     drain_seconds: u64,
+    state_file: &Path,
 ) -> Launch {
     Launch {
         name: format!("egress-gateway-daemon-{}", node.spec.name),
@@ -192,6 +227,10 @@ pub fn gateway_daemon(
             s(log_dir),
             "--lb-probe-drain-delay-seconds".into(),
             drain_seconds.to_string(),
+            "--gateway-lb-probe-port".into(),
+            "0".into(),
+            "--lb-probe-state-file".into(),
+            s(state_file),
             "--kubeconfig".into(),
             s(kubeconfig),
         ],
@@ -199,6 +238,27 @@ pub fn gateway_daemon(
             ("KUBECONFIG".into(), s(kubeconfig)),
             ("MY_NODE_NAME".into(), node.spec.name.clone()),
         ],
+        combined_output: true,
+    }
+}
+
+/// The load balancer's health probe of a gateway node (port 8082), answered by
+/// `egress-gateway-daemon lb-probe` from the daemon's `state_file`: its own process, as it is
+/// its own container in the chart, so a daemon restart or crash leaves it answering.
+pub fn gateway_lb_probe(program: &Path, node: &NodeNet, state_file: &Path) -> Launch {
+    Launch {
+        name: format!("egress-gateway-lb-probe-{}", node.spec.name),
+        netns: Some(node.ns.clone()),
+        program: program.to_path_buf(),
+        args: vec![
+            "lb-probe".into(),
+            "--port".into(),
+            chart_defaults::GATEWAY_PROBE_PORT.to_string(),
+            "--state-file".into(),
+            s(state_file),
+        ],
+        env: vec![],
+        combined_output: true,
     }
 }
 
@@ -297,6 +357,11 @@ mod tests {
         assert_eq!(c["conflistPollMs"], d::CONFLIST_POLL_MS);
         assert_eq!(c["httpPort"], d::HTTP_PORT);
         assert_eq!(c["logLevel"], d::LOG_LEVEL);
+        assert_eq!(c["failover"], d::FAILOVER);
+        assert_eq!(values["gatewayLbProbePort"], d::GATEWAY_PROBE_PORT);
+        assert_eq!(c["gatewayProbeIntervalMs"], d::GATEWAY_PROBE_INTERVAL_MS);
+        assert_eq!(c["gatewayProbeTimeoutMs"], d::GATEWAY_PROBE_TIMEOUT_MS);
+        assert_eq!(c["failoverSettleSeconds"], d::FAILOVER_SETTLE_SECONDS);
         assert!(
             c.get("uninstallOnExit").is_none(),
             "no value may make every manager stop remove the conflist"

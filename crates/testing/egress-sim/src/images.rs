@@ -26,6 +26,9 @@ pub const CNI_MANAGER: &str = "egress-cni-manager";
 pub const GATEWAY_DAEMON: &str = "egress-gateway-daemon";
 /// The plugin carrier.
 pub const CNI_PLUGIN: &str = "kube-egress-cni";
+/// Not an image of its own: the gateway daemon's image run as the `lb-probe` keeper
+/// (unprivileged, as the chart's `lb-probe` container).
+pub const GATEWAY_LB_PROBE: &str = "egress-gateway-lb-probe";
 /// Every image a run loads.
 pub const ALL: [&str; 4] = [OPERATOR, CNI_MANAGER, GATEWAY_DAEMON, CNI_PLUGIN];
 
@@ -133,6 +136,11 @@ impl ImageSet {
             // The image's user: 65532 for the operator, root for the manager.
             _ => Security::Restricted { user: None },
         };
+        let image = if image == GATEWAY_LB_PROBE {
+            GATEWAY_DAEMON
+        } else {
+            image
+        };
         let container = Container {
             name: format!("{}-{}", self.prefix, launch.name),
             image: self.image(image),
@@ -149,6 +157,7 @@ impl ImageSet {
             program: "podman".into(),
             args: self.with_globals(container.run_args(self.limits)),
             env: vec![],
+            combined_output: launch.combined_output,
         }
     }
 
@@ -219,10 +228,18 @@ fn netns_mount(propagation: &str) -> Mount {
 /// component will create) its parent directory, created here. Nested ones are covered by the
 /// outer mount.
 pub fn run_mounts(run_dir: &Path, launch: &Launch) -> Vec<Mount> {
+    // Paths come as separate arguments, as the value of `--flag=value` (the chart's form) or
+    // as environment values.
     let named = launch
         .args
         .iter()
-        .chain(launch.env.iter().map(|(_, v)| v))
+        .map(
+            |a| match a.strip_prefix("--").and_then(|f| f.split_once('=')) {
+                Some((_, value)) => value,
+                None => a.as_str(),
+            },
+        )
+        .chain(launch.env.iter().map(|(_, v)| v.as_str()))
         .map(Path::new)
         .filter(|p| p.is_absolute() && p.starts_with(run_dir) && *p != run_dir);
     let mut paths: Vec<PathBuf> = named
@@ -287,9 +304,12 @@ mod tests {
             name: "m".into(),
             netns: None,
             program: "x".into(),
+            // Both forms: the chart's `--flag=value` (components.rs) and `--flag value`.
             args: vec![
-                "--socket-path".into(),
-                r.join("nodes/a/sock/cni.sock").display().to_string(),
+                format!(
+                    "--socket-path={}",
+                    r.join("nodes/a/sock/cni.sock").display()
+                ),
                 "--cni-conf-dir".into(),
                 r.join("nodes/a/net.d").display().to_string(),
                 "--http-addr".into(),
@@ -301,6 +321,7 @@ mod tests {
                 "KUBECONFIG".into(),
                 r.join("kubeconfig").display().to_string(),
             )],
+            combined_output: true,
         };
         let m = run_mounts(r, &launch);
         let hosts: Vec<&Path> = m.iter().map(|m| m.host.as_path()).collect();
@@ -332,6 +353,7 @@ mod tests {
                 r.join("nodes/a/net.d").display().to_string(),
             ],
             env: vec![],
+            combined_output: true,
         };
         let m = run_mounts(r, &launch);
         assert_eq!(m.len(), 1);

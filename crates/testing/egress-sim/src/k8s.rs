@@ -1,13 +1,14 @@
 //! The cluster objects the simulator writes: Nodes for every simulated VM (labels, taints and
-//! provider IDs as AKS sets them), the scenario's manifests by server-side apply, Deployments
-//! expanded into Pods, and a node assigned to pods that have none.
+//! provider IDs as AKS sets them), the scenario's manifests by server-side apply, and a node
+//! assigned to pods that have none. Deployments get their pods from the API server's
+//! deployment and replicaset controllers.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::scenario::SUBSCRIPTION_ID;
@@ -100,6 +101,10 @@ pub async fn create_nodes(client: &Client, nodes: &[(NodeSpec, String)]) -> Resu
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": node.name}],
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                             "message": "simulated node", "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+            "nodeInfo": {"kubeletVersion": "v1.32.0", "operatingSystem": "linux", "architecture": "amd64",
+                         "containerRuntimeVersion": "egress-sim://1", "osImage": "egress-sim simulated node",
+                         "kernelVersion": "", "kubeProxyVersion": "", "machineID": "", "systemUUID": "",
+                         "bootID": ""},
         }});
         api.patch_status(&node.name, &PatchParams::default(), &Patch::Merge(&status))
             .await
@@ -144,17 +149,9 @@ impl Scheduler {
     }
 }
 
-const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-fn random_suffix(n: usize) -> String {
-    (0..n)
-        .map(|_| NAME_CHARS[fastrand::usize(..NAME_CHARS.len())] as char)
-        .collect()
-}
-
 /// Applies documents in order (Namespaces first), scheduling Pods without a node. Returns the
-/// number of Pods that will exist: Pods plus Deployment replicas (the kubelet's deployment
-/// watch creates those, as the only writer, so replicas are never created twice).
+/// number of Pods that will exist: Pods plus Deployment replicas (the API server's controllers
+/// create those).
 pub async fn apply_manifests(
     client: &Client,
     docs: &[Value],
@@ -237,69 +234,6 @@ pub async fn apply(client: &Client, doc: &Value) -> Result<DynamicObject, K8sErr
     )
     .await
     .map_err(api_err(what))
-}
-
-/// Creates the missing replicas of a Deployment as Pods owned by it.
-pub async fn expand_deployment(
-    client: &Client,
-    deploy: &DynamicObject,
-    sched: &Scheduler,
-) -> Result<usize, K8sError> {
-    let ns = deploy.namespace().unwrap_or_else(|| "default".into());
-    let name = deploy.name_any();
-    let uid = deploy.uid().unwrap_or_default();
-    let replicas = deploy
-        .data
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1) as usize;
-    let template = deploy
-        .data
-        .pointer("/spec/template")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let existing = pods
-        .list(&Default::default())
-        .await
-        .map_err(api_err(format!("list pods of deployment {ns}/{name}")))?
-        .items
-        .into_iter()
-        .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
-        .count();
-    let hash: String = uid
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(10)
-        .collect();
-    let mut created = 0;
-    for _ in existing..replicas {
-        let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
-        if spec.get("nodeName").is_none_or(Value::is_null) {
-            spec["nodeName"] = json!(sched.pick());
-        }
-        let pod = json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {
-                "name": format!("{name}-{hash}-{}", random_suffix(5)),
-                "namespace": ns,
-                "labels": template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({})),
-                "annotations": template.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({})),
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                                     "uid": uid, "controller": true, "blockOwnerDeletion": true}],
-            },
-            "spec": spec,
-        });
-        let pod: Pod = serde_json::from_value(pod).map_err(|e| K8sError::Invalid {
-            what: format!("expand deployment {ns}/{name}"),
-            reason: e.to_string(),
-        })?;
-        pods.create(&PostParams::default(), &pod)
-            .await
-            .map_err(api_err(format!("create pod of deployment {ns}/{name}")))?;
-        created += 1;
-    }
-    Ok(created)
 }
 
 /// Pod annotations as a map.

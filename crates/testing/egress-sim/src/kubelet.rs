@@ -1,8 +1,9 @@
-//! A minimal kubelet for all worker nodes: watches Pods, assigns a worker to unscheduled ones,
-//! expands Deployments, and for each pod of a worker creates a pod namespace and runs the
-//! node's CNI chain; a failed ADD is undone (DEL, namespace removed) and retried with
-//! exponential backoff as kubelet does; success sets `status.podIP` and `Ready`. Deleted pods
-//! and shutdown get DEL.
+//! A minimal kubelet for all worker nodes: watches Pods, assigns a worker to unscheduled ones
+//! (the API server's controllers create the pods of Deployments), and for each pod of a
+//! worker creates a pod namespace and runs the node's CNI chain; a failed ADD is undone (DEL,
+//! namespace removed) and retried with exponential backoff as kubelet does; success sets
+//! `status.podIP` and `Ready`. Status, Events and the pod's log are `pod_status`'s. Deleted
+//! pods and shutdown get DEL. The components' own pods (`system_pods`) are not run here.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,9 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -20,7 +20,9 @@ use tokio::sync::watch;
 
 use crate::cni::{self, Runtime, Sandbox};
 use crate::k8s::{self, Scheduler};
-use crate::netns;
+use crate::kubelet_api::{Locator, PodHandle};
+use crate::pod_status::{self, Recorder, Source};
+use crate::{netns, system_pods};
 
 /// Live sandboxes by pod UID: what DEL needs (sandbox, runtime, ADD result).
 type Sandboxes = BTreeMap<String, (Sandbox, Runtime, Option<Value>)>;
@@ -47,6 +49,8 @@ pub struct PodRecord {
     pub attempts: u32,
     /// Last ADD error.
     pub last_error: Option<String>,
+    /// The pod's kubelet log.
+    pub log: Option<PathBuf>,
 }
 
 /// Settings of the kubelet.
@@ -62,6 +66,8 @@ pub struct KubeletConfig {
     pub backoff_max: Duration,
     /// Per worker: its primary IP (`status.hostIP`).
     pub host_ips: BTreeMap<String, String>,
+    /// Where each pod's kubelet log is written (`kubectl logs`).
+    pub pod_log_dir: PathBuf,
 }
 
 /// Handle of the running kubelet.
@@ -86,6 +92,7 @@ impl Kubelet {
         let sandboxes = Arc::new(Mutex::new(BTreeMap::new()));
         let mut tasks = tokio::task::JoinSet::new();
         let ctx = Ctx {
+            recorder: Arc::new(Recorder::new(client.clone())),
             client: client.clone(),
             config: Arc::new(config),
             sched: sched.clone(),
@@ -95,7 +102,6 @@ impl Kubelet {
             stop: stop_rx,
         };
         tasks.spawn(watch_pods(ctx.clone()));
-        tasks.spawn(watch_deployments(client, sched, ctx.stop.clone()));
         Self {
             pods,
             sandboxes,
@@ -107,6 +113,30 @@ impl Kubelet {
     /// A snapshot of every pod seen.
     pub fn pods(&self) -> BTreeMap<(String, String), PodRecord> {
         self.pods.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Finds a pod for the kubelet API: its sandbox's namespace and its log.
+    pub fn locator(&self) -> Locator {
+        let pods = self.pods.clone();
+        Arc::new(move |ns: &str, name: &str| {
+            let pods = pods.lock().ok()?;
+            let r = pods.get(&(ns.to_string(), name.to_string()))?;
+            let log = r.log.clone()?;
+            Some(PodHandle {
+                netns: r.netns.clone(),
+                hosts: Some(log.with_extension("hosts")),
+                log,
+                no_exec: r.netns.is_none().then(|| {
+                    format!(
+                        "container is not running: pod {ns}/{name} is waiting for its sandbox{}",
+                        r.last_error
+                            .as_ref()
+                            .map(|e| format!(" (last error: {e})"))
+                            .unwrap_or_default()
+                    )
+                }),
+            })
+        })
     }
 
     /// Stops watching and tears every sandbox down (CNI DEL, namespace removed).
@@ -130,6 +160,7 @@ impl Kubelet {
 #[derive(Clone)]
 struct Ctx {
     client: Client,
+    recorder: Arc<Recorder>,
     config: Arc<KubeletConfig>,
     sched: Arc<Scheduler>,
     pods: Arc<Mutex<BTreeMap<(String, String), PodRecord>>>,
@@ -146,29 +177,6 @@ fn teardown(sb: &Sandbox, rt: &Runtime, result: Option<&Value>) {
     }
     if let Some(name) = sb.netns_path.file_name().and_then(|n| n.to_str()) {
         let _ = netns::delete(name);
-    }
-}
-
-async fn watch_deployments(client: Client, sched: Arc<Scheduler>, mut stop: watch::Receiver<bool>) {
-    let api: Api<Deployment> = Api::all(client.clone());
-    let mut stream = watcher::watcher(api, watcher::Config::default()).boxed();
-    loop {
-        let ev = tokio::select! {
-            ev = stream.next() => ev,
-            _ = stop.changed() => return,
-        };
-        let Some(ev) = ev else { return };
-        if let Ok(Event::Apply(d) | Event::InitApply(d)) = ev {
-            let Ok(value) = serde_json::to_value(&d) else {
-                continue;
-            };
-            let Ok(obj) = serde_json::from_value::<DynamicObject>(value) else {
-                continue;
-            };
-            if let Err(e) = k8s::expand_deployment(&client, &obj, &sched).await {
-                tracing::warn!(error = %e, "failed to expand deployment");
-            }
-        }
     }
 }
 
@@ -196,6 +204,9 @@ async fn on_pod(ctx: &Ctx, pod: Pod) {
     let name = pod.name_any();
     let uid = pod.uid().unwrap_or_default();
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    if system_pods::is_component(&pod) {
+        return;
+    }
     let Some(node) = node else {
         if let Some(w) = ctx.sched.pick() {
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
@@ -228,15 +239,26 @@ async fn on_pod(ctx: &Ctx, pod: Pod) {
                 uid: uid.clone(),
                 node: node.clone(),
                 sgc: k8s::annotations(&pod).get(k8s::POD_ANNOTATION).cloned(),
+                log: Some(pod_status::log_path(
+                    &ctx.config.pod_log_dir,
+                    &ns,
+                    &name,
+                    &uid,
+                )),
                 ..Default::default()
             },
         );
     }
+    let message = format!("Successfully assigned {ns}/{name} to {node}");
+    ctx.recorder
+        .record(&pod, Source::Scheduler, "Normal", "Scheduled", &message)
+        .await;
     tokio::spawn(run_pod(ctx.clone(), pod, node));
 }
 
 async fn on_delete(ctx: &Ctx, pod: &Pod) {
     let uid = pod.uid().unwrap_or_default();
+    ctx.recorder.forget(&uid);
     if let Ok(mut pods) = ctx.pods.lock() {
         pods.remove(&(pod.namespace().unwrap_or_default(), pod.name_any()));
     }
@@ -264,6 +286,8 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
         return;
     };
     let first_seen = Instant::now();
+    let since = k8s::now();
+    let log = pod_status::log_path(&ctx.config.pod_log_dir, &ns, &name, &uid);
     let mut delay = ctx.config.backoff_initial;
     let short_uid: String = uid
         .chars()
@@ -285,6 +309,13 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
             annotations: k8s::annotations(&pod),
         };
         (ctx.record_ns)(&netns_name);
+        pod_status::log_line(
+            &log,
+            &format!(
+                "creating the pod sandbox (attempt {}): network namespace {netns_name}, CNI ADD",
+                attempt + 1
+            ),
+        );
         let (sb, rt2) = (sandbox.clone(), rt.clone());
         let outcome = tokio::task::spawn_blocking(move || -> Result<Value, String> {
             netns::create(&netns_name, false).map_err(|e| e.to_string())?;
@@ -318,7 +349,23 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
                     r.ready_ms = Some(ready_ms);
                     r.attempts = attempt;
                 }
-                set_status(&ctx, &ns, &name, &node, ip.as_deref(), None).await;
+                let status = pod_status::running(
+                    &pod,
+                    ip.as_deref().unwrap_or_default(),
+                    ctx.config.host_ips.get(&node).map(String::as_str),
+                    &sandbox.container_id,
+                    &k8s::now(),
+                );
+                set_status(&ctx, &ns, &name, status).await;
+                started(
+                    &ctx,
+                    &pod,
+                    &node,
+                    &log,
+                    &netns_name_of(&sandbox),
+                    ip.as_deref(),
+                )
+                .await;
                 if !still_wanted(&ctx, &key, &uid) {
                     // Deleted while we were adding: undo.
                     let sb = ctx.sandboxes.lock().ok().and_then(|mut s| s.remove(&uid));
@@ -339,7 +386,24 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
                     r.attempts = attempt + 1;
                     r.last_error = Some(e.clone());
                 }
-                set_status(&ctx, &ns, &name, &node, None, Some(&e)).await;
+                pod_status::log_line(&log, &format!("CNI ADD failed, retrying in {delay:?}: {e}"));
+                ctx.recorder
+                    .record(
+                        &pod,
+                        Source::Kubelet(&node),
+                        "Warning",
+                        "FailedCreatePodSandBox",
+                        &format!("Failed to create pod sandbox: {e}"),
+                    )
+                    .await;
+                let host_ip = ctx.config.host_ips.get(&node).map(String::as_str);
+                set_status(
+                    &ctx,
+                    &ns,
+                    &name,
+                    pod_status::waiting(&pod, host_ip, &e, &since),
+                )
+                .await;
                 let mut stop = ctx.stop.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -351,32 +415,72 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
     }
 }
 
-async fn set_status(
-    ctx: &Ctx,
-    ns: &str,
-    name: &str,
-    node: &str,
-    ip: Option<&str>,
-    error: Option<&str>,
-) {
+async fn set_status(ctx: &Ctx, ns: &str, name: &str, status: Value) {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let host_ip = ctx.config.host_ips.get(node).cloned();
-    let status = match (ip, error) {
-        (Some(ip), _) => json!({"status": {
-            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip,
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": k8s::now()}],
-        }}),
-        (None, e) => json!({"status": {
-            "phase": "Pending",
-            "conditions": [{"type": "Ready", "status": "False", "reason": "FailedCreatePodSandBox",
-                            "message": e.unwrap_or_default(), "lastTransitionTime": k8s::now()}],
-        }}),
-    };
     if let Err(e) = api
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
     {
         tracing::debug!(pod = %name, error = %e, "failed to set pod status");
+    }
+}
+
+fn netns_name_of(sandbox: &Sandbox) -> String {
+    sandbox
+        .netns_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The log lines and Events of a pod whose sandbox is up: its containers "start" (they are
+/// this machine's userland in the pod's namespace).
+async fn started(
+    ctx: &Ctx,
+    pod: &Pod,
+    node: &str,
+    log: &std::path::Path,
+    netns: &str,
+    ip: Option<&str>,
+) {
+    pod_status::log_line(
+        log,
+        &format!(
+            "pod sandbox ready: network namespace {netns}, IP {}",
+            ip.unwrap_or("none")
+        ),
+    );
+    let hosts = pod_status::hosts_file(&pod.name_any(), ip);
+    if let Err(e) = std::fs::write(log.with_extension("hosts"), hosts) {
+        tracing::warn!(error = %e, "failed to write the pod's /etc/hosts");
+    }
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let image = c.image.clone().unwrap_or_default();
+        pod_status::log_line(
+            log,
+            &format!(
+                "container {} started: the image {image:?} is not run; `kubectl exec` runs commands of this machine in the pod's network namespace",
+                c.name
+            ),
+        );
+        ctx.recorder
+            .record(
+                pod,
+                Source::Kubelet(node),
+                "Normal",
+                "Created",
+                &format!("Created container: {}", c.name),
+            )
+            .await;
+        ctx.recorder
+            .record(
+                pod,
+                Source::Kubelet(node),
+                "Normal",
+                "Started",
+                &format!("Started container {}", c.name),
+            )
+            .await;
     }
 }
 

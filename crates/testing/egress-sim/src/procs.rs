@@ -99,6 +99,11 @@ pub struct Launch {
     pub args: Vec<String>,
     /// Extra environment.
     pub env: Vec<(String, String)>,
+    /// Whether stdout goes to the log file too, in the order written, as a container runtime
+    /// keeps both streams of a container in one log: a component's pod shows its whole log
+    /// with `kubectl logs` whichever stream it writes (the cni-manager logs to stdout). Off
+    /// for processes whose first stdout line is read (`Started::first_line`).
+    pub combined_output: bool,
 }
 
 /// A started process.
@@ -175,15 +180,31 @@ impl Started {
     }
 }
 
-/// Starts a process with stdout and stderr in `log_dir`.
+/// Starts a process with stdout and stderr in `log_dir` (`NAME.out` and `NAME.log`, or both
+/// in `NAME.log` with `combined_output`).
 pub fn start(launch: &Launch, log_dir: &Path) -> Result<Started, ProcError> {
-    let stdout = log_dir.join(format!("{}.out", launch.name));
     let log = log_dir.join(format!("{}.log", launch.name));
+    let stdout = if launch.combined_output {
+        log.clone()
+    } else {
+        log_dir.join(format!("{}.out", launch.name))
+    };
     let open = |p: &Path| {
         std::fs::File::create(p).map_err(|source| ProcError::Spawn {
             name: launch.name.clone(),
             source,
         })
+    };
+    let log_file = open(&log)?;
+    // One open file description for both streams when combined: a shared offset, so neither
+    // stream's lines overwrite the other's.
+    let stdout_file = if launch.combined_output {
+        log_file.try_clone().map_err(|source| ProcError::Spawn {
+            name: launch.name.clone(),
+            source,
+        })?
+    } else {
+        open(&stdout)?
     };
     let mut cmd = match &launch.netns {
         // Not `ip netns exec`: it gives the process a private mount namespace, so a named
@@ -201,8 +222,8 @@ pub fn start(launch: &Launch, log_dir: &Path) -> Result<Started, ProcError> {
     cmd.args(&launch.args)
         .envs(launch.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(open(&stdout)?)
-        .stderr(open(&log)?);
+        .stdout(stdout_file)
+        .stderr(log_file);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn().map_err(|source| ProcError::Spawn {
         name: launch.name.clone(),
@@ -249,4 +270,48 @@ pub fn stop_pids(pids: &[i32], grace: Duration) {
         .filter_map(|pid| state::process_record("process in a simulated namespace", *pid))
         .collect();
     stop_all(&records, grace);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// Starts `sh -c script` and waits (bounded) for it to exit.
+    fn run_sh(dir: &Path, combined_output: bool, script: &str) {
+        let launch = Launch {
+            name: "p".into(),
+            netns: None,
+            program: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: vec![],
+            combined_output,
+        };
+        let mut started = start(&launch, dir).unwrap();
+        for _ in 0..200 {
+            if started.check_running().is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("sh did not exit");
+    }
+
+    #[test]
+    fn combined_output_keeps_both_streams_in_one_log_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        run_sh(dir.path(), true, "echo out1; echo err >&2; echo out2");
+        let log = std::fs::read_to_string(dir.path().join("p.log")).unwrap();
+        assert_eq!(log, "out1\nerr\nout2\n");
+        assert!(!dir.path().join("p.out").exists());
+    }
+
+    #[test]
+    fn separate_output_keeps_stdout_apart_for_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        run_sh(dir.path(), false, "echo out1; echo err >&2; echo out2");
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("p.out"), "out1\nout2\n");
+        assert_eq!(read("p.log"), "err\n");
+    }
 }

@@ -2,7 +2,8 @@
 //! the simulator's runtime: the API-server forwarder (127.0.0.1:PORT inside a node → the API
 //! server on the host loopback), IMDS at 169.254.169.254 inside a node (forwarded to the
 //! emulator with the node named in `x-emulator-vm`), the internet echo server (also a line
-//! echo for numbered streams) and the raw echo on the peered-network host.
+//! echo for numbered streams; `ifconfig.me` and the like answer the address alone, as the real
+//! services do) and the raw echo on the peered-network host.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -154,12 +155,75 @@ pub const RAW_ECHO_PORT: u16 = 7;
 /// streams measure loss and stalls with it).
 pub const STREAM_ECHO_PORT: u16 = 7000;
 
+/// UDP port of the source echo on the internet server: each datagram is answered with its
+/// own text, the address it came from and when it arrived (failover measurements).
+pub const UDP_ECHO_PORT: u16 = 7001;
+
+/// Binds a UDP socket inside a namespace.
+pub fn bind_udp_in(ns: &str, addr: SocketAddr) -> Result<tokio::net::UdpSocket, NetnsError> {
+    let failed = |e: std::io::Error| NetnsError::Failed {
+        what: format!("bind UDP {addr} in {ns}"),
+        stderr: e.to_string(),
+    };
+    let socket = netns::in_netns(ns, move || {
+        let s = std::net::UdpSocket::bind(addr)?;
+        s.set_nonblocking(true)?;
+        Ok::<_, std::io::Error>(s)
+    })?
+    .map_err(failed)?;
+    tokio::net::UdpSocket::from_std(socket).map_err(failed)
+}
+
+/// Answers every datagram on `socket` with `<its text> <source ip:port> <arrival, ns since
+/// the Unix epoch>`: the sender learns which address the internet saw and when.
+pub fn spawn_udp_source_echo(tasks: &mut JoinSet<()>, socket: tokio::net::UdpSocket) {
+    tasks.spawn(async move {
+        let mut buf = [0u8; 512];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                continue;
+            };
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let text = String::from_utf8_lossy(&buf[..n]);
+            let _ = socket
+                .send_to(format!("{} {peer} {at}", text.trim()).as_bytes(), peer)
+                .await;
+        }
+    });
+}
+
 /// The echo server's nftables redirect: every TCP port but 80, the raw echo's and the line
 /// echo's lands on the raw echo.
 pub fn echo_redirect_ruleset() -> String {
     format!(
         "table ip sim_echo {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat; policy accept;\n    tcp dport != {{ 80, {RAW_ECHO_PORT}, {STREAM_ECHO_PORT} }} redirect to :{RAW_ECHO_PORT}\n  }}\n}}\n"
     )
+}
+
+/// The names of "what is my IP" services the internet server answers for (pods' `/etc/hosts`
+/// resolve them to it), as those services do: the address alone.
+pub const WHAT_IS_MY_IP: &[&str] = &[
+    "ifconfig.me",
+    "ifconfig.co",
+    "icanhazip.com",
+    "api.ipify.org",
+];
+
+/// The echo's HTTP answer: `<ip>\n` for a "what is my IP" host name, `<ip>:<port>\n` otherwise.
+fn echo_body<B>(req: &Request<B>, peer: SocketAddr) -> String {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
+        .unwrap_or_default();
+    if WHAT_IS_MY_IP.contains(&host.as_str()) {
+        format!("{}\n", peer.ip())
+    } else {
+        format!("{peer}\n")
+    }
 }
 
 /// Serves the echo: HTTP on `http` (body `<client ip>:<port>\n`) and the same line, written at
@@ -171,8 +235,8 @@ pub fn spawn_echo(tasks: &mut JoinSet<()>, http: TcpListener, raw: TcpListener) 
                 continue;
             };
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-                    Ok::<_, Infallible>(text(200, format!("{peer}\n")))
+                let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
+                    Ok::<_, Infallible>(text(200, echo_body(&req, peer)))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -235,4 +299,19 @@ pub fn observed_source(
         Ok(line.trim().to_string())
     })
     .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn what_is_my_ip_hosts_get_the_address_alone() {
+        let peer: SocketAddr = "203.0.113.1:4242".parse().unwrap();
+        let req = |host: &str| Request::builder().header("host", host).body(()).unwrap();
+        assert_eq!(echo_body(&req("ifconfig.me"), peer), "203.0.113.1\n");
+        assert_eq!(echo_body(&req("192.0.2.1"), peer), "203.0.113.1:4242\n");
+        assert_eq!(echo_body(&req("ICANHAZIP.com:80"), peer), "203.0.113.1\n");
+    }
 }

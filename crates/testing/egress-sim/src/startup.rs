@@ -28,6 +28,24 @@ pub async fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> Result<
     Ok(())
 }
 
+/// The last `lines` lines of a component's log, for a start-up error (the run directory is
+/// removed on failure, so the error must carry them).
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    match std::fs::read(log) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let all: Vec<&str> = text.lines().collect();
+            let tail = all[all.len().saturating_sub(lines)..].join("\n");
+            if tail.is_empty() {
+                "(empty)".into()
+            } else {
+                tail
+            }
+        }
+        Err(e) => format!("(cannot read it: {e})"),
+    }
+}
+
 /// A kube client from a kubeconfig file.
 pub async fn client_for(kubeconfig: &Path) -> Result<Client> {
     let kc =

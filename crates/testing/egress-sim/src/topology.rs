@@ -102,6 +102,13 @@ impl Topology {
                 format!("link set {EDGE_IF} up"),
                 format!("addr add {}/32 dev lo", seed::PROBE_SOURCE_IP),
                 format!("addr add {}/32 dev lo", seed::PEERED_SERVER_IP),
+                // Every host unreachable (a killed node) is reported, not one a second: the
+                // workers' probes must see a dead node as promptly as the router's own ILB
+                // prober, which gets the error locally.
+                format!(
+                    "netns exec {} sysctl -qw net.ipv4.icmp_ratelimit=0",
+                    self.vnet
+                ),
             ],
         )?;
         netns::batch(

@@ -48,8 +48,8 @@ impl Netns {
     }
 
     /// Links (name, kind, MTU), IPv4 addresses, IPv4 routes of all tables, IPv4 rules and
-    /// nftables tables: what "clean" compares (carrier state and IPv6 link-local addresses
-    /// settle on their own).
+    /// nftables tables: what "clean" compares (carrier state, shown by routes as `linkdown`, and
+    /// IPv6 link-local addresses settle on their own).
     pub fn snapshot(&self) -> String {
         let links: Value =
             serde_json::from_str(&ip_out(&["-n", &self.0, "-j", "-d", "link", "show"])).unwrap();
@@ -79,9 +79,11 @@ impl Netns {
                 ));
             }
         }
-        out.push_str(&ip_out(&[
-            "-n", &self.0, "-4", "route", "show", "table", "all",
-        ]));
+        // Routes print " linkdown" while the veth peer's carrier settles: state, not config.
+        out.push_str(
+            &ip_out(&["-n", &self.0, "-4", "route", "show", "table", "all"])
+                .replace(" linkdown", ""),
+        );
         out.push_str(&ip_out(&["-n", &self.0, "-4", "rule"]));
         let nft = Command::new("ip")
             .args(["netns", "exec", &self.0, "nft", "list", "tables"])

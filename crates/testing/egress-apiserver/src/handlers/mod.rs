@@ -3,6 +3,7 @@
 
 mod patch;
 mod read;
+mod scale;
 mod watch;
 mod write;
 
@@ -96,7 +97,7 @@ fn check_scope(req: &ApiRequest, verb: &str) -> Result<(), ApiError> {
     let p = &req.path;
     let not_found = || ApiError::no_route(&format!("{} {}", req.method, p.plural));
     if let Some(sub) = &p.subresource
-        && (sub != "status" || !req.res.status)
+        && !req.res.has_subresource(sub)
     {
         return Err(not_found());
     }
@@ -128,6 +129,9 @@ fn check_scope(req: &ApiRequest, verb: &str) -> Result<(), ApiError> {
 /// Serves a resource request.
 pub async fn serve(shared: &Arc<Shared>, req: ApiRequest, verb: &str) -> Result<Resp, ApiError> {
     check_scope(&req, verb)?;
+    if req.path.subresource.as_deref() == Some("scale") {
+        return scale::serve(shared, &req, verb);
+    }
     match verb {
         "get" => read::get(shared, &req),
         "list" => read::list(shared, &req),

@@ -17,6 +17,14 @@ use crate::objects::now;
 use crate::server::Shared;
 use crate::world::key_for;
 
+/// The patch media types, strategic merge last (built-ins only).
+const PATCH_TYPES: [&str; 4] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+    "application/strategic-merge-patch+json",
+];
+
 /// Applies RFC 6902 operations in order; a `test` for `null` on a missing path passes.
 pub fn apply_json_patch(doc: &Value, ops: &[PatchOperation]) -> Result<Value, ApiError> {
     let mut doc = doc.clone();
@@ -121,7 +129,14 @@ pub(super) fn patch(shared: &Arc<Shared>, req: &ApiRequest) -> Result<Resp, ApiE
                 }
             }
         }
-        other => return Err(ApiError::unsupported_media_type(other)),
+        other => {
+            let accepted: &[&str] = if req.res.custom {
+                &PATCH_TYPES[..3]
+            } else {
+                &PATCH_TYPES
+            };
+            return Err(ApiError::unsupported_media_type(other, accepted));
+        }
     };
     drop(world);
     shared.gc.notify_one();

@@ -11,23 +11,43 @@ use super::read::Selectors;
 use crate::delete::DeleteOpts;
 use crate::error::ApiError;
 use crate::http::{Resp, decode, json, with_warnings};
+use crate::protobuf;
 use crate::server::Shared;
 use crate::world::{WriteOpts, Written, key_for};
 
-/// Decodes a JSON/YAML object body (415 for other media types).
+/// Decodes an object body: JSON, YAML, or protobuf for built-in kinds (415 for other media
+/// types, listing the ones this resource accepts).
 pub(super) fn object_body(req: &ApiRequest) -> Result<Value, ApiError> {
-    let yaml = match req.content_type.as_str() {
-        "" | "application/json" | "*/*" => false,
-        "application/yaml" | "application/x-yaml" | "text/yaml" => true,
-        other => return Err(ApiError::unsupported_media_type(other)),
-    };
-    let body = decode(&req.body, yaml)?;
+    let body = body_value(req)?;
     if !body.is_object() {
         return Err(ApiError::bad_request(
             "the request body must be a JSON or YAML object",
         ));
     }
     Ok(body)
+}
+
+/// The request body as JSON, whatever media type it came in (an empty body is `null`).
+pub(super) fn body_value(req: &ApiRequest) -> Result<Value, ApiError> {
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    let yaml = match req.content_type.as_str() {
+        "" | "application/json" | "*/*" => false,
+        "application/yaml" | "application/x-yaml" | "text/yaml" => true,
+        ct if protobuf::is_protobuf(ct) && !req.res.custom => {
+            return protobuf::decode(&req.body);
+        }
+        other => {
+            let accepted = if req.res.custom {
+                protobuf::JSON_TYPES
+            } else {
+                protobuf::OBJECT_TYPES
+            };
+            return Err(ApiError::unsupported_media_type(other, accepted));
+        }
+    };
+    decode(&req.body, yaml)
 }
 
 pub(super) fn write_opts(req: &ApiRequest) -> WriteOpts {
@@ -74,7 +94,7 @@ fn delete_opts(req: &ApiRequest) -> Result<DeleteOpts, ApiError> {
         version: req.version().to_string(),
         ..DeleteOpts::default()
     };
-    opts.merge_body(&decode(&req.body, false)?)?;
+    opts.merge_body(&body_value(req)?)?;
     Ok(opts)
 }
 

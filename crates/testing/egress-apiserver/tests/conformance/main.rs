@@ -13,5 +13,8 @@ mod events;
 mod faults;
 mod finalizers_gc;
 mod kubectl;
+mod kubelet;
 mod patch;
+mod protobuf;
 mod watch;
+mod workloads;

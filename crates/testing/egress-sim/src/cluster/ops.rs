@@ -102,7 +102,11 @@ impl Cluster {
 
     /// Kills a gateway node as a VM dies: every process in its namespaces (the daemon and
     /// the wireguard-go it started) gets SIGKILL, no drain, and the router's link to it goes
-    /// down, so probes and forwarded packets get no answer.
+    /// down, so probes and forwarded packets get no answer. The router answers packets for
+    /// the node's address with host unreachable, so every prober learns of the death at its
+    /// next probe: the load balancer's (which runs in the router and would get that error
+    /// from the down link anyway) and the CNI managers' on the workers alike (in Azure both
+    /// would wait for their timeouts instead).
     pub fn kill_node(&mut self, name: &str) -> Result<()> {
         let node = self
             .topo
@@ -111,7 +115,10 @@ impl Cluster {
             .clone();
         netns::batch(
             Some(&self.topo.vnet),
-            &[format!("link set {} down", node.router_if)],
+            &[
+                format!("link set {} down", node.router_if),
+                format!("route replace unreachable {}/32", node.primary_ip),
+            ],
         )?;
         let inodes: Vec<u64> = [node.ns.clone(), components::gateway_netns(&node)]
             .iter()
