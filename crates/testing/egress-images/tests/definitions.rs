@@ -210,16 +210,56 @@ fn every_process_the_code_starts_is_a_known_exec_site() {
         "production code starts processes in other places than egress_images::execs::EXEC_SITES: \
          list each with its program and image, and add the program to that image"
     );
-    // Only the daemon (and the plugin, on the node) link the data plane.
-    for pkg in ["egress-operator", "egress-cni-manager"] {
-        let toml =
-            std::fs::read_to_string(workspace_root().join(format!("crates/{pkg}/Cargo.toml")))
-                .unwrap();
+    // Only the daemon (and the plugin, on the node) run the data plane's executors.
+    let toml = std::fs::read_to_string(workspace_root().join("crates/egress-operator/Cargo.toml"))
+        .unwrap();
+    assert!(
+        !toml.contains("egress-dataplane"),
+        "egress-operator now links egress-dataplane: its image needs the data plane's programs"
+    );
+    // The cni-manager links it for gateway failover only: reading pod tunnels and re-peering
+    // them (observe, set_peer_keepalive), which start no process. Creating a device (which
+    // starts wireguard-go) or any nftables executor would need programs its image lacks.
+    let src = workspace_root().join("crates/egress-cni-manager/src");
+    let users: Vec<String> = rust_files(&src)
+        .into_iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("egress_dataplane")
+        })
+        .map(|f| f.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        users,
+        ["failover/tunnels.rs"],
+        "egress-cni-manager uses egress-dataplane in new places: check the programs its image needs"
+    );
+    let tunnels = std::fs::read_to_string(src.join("failover/tunnels.rs")).unwrap();
+    for forbidden in [".create(", "Nft", "Dataplane::"] {
         assert!(
-            !toml.contains("egress-dataplane"),
-            "{pkg} now links egress-dataplane: its image needs the data plane's programs"
+            !tunnels.contains(forbidden),
+            "egress-cni-manager's failover now calls {forbidden}: its image needs the data plane's programs"
         );
     }
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]

@@ -158,9 +158,17 @@ async fn check_containers(cluster: &Cluster) -> Result<(), String> {
         .iter()
         .filter(|n| n.spec.role == egress_sim::seed::Role::Worker)
         .collect();
+    // The daemon's image also runs each gateway node's lb-probe keeper (its own container,
+    // as in the chart): tell them apart by their first argument.
+    let is_keeper =
+        |c: &(String, String, Vec<String>)| c.2.first().is_some_and(|a| a == "lb-probe");
     let of = |image: &str| -> Vec<&(String, String, Vec<String>)> {
-        running.iter().filter(|c| c.1.contains(image)).collect()
+        running
+            .iter()
+            .filter(|c| c.1.contains(image) && !is_keeper(c))
+            .collect()
     };
+    let keepers = running.iter().filter(|c| is_keeper(c)).count();
     let count = |image: &str, want: usize| {
         let n = of(image).len();
         if n == want {
@@ -174,6 +182,12 @@ async fn check_containers(cluster: &Cluster) -> Result<(), String> {
     count("egress-operator:", 1)?;
     count("egress-cni-manager:", workers.len())?;
     count("egress-gateway-daemon:", gateways.len())?;
+    if keepers != gateways.len() {
+        return Err(format!(
+            "{keepers} lb-probe containers, want {}: {running:?}",
+            gateways.len()
+        ));
+    }
 
     // The operator: host network, health address on the host loopback.
     let op = of("egress-operator:")[0];
