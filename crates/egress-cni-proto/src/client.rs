@@ -161,12 +161,14 @@ impl Client {
                     last,
                 },
             };
+            // The last pause is cut to the deadline and followed by one more attempt, so a
+            // manager that comes back just before the deadline is still found, and a call
+            // that fails has waited the whole deadline, as `managerTimeoutSeconds` promises.
             let now = Instant::now();
-            let wait = pause(attempts - 1);
-            if now + wait >= give_up {
+            if now >= give_up {
                 return Err(retry);
             }
-            std::thread::sleep(wait);
+            std::thread::sleep(pause(attempts - 1).min(give_up - now));
         }
     }
 
