@@ -129,6 +129,16 @@ pub enum WireGuardError {
         /// What happened (including the daemon's log tail when there is one).
         reason: String,
     },
+    /// The kernel cannot create WireGuard links (no `wireguard` module, EOPNOTSUPP).
+    #[error(
+        "failed to create {device}: this kernel has no WireGuard (the wireguard module is not \
+         loaded or not built; load it with 'modprobe wireguard', or run the userspace backend: \
+         --wireguard-backend userspace, chart value wireguardBackend: userspace)"
+    )]
+    KernelUnsupported {
+        /// The device.
+        device: WgDeviceId,
+    },
     /// The device does not exist.
     #[error("failed to find wireguard device {device}")]
     NotFound {

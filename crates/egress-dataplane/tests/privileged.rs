@@ -454,3 +454,45 @@ async fn named_namespaces_are_created_and_deleted_idempotently() {
     assert!(!egress_dataplane::netns::netns_exists(&name));
     assert!(!name.path().exists());
 }
+
+/// The kernel backend on a kernel without WireGuard (this host) names the cause and the way
+/// out instead of a bare EOPNOTSUPP; where the kernel has it (inside UML, the kernel stage),
+/// the same call creates the device. Either way the answer must match the environment.
+#[tokio::test]
+async fn the_kernel_backend_says_when_the_kernel_has_no_wireguard() {
+    if !privileged() {
+        return;
+    }
+    use egress_dataplane::WgDeviceId;
+    use egress_dataplane::control::WireGuardControl;
+    use egress_dataplane::error::WireGuardError;
+    use egress_dataplane::wireguard::KernelWireGuard;
+    use egress_testkit::{Backend, backend};
+
+    let mut lab = Lab::new("dpk");
+    let ns = lab.netns("kernel").await;
+    let kernel = KernelWireGuard::new(lab.links.clone());
+    let device = WgDeviceId {
+        netns: ns.clone(),
+        name: name("wg-k"),
+    };
+    let created = kernel
+        .create(&device, &ns, &PrivateKey::generate(), Some(7000))
+        .await;
+    match (backend(), created) {
+        (Backend::Kernel, Ok(())) => {
+            assert!(kernel.observe(&device).await.unwrap().is_some());
+        }
+        (Backend::Userspace, Err(e @ WireGuardError::KernelUnsupported { .. })) => {
+            let text = e.to_string();
+            assert!(text.contains("this kernel has no WireGuard"), "{text}");
+            assert!(text.contains("--wireguard-backend userspace"), "{text}");
+            let links = lab.links.observe(&ns).await.unwrap();
+            assert!(
+                links.links.keys().all(|l| !l.as_str().starts_with("wg")),
+                "no link left behind"
+            );
+        }
+        (b, other) => panic!("backend {b:?} (kernel has WireGuard iff kernel stage): {other:?}"),
+    }
+}
