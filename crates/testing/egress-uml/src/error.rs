@@ -36,6 +36,20 @@ pub enum UmlError {
         /// How the UML process ended.
         status: String,
     },
+    /// A path the command needs lies where the guest mounts an empty tmpfs.
+    #[error(
+        "{what} {path} is under {hidden}, which the UML guest hides under its own empty tmpfs \
+         (so nothing the guest writes reaches the host): keep the checkout, its target \
+         directory and EGRESS_UML_CACHE outside /run, /tmp, /var/tmp and /dev/shm"
+    )]
+    HiddenPath {
+        /// What the path is (`working directory`, `program`).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The tmpfs mount point above it.
+        hidden: PathBuf,
+    },
     /// The guest's init could not set up or run the command.
     #[error("guest init failed to {action}: {detail}")]
     Guest {

@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::error::UmlError;
-use crate::job::{EXIT_CODE_FILE, JOB_ENV, Job};
+use crate::job::{DEFAULT_TMPFS, EXIT_CODE_FILE, JOB_ENV, Job};
 
 /// How to boot the guest.
 #[derive(Debug, Clone)]
@@ -88,6 +88,32 @@ impl Drop for RunDir {
     }
 }
 
+/// Refuses a working directory or program the guest could not see: it mounts empty tmpfs
+/// on [`DEFAULT_TMPFS`] and the command's own list, hiding the host's files there.
+fn check_visible(command: &GuestCommand) -> Result<(), UmlError> {
+    let hidden: Vec<PathBuf> = DEFAULT_TMPFS
+        .iter()
+        .map(PathBuf::from)
+        .chain(command.tmpfs.iter().cloned())
+        .collect();
+    let program = Path::new(&command.argv[0]);
+    let paths = [
+        ("working directory", command.cwd.as_deref()),
+        ("program", program.is_absolute().then_some(program)),
+    ];
+    for (what, path) in paths {
+        let Some(path) = path else { continue };
+        if let Some(dir) = hidden.iter().find(|d| path.starts_with(d)) {
+            return Err(UmlError::HiddenPath {
+                what,
+                path: path.to_path_buf(),
+                hidden: dir.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Boots `machine`, runs `command` inside, returns its exit code.
 pub fn run(machine: &Machine, command: &GuestCommand) -> Result<Outcome, UmlError> {
     if command.argv.is_empty() {
@@ -95,6 +121,7 @@ pub fn run(machine: &Machine, command: &GuestCommand) -> Result<Outcome, UmlErro
             "no command given".into(),
         ));
     }
+    check_visible(command)?;
     let dir = RunDir::create()?;
     let job = Job {
         argv: command.argv.clone(),
@@ -227,7 +254,33 @@ fn read_exit_code(result_dir: &Path) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_cr;
+    #![allow(clippy::unwrap_used)]
+    use super::{GuestCommand, check_visible, strip_cr};
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_checkout_under_a_guest_tmpfs_is_refused_before_booting() {
+        let cmd = |argv0: &str, cwd: &str, tmpfs: &[&str]| GuestCommand {
+            argv: vec![argv0.into()],
+            cwd: Some(PathBuf::from(cwd)),
+            tmpfs: tmpfs.iter().map(PathBuf::from).collect(),
+            ..Default::default()
+        };
+        assert!(check_visible(&cmd("sh", "/work/main", &[])).is_ok());
+        assert!(check_visible(&cmd("/usr/bin/env", "/work/main", &[])).is_ok());
+        let err = check_visible(&cmd("sh", "/tmp/fresh", &[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("working directory /tmp/fresh is under /tmp, which"),
+            "{err}"
+        );
+        let err = check_visible(&cmd("/scratch/t/bin", "/", &["/scratch"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("program /scratch/t/bin is under /scratch"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn console_line_ends_become_plain_newlines() {
