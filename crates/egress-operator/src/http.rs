@@ -32,11 +32,6 @@ impl HealthSource for Health {
     }
 }
 
-/// Binds `addr` (port 0 picks a free one).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
 /// Serves the endpoints on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,

@@ -19,7 +19,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 async fn replica(h: &Harness, id: &str) -> (Running, std::net::SocketAddr) {
-    let listener = egress_operator::http::bind("127.0.0.1:0".parse().unwrap())
+    let listener = egress_runtime::listen("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();

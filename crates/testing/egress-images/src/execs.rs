@@ -64,6 +64,14 @@ fn code_contains(text: &str, pattern: &str) -> bool {
         .any(|l| l.contains(pattern))
 }
 
+/// Every `.rs` file below `dir` (none when it cannot be read), sorted.
+pub fn rust_files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    rust_files(dir, &mut out);
+    out.sort();
+    out
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;

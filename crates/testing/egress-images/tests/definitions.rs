@@ -221,7 +221,7 @@ fn every_process_the_code_starts_is_a_known_exec_site() {
     // them (observe, set_peer_keepalive), which start no process. Creating a device (which
     // starts wireguard-go) or any nftables executor would need programs its image lacks.
     let src = workspace_root().join("crates/egress-cni-manager/src");
-    let users: Vec<String> = rust_files(&src)
+    let users: Vec<String> = execs::rust_files_below(&src)
         .into_iter()
         .filter(|f| {
             std::fs::read_to_string(f)
@@ -242,24 +242,6 @@ fn every_process_the_code_starts_is_a_known_exec_site() {
             "egress-cni-manager's failover now calls {forbidden}: its image needs the data plane's programs"
         );
     }
-}
-
-/// Every `.rs` file below `dir`, sorted.
-fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -34,12 +34,9 @@ pub fn log_tail(log: &Path, lines: usize) -> String {
     match std::fs::read(log) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
-            let all: Vec<&str> = text.lines().collect();
-            let tail = all[all.len().saturating_sub(lines)..].join("\n");
-            if tail.is_empty() {
-                "(empty)".into()
-            } else {
-                tail
+            match crate::kubelet_api::tail(&text, Some(lines)).trim_end() {
+                "" => "(empty)".into(),
+                tail => tail.to_string(),
             }
         }
         Err(e) => format!("(cannot read it: {e})"),
