@@ -1,12 +1,19 @@
 //! Pure translation of a StaticGatewayConfiguration into what the plugin needs (endpoint, key,
 //! route mode, CIDRs), with errors that name the SGC and exactly which status fields are
-//! missing or malformed.
+//! missing or malformed. An SGC that is not provisioned is either still provisioning or, when
+//! the operator reports a failing condition, cannot be provisioned as it stands: the error
+//! then carries the operator's reason and message (see [`failing_condition`]).
 
 use std::net::{IpAddr, SocketAddr};
 
+use egress_api::conditions::READY;
 use egress_api::{DefaultRoute, StaticGatewayConfiguration};
 use egress_cni_proto::{AddReply, WireKey};
-use kube::ResourceExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{Resource, ResourceExt};
+
+/// The reason the operator gives to work in progress (never a failure).
+const PROVISIONING: &str = "Provisioning";
 
 /// Why an SGC cannot be used yet.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -18,6 +25,28 @@ pub enum GatewayError {
         sgc: String,
         /// Status fields still empty.
         missing: Vec<&'static str>,
+    },
+    /// The operator reports that the SGC cannot be provisioned as it stands.
+    #[error(
+        "StaticGatewayConfiguration {sgc} cannot be provisioned: {reason}: {message} (condition {condition}; the pod starts once this is fixed)"
+    )]
+    Failed {
+        /// `namespace/name`.
+        sgc: String,
+        /// The failing condition's type.
+        condition: String,
+        /// Its reason.
+        reason: String,
+        /// Its message.
+        message: String,
+    },
+    /// The SGC is being deleted: it takes no new pods.
+    #[error(
+        "StaticGatewayConfiguration {sgc} is being deleted: it takes no new pods (point the pod's annotation at another gateway)"
+    )]
+    Deleting {
+        /// `namespace/name`.
+        sgc: String,
     },
     /// The status holds a value the plugin cannot use.
     #[error("StaticGatewayConfiguration {sgc} is unusable: {field} {value:?} {problem}")]
@@ -57,12 +86,52 @@ pub fn missing_fields(sgc: &StaticGatewayConfiguration) -> Vec<&'static str> {
     missing
 }
 
+/// The condition that says why the operator cannot provision `sgc`, if one does: `Ready`
+/// first (the operator's summary, which also carries spec and key problems), then every other
+/// `*Ready` condition (the pool's may be newer than `Ready`). A condition is failing when it is
+/// `False` with a reason other than `Provisioning` and describes the current generation (an
+/// older one may be about a spec since fixed: still provisioning until the operator looks).
+pub fn failing_condition(sgc: &StaticGatewayConfiguration) -> Option<&Condition> {
+    let generation = sgc.meta().generation;
+    let conditions = sgc.status.as_ref().map(|s| s.conditions.as_slice())?;
+    let failing = |c: &&Condition| {
+        c.type_.ends_with(READY)
+            && c.status == "False"
+            && c.reason != PROVISIONING
+            && c.observed_generation.is_none_or(|g| Some(g) >= generation)
+    };
+    let ready = conditions.iter().filter(|c| c.type_ == READY);
+    let others = conditions.iter().filter(|c| c.type_ != READY);
+    ready.chain(others).find(failing)
+}
+
+/// Why a pod cannot use `sgc` yet, if it cannot: being deleted, cannot be provisioned (the
+/// operator's reason), or still provisioning (the missing status fields).
+pub fn unusable(sgc: &StaticGatewayConfiguration) -> Option<GatewayError> {
+    let id = format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any());
+    if sgc.meta().deletion_timestamp.is_some() {
+        return Some(GatewayError::Deleting { sgc: id });
+    }
+    let missing = missing_fields(sgc);
+    if missing.is_empty() {
+        return None;
+    }
+    Some(match failing_condition(sgc) {
+        Some(c) => GatewayError::Failed {
+            sgc: id,
+            condition: c.type_.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        },
+        None => GatewayError::NotReady { sgc: id, missing },
+    })
+}
+
 /// The plugin's view of a provisioned SGC.
 pub fn to_reply(sgc: &StaticGatewayConfiguration) -> Result<AddReply, GatewayError> {
     let id = format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any());
-    let missing = missing_fields(sgc);
-    if !missing.is_empty() {
-        return Err(GatewayError::NotReady { sgc: id, missing });
+    if let Some(e) = unusable(sgc) {
+        return Err(e);
     }
     let invalid = |field: &str, value: String, problem| GatewayError::Invalid {
         sgc: id.clone(),
@@ -122,4 +191,102 @@ pub fn to_reply(sgc: &StaticGatewayConfiguration) -> Result<AddReply, GatewayErr
         },
         exclude_cidrs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::{Value, json};
+
+    const KEY: &str = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789+/abcdE=";
+
+    fn sgc(deleting: bool, status: Value) -> StaticGatewayConfiguration {
+        let mut meta = json!({"name": "gw", "namespace": "ns", "generation": 2});
+        if deleting {
+            meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+            "kind": "StaticGatewayConfiguration", "metadata": meta,
+            "spec": {"gatewayNodepoolName": "gwpool"}, "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn cond(type_: &str, status: &str, reason: &str, generation: i64) -> Value {
+        json!({"type": type_, "status": status, "reason": reason,
+            "message": format!("m of {reason}"), "observedGeneration": generation,
+            "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    }
+
+    fn unprovisioned(conditions: &[Value]) -> StaticGatewayConfiguration {
+        sgc(
+            false,
+            json!({"gatewayServerProfile": {"publicKey": KEY,
+                "privateKeySecretRef": {"name": "sgw-u"}}, "conditions": conditions}),
+        )
+    }
+
+    #[test]
+    fn a_pool_that_does_not_exist_is_a_failure_with_the_operators_reason() {
+        // The pool's condition arrived before the SGC controller summed it up in Ready.
+        let s = unprovisioned(&[
+            cond("KeyReady", "True", "KeyProvisioned", 2),
+            cond("Ready", "False", "Provisioning", 2),
+            cond("LoadBalancerReady", "False", "GatewayPoolNotFound", 2),
+        ]);
+        let e = to_reply(&s).unwrap_err();
+        assert!(
+            matches!(&e, GatewayError::Failed { condition, reason, .. } if condition == "LoadBalancerReady" && reason == "GatewayPoolNotFound"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "StaticGatewayConfiguration ns/gw cannot be provisioned: GatewayPoolNotFound: m of GatewayPoolNotFound (condition LoadBalancerReady; the pod starts once this is fixed)"
+        );
+        // Ready names the failure itself once the SGC controller has seen it; InUse never counts.
+        let s = unprovisioned(&[
+            cond("InUse", "False", "NotInUse", 2),
+            cond("PrefixReady", "False", "PrefixTooSmall", 2),
+            cond("Ready", "False", "InvalidSpec", 2),
+        ]);
+        assert_eq!(failing_condition(&s).unwrap().reason, "InvalidSpec");
+    }
+
+    #[test]
+    fn provisioning_and_stale_failures_are_not_ready_not_failed() {
+        let s = unprovisioned(&[
+            cond("Ready", "False", "Provisioning", 2),
+            cond("InUse", "False", "NotInUse", 2),
+            // About generation 1: the spec changed since, the operator has not looked yet.
+            cond("LoadBalancerReady", "False", "GatewayPoolNotFound", 1),
+        ]);
+        let e = to_reply(&s).unwrap_err();
+        assert!(matches!(e, GatewayError::NotReady { .. }), "{e:?}");
+        assert!(e.to_string().contains("not set yet"), "{e}");
+        assert!(matches!(
+            to_reply(&unprovisioned(&[])),
+            Err(GatewayError::NotReady { .. })
+        ));
+    }
+
+    #[test]
+    fn a_provisioned_gateway_is_served_and_a_deleted_one_is_not() {
+        let status = json!({"egressIpPrefix": "203.0.113.0/31",
+            "gatewayServerProfile": {"ip": "10.0.0.6", "port": 6000, "publicKey": KEY,
+                "privateKeySecretRef": {"name": "sgw-u"}},
+            "conditions": [cond("Ready", "False", "ImmutableFieldChanged", 2)]});
+        // Provisioned: served even while Ready reports a part of the spec it does not apply.
+        let reply = to_reply(&sgc(false, status.clone())).unwrap();
+        assert_eq!(reply.endpoint.to_string(), "10.0.0.6:6000");
+        let e = to_reply(&sgc(true, status)).unwrap_err();
+        assert_eq!(
+            e,
+            GatewayError::Deleting {
+                sgc: "ns/gw".into()
+            }
+        );
+        assert!(e.to_string().contains("is being deleted"), "{e}");
+    }
 }

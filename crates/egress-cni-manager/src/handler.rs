@@ -88,7 +88,7 @@ pub enum HandlerError {
         /// SGC name.
         name: String,
     },
-    /// SGC not ready or unusable.
+    /// SGC not ready, unusable, failed or being deleted.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
     /// The API call failed.
@@ -113,6 +113,9 @@ impl HandlerError {
             HandlerError::GatewayNotFound { .. } => ErrorKind::GatewayNotFound,
             HandlerError::Gateway(GatewayError::NotReady { .. }) => ErrorKind::GatewayNotReady,
             HandlerError::Gateway(GatewayError::Invalid { .. }) => ErrorKind::GatewayInvalid,
+            HandlerError::Gateway(GatewayError::Failed { .. } | GatewayError::Deleting { .. }) => {
+                ErrorKind::GatewayFailed
+            }
             HandlerError::Api { .. } => ErrorKind::ApiUnavailable,
         }
     }

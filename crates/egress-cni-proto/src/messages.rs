@@ -293,6 +293,10 @@ pub enum ErrorKind {
     GatewayNotReady,
     /// The StaticGatewayConfiguration's status is unusable (bad IP, key or CIDR).
     GatewayInvalid,
+    /// The StaticGatewayConfiguration cannot serve pods until someone changes it or Azure:
+    /// the operator reports why it cannot be provisioned (pool not found, prefix too small,
+    /// invalid spec), or it is being deleted. The message carries the operator's reason.
+    GatewayFailed,
     /// The Kubernetes API could not be reached or failed.
     ApiUnavailable,
     /// The manager is starting or stopping.
@@ -307,7 +311,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind this side knows (metrics list them all from the start).
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::BadRequest,
         ErrorKind::PodNotFound,
         ErrorKind::PodNotOnNode,
@@ -316,6 +320,7 @@ impl ErrorKind {
         ErrorKind::GatewayNotFound,
         ErrorKind::GatewayNotReady,
         ErrorKind::GatewayInvalid,
+        ErrorKind::GatewayFailed,
         ErrorKind::ApiUnavailable,
         ErrorKind::NotReady,
         ErrorKind::Busy,

@@ -18,6 +18,9 @@ pub const CODE_HANDSHAKE_TIMEOUT: u32 = 103;
 pub const CODE_DATAPLANE: u32 = 104;
 /// Plugin-specific code: CHECK found the tunnel differs from what ADD set up.
 pub const CODE_DRIFT: u32 = 105;
+/// Plugin-specific code: the StaticGatewayConfiguration cannot be provisioned as it stands
+/// (the operator's reason follows) or is being deleted.
+pub const CODE_GATEWAY_FAILED: u32 = 106;
 
 /// A failed plugin operation.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +72,11 @@ impl From<PluginError> for CniError {
                 ErrorKind::GatewayNotFound => CniError::Custom(
                     CODE_GATEWAY_NOT_FOUND,
                     "StaticGatewayConfiguration not found".into(),
+                    details,
+                ),
+                ErrorKind::GatewayFailed => CniError::Custom(
+                    CODE_GATEWAY_FAILED,
+                    "StaticGatewayConfiguration cannot serve pods".into(),
                     details,
                 ),
                 _ => CniError::Custom(
