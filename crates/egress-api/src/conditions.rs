@@ -11,6 +11,9 @@ pub const KEY_READY: &str = "KeyReady";
 pub const LOAD_BALANCER_READY: &str = "LoadBalancerReady";
 /// The egress prefix (or private IPs) and gateway ipConfigs exist.
 pub const PREFIX_READY: &str = "PrefixReady";
+/// Pods use the gateway (their PodEndpoints name it); `DeletionBlocked` while that holds a
+/// requested deletion.
+pub const IN_USE: &str = "InUse";
 
 /// Inserts or updates the condition of `new.type_`. Returns true when anything changed.
 /// `lastTransitionTime` is kept when the status did not change.

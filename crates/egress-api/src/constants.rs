@@ -33,6 +33,10 @@ pub const SGC_FINALIZER: &str = "static-gateway-configuration-controller.microso
 pub const LB_CONFIG_FINALIZER: &str = "gateway-lb-configuration-controller.microsoft.com";
 /// Finalizer of the GatewayVMConfiguration controller.
 pub const VM_CONFIG_FINALIZER: &str = "gateway-vm-configuration-controller.microsoft.com";
+/// Finalizer holding an SGC's deletion while pods use it (as `kubernetes.io/pvc-protection`
+/// does for PersistentVolumeClaims). Ours only, not the original's: the operator adds it to
+/// every SGC and removes it once a deleted SGC has no PodEndpoint left.
+pub const IN_USE_FINALIZER: &str = "egressgateway.kubernetes.azure.com/in-use-protection";
 
 /// Prefix of the Secret holding an SGC's gateway WireGuard key pair: `sgw-<SGC UID>`.
 pub const KEY_SECRET_PREFIX: &str = "sgw-";
@@ -81,6 +85,8 @@ pub const FIELD_MANAGER_LB: &str = "egress-operator/gateway-lb-configuration";
 pub const FIELD_MANAGER_VM: &str = "egress-operator/gateway-vm-configuration";
 /// Field manager of the operator's PodEndpoint status controller.
 pub const FIELD_MANAGER_POD_ENDPOINT_STATUS: &str = "egress-operator/pod-endpoint-status";
+/// Field manager of the operator's in-use protection (`status.podCount`, condition `InUse`).
+pub const FIELD_MANAGER_IN_USE: &str = "egress-operator/in-use-protection";
 /// Field manager of the gateway daemon.
 pub const FIELD_MANAGER_GATEWAY_DAEMON: &str = "egress-gateway-daemon";
 /// Field manager of the CNI manager.

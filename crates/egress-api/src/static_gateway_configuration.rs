@@ -39,6 +39,7 @@ use crate::target::GatewayTarget;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
+    printcolumn(name = "Pods", type_ = "integer", json_path = ".status.podCount"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -114,7 +115,13 @@ pub struct StaticGatewayConfigurationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Conditions: `Ready`, plus `KeyReady`, `LoadBalancerReady`, `PrefixReady`.
+    /// How many pods use this gateway: its PodEndpoints (one per pod whose tunnel is
+    /// registered). Not in the original; written by the operator's in-use protection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_count: Option<i32>,
+
+    /// Conditions: `Ready`, plus `KeyReady`, `LoadBalancerReady`, `PrefixReady`,
+    /// `GatewayVMsReady` and `InUse`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

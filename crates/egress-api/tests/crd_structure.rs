@@ -63,7 +63,14 @@ fn sgc_has_short_name_and_printer_columns() {
     let names: Vec<&str> = cols.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["Egress Prefix", "Gateway IP", "Port", "Ready", "Age"]
+        [
+            "Egress Prefix",
+            "Gateway IP",
+            "Port",
+            "Ready",
+            "Pods",
+            "Age"
+        ]
     );
 }
 

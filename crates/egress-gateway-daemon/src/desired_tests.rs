@@ -95,6 +95,17 @@ fn sgcs_not_ready_or_not_listing_this_node_ask_nothing() {
     sgc.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
         k8s_openapi::jiff::Timestamp::now(),
     ));
+    sgc.metadata.finalizers = Some(vec![
+        egress_api::constants::SGC_FINALIZER.into(),
+        egress_api::constants::IN_USE_FINALIZER.into(),
+    ]);
+    inv.apply(Change::Sgc(Box::new(Delta::Apply(sgc.clone()))));
+    assert_eq!(
+        build(&inv).gateways.len(),
+        1,
+        "being deleted, but held while pods use it"
+    );
+    sgc.metadata.finalizers = Some(vec![egress_api::constants::SGC_FINALIZER.into()]);
     inv.apply(Change::Sgc(Box::new(Delta::Apply(sgc))));
     assert!(build(&inv).gateways.is_empty(), "being deleted");
 }

@@ -113,6 +113,16 @@ fn merge<K: Clone>(
     }
 }
 
+/// The parts of an SGC's status a gateway is built from: conditions and `podCount` change with
+/// every pod the operator counts, and must not make every gateway node re-plan its gateways.
+fn gateway_fields(
+    sgc: &StaticGatewayConfiguration,
+) -> Option<(&Option<String>, &Option<egress_api::GatewayServerProfile>)> {
+    sgc.status
+        .as_ref()
+        .map(|s| (&s.egress_ip_prefix, &s.gateway_server_profile))
+}
+
 impl Inventory {
     /// Applies one change and says what it touched.
     pub fn apply(&mut self, change: Change) -> Touched {
@@ -129,7 +139,8 @@ impl Inventory {
                     |a, b| {
                         a.metadata.uid == b.metadata.uid
                             && a.metadata.deletion_timestamp == b.metadata.deletion_timestamp
-                            && a.status == b.status
+                            && a.metadata.finalizers == b.metadata.finalizers
+                            && gateway_fields(a) == gateway_fields(b)
                     },
                     &mut keys,
                 );

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use egress_api::constants::{GATEWAY_PORT_MAX, GATEWAY_PORT_MIN, KEY_SECRET_PRIVATE_KEY};
+use egress_api::constants::{
+    GATEWAY_PORT_MAX, GATEWAY_PORT_MIN, IN_USE_FINALIZER, KEY_SECRET_PRIVATE_KEY,
+};
 use egress_api::{GatewayVMConfiguration, PodEndpoint, StaticGatewayConfiguration};
 use egress_dataplane::key::KeyError;
 use egress_dataplane::{Peer, PrivateKey, PublicKey};
@@ -187,8 +189,9 @@ fn ipv4(field: &'static str, value: Option<&str>) -> Result<Ipv4Addr, GatewayErr
     })
 }
 
-/// The gateway `sgc` asks of this node, `None` if it asks nothing (not provisioned yet, or
-/// its GatewayVMConfiguration does not list this node), or why it cannot be programmed.
+/// The gateway `sgc` asks of this node, `None` if it asks nothing (not provisioned yet, being
+/// deleted and no longer held for its pods, or its GatewayVMConfiguration does not list this
+/// node), or why it cannot be programmed.
 pub fn gateway_spec(
     sgc: &StaticGatewayConfiguration,
     vm: Option<&GatewayVMConfiguration>,
@@ -199,7 +202,11 @@ pub fn gateway_spec(
     let Some(status) = sgc.status.as_ref().filter(|s| s.is_provisioned()) else {
         return Ok(None);
     };
-    if sgc.metadata.deletion_timestamp.is_some() {
+    // A deleted gateway stays while the operator's in-use protection holds it (pods still use
+    // it); it goes once that finalizer is released, before the operator removes it from Azure.
+    if sgc.metadata.deletion_timestamp.is_some()
+        && !sgc.finalizers().iter().any(|f| f == IN_USE_FINALIZER)
+    {
         return Ok(None);
     }
     let Some(profile) = vm

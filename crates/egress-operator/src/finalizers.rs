@@ -11,34 +11,48 @@ fn patch_of(value: serde_json::Value) -> Result<json_patch::Patch, kube::Error> 
     serde_json::from_value(value).map_err(kube::Error::SerdeError)
 }
 
-/// Adds `finalizer` to `obj` if missing. A cached `obj` may be stale: when the guarded patch
-/// fails, the object is read again and the patch retried once.
+/// Adds `finalizer` to `obj` if missing (see [`add_all`]).
 pub async fn add<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    add_all(api, obj, &[finalizer]).await
+}
+
+/// Adds the missing ones of `wanted` to `obj` in one patch. A cached `obj` may be stale: when
+/// the guarded patch fails, the object is read again and the patch retried once.
+pub async fn add_all<K>(api: &Api<K>, obj: &K, wanted: &[&str]) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let mut current = obj.clone();
     for attempt in 0..2 {
-        if current.finalizers().iter().any(|f| f == finalizer) {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !current.finalizers().iter().any(|f| f == w))
+            .collect();
+        if missing.is_empty() {
             return Ok(());
         }
-        let ops = if current.meta().finalizers.is_none() {
-            json!([
-                {"op": "test", "path": "/metadata/resourceVersion", "value": current.resource_version()},
-                {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
-            ])
+        let mut ops = vec![
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": current.resource_version()}),
+        ];
+        if current.meta().finalizers.is_none() {
+            ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": missing}));
         } else {
-            json!([
-                {"op": "test", "path": "/metadata/resourceVersion", "value": current.resource_version()},
-                {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
-            ])
-        };
+            ops.extend(
+                missing
+                    .iter()
+                    .map(|f| json!({"op": "add", "path": "/metadata/finalizers/-", "value": f})),
+            );
+        }
         let name = current.name_any();
         match api
             .patch(
                 &name,
                 &PatchParams::default(),
-                &Patch::<()>::Json(patch_of(ops)?),
+                &Patch::<()>::Json(patch_of(json!(ops))?),
             )
             .await
         {

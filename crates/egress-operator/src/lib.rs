@@ -2,12 +2,14 @@
 //! kube-egress-gateway controller-manager does, with the same object chain (SGC →
 //! GatewayLBConfiguration → GatewayVMConfiguration), finalizers, Secret and Azure names.
 //!
-//! Three controllers share one [`Context`]:
+//! Five controllers share one [`Context`]:
 //! * [`sgc`]: spec validation, the key Secret, the owned LB configuration, SGC status.
 //! * [`vm_config_chain`]: the GatewayLBConfiguration controller, whose one job is the owned
 //!   GatewayVMConfiguration (the chain's next link).
 //! * [`pool`]: all Azure work, batched per gateway pool (load balancer, scale-set model and
 //!   instances, public IP prefixes), LB/VM configuration status and finalizer release.
+//! * [`in_use`]: the in-use protection (pods using each SGC, its deletion held meanwhile).
+//! * [`pod_endpoint_status`]: each PodEndpoint's status from the gateway nodes' reports.
 //!
 //! [`run::run`] starts them (optionally behind a leader Lease) with the HTTP endpoints.
 //! See `docs/operator.md`.
@@ -22,8 +24,10 @@ pub mod controller;
 pub mod error;
 pub mod finalizers;
 pub mod http;
+pub mod in_use;
 pub mod keys;
 pub mod metrics;
+pub mod passes;
 pub mod pod_endpoint_status;
 pub mod pool;
 pub mod run;

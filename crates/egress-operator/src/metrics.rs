@@ -42,11 +42,12 @@ struct GatewayLabels {
 }
 
 /// Every controller's metric label.
-pub const CONTROLLERS: [&str; 4] = [
+pub const CONTROLLERS: [&str; 5] = [
     crate::sgc::CONTROLLER,
     crate::vm_config_chain::CONTROLLER,
     crate::pool::CONTROLLER,
     crate::pod_endpoint_status::CONTROLLER,
+    crate::in_use::CONTROLLER,
 ];
 
 const CATEGORIES: [Category; 5] = [

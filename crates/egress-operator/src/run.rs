@@ -1,5 +1,5 @@
 //! Starting and stopping the whole operator: HTTP endpoints first, then (after winning the
-//! leader Lease, when enabled) the four controllers, all stopped together on shutdown or when
+//! leader Lease, when enabled) the five controllers, all stopped together on shutdown or when
 //! leadership is lost. Nothing here is reconcile logic.
 
 use std::future::Future;
@@ -113,6 +113,7 @@ pub async fn run(
             crate::vm_config_chain::run(ctx.clone(), signal(stop_rx.clone())),
             crate::pool::run(ctx.clone(), signal(stop_rx.clone())),
             crate::pod_endpoint_status::run(ctx.clone(), signal(stop_rx.clone())),
+            crate::in_use::run(ctx.clone(), signal(stop_rx.clone())),
         );
     };
     futures::pin_mut!(controllers);

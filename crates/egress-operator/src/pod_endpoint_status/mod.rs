@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 
 use egress_api::constants::{API_VERSION, FIELD_MANAGER_POD_ENDPOINT_STATUS};
 use egress_api::{GatewayStatus, GatewayVMConfiguration, PodEndpoint};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::context::Context;
 use crate::error::{Category, KubeError};
+use crate::passes;
 
 /// Metric label of this controller.
 pub const CONTROLLER: &str = "pod-endpoint-status";
@@ -45,25 +45,11 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
     let (pes, pe_w) = reflector::store::<PodEndpoint>();
     let (vms, vm_w) = reflector::store::<GatewayVMConfiguration>();
     let (gss, gs_w) = reflector::store::<GatewayStatus>();
-    let cfg = watcher::Config::default;
     let changes = futures::stream::select_all([
-        reflector::reflector(pe_w, watcher(Api::all(client.clone()), cfg()))
-            .default_backoff()
-            .map_ok(|_| ())
-            .boxed(),
-        reflector::reflector(vm_w, watcher(Api::all(client.clone()), cfg()))
-            .default_backoff()
-            .map_ok(|_| ())
-            .boxed(),
-        reflector::reflector(
-            gs_w,
-            watcher(Api::namespaced(client, &ctx.config.namespace), cfg()),
-        )
-        .default_backoff()
-        .map_ok(|_| ())
-        .boxed(),
+        passes::watch_into(pe_w, Api::all(client.clone())),
+        passes::watch_into(vm_w, Api::all(client.clone())),
+        passes::watch_into(gs_w, Api::namespaced(client, &ctx.config.namespace)),
     ]);
-    futures::pin_mut!(changes, shutdown);
     let ready = async {
         let _ = futures::join!(
             pes.wait_until_ready(),
@@ -71,27 +57,17 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
             gss.wait_until_ready()
         );
     };
-    futures::pin_mut!(ready);
-    let mut synced = false;
-    let mut due: Option<tokio::time::Instant> = None;
-    let mut tick = tokio::time::interval(TICK);
-    loop {
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = &mut ready, if !synced => { synced = true; due = Some(tokio::time::Instant::now()); }
-            change = changes.next() => match change {
-                Some(Ok(())) => { due.get_or_insert_with(|| tokio::time::Instant::now() + DEBOUNCE); }
-                Some(Err(e)) => tracing::debug!(error = %e, "PodEndpoint status watch error (retried)"),
-                None => return,
-            },
-            _ = tick.tick() => { due.get_or_insert_with(tokio::time::Instant::now); }
-            () = tokio::time::sleep_until(due.unwrap_or(far)), if due.is_some() && synced => {
-                due = None;
-                pass(&ctx, &pes, &vms, &gss).await;
-            }
-        }
-    }
+    let timing = passes::Timing {
+        debounce: DEBOUNCE,
+        tick: TICK,
+        // Failed writes are logged and retried at the next tick.
+        retry: TICK,
+    };
+    passes::run(CONTROLLER, changes, ready, timing, shutdown, || async {
+        pass(&ctx, &pes, &vms, &gss).await;
+        true
+    })
+    .await;
 }
 
 async fn pass(

@@ -1,8 +1,10 @@
 //! The StaticGatewayConfiguration controller: validates the spec, keeps the gateway key pair
 //! in its Secret, keeps the owned GatewayLBConfiguration in step with the spec, and writes the
 //! SGC status (endpoint, key, `KeyReady`, `Ready`). It never calls Azure: that is the pool
-//! controller's job. On deletion it removes the LB configuration (whose finalizer waits for
-//! Azure cleanup) and then the Secret, and only then releases its own finalizer.
+//! controller's job. It adds its finalizer and the in-use protection's together. On deletion
+//! it waits until `in_use` released the in-use finalizer (no pod uses the gateway), then
+//! removes the LB configuration (whose finalizer waits for Azure cleanup) and the Secret, and
+//! only then releases its own finalizer.
 
 pub mod apply;
 pub mod status;
@@ -11,7 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use egress_api::constants::{
-    FIELD_MANAGER_SGC, OWNING_SGC_NAME_LABEL, OWNING_SGC_NAMESPACE_LABEL, SGC_FINALIZER,
+    FIELD_MANAGER_SGC, IN_USE_FINALIZER, OWNING_SGC_NAME_LABEL, OWNING_SGC_NAMESPACE_LABEL,
+    SGC_FINALIZER,
 };
 use egress_api::{GatewayLBConfiguration, StaticGatewayConfiguration};
 use egress_runtime::error_chain;
@@ -93,6 +96,12 @@ async fn reconcile_inner(
     let name = sgc.name_any();
     let api: Api<StaticGatewayConfiguration> = Api::namespaced(ctx.client.clone(), &ns);
     if sgc.meta().deletion_timestamp.is_some() {
+        // In-use protection comes first: while pods use the gateway its Azure state must stay.
+        // `in_use` removes that finalizer once no PodEndpoint names the SGC; the change of
+        // finalizers is an SGC event, which brings the cleanup here.
+        if sgc.finalizers().iter().any(|f| f == IN_USE_FINALIZER) {
+            return Ok(Action::await_change());
+        }
         if sgc.finalizers().iter().any(|f| f == SGC_FINALIZER) && apply::cleanup(ctx, sgc).await? {
             finalizers::remove(&api, &name, SGC_FINALIZER)
                 .await
@@ -101,9 +110,10 @@ async fn reconcile_inner(
         // The LB configuration disappearing triggers the next pass (owned objects are watched).
         return Ok(Action::await_change());
     }
-    finalizers::add(&api, sgc, SGC_FINALIZER)
+    // Both before anything is provisioned: no pod can use a gateway without its protection.
+    finalizers::add_all(&api, sgc, &[SGC_FINALIZER, IN_USE_FINALIZER])
         .await
-        .map_err(|e| SgcError::new(format!("add the finalizer to {ns}/{name}"), e))?;
+        .map_err(|e| SgcError::new(format!("add the finalizers to {ns}/{name}"), e))?;
 
     let lbs: Api<GatewayLBConfiguration> = Api::namespaced(ctx.client.clone(), &ns);
     let lb = lbs

@@ -5,6 +5,7 @@ mod batching;
 mod common;
 mod examples;
 mod failures;
+mod in_use;
 mod leader;
 mod lifecycle;
 mod response_forms;
