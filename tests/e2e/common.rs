@@ -134,6 +134,37 @@ pub async fn sgc(
     api.get_opt(name).await.unwrap()
 }
 
+/// An SGC of namespace `e2e` by name (for `egress_sim::k8s::delete`; add a `spec` to apply).
+pub fn sgc_doc(name: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+        "kind": "StaticGatewayConfiguration", "metadata": {"name": name, "namespace": "e2e"}})
+}
+
+/// A pod of namespace `e2e` annotated with `sgc`.
+pub fn pod_doc(name: &str, sgc: &str) -> serde_json::Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "e2e",
+            "annotations": {"kubernetes.azure.com/static-gateway-configuration": sgc}},
+        "spec": {"containers": [{"name": "c", "image": "agnhost"}]}})
+}
+
+/// The emulator's admin views (inventory, LB rules, IP mappings) naming one of `uids`.
+pub async fn azure_mentions(
+    cluster: &egress_sim::cluster::Cluster,
+    uids: &[String],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for view in ["/admin/inventory", "/admin/lbmap", "/admin/ipmap"] {
+        let v = cluster.emulator_get(view).await.unwrap().to_string();
+        out.extend(
+            uids.iter()
+                .filter(|u| v.contains(u.as_str()))
+                .map(|u| format!("{view} names {u}")),
+        );
+    }
+    out
+}
+
 /// Waits (async) until `f` resolves true.
 pub async fn eventually_async<F, Fut>(what: &str, timeout: Duration, mut f: F)
 where

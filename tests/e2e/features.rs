@@ -14,7 +14,9 @@ use egress_sim::scenario::Scenario;
 use egress_sim::{seed, services};
 use serde_json::{Value, json};
 
-use crate::common::{self, eventually_async, pod, seen_from, sgc};
+use crate::common::{
+    self, azure_mentions, eventually_async, pod, pod_doc, seen_from, sgc, sgc_doc,
+};
 
 fn status_prefix(report: &egress_sim::report::Report, name: &str) -> String {
     report
@@ -127,32 +129,6 @@ async fn original_scenarios_sgc_deletion_and_operator_restart() {
         "[e2e] features test took {:.1}s",
         started.elapsed().as_secs_f64()
     );
-}
-
-fn sgc_doc(name: &str) -> Value {
-    json!({"apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
-        "kind": "StaticGatewayConfiguration", "metadata": {"name": name, "namespace": "e2e"}})
-}
-
-fn pod_doc(name: &str, sgc: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "e2e",
-            "annotations": {"kubernetes.azure.com/static-gateway-configuration": sgc}},
-        "spec": {"containers": [{"name": "c", "image": "agnhost"}]}})
-}
-
-/// Admin views (inventory, LB rules, IP mappings) naming one of `uids`.
-async fn azure_mentions(cluster: &Cluster, uids: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for view in ["/admin/inventory", "/admin/lbmap", "/admin/ipmap"] {
-        let v = cluster.emulator_get(view).await.unwrap().to_string();
-        out.extend(
-            uids.iter()
-                .filter(|u| v.contains(u.as_str()))
-                .map(|u| format!("{view} names {u}")),
-        );
-    }
-    out
 }
 
 async fn sgc_deletion_leaves_nothing(cluster: &Cluster) {

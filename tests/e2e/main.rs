@@ -12,5 +12,6 @@ mod egress;
 mod explain;
 mod failover;
 mod features;
+mod in_use;
 mod resilience;
 mod walkthrough;
