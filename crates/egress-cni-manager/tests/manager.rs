@@ -317,6 +317,27 @@ async fn refusals_name_the_pod_the_gateway_and_what_is_missing() {
         "port is set: {msg}"
     );
 
+    // Once the operator reports why it cannot provision the SGC, the pod is told that reason.
+    let sgcs: Api<StaticGatewayConfiguration> = Api::namespaced(env.client.clone(), "ns1");
+    let failing = json!({"status": {"conditions": [{"type": "LoadBalancerReady",
+        "status": "False", "reason": "GatewayPoolNotFound", "observedGeneration": 1,
+        "message": "failed to find the gateway pool nodepool/gwpool",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    sgcs.patch_status(
+        "sgc-unready",
+        &PatchParams::default(),
+        &Patch::Merge(failing),
+    )
+    .await
+    .unwrap();
+    let (kind, msg) = refusal(add(&env, "early", "10.244.1.14").await);
+    assert_eq!(kind, ErrorKind::GatewayFailed);
+    assert!(!kind.is_transient());
+    assert!(
+        msg.contains("ns1/sgc-unready cannot be provisioned: GatewayPoolNotFound: failed to find the gateway pool nodepool/gwpool"),
+        "{msg}"
+    );
+
     let (kind, _) = refusal(add(&env, "ghost", "10.244.1.15").await);
     assert_eq!(kind, ErrorKind::PodNotFound);
 
@@ -346,6 +367,19 @@ async fn refusals_name_the_pod_the_gateway_and_what_is_missing() {
     assert!(pes.get_opt("elsewhere").await.unwrap().is_none());
     assert!(pes.get_opt("lost").await.unwrap().is_none());
     assert!(pes.get_opt("early").await.unwrap().is_none());
+
+    // An SGC being deleted (held by a finalizer) takes no new pods.
+    sgcs.patch(
+        "sgc-azure",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold"]}})),
+    )
+    .await
+    .unwrap();
+    sgcs.delete("sgc-azure", &Default::default()).await.unwrap();
+    let (kind, msg) = refusal(add(&env, "azure", "10.244.1.12").await);
+    assert_eq!(kind, ErrorKind::GatewayFailed);
+    assert!(msg.contains("ns1/sgc-azure is being deleted"), "{msg}");
     env.manager.unwrap().shutdown().await;
 }
 
