@@ -159,8 +159,9 @@ pub fn plan(
                 warning: true,
                 reason: DELETION_BLOCKED,
                 note: format!(
-                    "deletion requested while {} use this gateway; it proceeds when the last one stops using it",
-                    describe(pods)
+                    "deletion requested while {} {} this gateway; it proceeds when the last one stops using it",
+                    describe(pods),
+                    if pods.len() == 1 { "uses" } else { "use" }
                 ),
             })
         } else if release && was_blocked {
@@ -264,7 +265,7 @@ mod tests {
         assert!(c.message.contains("2 pods (a, b)"), "{}", c.message);
         let ev = out[0].event.clone().unwrap();
         assert!(ev.warning && ev.reason == DELETION_BLOCKED, "{ev:?}");
-        assert!(ev.note.contains("2 pods (a, b)"), "{}", ev.note);
+        assert!(ev.note.contains("2 pods (a, b) use this"), "{}", ev.note);
         // One pod goes: still blocked, the message follows, no second Event.
         let blocked = after(&deleting, &out[0]);
         let out = plan(&[&blocked], &[&b], &now());
