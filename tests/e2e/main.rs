@@ -13,4 +13,5 @@ mod explain;
 mod failover;
 mod features;
 mod resilience;
+mod startup;
 mod walkthrough;
