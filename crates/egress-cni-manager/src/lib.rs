@@ -13,6 +13,7 @@ pub mod failover;
 pub mod gateway;
 pub mod handler;
 pub mod http;
+pub mod inotify;
 pub mod metrics;
 pub mod pod_watch;
 pub mod report;

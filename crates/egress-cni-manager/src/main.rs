@@ -54,6 +54,11 @@ struct Args {
     /// WireGuard implementation the plugin uses for pod tunnels (written into the conflist).
     #[arg(long, env = "WIREGUARD_BACKEND", value_enum, default_value = "kernel")]
     wireguard_backend: BackendArg,
+    /// With the userspace backend, raise the node's fs.inotify.max_user_instances to at least
+    /// this at start (one instance per annotated pod's wireguard-go; the kernel default 128
+    /// caps a node near 100 annotated pods). 0 leaves it alone; never lowered.
+    #[arg(long, env = "INOTIFY_INSTANCES_MIN", default_value_t = egress_cni_manager::inotify::DEFAULT_MIN_INSTANCES)]
+    inotify_instances_min: u64,
     /// Most plugin connections open at once (lowered to fit the open-file limit); more are
     /// answered "busy" and the plugin retries.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = egress_cni_manager::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u16).range(1..))]
@@ -100,6 +105,9 @@ async fn main() -> anyhow::Result<()> {
         BackendArg::Kernel => WireguardBackend::Kernel,
         BackendArg::Userspace => WireguardBackend::Userspace,
     };
+    if matches!(backend, WireguardBackend::Userspace) && args.inotify_instances_min > 0 {
+        ensure_inotify_instances(args.inotify_instances_min);
+    }
     let failover = args.failover.then(|| {
         let mut options = FailoverOptions::default();
         options.settings.probe.port = args.gateway_probe_port;
@@ -116,4 +124,22 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!("shutting down");
     manager.shutdown().await;
     Ok(())
+}
+
+/// Raises the inotify instance limit for the userspace backend; a failure is logged, not
+/// fatal: the manager still serves, and pods past the limit fail their ADD with a message
+/// naming the sysctl.
+fn ensure_inotify_instances(floor: u64) {
+    use egress_cni_manager::inotify::{self, Outcome};
+    match inotify::ensure(std::path::Path::new(inotify::MAX_USER_INSTANCES), floor) {
+        Ok(Outcome::Enough(limit)) => {
+            tracing::info!(limit, floor, "fs.inotify.max_user_instances is enough")
+        }
+        Ok(Outcome::Raised { from, to }) => tracing::info!(
+            from,
+            to,
+            "raised fs.inotify.max_user_instances (one per pod tunnel with wireguard-go)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "pods past the inotify limit will fail their ADD"),
+    }
 }

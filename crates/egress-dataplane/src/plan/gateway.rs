@@ -4,14 +4,15 @@
 //!
 //! Order: namespace and sysctls, removals (stale devices, addresses, routes), host
 //! addresses, veth, per-gateway devices and addresses, namespace routes, nftables, then
-//! peers and their routes. Everything is derived from the two inputs alone.
+//! peers and their routes: removals, stale routes, new routes, new peers (a peer never
+//! handshakes before its route exists). Everything is derived from the two inputs alone.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net};
 
-use super::{address, link_up, peers, sysctl, wireguard_device};
+use super::{address, link_up, peer_changes, sysctl, wireguard_device};
 use crate::names::{InterfaceName, NetnsRef};
 use crate::nft::NftTable;
 use crate::observed::{NetnsRequest, ObserveRequest, ObservedState, WgDeviceId};
@@ -187,8 +188,27 @@ pub fn plan_gateway_node(desired: &GatewayNodeState, observed: &ObservedState) -
     }
 
     nft_tables(&mut ops, desired, observed);
+    peers_and_routes(&mut ops, desired, observed, &created);
+    ops
+}
 
-    for g in gateways.values() {
+/// Peers and their `/32` routes, in four steps over all gateways: peer removals, stale route
+/// deletions, route additions, then peer additions. A peer is added only after its route:
+/// the pod's ADD returns at its first handshake, and a reply arriving before the route
+/// would leave through the default route and the pod's first connection would fail.
+/// (Routes are added with replace, and every stale route is gone before any is added, so
+/// an address moving between tunnels never meets its old route.)
+fn peers_and_routes(
+    ops: &mut Vec<Op>,
+    desired: &GatewayNodeState,
+    observed: &ObservedState,
+    created: &BTreeSet<InterfaceName>,
+) {
+    let gw = desired.gateway_netns_ref();
+    let o_gw = observed.netns(&gw);
+    let (mut removals, mut stale, mut routes, mut adds) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for g in desired.gateways().values() {
         let device = WgDeviceId {
             netns: gw.clone(),
             name: g.interface.clone(),
@@ -199,7 +219,9 @@ pub fn plan_gateway_node(desired: &GatewayNodeState, observed: &ObservedState) -
         } else {
             observed.wireguard.get(&device)
         };
-        peers(&mut ops, &device, g.peers(), current);
+        let (r, a) = peer_changes(&device, g.peers(), current);
+        removals.extend(r);
+        adds.extend(a);
 
         let wanted: BTreeSet<RouteSpec> = g
             .peers()
@@ -208,28 +230,32 @@ pub fn plan_gateway_node(desired: &GatewayNodeState, observed: &ObservedState) -
             .filter(|ip| matches!(ip, IpNet::V4(_)))
             .map(|ip| RouteSpec::on_link(*ip, g.interface.clone()))
             .collect();
-        if !is_new && let Some(ns) = o_gw {
-            for stale in ns
-                .routes
-                .iter()
-                .filter(|r| r.device == g.interface && !wanted.contains(*r))
-            {
-                ops.push(Op::DelRoute {
-                    netns: gw.clone(),
-                    route: stale.clone(),
-                });
-            }
+        let existing = o_gw.filter(|_| !is_new).map(|ns| &ns.routes);
+        if let Some(existing) = existing {
+            stale.extend(
+                existing
+                    .iter()
+                    .filter(|r| r.device == g.interface && !wanted.contains(*r))
+                    .map(|r| Op::DelRoute {
+                        netns: gw.clone(),
+                        route: r.clone(),
+                    }),
+            );
         }
-        for r in wanted {
-            if is_new || !o_gw.is_some_and(|ns| ns.routes.contains(&r)) {
-                ops.push(Op::AddRoute {
+        routes.extend(
+            wanted
+                .into_iter()
+                .filter(|r| !existing.is_some_and(|e| e.contains(r)))
+                .map(|route| Op::AddRoute {
                     netns: gw.clone(),
-                    route: r,
-                });
-            }
-        }
+                    route,
+                }),
+        );
     }
-    ops
+    ops.extend(removals);
+    ops.extend(stale);
+    ops.extend(routes);
+    ops.extend(adds);
 }
 
 fn route(ops: &mut Vec<Op>, netns: &NetnsRef, observed: &ObservedState, route: RouteSpec) {

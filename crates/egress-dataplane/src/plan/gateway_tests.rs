@@ -99,8 +99,12 @@ async fn cold_start_builds_the_node_in_dependency_order_and_converges() {
     let wg = position(&ops, |o| matches!(o, Op::CreateWireGuard { .. }));
     let nat = position(&ops, |o| matches!(o, Op::ReplaceNftTable { .. }));
     let peer = position(&ops, |o| matches!(o, Op::AddPeer { .. }));
+    let peer_route = position(
+        &ops,
+        |o| matches!(o, Op::AddRoute { route, .. } if route.device.as_str().starts_with("wg-")),
+    );
     assert!(
-        netns < veth && veth < wg && wg < nat && nat < peer,
+        netns < veth && veth < wg && wg < nat && nat < peer_route && peer_route < peer,
         "{}",
         display(&ops)
     );
@@ -195,14 +199,16 @@ async fn one_peer_added_or_removed_at_n_peers_touches_one_peer() {
     let device = gw_device(&desired, 6000);
     assert_eq!(
         ops,
+        // The route first: the pod's ADD returns at its first handshake, which the peer
+        // makes possible, and the reply to its first packet needs the route.
         vec![
-            Op::AddPeer {
-                device: device.clone(),
-                peer: new.clone()
-            },
             Op::AddRoute {
                 netns: desired.gateway_netns_ref(),
                 route: RouteSpec::on_link(*new.allowed_ips.first().unwrap(), device.name.clone())
+            },
+            Op::AddPeer {
+                device: device.clone(),
+                peer: new.clone()
             },
         ]
     );
@@ -250,13 +256,13 @@ async fn a_changed_allowed_ip_updates_the_peer_in_place() {
         .unwrap();
     let ops = converge(&dp, &desired).await;
     assert_eq!(ops.len(), 3, "{}", display(&ops));
-    assert!(matches!(&ops[0], Op::AddPeer { peer, .. } if *peer == p));
     assert!(
-        matches!(&ops[1], Op::DelRoute { route, .. } if route.destination.to_string() == "10.244.0.1/32")
+        matches!(&ops[0], Op::DelRoute { route, .. } if route.destination.to_string() == "10.244.0.1/32")
     );
     assert!(
-        matches!(&ops[2], Op::AddRoute { route, .. } if route.destination.to_string() == "10.244.9.9/32")
+        matches!(&ops[1], Op::AddRoute { route, .. } if route.destination.to_string() == "10.244.9.9/32")
     );
+    assert!(matches!(&ops[2], Op::AddPeer { peer, .. } if *peer == p));
 }
 
 #[tokio::test]

@@ -133,22 +133,38 @@ fn peers(
     desired: &BTreeMap<PublicKey, Peer>,
     observed: Option<&ObservedWgDevice>,
 ) {
+    let (removals, adds) = peer_changes(device, desired, observed);
+    ops.extend(removals);
+    ops.extend(adds);
+}
+
+/// The peer removals and the peer additions/updates that turn `observed` into `desired`,
+/// apart, so a caller can put other ops between them (a gateway programs a peer's route
+/// before the peer, see [`gateway`]).
+fn peer_changes(
+    device: &WgDeviceId,
+    desired: &BTreeMap<PublicKey, Peer>,
+    observed: Option<&ObservedWgDevice>,
+) -> (Vec<Op>, Vec<Op>) {
     let empty = BTreeMap::new();
     let current = observed.map_or(&empty, |d| &d.peers);
-    for key in current.keys().filter(|k| !desired.contains_key(*k)) {
-        ops.push(Op::RemovePeer {
+    let removals = current
+        .keys()
+        .filter(|k| !desired.contains_key(*k))
+        .map(|key| Op::RemovePeer {
             device: device.clone(),
             public_key: key.clone(),
-        });
-    }
-    for (key, peer) in desired {
-        if !current.get(key).is_some_and(|o| peer_matches(peer, o)) {
-            ops.push(Op::AddPeer {
-                device: device.clone(),
-                peer: peer.clone(),
-            });
-        }
-    }
+        })
+        .collect();
+    let adds = desired
+        .iter()
+        .filter(|(key, peer)| !current.get(*key).is_some_and(|o| peer_matches(peer, o)))
+        .map(|(_, peer)| Op::AddPeer {
+            device: device.clone(),
+            peer: peer.clone(),
+        })
+        .collect();
+    (removals, adds)
 }
 
 #[cfg(test)]

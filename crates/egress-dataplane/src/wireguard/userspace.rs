@@ -133,9 +133,19 @@ fn log_tail(path: &Path) -> String {
     let text = text.trim();
     if text.is_empty() {
         "no log output".into()
+    } else if let Some(hint) = inotify_hint(text) {
+        format!("{hint}; log: {text}")
     } else {
         format!("log: {text}")
     }
+}
+
+/// wireguard-go watches its UAPI socket with inotify; past the per-user instance limit it
+/// dies at start with EMFILE, which reads like an open-file problem but is not one.
+fn inotify_hint(log: &str) -> Option<&'static str> {
+    log.contains("Failed to listen on uapi socket: too many open files").then_some(
+        "wireguard-go could not get an inotify instance: fs.inotify.max_user_instances is exhausted (one per wireguard-go daemon; the CNI manager raises it at start, see --inotify-instances-min)",
+    )
 }
 
 impl UserspaceWireGuard {
@@ -346,7 +356,17 @@ impl Daemons {
                     .map_err(device_error(device, "set private key and listen port"))
             });
         if let Err(e) = configured {
+            // A daemon that died right after its socket appeared says why in its log.
+            let log = self.config.log_dir.join(format!("{uapi}.log"));
             let _ = self.stop_daemon(&uapi);
+            let tail = log_tail(&log);
+            if inotify_hint(&tail).is_some() {
+                return Err(WireGuardError::Start {
+                    program: self.config.program.display().to_string(),
+                    device: device.clone(),
+                    reason: tail,
+                });
+            }
             return Err(e);
         }
         Ok(uapi)
@@ -492,5 +512,15 @@ impl WireGuardControl for UserspaceWireGuard {
                 .map_err(device_error(&dev, "set the gateway peer's keepalive"))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod inotify_tests {
+    #[test]
+    fn wireguard_go_dying_of_the_inotify_limit_is_named() {
+        let log = "ERROR: (wgp1) 2026/12/04 14:45:12 Failed to listen on uapi socket: too many open files";
+        assert!(super::inotify_hint(log).is_some_and(|h| h.contains("max_user_instances")));
+        assert!(super::inotify_hint("ERROR: something else").is_none());
     }
 }

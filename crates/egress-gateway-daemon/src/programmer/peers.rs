@@ -1,8 +1,9 @@
 //! Incremental peers: each touched PodEndpoint (its object or its pod changed) is re-placed in
 //! the desired state, with the claims it contends with, and only the ops that change causes
 //! are applied (remove/add one peer, delete/add its `/32` route). A burst of events goes out
-//! together: peer ops first (batched into WireGuard transactions by the data plane), then
-//! routes. Nothing is observed; the resync repairs drift.
+//! together: peer removals, route deletions, route additions, then peer additions (batched
+//! into WireGuard transactions by the data plane), so a new peer can only handshake once its
+//! route exists. Nothing is observed; the resync repairs drift.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -33,9 +34,12 @@ fn routes(slot: Option<&PeerSlot>) -> BTreeSet<(u16, IpNet)> {
     .unwrap_or_default()
 }
 
-/// The ops a set of PodEndpoint changes needs, in a safe order: peer removals, peer adds,
-/// route deletions, route additions. Routes are diffed over the whole set, so an IP passing
-/// from one PodEndpoint to another on the same tunnel keeps its route throughout.
+/// The ops a set of PodEndpoint changes needs, in a safe order: peer removals, route
+/// deletions, route additions, peer adds. A peer comes after its route because the pod's
+/// ADD returns at the first handshake: a reply that reached the gateway before the route
+/// would leave by the default route and the pod's first connection would fail. Routes are
+/// diffed over the whole set, so an IP passing from one PodEndpoint to another on the same
+/// tunnel keeps its route throughout.
 pub fn change_ops<'a>(
     netns: &NetnsRef,
     changes: impl IntoIterator<Item = &'a SlotChange>,
@@ -66,7 +70,6 @@ pub fn change_ops<'a>(
         after.extend(routes(new));
     }
     let route = |(port, ip): &(u16, IpNet)| RouteSpec::on_link(*ip, Programmer::interface(*port));
-    removals.append(&mut adds);
     removals.extend(before.difference(&after).map(|r| Op::DelRoute {
         netns: netns.clone(),
         route: route(r),
@@ -75,6 +78,7 @@ pub fn change_ops<'a>(
         netns: netns.clone(),
         route: route(r),
     }));
+    removals.append(&mut adds);
     removals
 }
 
@@ -127,5 +131,65 @@ impl Programmer {
                 .metrics
                 .programming("peer", now.saturating_duration_since(*since));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::desired::PeerSlot;
+    use egress_dataplane::PrivateKey;
+
+    fn slot(port: u16, ip: &str) -> PeerSlot {
+        PeerSlot {
+            port,
+            public_key: PrivateKey::generate().public_key(),
+            allowed_ips: [ip.parse().unwrap()].into(),
+        }
+    }
+
+    fn kinds(ops: &[Op]) -> Vec<&'static str> {
+        ops.iter()
+            .map(|op| match op {
+                Op::RemovePeer { .. } => "remove peer",
+                Op::DelRoute { .. } => "delete route",
+                Op::AddRoute { .. } => "add route",
+                Op::AddPeer { .. } => "add peer",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_peer_comes_after_its_route() {
+        let change = SlotChange {
+            old: None,
+            new: Some(slot(6000, "10.244.0.7/32")),
+        };
+        let ops = change_ops(&NetnsRef::Current, [&change]);
+        assert_eq!(kinds(&ops), ["add route", "add peer"]);
+    }
+
+    #[test]
+    fn an_address_moving_between_tunnels_loses_its_old_route_before_the_new_one() {
+        // The same pod IP leaves wg-6000 (its peer removed) for wg-6001 (a new peer): the
+        // old route goes before the new one is added, and the new peer comes last.
+        let (old, new) = (slot(6000, "10.244.0.7/32"), slot(6001, "10.244.0.7/32"));
+        let changes = [
+            SlotChange {
+                old: Some(old),
+                new: None,
+            },
+            SlotChange {
+                old: None,
+                new: Some(new),
+            },
+        ];
+        let ops = change_ops(&NetnsRef::Current, changes.iter());
+        assert_eq!(
+            kinds(&ops),
+            ["remove peer", "delete route", "add route", "add peer"]
+        );
     }
 }

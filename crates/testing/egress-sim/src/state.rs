@@ -39,6 +39,20 @@ pub struct RunState {
     pub paths: Vec<PathBuf>,
     /// Kubeconfig for kubectl (set once the API server runs).
     pub kubeconfig: Option<PathBuf>,
+    /// The host's `fs.inotify.max_user_instances` before the run: the CNI managers raise it
+    /// (as on a real node), `down` puts it back when no other run is left.
+    #[serde(default)]
+    pub inotify_instances: Option<u64>,
+}
+
+/// Where the host keeps the inotify instance limit the CNI managers raise.
+pub const INOTIFY_INSTANCES: &str = "/proc/sys/fs/inotify/max_user_instances";
+
+/// The host's inotify instance limit now.
+pub fn inotify_instances() -> Option<u64> {
+    std::fs::read_to_string(INOTIFY_INSTANCES)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
 }
 
 /// Failed to keep or read the record.
@@ -99,6 +113,7 @@ impl StateFile {
                 id,
                 owner: process_record("egress-sim", std::process::id() as i32),
                 scenario: scenario.to_string(),
+                inotify_instances: inotify_instances(),
                 ..Default::default()
             },
         };

@@ -95,7 +95,32 @@ pub fn teardown(dir: &Path, run: &RunState, owner_grace: Duration) -> TeardownRe
             .problems
             .push(format!("failed to remove {}: {e}", dir.display()));
     }
+    restore_inotify_limit(dir, run, &mut report);
     report
+}
+
+/// Puts back the host's inotify instance limit the run's CNI managers raised, unless another
+/// run (a sibling run directory) still has pods that may need it.
+fn restore_inotify_limit(dir: &Path, run: &RunState, report: &mut TeardownReport) {
+    let Some(before) = run.inotify_instances else {
+        return;
+    };
+    let others = dir
+        .parent()
+        .and_then(|root| std::fs::read_dir(root).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.path() != dir && e.path().join("state.json").exists());
+    if others || state::inotify_instances().is_none_or(|now| now <= before) {
+        return;
+    }
+    if let Err(e) = std::fs::write(state::INOTIFY_INSTANCES, format!("{before}\n")) {
+        report.problems.push(format!(
+            "failed to restore {} to {before}: {e}",
+            state::INOTIFY_INSTANCES
+        ));
+    }
 }
 
 /// The UAPI socket of a wireguard-go process (`/run/wireguard/<ifname>.sock`).

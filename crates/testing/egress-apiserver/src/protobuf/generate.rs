@@ -73,12 +73,19 @@ struct RawMessage {
 
 fn crate_src(name: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Only the host's packages: offline, a fresh machine has downloaded no other platform's
+    // crates (android_system_properties, windows-*), and unfiltered metadata asks for them.
     let out = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host_triple()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap_or_else(|e| panic!("cargo metadata: {e}"));
-    assert!(out.status.success(), "cargo metadata failed");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let manifest = meta["packages"]
         .as_array()
@@ -91,6 +98,19 @@ fn crate_src(name: &str) -> PathBuf {
         .parent()
         .map(|d| d.join("src"))
         .unwrap_or_default()
+}
+
+/// The host's target triple, as rustc prints it (`host: x86_64-unknown-linux-gnu`).
+fn host_triple() -> String {
+    let out = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap_or_else(|e| panic!("rustc -vV: {e}"));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no host triple in rustc -vV"))
 }
 
 fn package_of(module: &[String]) -> String {
