@@ -51,7 +51,11 @@ fn many_pods_scenario(workers: usize, pods: usize, probe_seconds: usize) -> Stri
             "probeIntervalSeconds: 1\n",
             &format!("probeIntervalSeconds: {probe_seconds}\n"),
         )
-        .replace("readyTimeoutSeconds: 60\n", "readyTimeoutSeconds: 300\n");
+        // Pods come up at a few a second in the simulator: 300 s, or more for big runs.
+        .replace(
+            "readyTimeoutSeconds: 60\n",
+            &format!("readyTimeoutSeconds: {}\n", (pods * 2).max(300)),
+        );
     // The simulator expands at most 64 replicas per Deployment.
     let deployments: Vec<String> = (0..pods.div_ceil(64))
         .map(|i| {
