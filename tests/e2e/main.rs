@@ -14,4 +14,5 @@ mod failover;
 mod features;
 mod in_use;
 mod resilience;
+mod running;
 mod walkthrough;

@@ -176,10 +176,8 @@ pub async fn start_with_failover(
                 handler.clone(),
                 config.handshake_timeout,
             )),
-            recorder: kube::runtime::events::Recorder::new(
-                client.clone(),
-                running::reporter(&config.node_name),
-            ),
+            client: client.clone(),
+            node: config.node_name.clone(),
         },
         client.clone(),
         cancel.clone(),

@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
+use kube::api::PostParams;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use tokio::sync::Notify;
@@ -70,8 +72,10 @@ pub struct Attachments {
     pub state: NodeState,
     /// Carries out the steps.
     pub attacher: Arc<dyn Attacher>,
-    /// Events on pods.
-    pub recorder: Recorder,
+    /// Client for the Events.
+    pub client: kube::Client,
+    /// This node's name (the Events' reporting instance).
+    pub node: String,
 }
 
 impl std::fmt::Debug for Attachments {
@@ -82,13 +86,10 @@ impl std::fmt::Debug for Attachments {
     }
 }
 
-/// The Event reporter of the manager on `node`.
-pub fn reporter(node: &str) -> Reporter {
-    Reporter {
-        controller: "egress-cni-manager".into(),
-        instance: Some(node.to_owned()),
-    }
-}
+/// `reportingController` of the Events.
+pub const REPORTING_CONTROLLER: &str = "egress-cni-manager";
+const NORMAL: &str = "Normal";
+const WARNING: &str = "Warning";
 
 /// Watches SGCs into `writer`, waking `notify` on every change and setting `synced` after
 /// the first list.
@@ -220,9 +221,8 @@ impl Attachments {
                 }
                 memory.waits.insert(id.clone(), reason.clone());
             }
-            if let Some((type_, reason, action, note)) = event_of(&step, &outcome) {
-                self.event(observed, sandbox, type_, reason, action, note)
-                    .await;
+            if let Some((gateway, event)) = event_of(&step, &outcome) {
+                self.event(observed, sandbox, &gateway, event).await;
             }
         }
     }
@@ -255,33 +255,54 @@ impl Attachments {
         }
     }
 
+    /// Creates one Event on the pod (never a series: kube's Recorder folds Events with the
+    /// same reason into a series that keeps the first note, and each attach, move or
+    /// failure here has its own). `related` names the gateway.
     async fn event(
         &self,
         observed: &Observed,
         sandbox: &SandboxRecord,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
+        gateway: &str,
+        (type_, reason, action, note): (&str, &str, &str, String),
     ) {
-        let key = (sandbox.pod_namespace.clone(), sandbox.pod_name.clone());
+        let ns = &sandbox.pod_namespace;
+        let key = (ns.clone(), sandbox.pod_name.clone());
         let pod = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
-            namespace: Some(sandbox.pod_namespace.clone()),
+            namespace: Some(ns.clone()),
             name: Some(sandbox.pod_name.clone()),
             uid: observed.pods.get(&key).map(|p| p.uid.clone()),
             ..ObjectReference::default()
         };
-        tracing::info!(pod = %sandbox.pod(), reason, "{note}");
-        let ev = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
+        let sgc = ObjectReference {
+            api_version: Some(egress_api::constants::API_VERSION.into()),
+            kind: Some("StaticGatewayConfiguration".into()),
+            namespace: Some(ns.clone()),
+            name: Some(gateway.to_owned()),
+            ..ObjectReference::default()
         };
-        if let Err(e) = self.recorder.publish(&ev, &pod).await {
+        tracing::info!(pod = %sandbox.pod(), reason, "{note}");
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = K8sEvent {
+            metadata: ObjectMeta {
+                namespace: Some(ns.clone()),
+                name: Some(format!("{}.{:x}", sandbox.pod_name, now.as_nanosecond())),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(type_.into()),
+            reason: Some(reason.into()),
+            action: Some(action.into()),
+            note: Some(note),
+            regarding: Some(pod),
+            related: Some(sgc),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(self.node.clone()),
+            ..K8sEvent::default()
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), ns);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
             tracing::warn!(pod = %sandbox.pod(), error = %e, reason, "failed to publish event");
         }
     }
@@ -307,15 +328,20 @@ enum Outcome {
     Nothing,
 }
 
-/// The Event of a step's outcome: type, reason, action, note.
-fn event_of(
-    step: &Step,
-    outcome: &Outcome,
-) -> Option<(EventType, &'static str, &'static str, String)> {
+/// An Event: type, reason, action, note.
+type EventText = (&'static str, &'static str, &'static str, String);
+
+/// The gateway a step's outcome is about and its Event.
+fn event_of(step: &Step, outcome: &Outcome) -> Option<(String, EventText)> {
     let ns = &step.sandbox().pod_namespace;
-    match (step, outcome) {
+    let about = match (step, outcome) {
+        (_, Outcome::Attached { gateway, .. })
+        | (Step::Attach { gateway, .. } | Step::Wait { gateway, .. }, _) => gateway,
+        (_, Outcome::Detached { from }) | (Step::Detach { from, .. }, _) => from,
+    };
+    let text = match (step, outcome) {
         (Step::Attach { from, .. }, Outcome::Attached { gateway, handshake }) => Some((
-            EventType::Normal,
+            NORMAL,
             REASON_ATTACHED,
             "Attach",
             match from {
@@ -330,7 +356,7 @@ fn event_of(
             },
         )),
         (Step::Detach { .. }, Outcome::Detached { from }) => Some((
-            EventType::Normal,
+            NORMAL,
             REASON_DETACHED,
             "Detach",
             format!(
@@ -338,7 +364,7 @@ fn event_of(
             ),
         )),
         (Step::Attach { from, gateway, .. }, Outcome::Failed { error, .. }) => Some((
-            EventType::Warning,
+            WARNING,
             REASON_FAILED,
             "Attach",
             format!(
@@ -354,7 +380,7 @@ fn event_of(
             ),
         )),
         (Step::Detach { from, .. }, Outcome::Failed { error, .. }) => Some((
-            EventType::Warning,
+            WARNING,
             REASON_FAILED,
             "Detach",
             format!(
@@ -362,14 +388,21 @@ fn event_of(
                 crate::error_chain(error)
             ),
         )),
-        (Step::Wait { gateway, .. }, Outcome::Waiting { reason }) => Some((
-            EventType::Warning,
+        (Step::Wait { gateway, from, .. }, Outcome::Waiting { reason }) => Some((
+            WARNING,
             REASON_FAILED,
             "Attach",
             format!(
-                "cannot attach to StaticGatewayConfiguration {ns}/{gateway} yet: {reason}; the pod keeps its current egress"
+                "cannot attach to StaticGatewayConfiguration {ns}/{gateway} yet: {reason}; {}",
+                match from {
+                    Some(old) => format!(
+                        "the pod keeps its tunnel to {ns}/{old}, whose gateways no longer accept it: no egress until {ns}/{gateway} is ready"
+                    ),
+                    None => "the pod egresses as before".to_owned(),
+                }
             ),
         )),
         _ => None,
-    }
+    }?;
+    Some((about.clone(), text))
 }

@@ -63,6 +63,9 @@ pub enum Step {
         sandbox: SandboxRecord,
         /// Gateway named.
         gateway: String,
+        /// Gateway of the tunnel it keeps meanwhile (whose gateways stop accepting the pod
+        /// as soon as its annotation names another).
+        from: Option<String>,
         /// Why it cannot be used.
         reason: String,
     },
@@ -131,11 +134,13 @@ pub fn plan(observed: &Observed) -> Vec<Step> {
                     Some(GatewayState::NotReady(reason)) => Step::Wait {
                         sandbox: sandbox.clone(),
                         gateway: want.clone(),
+                        from: have.cloned(),
                         reason: reason.clone(),
                     },
                     None => Step::Wait {
                         sandbox: sandbox.clone(),
                         gateway: want.clone(),
+                        from: have.cloned(),
                         reason: format!(
                             "StaticGatewayConfiguration {}/{want} does not exist",
                             sandbox.pod_namespace
@@ -255,6 +260,7 @@ mod tests {
             [Step::Wait {
                 sandbox: o.sandboxes[0].clone(),
                 gateway: "gw".into(),
+                from: Some("old".into()),
                 reason: "pool not found".into()
             }]
         );
