@@ -66,6 +66,9 @@ pub struct ManagerConfig {
     /// Most plugin connections open at once (lowered to fit the open-file limit); more are
     /// answered `busy`.
     pub max_connections: usize,
+    /// Attach, move and detach the tunnels of running pods whose annotation or gateway
+    /// changes (`running`); needs NET_ADMIN and SYS_ADMIN and the pods' namespaces.
+    pub attach_running_pods: bool,
 }
 
 /// Default of [`ManagerConfig::max_connections`]: far above what a node's container runtime
@@ -166,22 +169,24 @@ pub async fn start_with_failover(
         metrics.clone(),
     );
     let mut tasks = JoinSet::new();
-    tasks.spawn(running::run(
-        running::Attachments {
-            state_dir: records_dir(&config.socket_path),
-            cache: cache.clone(),
-            state: state.clone(),
-            attacher: std::sync::Arc::new(running::apply::TunnelAttacher::new(
-                egress_pod_tunnel::dataplane::DataplaneTunnel,
-                handler.clone(),
-                config.handshake_timeout,
-            )),
-            client: client.clone(),
-            node: config.node_name.clone(),
-        },
-        client.clone(),
-        cancel.clone(),
-    ));
+    if config.attach_running_pods {
+        tasks.spawn(running::run(
+            running::Attachments {
+                state_dir: records_dir(&config.socket_path),
+                cache: cache.clone(),
+                state: state.clone(),
+                attacher: std::sync::Arc::new(running::apply::TunnelAttacher::new(
+                    egress_pod_tunnel::dataplane::DataplaneTunnel,
+                    handler.clone(),
+                    config.handshake_timeout,
+                )),
+                client: client.clone(),
+                node: config.node_name.clone(),
+            },
+            client.clone(),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(installer.clone().run(
         config.conflist_poll_interval,
         state.clone(),

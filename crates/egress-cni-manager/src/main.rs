@@ -62,6 +62,10 @@ struct Args {
     /// (false: WireGuard's own 15 s decides after a gateway failure).
     #[arg(long, env = "FAILOVER", default_value_t = true, action = clap::ArgAction::Set)]
     failover: bool,
+    /// Attach, move and detach the tunnels of running pods when their gateway annotation or
+    /// gateway changes (false: a running pod keeps the tunnel its CNI ADD built).
+    #[arg(long, env = "ATTACH_RUNNING_PODS", default_value_t = true, action = clap::ArgAction::Set)]
+    attach_running_pods: bool,
     /// Port of the gateways' load-balancer health probe (`/gw/<SGC UID>`).
     #[arg(long, env = "GATEWAY_PROBE_PORT", default_value_t = egress_api::constants::HEALTH_PROBE_PORT)]
     gateway_probe_port: u16,
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         uninstall_on_exit: args.uninstall_on_exit,
         allowed_uids: vec![0],
         max_connections: usize::from(args.max_connections),
+        attach_running_pods: args.attach_running_pods,
     };
     let backend = match args.wireguard_backend {
         BackendArg::Kernel => WireguardBackend::Kernel,

@@ -218,9 +218,11 @@ where
 {
     async fn attach(&self, sandbox: &SandboxRecord) -> Result<Attached, AttachError> {
         let (_lock, now) = lock(sandbox).await?;
-        let Some(sandbox) = now else {
+        let Some(mut sandbox) = now else {
             return Ok(Attached::SandboxGone);
         };
+        // The runtime's `/var/run/netns/...` as this process sees it (see failover).
+        sandbox.netns = crate::failover::tunnels::netns_path(&sandbox.netns);
         if let Some(old) = self.remove_tunnel(&sandbox).await? {
             tracing::info!(pod = %sandbox.pod(), from = %old, "moving the pod's tunnel");
         }
