@@ -41,6 +41,35 @@ async fn source_of(cluster: &Cluster, name: &str) -> Option<String> {
     })
 }
 
+/// wireguard-go zombies whose parent is an egress-cni-manager of the lab under `root`: with
+/// the userspace backend an attach makes the manager the daemon's parent, so it must collect
+/// the daemon when the tunnel goes.
+fn manager_zombies(root: &std::path::Path) -> Vec<String> {
+    let root = root.display().to_string();
+    let field = |pid: &str, n: usize| -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(") ")?.1.to_string();
+        after.split(' ').nth(n).map(str::to_string)
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "wireguard-go" || field(&pid, 0).as_deref() != Some("Z") {
+            continue;
+        }
+        let Some(parent) = field(&pid, 1) else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{parent}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("egress-cni-manager") && cmd.contains(&root) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// Notes of the Events with `reason` about pod `name`.
 async fn pod_events(cluster: &Cluster, name: &str, reason: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(cluster.client.clone(), "e2e");
@@ -188,6 +217,17 @@ async fn annotating_a_running_pod_moves_its_egress_and_removing_it_moves_it_back
     }
     eprintln!("[e2e] EgressGatewayFailed Events: {failed:?}");
     eprintln!("[e2e] detached after {:.1}s", detached_after.as_secs_f64());
+
+    // Detached (and moved away from gw before): the daemons the manager started are gone and
+    // collected.
+    if egress_sim::backend::wireguard_backend() == "userspace" {
+        eventually(
+            "no wireguard-go zombie under the manager",
+            Duration::from_secs(15),
+            || manager_zombies(&lab.root).is_empty(),
+        )
+        .await;
+    }
 
     let down = cluster.down().await;
     assert!(down.problems.is_empty(), "{:?}", down.problems);

@@ -113,8 +113,15 @@ async fn main() -> anyhow::Result<()> {
         options.settings.timing.settle = Duration::from_secs(args.failover_settle_seconds);
         options
     });
+    let reap = args.attach_running_pods && backend == WireguardBackend::Userspace;
     let manager =
         egress_cni_manager::start_with_failover(config, backend, failover, client).await?;
+    if reap {
+        // Only the binary: it owns the process, and embedding tests wait on their own children.
+        tokio::spawn(egress_cni_manager::running::reap_children(
+            manager.cancelled(),
+        ));
+    }
     try_shutdown_signal()
         .context("failed to install SIGTERM handler")?
         .await;

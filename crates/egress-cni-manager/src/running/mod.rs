@@ -117,6 +117,32 @@ async fn watch_gateways(
     }
 }
 
+/// How often [`reap_children`] collects exited children.
+pub const REAP_EVERY: Duration = Duration::from_secs(5);
+
+/// Collects the exit status of this process's exited children until cancelled. With the
+/// userspace backend an attach starts the pod's wireguard-go daemon, which outlives the call
+/// that started it (its own process group, as when the short-lived plugin starts it) and exits
+/// when the pod's tunnel goes; unlike the plugin, the manager stays its parent, so without this
+/// every such daemon would stay a zombie. The manager starts no other process. (A daemon that
+/// exits while it is being started may be collected here first; its start then fails with
+/// "no UAPI socket" instead of its exit status.)
+pub async fn reap_children(cancel: CancellationToken) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(REAP_EVERY) => {}
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => tracing::debug!(?status, "collected an exited child"),
+            }
+        }
+    }
+}
+
 /// Runs the loop until cancelled.
 pub async fn run(attachments: Attachments, client: kube::Client, cancel: CancellationToken) {
     let (store, writer) = reflector::store();
