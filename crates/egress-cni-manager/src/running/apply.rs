@@ -126,7 +126,12 @@ async fn lock(
     let (dir, id) = (sandbox.state_dir.clone(), sandbox.container_id.clone());
     blocking(move || {
         let lock = SandboxLock::acquire(&dir, &id).map_err(records(&id))?;
-        let now = SandboxRecord::load(&dir, &id).map_err(records(&id))?;
+        let now = SandboxRecord::load(&dir, &id)
+            .map_err(records(&id))?
+            .map(|r| SandboxRecord {
+                state_dir: dir.clone(),
+                ..r
+            });
         Ok((lock, now))
     })
     .await

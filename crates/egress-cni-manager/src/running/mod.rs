@@ -174,10 +174,15 @@ pub async fn run(attachments: Attachments, client: kube::Client, cancel: Cancell
 
 impl Attachments {
     fn observe(&self, store: &Store<StaticGatewayConfiguration>, memory: &Memory) -> Observed {
-        let sandboxes = SandboxRecord::list(&self.state_dir).unwrap_or_else(|e| {
+        let mut sandboxes = SandboxRecord::list(&self.state_dir).unwrap_or_else(|e| {
             tracing::warn!(dir = %self.state_dir.display(), error = %e, "failed to list sandbox records");
             Vec::new()
         });
+        // Locks, records and logs live where this manager told the plugin to keep them,
+        // whatever a record says.
+        for s in &mut sandboxes {
+            s.state_dir = self.state_dir.clone();
+        }
         let tunnels = sandboxes
             .iter()
             .filter_map(|s| match TunnelSpec::load(&self.state_dir, &s.container_id) {
