@@ -210,6 +210,21 @@ fn pods_without_the_annotation_pass_through_without_asking_the_manager() {
 }
 
 #[test]
+fn a_plain_pod_starts_even_when_its_sandbox_cannot_be_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the state directory should be: nothing can be written under it.
+    let state = dir.path().join("not-a-dir");
+    std::fs::write(&state, "").unwrap();
+    let absent = dir.path().join("no-manager.sock");
+    let extra = r#","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"app":"web"}}"#;
+    let cni = EgressCni::new(FakeTunnel::default());
+    let result = cni.add(args(&config(&absent, &state, extra))).unwrap();
+    let prev: rscni_plugin::types::CNIResult = serde_json::from_str(PREV).unwrap();
+    assert_eq!(result, prev);
+    cni.del(args(&config(&absent, &state, extra))).unwrap();
+}
+
+#[test]
 fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
     let m = FakeManager::start(added);
     let state = tempfile::tempdir().unwrap();
