@@ -109,15 +109,26 @@ pub async fn seen_from(
     seen_from_netns(ns, server, port).await
 }
 
-/// The address `server`'s raw echo saw on a new connection from network namespace `ns`.
-pub async fn seen_from_netns(ns: String, server: std::net::Ipv4Addr, port: u16) -> String {
-    let seen = tokio::task::spawn_blocking({
-        let ns = ns.clone();
-        move || egress_sim::services::observed_source(&ns, server, port, Duration::from_secs(5))
+/// What `server`'s raw echo saw (`ip:port`) on a new connection from namespace `ns`, or why
+/// the connection failed within `timeout`.
+pub async fn observed_from_netns(
+    ns: String,
+    server: std::net::Ipv4Addr,
+    port: u16,
+    timeout: Duration,
+) -> Result<String, String> {
+    tokio::task::spawn_blocking(move || {
+        egress_sim::services::observed_source(&ns, server, port, timeout)
     })
     .await
     .unwrap()
-    .unwrap_or_else(|e| panic!("netns {ns} cannot reach {server}:{port}: {e}"));
+}
+
+/// The address `server`'s raw echo saw on a new connection from network namespace `ns`.
+pub async fn seen_from_netns(ns: String, server: std::net::Ipv4Addr, port: u16) -> String {
+    let seen = observed_from_netns(ns.clone(), server, port, Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("netns {ns} cannot reach {server}:{port}: {e}"));
     seen.rsplit_once(':').unwrap().0.to_string()
 }
 

@@ -14,5 +14,6 @@ mod failover;
 mod features;
 mod in_use;
 mod resilience;
+mod running;
 mod startup;
 mod walkthrough;

@@ -109,17 +109,13 @@ async fn daemon_restarts_keep_the_stream_and_a_drained_node_hands_over_before_it
     let new_ip = common::assert_moved_in_time(&p, &egress_ip, &prefix, detected);
     // The node goes now: nothing changes for the pod any more.
     cluster.kill_node(&gateway).unwrap();
-    let ns = pod_ns.clone();
-    let seen = tokio::task::spawn_blocking(move || {
-        services::observed_source(
-            &ns,
-            seed::INTERNET_SERVER_IP,
-            services::RAW_ECHO_PORT,
-            Duration::from_secs(2),
-        )
-    })
+    let seen = common::observed_from_netns(
+        pod_ns.clone(),
+        seed::INTERNET_SERVER_IP,
+        services::RAW_ECHO_PORT,
+        Duration::from_secs(2),
+    )
     .await
-    .unwrap()
     .expect("egress keeps working when the drained node goes");
     assert!(seen.starts_with(&format!("{new_ip}:")), "{seen}");
     let down = cluster.down().await;

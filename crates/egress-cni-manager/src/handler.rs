@@ -340,6 +340,17 @@ impl RequestHandler {
                 return Ok(DelReply { deleted: false });
             }
         }
+        self.remove_endpoint(pod, &req.container_id).await
+    }
+
+    /// Deletes the pod's PodEndpoint if it belongs to sandbox `container_id` (a newer
+    /// sandbox's is kept). DEL uses it, and the attachment of running pods when a pod leaves
+    /// its gateway or an attach is undone.
+    pub async fn remove_endpoint(
+        &self,
+        pod: &PodRef,
+        container_id: &str,
+    ) -> Result<DelReply, HandlerError> {
         let api: Api<PodEndpoint> = Api::namespaced(self.client.clone(), &pod.namespace);
         let api_err = |action: &str| {
             let action = format!("{action} PodEndpoint {pod}");
@@ -349,8 +360,8 @@ impl RequestHandler {
             return Ok(DelReply { deleted: false });
         };
         let owner = existing.annotations().get(CONTAINER_ID_ANNOTATION);
-        if owner.is_some_and(|c| *c != req.container_id) {
-            tracing::info!(%pod, container = %req.container_id, "DEL of an older sandbox: PodEndpoint kept");
+        if owner.is_some_and(|c| c != container_id) {
+            tracing::info!(%pod, container = %container_id, "older sandbox: PodEndpoint kept");
             return Ok(DelReply { deleted: false });
         }
         let params = DeleteParams {

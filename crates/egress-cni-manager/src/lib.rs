@@ -1,7 +1,9 @@
 //! egress-cni-manager: the node-local companion of the `kube-egress-cni` plugin. It installs
 //! the chained CNI conflist, serves the plugin over a root-only unix socket, creates and
-//! deletes PodEndpoints for this node's annotated pods, removes the cni-not-ready taint, and
-//! re-handshakes its pods' tunnels when the health of their gateways changes (`failover`).
+//! deletes PodEndpoints for this node's annotated pods, attaches, moves and detaches the
+//! tunnels of running pods whose annotation or gateway changes (`running`), removes the
+//! cni-not-ready taint, and re-handshakes its pods' tunnels when the health of their gateways
+//! changes (`failover`).
 //! Everything it watches is scoped to its own node, except the GatewayVMConfigurations that
 //! say where each gateway's nodes are.
 
@@ -17,6 +19,7 @@ pub mod inotify;
 pub mod metrics;
 pub mod pod_watch;
 pub mod report;
+pub mod running;
 pub mod socket;
 pub mod state;
 pub mod taint;
@@ -64,6 +67,9 @@ pub struct ManagerConfig {
     /// Most plugin connections open at once (lowered to fit the open-file limit); more are
     /// answered `busy`.
     pub max_connections: usize,
+    /// Attach, move and detach the tunnels of running pods whose annotation or gateway
+    /// changes (`running`); needs NET_ADMIN and SYS_ADMIN and the pods' namespaces.
+    pub attach_running_pods: bool,
 }
 
 /// Default of [`ManagerConfig::max_connections`]: far above what a node's container runtime
@@ -164,6 +170,24 @@ pub async fn start_with_failover(
         metrics.clone(),
     );
     let mut tasks = JoinSet::new();
+    if config.attach_running_pods {
+        tasks.spawn(running::run(
+            running::Attachments {
+                state_dir: records_dir(&config.socket_path),
+                cache: cache.clone(),
+                state: state.clone(),
+                attacher: std::sync::Arc::new(running::apply::TunnelAttacher::new(
+                    egress_pod_tunnel::dataplane::DataplaneTunnel,
+                    handler.clone(),
+                    config.handshake_timeout,
+                )),
+                client: client.clone(),
+                node: config.node_name.clone(),
+            },
+            client.clone(),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(installer.clone().run(
         config.conflist_poll_interval,
         state.clone(),

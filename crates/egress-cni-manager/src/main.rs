@@ -67,6 +67,10 @@ struct Args {
     /// (false: WireGuard's own 15 s decides after a gateway failure).
     #[arg(long, env = "FAILOVER", default_value_t = true, action = clap::ArgAction::Set)]
     failover: bool,
+    /// Attach, move and detach the tunnels of running pods when their gateway annotation or
+    /// gateway changes (false: a running pod keeps the tunnel its CNI ADD built).
+    #[arg(long, env = "ATTACH_RUNNING_PODS", default_value_t = true, action = clap::ArgAction::Set)]
+    attach_running_pods: bool,
     /// Port of the gateways' load-balancer health probe (`/gw/<SGC UID>`).
     #[arg(long, env = "GATEWAY_PROBE_PORT", default_value_t = egress_api::constants::HEALTH_PROBE_PORT)]
     gateway_probe_port: u16,
@@ -100,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
         uninstall_on_exit: args.uninstall_on_exit,
         allowed_uids: vec![0],
         max_connections: usize::from(args.max_connections),
+        attach_running_pods: args.attach_running_pods,
     };
     let backend = match args.wireguard_backend {
         BackendArg::Kernel => WireguardBackend::Kernel,
@@ -116,8 +121,15 @@ async fn main() -> anyhow::Result<()> {
         options.settings.timing.settle = Duration::from_secs(args.failover_settle_seconds);
         options
     });
+    let reap = args.attach_running_pods && backend == WireguardBackend::Userspace;
     let manager =
         egress_cni_manager::start_with_failover(config, backend, failover, client).await?;
+    if reap {
+        // Only the binary: it owns the process, and embedding tests wait on their own children.
+        tokio::spawn(egress_cni_manager::running::reap_children(
+            manager.cancelled(),
+        ));
+    }
     try_shutdown_signal()
         .context("failed to install SIGTERM handler")?
         .await;

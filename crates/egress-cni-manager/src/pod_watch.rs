@@ -57,6 +57,17 @@ pub fn key(pod: &Pod) -> PodKey {
     (pod.namespace().unwrap_or_default(), pod.name_any())
 }
 
+/// The next item of a watch stream; `None` when it ended or `cancel` fired.
+pub async fn next_or_cancelled<S: futures::Stream + Unpin>(
+    stream: &mut S,
+    cancel: &CancellationToken,
+) -> Option<S::Item> {
+    tokio::select! {
+        () = cancel.cancelled() => None,
+        next = stream.next() => next,
+    }
+}
+
 /// Runs the watch until cancelled.
 pub async fn run(
     api: Api<Pod>,
@@ -69,25 +80,20 @@ pub async fn run(
     let config = watcher::Config::default().fields(&node_selector(&node));
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     let mut initial: HashMap<PodKey, PodFacts> = HashMap::new();
-    loop {
-        let next = tokio::select! {
-            () = cancel.cancelled() => return,
-            next = stream.next() => next,
-        };
+    while let Some(next) = next_or_cancelled(&mut stream, &cancel).await {
         match next {
-            None => return,
-            Some(Err(e)) => tracing::warn!(error = %e, "pod watch failed; retrying with backoff"),
-            Some(Ok(Event::Init)) => initial.clear(),
-            Some(Ok(Event::InitApply(pod))) => {
+            Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying with backoff"),
+            Ok(Event::Init) => initial.clear(),
+            Ok(Event::InitApply(pod)) => {
                 initial.insert(key(&pod), facts(&pod));
             }
-            Some(Ok(Event::InitDone)) => {
+            Ok(Event::InitDone) => {
                 cache.replace(std::mem::take(&mut initial));
                 state.set_pods_synced(true);
                 tracing::info!(pods = cache.len(), %node, "pod cache synced");
             }
-            Some(Ok(Event::Apply(pod))) => cache.upsert(key(&pod), facts(&pod)),
-            Some(Ok(Event::Delete(pod))) => cache.remove(&key(&pod)),
+            Ok(Event::Apply(pod)) => cache.upsert(key(&pod), facts(&pod)),
+            Ok(Event::Delete(pod)) => cache.remove(&key(&pod)),
         }
         metrics
             .cached_pods

@@ -106,6 +106,8 @@ struct CacheInner {
 #[derive(Debug, Clone, Default)]
 pub struct PodCache {
     inner: Arc<RwLock<CacheInner>>,
+    // Woken on every change (one stored permit): the attachment of running pods re-plans.
+    changes: Arc<tokio::sync::Notify>,
 }
 
 impl PodCache {
@@ -122,6 +124,15 @@ impl PodCache {
         w.released
             .retain(|(k, uid)| pods.get(k).is_some_and(|p| &p.uid == uid));
         w.pods = pods;
+        self.changes.notify_one();
+    }
+    /// Waits for the next change (returns at once if one happened since the last wait).
+    pub async fn changed(&self) {
+        self.changes.notified().await;
+    }
+    /// A copy of every cached pod.
+    pub fn snapshot(&self) -> HashMap<PodKey, PodFacts> {
+        self.read().pods.clone()
     }
     /// Inserts or updates one pod.
     pub fn upsert(&self, key: PodKey, facts: PodFacts) {
@@ -131,12 +142,14 @@ impl PodCache {
             w.released.remove(&(key.clone(), facts.uid.clone()));
         }
         w.pods.insert(key, facts);
+        self.changes.notify_one();
     }
     /// Removes one pod.
     pub fn remove(&self, key: &PodKey) {
         let mut w = self.write();
         w.pods.remove(key);
         w.released.retain(|(k, _)| k != key);
+        self.changes.notify_one();
     }
     /// The pod, if cached.
     pub fn get(&self, key: &PodKey) -> Option<PodFacts> {

@@ -153,6 +153,7 @@ async fn setup(extra_uninstall: bool) -> Env {
         uninstall_on_exit: extra_uninstall,
         allowed_uids: vec![uid],
         max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
+        attach_running_pods: true,
     };
     let manager = egress_cni_manager::start(config, client.clone())
         .await
@@ -542,6 +543,7 @@ async fn a_second_manager_on_the_same_socket_refuses_to_start() {
         uninstall_on_exit: false,
         allowed_uids: vec![0],
         max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
+        attach_running_pods: true,
     };
     let err = egress_cni_manager::start(config, env.client.clone())
         .await

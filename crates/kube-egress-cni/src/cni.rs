@@ -6,6 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use egress_pod_tunnel::handshake::wait_handshake;
+use egress_pod_tunnel::sandbox::{SandboxLock, SandboxRecord};
+
 use rscni_plugin::cni::Cni;
 use rscni_plugin::error::Error as CniError;
 use rscni_plugin::types::{Args, CNIResult, Interface};
@@ -16,14 +19,8 @@ use crate::config::{self, PluginConfig};
 use crate::errors::PluginError;
 use crate::prev_result;
 use crate::report::AddReport;
-use crate::tunnel::{POD_TUNNEL_IFNAME, PodTunnel, TunnelSpec};
+use crate::tunnel::{POD_TUNNEL_IFNAME, PodTunnel, TunnelError, TunnelSpec};
 
-/// First pause between handshake polls; doubles up to [`POLL_MAX`].
-const POLL_MIN: Duration = Duration::from_millis(10);
-const POLL_MAX: Duration = Duration::from_millis(100);
-/// Without a handshake after this long, start a fresh attempt (the gateway may have added
-/// our peer only after the first initiation was dropped).
-const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// Longest wait of DEL for a missing or busy manager: DEL must succeed, and the PodEndpoint it
 /// would remove is garbage-collected with its pod (or replaced by the next ADD) anyway.
 const DEL_MANAGER_WAIT: Duration = Duration::from_secs(2);
@@ -83,20 +80,14 @@ impl<T: PodTunnel> EgressCni<T> {
         }
     }
 
-    fn add_inner(&self, args: &Args) -> Result<CNIResult, PluginError> {
-        let inv = invocation(args)?;
-        let prev = args
-            .config()
-            .prev_result
-            .clone()
-            .ok_or(prev_result::PrevResultError::Missing)?;
-        let Some(pod) = inv.pod.clone() else {
-            return Ok(prev);
-        };
-        if self.gateway_of(&inv, &pod)?.is_none() {
-            return Ok(prev);
-        }
-        let ifname = args
+    /// The sandbox of this ADD (fails when the runtime left out what a tunnel needs).
+    fn sandbox(
+        args: &Args,
+        inv: &Invocation,
+        pod: &PodRef,
+        prev: &CNIResult,
+    ) -> Result<SandboxRecord, PluginError> {
+        let eth = args
             .ifname()
             .map(|i| i.to_string())
             .ok_or(PluginError::MissingEnv("CNI_IFNAME", "ADD"))?;
@@ -108,7 +99,68 @@ impl<T: PodTunnel> EgressCni<T> {
             .container_id()
             .map(|c| c.to_string())
             .ok_or(PluginError::MissingEnv("CNI_CONTAINERID", "ADD"))?;
-        let address = prev_result::pod_address(Some(&prev), &ifname)?;
+        let address = prev_result::pod_address(Some(prev), &eth)?;
+        Ok(SandboxRecord {
+            container_id,
+            netns,
+            eth,
+            pod_ip: address.ip,
+            eth_gateway: address.gateway,
+            mtu: inv.config.mtu,
+            backend: inv.config.backend,
+            node_excluded_cidrs: inv.config.excluded_cidrs.clone(),
+            state_dir: inv.config.state_dir.clone(),
+            pod_namespace: pod.namespace.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone().filter(|u| !u.is_empty()),
+        })
+    }
+
+    /// A pod without a gateway: its sandbox is recorded (so the manager can attach it if it
+    /// is annotated later) but nothing here may fail its ADD, which stays a pass-through.
+    fn record_plain(args: &Args, inv: &Invocation, pod: &PodRef, prev: &CNIResult) {
+        let recorded = Self::sandbox(args, inv, pod, prev)
+            .map_err(|e| e.to_string())
+            .and_then(|sandbox| {
+                let _lock = SandboxLock::acquire(&sandbox.state_dir, &sandbox.container_id)
+                    .map_err(|e| format!("failed to lock the sandbox: {e}"))?;
+                sandbox
+                    .save()
+                    .map_err(|e| format!("failed to write the sandbox record: {e}"))
+            });
+        if let Err(e) = recorded {
+            tracing::warn!(
+                pod = %pod,
+                error = %e,
+                "sandbox not recorded: annotating this pod later will not attach it until it restarts"
+            );
+        }
+    }
+
+    fn add_inner(&self, args: &Args) -> Result<CNIResult, PluginError> {
+        let inv = invocation(args)?;
+        let prev = args
+            .config()
+            .prev_result
+            .clone()
+            .ok_or(prev_result::PrevResultError::Missing)?;
+        let Some(pod) = inv.pod.clone() else {
+            return Ok(prev);
+        };
+        if self.gateway_of(&inv, &pod)?.is_none() {
+            Self::record_plain(args, &inv, &pod, &prev);
+            return Ok(prev);
+        }
+        let sandbox = Self::sandbox(args, &inv, &pod, &prev)?;
+        let container_id = sandbox.container_id.clone();
+        let netns = sandbox.netns.clone();
+        // Held for the whole ADD: the manager attaching running pods takes it too.
+        let _lock = SandboxLock::acquire(&inv.config.state_dir, &container_id).map_err(|e| {
+            PluginError::Tunnel(TunnelError(format!(
+                "failed to lock sandbox {container_id} in {}: {e}",
+                inv.config.state_dir.display()
+            )))
+        })?;
 
         // The manager is asked before the namespace is touched, so every refusal leaves the
         // pod exactly as the main plugin made it.
@@ -117,28 +169,10 @@ impl<T: PodTunnel> EgressCni<T> {
         let reply = client(&inv.config).add(AddRequest {
             pod: pod.clone(),
             container_id: container_id.clone(),
-            pod_ip: address.ip.into(),
+            pod_ip: sandbox.pod_ip.into(),
             public_key: public_key.clone(),
         })?;
-        let spec = TunnelSpec {
-            container_id: container_id.clone(),
-            netns: netns.clone(),
-            eth: ifname,
-            pod_ip: address.ip,
-            eth_gateway: address.gateway,
-            mtu: inv.config.mtu,
-            backend: inv.config.backend,
-            gateway: reply.gateway.clone(),
-            endpoint: reply.endpoint,
-            gateway_public_key: reply.gateway_public_key.clone(),
-            pod_public_key: public_key,
-            default_route: reply.default_route,
-            exclude_cidrs: reply.exclude_cidrs.clone(),
-            node_excluded_cidrs: inv.config.excluded_cidrs.clone(),
-            state_dir: inv.config.state_dir.clone(),
-            pod_namespace: pod.namespace.clone(),
-            pod_name: pod.name.clone(),
-        };
+        let spec = sandbox.tunnel_spec(&reply, public_key);
         // Each step cleans up after itself; what it leaves is undone here. The pod's routes
         // change only after the handshake, so a timeout leaves them as the main plugin made
         // them.
@@ -156,10 +190,15 @@ impl<T: PodTunnel> EgressCni<T> {
         }
         let built = started.elapsed();
         report.mark(AddPhase::Tunnel);
-        if let Err(e) = self.wait_handshake(&spec, inv.config.handshake_timeout) {
-            undo(true);
-            report.failed(AddPhase::Handshake);
-            return Err(e);
+        match wait_handshake(&self.tunnel, &spec, inv.config.handshake_timeout) {
+            Ok(took) => {
+                tracing::info!(elapsed_ms = took.as_millis() as u64, "handshake completed")
+            }
+            Err(e) => {
+                undo(true);
+                report.failed(AddPhase::Handshake);
+                return Err(e.into());
+            }
         }
         let handshake = started.elapsed();
         report.mark(AddPhase::Handshake);
@@ -176,9 +215,12 @@ impl<T: PodTunnel> EgressCni<T> {
             route_ms = (started.elapsed() - handshake).as_millis() as u64,
             "egress tunnel ready"
         );
-        if let Err(e) = spec.save(&inv.config.state_dir) {
+        if let Err(e) = spec
+            .save(&inv.config.state_dir)
+            .and_then(|()| sandbox.save())
+        {
             undo(true);
-            return Err(PluginError::Tunnel(crate::tunnel::TunnelError(format!(
+            return Err(PluginError::Tunnel(TunnelError(format!(
                 "failed to write state record in {}: {e}",
                 inv.config.state_dir.display()
             ))));
@@ -188,7 +230,7 @@ impl<T: PodTunnel> EgressCni<T> {
         result.interfaces.push(Interface {
             name: POD_TUNNEL_IFNAME.to_string(),
             mac: String::new(),
-            mtu: Some(spec.mtu),
+            mtu: Some(spec.sandbox.mtu),
             sandbox: Some(netns.display().to_string()),
             socket_path: None,
             pci_id: None,
@@ -205,46 +247,22 @@ impl<T: PodTunnel> EgressCni<T> {
         tunnel_left: bool,
     ) {
         if tunnel_left
-            && let Err(e) =
-                self.tunnel
-                    .teardown(Some(spec), netns, &spec.container_id, &spec.state_dir)
+            && let Err(e) = self.tunnel.teardown(
+                Some(spec),
+                netns,
+                &spec.sandbox.container_id,
+                &spec.sandbox.state_dir,
+            )
         {
             tracing::error!(error = %e, "failed to remove the partial tunnel");
         }
-        let _ = TunnelSpec::forget(&spec.state_dir, &spec.container_id);
+        let _ = TunnelSpec::forget(&spec.sandbox.state_dir, &spec.sandbox.container_id);
+        let _ = SandboxRecord::forget(&spec.sandbox.state_dir, &spec.sandbox.container_id);
         if let Err(e) = manager.del(DelRequest {
             pod: pod.clone(),
-            container_id: spec.container_id.clone(),
+            container_id: spec.sandbox.container_id.clone(),
         }) {
             tracing::error!(error = %e, "failed to remove the PodEndpoint after a failed ADD");
-        }
-    }
-
-    fn wait_handshake(&self, spec: &TunnelSpec, timeout: Duration) -> Result<(), PluginError> {
-        let started = Instant::now();
-        let mut pause = POLL_MIN;
-        let mut last_attempt = started;
-        loop {
-            if self.tunnel.latest_handshake(spec)?.is_some() {
-                tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "handshake completed"
-                );
-                return Ok(());
-            }
-            if started.elapsed() >= timeout {
-                return Err(PluginError::HandshakeTimeout {
-                    gateway: spec.gateway.clone(),
-                    endpoint: spec.endpoint,
-                    seconds: timeout.as_secs_f64(),
-                });
-            }
-            if last_attempt.elapsed() >= RETRY_EVERY {
-                self.tunnel.retry_handshake(spec)?;
-                last_attempt = Instant::now();
-            }
-            std::thread::sleep(pause.min(timeout.saturating_sub(started.elapsed())));
-            pause = (pause * 2).min(POLL_MAX);
         }
     }
 
@@ -253,6 +271,11 @@ impl<T: PodTunnel> EgressCni<T> {
         let Some(container_id) = args.container_id().map(|c| c.to_string()) else {
             return Ok(());
         };
+        // Held until the sandbox's records are gone: an attach by the manager either finished
+        // before (and its tunnel is removed here) or finds no sandbox after.
+        let lock = SandboxLock::acquire(&inv.config.state_dir, &container_id)
+            .map_err(|e| tracing::warn!(error = %e, "failed to lock the sandbox; removing anyway"))
+            .ok();
         let record = TunnelSpec::load(&inv.config.state_dir, &container_id).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "unreadable state record; removing by name");
             None
@@ -263,7 +286,7 @@ impl<T: PodTunnel> EgressCni<T> {
         let netns = args
             .netns()
             .cloned()
-            .or_else(|| record.as_ref().map(|r| r.netns.clone()))
+            .or_else(|| record.as_ref().map(|r| r.sandbox.netns.clone()))
             .unwrap_or_default();
         if (record.is_some() || !known_plain)
             && let Err(e) = self.tunnel.teardown(
@@ -276,6 +299,7 @@ impl<T: PodTunnel> EgressCni<T> {
             tracing::warn!(error = %e, "failed to remove tunnel at DEL");
         }
         let _ = TunnelSpec::forget(&inv.config.state_dir, &container_id);
+        let _ = SandboxRecord::forget(&inv.config.state_dir, &container_id);
         if let Some(pod) = inv.pod
             && (record.is_some() || !known_plain)
             && let Err(e) = del_client(&inv.config).del(DelRequest { pod, container_id })
@@ -283,6 +307,9 @@ impl<T: PodTunnel> EgressCni<T> {
             // DEL must succeed so the runtime can release the sandbox; the PodEndpoint is
             // owned by the pod and garbage-collected with it.
             tracing::warn!(error = %e, "failed to remove PodEndpoint at DEL");
+        }
+        if let Some(lock) = lock {
+            lock.remove();
         }
         Ok(())
     }
@@ -297,9 +324,7 @@ impl<T: PodTunnel> EgressCni<T> {
             .map(|c| c.to_string())
             .ok_or(PluginError::MissingEnv("CNI_CONTAINERID", "CHECK"))?;
         let record = TunnelSpec::load(&inv.config.state_dir, &container_id).map_err(|e| {
-            PluginError::Tunnel(crate::tunnel::TunnelError(format!(
-                "failed to read state record: {e}"
-            )))
+            PluginError::Tunnel(TunnelError(format!("failed to read state record: {e}")))
         })?;
         let Some(spec) = record else {
             // No record: either not annotated (nothing to check) or ADD never completed.

@@ -22,7 +22,7 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default tunnel MTU: 1500 minus the 80 bytes of WireGuard over IPv6 (60 over IPv4).
 pub const DEFAULT_MTU: u32 = 1420;
 /// Default directory of per-sandbox state files.
-pub const DEFAULT_STATE_DIR: &str = "/run/egress-gateway/pods";
+pub use egress_pod_tunnel::DEFAULT_STATE_DIR;
 
 /// WireGuard implementation used for the pod tunnel (shared with the manager, which reads
 /// it back from the tunnel record).

@@ -6,7 +6,8 @@ use rscni_plugin::error::Error as CniError;
 
 use crate::config::ConfigError;
 use crate::prev_result::PrevResultError;
-use crate::tunnel::TunnelError;
+use egress_pod_tunnel::handshake::HandshakeError;
+use egress_pod_tunnel::tunnel::TunnelError;
 
 /// Plugin-specific code: the named StaticGatewayConfiguration does not exist.
 pub const CODE_GATEWAY_NOT_FOUND: u32 = 101;
@@ -55,6 +56,23 @@ pub enum PluginError {
     /// CHECK found differences.
     #[error("tunnel of this pod differs from what ADD configured: {}", .0.join("; "))]
     Drift(Vec<String>),
+}
+
+impl From<HandshakeError> for PluginError {
+    fn from(e: HandshakeError) -> Self {
+        match e {
+            HandshakeError::Tunnel(e) => PluginError::Tunnel(e),
+            HandshakeError::Timeout {
+                gateway,
+                endpoint,
+                seconds,
+            } => PluginError::HandshakeTimeout {
+                gateway,
+                endpoint,
+                seconds,
+            },
+        }
+    }
 }
 
 impl From<PluginError> for CniError {

@@ -6,12 +6,13 @@
 
 pub mod cni;
 pub mod config;
-pub mod dataplane;
 pub mod errors;
 pub mod prev_result;
 pub mod report;
 pub mod stdin;
-pub mod tunnel;
+
+/// The data plane steps, shared with egress-cni-manager (which attaches running pods).
+pub use egress_pod_tunnel::{dataplane, tunnel};
 
 use rscni_plugin::cni::Plugin;
 use rscni_plugin::version::SpecVersion;

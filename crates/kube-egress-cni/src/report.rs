@@ -61,7 +61,7 @@ impl AddReport {
         let routes = RoutesReport {
             default_route: spec.default_route,
             exclude_cidrs: spec.exclude_cidrs.clone(),
-            node_exclude_cidrs: spec.node_excluded_cidrs.clone(),
+            node_exclude_cidrs: spec.sandbox.node_excluded_cidrs.clone(),
         };
         self.send(None, Some(routes));
     }

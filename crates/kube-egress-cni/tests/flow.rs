@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use egress_cni_proto::codec;
 use egress_cni_proto::*;
+use egress_pod_tunnel::sandbox::SandboxRecord;
 use kube_egress_cni::cni::EgressCni;
 use kube_egress_cni::tunnel::{PodTunnel, TunnelError, TunnelSpec};
 use rscni_plugin::cni::Cni;
@@ -79,6 +80,12 @@ impl PodTunnel for FakeTunnel {
             spec.is_some(),
             netns.display()
         ));
+        Ok(())
+    }
+    fn detach(&self, spec: &TunnelSpec) -> Result<(), TunnelError> {
+        self.log
+            .borrow_mut()
+            .push(format!("detach {}", spec.sandbox.container_id));
         Ok(())
     }
     fn drift(&self, _: &TunnelSpec) -> Result<Vec<String>, TunnelError> {
@@ -179,10 +186,42 @@ fn pods_without_the_annotation_pass_through_without_asking_the_manager() {
         .unwrap();
     let prev: rscni_plugin::types::CNIResult = serde_json::from_str(PREV).unwrap();
     assert_eq!(result, prev);
+    // The sandbox is recorded (the manager attaches it if the pod is annotated later).
+    let sandbox = SandboxRecord::load(state.path(), "ctr1234567890abcdef")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            sandbox.netns.to_str(),
+            sandbox.eth.as_str(),
+            sandbox.pod_ip.to_string()
+        ),
+        (Some("/run/netns/p1"), "eth0", "10.244.1.10".to_string())
+    );
     cni.del(args(&config(&absent, state.path(), extra)))
         .unwrap();
+    assert_eq!(
+        SandboxRecord::load(state.path(), "ctr1234567890abcdef").unwrap(),
+        None
+    );
+    assert_eq!(SandboxRecord::list(state.path()).unwrap(), vec![]);
     cni.check(args(&config(&absent, state.path(), extra)))
         .unwrap();
+}
+
+#[test]
+fn a_plain_pod_starts_even_when_its_sandbox_cannot_be_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the state directory should be: nothing can be written under it.
+    let state = dir.path().join("not-a-dir");
+    std::fs::write(&state, "").unwrap();
+    let absent = dir.path().join("no-manager.sock");
+    let extra = r#","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"app":"web"}}"#;
+    let cni = EgressCni::new(FakeTunnel::default());
+    let result = cni.add(args(&config(&absent, &state, extra))).unwrap();
+    let prev: rscni_plugin::types::CNIResult = serde_json::from_str(PREV).unwrap();
+    assert_eq!(result, prev);
+    cni.del(args(&config(&absent, &state, extra))).unwrap();
 }
 
 #[test]
@@ -234,12 +273,18 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
             .unwrap();
     assert!(record.contains("192.0.2.0/24") && record.contains("169.254.169.254/32"));
     assert!(!record.contains("private"));
+    assert!(
+        SandboxRecord::load(state.path(), "ctr1234567890abcdef")
+            .unwrap()
+            .is_some()
+    );
     cni.check(args(&config(&m.socket(), state.path(), "")))
         .unwrap();
 
     cni.del(args(&config(&m.socket(), state.path(), "")))
         .unwrap();
     assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
+    assert_eq!(SandboxRecord::list(state.path()).unwrap(), vec![]);
     assert_eq!(m.ops(), ["podGateway", "add", "report", "del"]);
     // DEL again: still success.
     cni.del(args(&config(&m.socket(), state.path(), "")))
@@ -264,6 +309,7 @@ fn handshake_timeout_undoes_everything_with_code_103() {
     );
     assert_eq!(m.ops(), ["podGateway", "add", "del", "report"]);
     assert!(!TunnelSpec::record_path(state.path(), "ctr1234567890abcdef").exists());
+    assert_eq!(SandboxRecord::list(state.path()).unwrap(), vec![]);
     let Request::Report(report) = m.seen.lock().unwrap()[3].clone() else {
         panic!()
     };

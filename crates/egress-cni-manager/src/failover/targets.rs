@@ -65,29 +65,24 @@ pub async fn watch_gateways(
         .default_backoff()
         .boxed();
     let mut initial = GatewayMap::new();
-    loop {
-        let next = tokio::select! {
-            () = cancel.cancelled() => return,
-            next = stream.next() => next,
-        };
+    while let Some(next) = crate::pod_watch::next_or_cancelled(&mut stream, &cancel).await {
         match next {
-            None => return,
-            Some(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "GatewayVMConfiguration watch failed; retrying with backoff");
             }
-            Some(Ok(Event::Init)) => initial.clear(),
-            Some(Ok(Event::InitApply(vm))) => {
+            Ok(Event::Init) => initial.clear(),
+            Ok(Event::InitApply(vm)) => {
                 initial.insert(key(&vm), nodes_of(&vm));
             }
-            Some(Ok(Event::InitDone)) => {
+            Ok(Event::InitDone) => {
                 let map = std::mem::take(&mut initial);
                 out.send_if_modified(|m| std::mem::replace(m, map.clone()) != map);
             }
-            Some(Ok(Event::Apply(vm))) => {
+            Ok(Event::Apply(vm)) => {
                 let (k, v) = (key(&vm), nodes_of(&vm));
                 out.send_if_modified(|m| m.insert(k, v.clone()).as_ref() != Some(&v));
             }
-            Some(Ok(Event::Delete(vm))) => {
+            Ok(Event::Delete(vm)) => {
                 let k = key(&vm);
                 out.send_if_modified(|m| m.remove(&k).is_some());
             }

@@ -65,7 +65,7 @@ fn op_error<'a>(
 /// The pod's namespace file as this process sees it: runtimes name it under
 /// `/var/run/netns`, which is `/run/netns` on the host, and the manager's image need not
 /// have the `/var/run` link (the chart mounts the host's `/run/netns`).
-fn netns_path(recorded: &Path) -> PathBuf {
+pub(crate) fn netns_path(recorded: &Path) -> PathBuf {
     if !recorded.exists()
         && let Ok(rest) = recorded.strip_prefix("/var/run")
     {

@@ -163,6 +163,7 @@ impl Control {
                 uninstall_on_exit: false,
                 allowed_uids: vec![0],
                 max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
+                attach_running_pods: true,
             },
             client.clone(),
         )

@@ -235,6 +235,20 @@ fn every_process_the_code_starts_is_a_known_exec_site() {
         ["failover/tunnels.rs"],
         "egress-cni-manager uses egress-dataplane in new places: check the programs its image needs"
     );
+    // Attaching running pods (running/) builds pod tunnels through egress-pod-tunnel, whose
+    // data plane runs `nft` (and wireguard-go with the userspace backend). Until the
+    // manager's image provides them, the chart must leave it off by default.
+    let attach_on = rendered()
+        .iter()
+        .any(|o| o.to_string().contains("--attach-running-pods=true"));
+    let manager = definitions()
+        .into_iter()
+        .find(|d| d.install_path.ends_with("/egress-cni-manager"))
+        .unwrap();
+    assert!(
+        !attach_on || provided_programs(&manager).contains("nft"),
+        "the chart attaches running pods by default, but the egress-cni-manager image has no nft"
+    );
     let tunnels = std::fs::read_to_string(src.join("failover/tunnels.rs")).unwrap();
     for forbidden in [".create(", "Nft", "Dataplane::"] {
         assert!(

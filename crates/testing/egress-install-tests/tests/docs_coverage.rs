@@ -155,6 +155,7 @@ async fn every_cni_plugin_config_field_is_documented() {
             uninstall_on_exit: false,
             allowed_uids: vec![0],
             max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
+            attach_running_pods: true,
         },
         api.client().unwrap(),
     )

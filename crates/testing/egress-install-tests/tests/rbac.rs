@@ -84,6 +84,11 @@ const EXPECTED_UNUSED: &[(&str, &str, &str)] = &[
         "get core/pods (cluster)",
         "ADD of a pod the watch has not delivered yet",
     ),
+    (
+        CNI,
+        "create events.k8s.io/events (cluster)",
+        "published only when a running pod's gateway annotation or gateway changes",
+    ),
 ];
 
 /// A client with this user agent, acting as `user` (the administrator when `None`).
@@ -254,6 +259,7 @@ async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSe
             uninstall_on_exit: false,
             allowed_uids: vec![std::fs::metadata("/proc/self").unwrap().uid()],
             max_connections: usize::from(egress_cni_manager::DEFAULT_MAX_CONNECTIONS),
+            attach_running_pods: true,
         },
         client(&api, CNI, Some(&identity(CNI))),
     )

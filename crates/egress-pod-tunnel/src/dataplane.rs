@@ -22,8 +22,8 @@ use egress_dataplane::{
     plan_pod_teardown,
 };
 
-use crate::config::Backend;
 use crate::tunnel::{INGRESS_MARK, POD_TUNNEL_IFNAME, PodTunnel, TunnelError, TunnelSpec};
+use egress_cni_proto::Backend;
 
 /// Preference of the ingress rule (the kernel's choice for the original's rule without one).
 const INGRESS_RULE_PRIORITY: u32 = 32_765;
@@ -95,10 +95,10 @@ impl DataplaneTunnel {
 
     fn dataplane_for(&self, spec: &TunnelSpec) -> Result<Dataplane, TunnelError> {
         Ok(self.dataplane(
-            spec.backend,
-            &spec.state_dir,
-            &device(&spec.netns)?,
-            &spec.container_id,
+            spec.sandbox.backend,
+            &spec.sandbox.state_dir,
+            &device(&spec.sandbox.netns)?,
+            &spec.sandbox.container_id,
         ))
     }
 
@@ -154,7 +154,7 @@ fn remove_log(state_dir: &Path, container_id: &str) -> Result<(), TunnelError> {
 /// After a failed step has removed the tunnel: the daemon's log goes too (a failed ADD leaves
 /// nothing of the sandbox in the state directory).
 fn forget_log(spec: &TunnelSpec) {
-    if let Err(e) = remove_log(&spec.state_dir, &spec.container_id) {
+    if let Err(e) = remove_log(&spec.sandbox.state_dir, &spec.sandbox.container_id) {
         tracing::error!(error = %e.0, "failed to remove the wireguard-go log");
     }
 }
@@ -195,7 +195,7 @@ fn v4(cidrs: &[IpNet]) -> BTreeSet<ipnet::Ipv4Net> {
 
 /// The full desired state of a pod's tunnel.
 fn desired(spec: &TunnelSpec, key: &PrivateKey) -> Result<PodTunnelState, TunnelError> {
-    let eth = ifname(&spec.eth)?;
+    let eth = ifname(&spec.sandbox.eth)?;
     let gateway_key = PublicKey::from_base64(spec.gateway_public_key.as_str())
         .map_err(|e| err("invalid gateway public key")(&e))?;
     let routing = match spec.default_route {
@@ -207,15 +207,15 @@ fn desired(spec: &TunnelSpec, key: &PrivateKey) -> Result<PodTunnelState, Tunnel
         },
     };
     let state = PodTunnelState {
-        netns: NetnsRef::Path(spec.netns.clone()),
+        netns: NetnsRef::Path(spec.sandbox.netns.clone()),
         socket_netns: NetnsRef::Current,
         interface: wg0()?,
         eth,
-        eth_gateway: spec.eth_gateway,
+        eth_gateway: spec.sandbox.eth_gateway,
         private_key: key.clone(),
         // IPv4 leaves through `via inet6 fe80::1`: wg0 needs no address of its own.
         addresses: BTreeSet::new(),
-        mtu: spec.mtu,
+        mtu: spec.sandbox.mtu,
         gateway_peer: PodTunnelState::gateway_peer(gateway_key, spec.endpoint),
         routing,
         ingress: ingress(),
@@ -244,7 +244,7 @@ fn teardown_of(
     netns: &Path,
     container_id: &str,
 ) -> Result<PodTeardown, TunnelError> {
-    let eth = ifname(spec.map_or("eth0", |s| s.eth.as_str()))?;
+    let eth = ifname(spec.map_or("eth0", |s| s.sandbox.eth.as_str()))?;
     let mut eth_routes = BTreeSet::new();
     if let Some(spec) = spec
         && spec.default_route == DefaultRoute::StaticEgressGateway
@@ -254,7 +254,7 @@ fn teardown_of(
         for cidr in v4(&spec.routed_cidrs()) {
             eth_routes.insert(RouteSpec::via(
                 IpNet::V4(cidr),
-                spec.eth_gateway.into(),
+                spec.sandbox.eth_gateway.into(),
                 eth.clone(),
             ));
         }
@@ -283,7 +283,7 @@ impl PodTunnel for DataplaneTunnel {
     fn setup(&self, spec: &TunnelSpec, key: &PrivateKey) -> Result<(), TunnelError> {
         let state = desired(spec, key)?;
         let dp = self.dataplane_for(spec)?;
-        let device = device(&spec.netns)?;
+        let device = device(&spec.sandbox.netns)?;
         let built = self.converge(&dp, &tunnel_only(&state)).and_then(|_| {
             run(
                 "failed to start the handshake",
@@ -298,7 +298,7 @@ impl PodTunnel for DataplaneTunnel {
         if built.is_err() {
             if let Err(e) = self.remove(
                 &dp,
-                &teardown_of(Some(spec), &spec.netns, &spec.container_id)?,
+                &teardown_of(Some(spec), &spec.sandbox.netns, &spec.sandbox.container_id)?,
             ) {
                 tracing::error!(error = %e.0, "failed to remove the partial tunnel");
             }
@@ -311,9 +311,14 @@ impl PodTunnel for DataplaneTunnel {
         let dp = self.dataplane_for(spec)?;
         let observed = run(
             "failed to read wg0",
-            dp.wireguard.observe(&device(&spec.netns)?),
+            dp.wireguard.observe(&device(&spec.sandbox.netns)?),
         )?
-        .ok_or_else(|| TunnelError(format!("wg0 disappeared from {}", spec.netns.display())))?;
+        .ok_or_else(|| {
+            TunnelError(format!(
+                "wg0 disappeared from {}",
+                spec.sandbox.netns.display()
+            ))
+        })?;
         let gateway = PublicKey::from_base64(spec.gateway_public_key.as_str())
             .map_err(|e| err("invalid gateway public key")(&e))?;
         Ok(observed
@@ -331,7 +336,7 @@ impl PodTunnel for DataplaneTunnel {
         run(
             "failed to restart the handshake",
             dp.wireguard.set_peer_keepalive(
-                &device(&spec.netns)?,
+                &device(&spec.sandbox.netns)?,
                 &peer,
                 HANDSHAKE_KEEPALIVE_SECONDS,
                 true,
@@ -344,8 +349,12 @@ impl PodTunnel for DataplaneTunnel {
         let dp = self.dataplane_for(spec)?;
         run(
             "failed to turn the handshake keepalive off",
-            dp.wireguard
-                .set_peer_keepalive(&device(&spec.netns)?, &state.gateway_peer, 0, false),
+            dp.wireguard.set_peer_keepalive(
+                &device(&spec.sandbox.netns)?,
+                &state.gateway_peer,
+                0,
+                false,
+            ),
         )?;
         // What the main plugin routed via eth0, to put back if this step fails half-way.
         let before: BTreeSet<RouteSpec> = run(
@@ -363,10 +372,11 @@ impl PodTunnel for DataplaneTunnel {
         .unwrap_or_default();
         if let Err(e) = self.converge(&dp, &state) {
             // Everything goes, and the main plugin's routes come back.
-            let mut undo = teardown_of(Some(spec), &spec.netns, &spec.container_id)?;
+            let mut undo =
+                teardown_of(Some(spec), &spec.sandbox.netns, &spec.sandbox.container_id)?;
             // The on-link gateway route goes too, unless it is one of the restored ones.
             undo.eth_routes.insert(RouteSpec::on_link(
-                IpNet::V4(spec.eth_gateway.into()),
+                IpNet::V4(spec.sandbox.eth_gateway.into()),
                 state.eth.clone(),
             ));
             undo.restore_routes = before;
@@ -386,12 +396,26 @@ impl PodTunnel for DataplaneTunnel {
         container_id: &str,
         state_dir: &Path,
     ) -> Result<(), TunnelError> {
-        let state_dir = spec.map_or(state_dir, |s| s.state_dir.as_path());
+        let state_dir = spec.map_or(state_dir, |s| s.sandbox.state_dir.as_path());
         // Without a record the backend is unknown: the userspace one removes both kinds.
-        let backend = spec.map_or(Backend::Userspace, |s| s.backend);
+        let backend = spec.map_or(Backend::Userspace, |s| s.sandbox.backend);
         let dp = self.dataplane(backend, state_dir, &device(netns)?, container_id);
         self.remove(&dp, &teardown_of(spec, netns, container_id)?)?;
         remove_log(state_dir, container_id)
+    }
+
+    fn detach(&self, spec: &TunnelSpec) -> Result<(), TunnelError> {
+        let dp = self.dataplane_for(spec)?;
+        let mut undo = teardown_of(Some(spec), &spec.sandbox.netns, &spec.sandbox.container_id)?;
+        // The main plugin's default route, which the tunnel's replaced (staticEgressGateway)
+        // or left alone (azureNetworking: then it is present and nothing is added).
+        undo.restore_routes.insert(RouteSpec::via(
+            IpNet::V4(ipnet::Ipv4Net::default()),
+            spec.sandbox.eth_gateway.into(),
+            ifname(&spec.sandbox.eth)?,
+        ));
+        self.remove(&dp, &undo)?;
+        remove_log(&spec.sandbox.state_dir, &spec.sandbox.container_id)
     }
 
     fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError> {
@@ -407,10 +431,10 @@ impl PodTunnel for DataplaneTunnel {
         if observed.netns(&state.netns).is_none() {
             return Ok(vec![format!(
                 "network namespace {} is gone",
-                spec.netns.display()
+                spec.sandbox.netns.display()
             )]);
         }
-        if let Some(wg) = observed.wireguard.get(&device(&spec.netns)?) {
+        if let Some(wg) = observed.wireguard.get(&device(&spec.sandbox.netns)?) {
             let recorded = PublicKey::from_base64(spec.pod_public_key.as_str()).ok();
             if wg.public_key != recorded {
                 drift.push(format!(

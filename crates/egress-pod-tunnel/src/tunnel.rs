@@ -4,7 +4,7 @@
 //! path, rp_filter), remove it all, and list drift. [`TunnelSpec`] is also the per-sandbox
 //! record DEL and CHECK read back.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use egress_cni_proto::{DefaultRoute, WireKey};
 
-use crate::config::Backend;
+use crate::sandbox::SandboxRecord;
 
 /// Name of the tunnel interface inside the pod.
 pub use egress_cni_proto::record::POD_TUNNEL_IFNAME;
@@ -25,24 +25,15 @@ pub const INGRESS_MARK: u32 = 0x2222;
 #[error("{0}")]
 pub struct TunnelError(pub String);
 
-/// Everything needed to build, check or remove one pod's tunnel. Holds no private key.
+/// Everything needed to build, check or remove one pod's tunnel: its sandbox and its
+/// gateway. Holds no private key. Serialised flat (the sandbox's fields beside the
+/// gateway's), as records were before the sandbox part had a type of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelSpec {
-    /// `CNI_CONTAINERID`.
-    pub container_id: String,
-    /// `CNI_NETNS`.
-    pub netns: PathBuf,
-    /// `CNI_IFNAME` (the main plugin's interface, `eth0`).
-    pub eth: String,
-    /// Pod IPv4 address.
-    pub pod_ip: Ipv4Addr,
-    /// `eth`'s IPv4 gateway.
-    pub eth_gateway: Ipv4Addr,
-    /// Tunnel MTU.
-    pub mtu: u32,
-    /// WireGuard implementation.
-    pub backend: Backend,
+    /// The sandbox.
+    #[serde(flatten)]
+    pub sandbox: SandboxRecord,
     /// SGC name.
     pub gateway: String,
     /// Gateway endpoint (ILB frontend IP and port).
@@ -55,21 +46,6 @@ pub struct TunnelSpec {
     pub default_route: DefaultRoute,
     /// SGC `excludeCidrs`.
     pub exclude_cidrs: Vec<IpNet>,
-    /// Node exception CIDRs from the conflist.
-    pub node_excluded_cidrs: Vec<IpNet>,
-    /// The plugin's state directory (records; wireguard-go logs under `wireguard-go/`).
-    #[serde(default = "default_state_dir")]
-    pub state_dir: PathBuf,
-    /// The pod's namespace (the manager finds the SGC of a tunnel by it).
-    #[serde(default)]
-    pub pod_namespace: String,
-    /// The pod's name.
-    #[serde(default)]
-    pub pod_name: String,
-}
-
-fn default_state_dir() -> PathBuf {
-    PathBuf::from(crate::config::DEFAULT_STATE_DIR)
 }
 
 impl TunnelSpec {
@@ -77,7 +53,7 @@ impl TunnelSpec {
     /// hash of the container ID: unique per sandbox; with wireguard-go it is also the daemon's
     /// UAPI socket name, which stays after the rename to wg0).
     pub fn host_ifname(&self) -> String {
-        egress_dataplane::InterfaceName::for_pod_socket(&self.container_id)
+        egress_dataplane::InterfaceName::for_pod_socket(&self.sandbox.container_id)
             .as_str()
             .to_owned()
     }
@@ -87,7 +63,7 @@ impl TunnelSpec {
         match self.default_route {
             DefaultRoute::StaticEgressGateway => {
                 let mut all = self.exclude_cidrs.clone();
-                all.extend(self.node_excluded_cidrs.iter().copied());
+                all.extend(self.sandbox.node_excluded_cidrs.iter().copied());
                 all.sort();
                 all.dedup();
                 all
@@ -104,42 +80,21 @@ impl TunnelSpec {
 
     /// Writes the record (directory 0700, file 0600, atomic rename).
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)?;
-        let path = Self::record_path(state_dir, &self.container_id);
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(tmp, path)
+        let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
+        crate::sandbox::write_private(
+            &Self::record_path(state_dir, &self.sandbox.container_id),
+            &bytes,
+        )
     }
 
     /// Reads the record of a sandbox, if any.
     pub fn load(state_dir: &Path, container_id: &str) -> std::io::Result<Option<Self>> {
-        match std::fs::read(Self::record_path(state_dir, container_id)) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(std::io::Error::other),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+        crate::sandbox::read_json(&Self::record_path(state_dir, container_id))
     }
 
     /// Removes the record; missing is fine.
     pub fn forget(state_dir: &Path, container_id: &str) -> std::io::Result<()> {
-        match std::fs::remove_file(Self::record_path(state_dir, container_id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        crate::sandbox::remove_if_present(&Self::record_path(state_dir, container_id))
     }
 }
 
@@ -163,7 +118,8 @@ pub trait PodTunnel {
     /// caller must not tear down again (that could delete a restored route).
     fn route(&self, spec: &TunnelSpec, key: &Self::Key) -> Result<(), TunnelError>;
     /// Removes the tunnel of `spec` (or, without a record, any wg0 in `netns` and the
-    /// sandbox's device in the node namespace); idempotent.
+    /// sandbox's device in the node namespace); idempotent. For a namespace about to go
+    /// (DEL): the routes the tunnel replaced are not put back.
     fn teardown(
         &self,
         spec: Option<&TunnelSpec>,
@@ -171,6 +127,10 @@ pub trait PodTunnel {
         container_id: &str,
         state_dir: &Path,
     ) -> Result<(), TunnelError>;
+    /// Removes the tunnel of a pod that keeps running (its gateway annotation went) and puts
+    /// back the default route via `eth`'s gateway, so the pod egresses as a pod without a
+    /// gateway does; idempotent.
+    fn detach(&self, spec: &TunnelSpec) -> Result<(), TunnelError>;
     /// Differences between the pod namespace and `spec`, one line each.
     fn drift(&self, spec: &TunnelSpec) -> Result<Vec<String>, TunnelError>;
 }
@@ -179,6 +139,7 @@ pub trait PodTunnel {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use egress_cni_proto::Backend;
 
     /// The manager reads these records (`egress_cni_proto::TunnelRecord`): what the plugin
     /// writes must stay readable there, field for field.
@@ -186,35 +147,47 @@ mod tests {
     fn the_manager_reads_what_the_plugin_writes() {
         let key = WireKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
         let spec = TunnelSpec {
-            container_id: "c1".into(),
-            netns: "/run/netns/p1".into(),
-            eth: "eth0".into(),
-            pod_ip: "10.244.0.5".parse().unwrap(),
-            eth_gateway: "10.244.0.1".parse().unwrap(),
-            mtu: 1420,
-            backend: Backend::Userspace,
+            sandbox: SandboxRecord {
+                container_id: "c1".into(),
+                netns: "/run/netns/p1".into(),
+                eth: "eth0".into(),
+                pod_ip: "10.244.0.5".parse().unwrap(),
+                eth_gateway: "10.244.0.1".parse().unwrap(),
+                mtu: 1420,
+                backend: Backend::Userspace,
+                node_excluded_cidrs: vec![],
+                state_dir: "/run/egress-gateway/pods".into(),
+                pod_namespace: "ns1".into(),
+                pod_name: "web-0".into(),
+                pod_uid: Some("u1".into()),
+            },
             gateway: "gw".into(),
             endpoint: "10.224.0.9:6000".parse().unwrap(),
             gateway_public_key: key.clone(),
             pod_public_key: key.clone(),
             default_route: DefaultRoute::StaticEgressGateway,
             exclude_cidrs: vec![],
-            node_excluded_cidrs: vec![],
-            state_dir: "/run/egress-gateway/pods".into(),
-            pod_namespace: "ns1".into(),
-            pod_name: "web-0".into(),
         };
         let dir = tempfile::tempdir().unwrap();
         spec.save(dir.path()).unwrap();
         let read =
             egress_cni_proto::record::read_record(&TunnelSpec::record_path(dir.path(), "c1"))
                 .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(TunnelSpec::record_path(dir.path(), "c1")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["netns"], "/run/netns/p1", "flat, as before: {json}");
+        assert_eq!(
+            TunnelSpec::load(dir.path(), "c1").unwrap().as_ref(),
+            Some(&spec)
+        );
         assert_eq!(
             read,
             egress_cni_proto::TunnelRecord {
                 container_id: "c1".into(),
                 netns: "/run/netns/p1".into(),
-                pod_ip: spec.pod_ip,
+                pod_ip: spec.sandbox.pod_ip,
                 backend: Backend::Userspace,
                 gateway: "gw".into(),
                 endpoint: spec.endpoint,

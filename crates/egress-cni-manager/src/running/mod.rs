@@ -1,0 +1,439 @@
+//! Running pods follow their gateway annotation (issue 17 item 1): adding, changing or
+//! removing `kubernetes.azure.com/static-gateway-configuration` on a running pod of this node,
+//! or the gateway it names appearing or becoming ready, attaches, moves or detaches the pod's
+//! tunnel without a restart, each change an Event on the pod (`EgressGatewayAttached`,
+//! `EgressGatewayDetached`, `EgressGatewayFailed` with the reason). New pods are not this
+//! loop's business: their ADD still builds the tunnel before the pod's first packet.
+//!
+//! Observe (the plugin's sandbox and tunnel records, the node-local pod cache, the SGCs) →
+//! [`plan::plan`] (pure) → [`apply::Attacher`] (per sandbox, under the sandbox's lock, the same
+//! steps as ADD) → Events from what apply returned. Runs on every pod or SGC change and every
+//! [`RESYNC`]; a failed attach of a sandbox to a gateway is retried after [`BACKOFF`].
+
+pub mod apply;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Api;
+use kube::api::PostParams;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use egress_api::StaticGatewayConfiguration;
+use egress_pod_tunnel::sandbox::SandboxRecord;
+use egress_pod_tunnel::tunnel::TunnelSpec;
+
+use crate::state::{NodeState, PodCache};
+use apply::{AttachError, Attached, Attacher, Detached};
+use plan::{GatewayState, Observed, Step};
+
+/// Re-plan at least this often (backoffs expire, records written without a pod change).
+pub const RESYNC: Duration = Duration::from_secs(10);
+/// A failed step of one sandbox is not retried for this long (unless it succeeds meanwhile).
+pub const BACKOFF: Duration = Duration::from_secs(10);
+/// Sandboxes changed at once (each step mostly waits for its handshake).
+const PARALLEL: usize = 8;
+
+/// Event reasons on the pod.
+pub const REASON_ATTACHED: &str = "EgressGatewayAttached";
+/// See [`REASON_ATTACHED`].
+pub const REASON_DETACHED: &str = "EgressGatewayDetached";
+/// See [`REASON_ATTACHED`].
+pub const REASON_FAILED: &str = "EgressGatewayFailed";
+
+/// What the loop remembers between passes.
+#[derive(Debug, Default)]
+struct Memory {
+    /// `(container ID, target gateway or "" for detach)` → when it last failed.
+    failures: HashMap<(String, String), Instant>,
+    /// Container ID → reason last reported for a gateway that cannot take it.
+    waits: HashMap<String, String>,
+}
+
+/// The attachment loop of one node.
+pub struct Attachments {
+    /// The plugin's state directory (sandbox and tunnel records).
+    pub state_dir: PathBuf,
+    /// This node's pods.
+    pub cache: PodCache,
+    /// Readiness (the pod cache must be synced before anything is planned).
+    pub state: NodeState,
+    /// Carries out the steps.
+    pub attacher: Arc<dyn Attacher>,
+    /// Client for the Events.
+    pub client: kube::Client,
+    /// This node's name (the Events' reporting instance).
+    pub node: String,
+}
+
+impl std::fmt::Debug for Attachments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachments")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `reportingController` of the Events.
+pub const REPORTING_CONTROLLER: &str = "egress-cni-manager";
+const NORMAL: &str = "Normal";
+const WARNING: &str = "Warning";
+
+/// Watches SGCs into `writer`, waking `notify` on every change and setting `synced` after
+/// the first list.
+async fn watch_gateways(
+    client: kube::Client,
+    writer: reflector::store::Writer<StaticGatewayConfiguration>,
+    notify: Arc<Notify>,
+    synced: Arc<AtomicBool>,
+    cancel: CancellationToken,
+) {
+    let api: Api<StaticGatewayConfiguration> = Api::all(client);
+    let mut stream =
+        reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
+            .default_backoff()
+            .boxed();
+    while let Some(next) = crate::pod_watch::next_or_cancelled(&mut stream, &cancel).await {
+        match next {
+            Err(e) => tracing::warn!(error = %e, "SGC watch failed; retrying with backoff"),
+            Ok(watcher::Event::InitDone) => {
+                synced.store(true, Ordering::Release);
+                notify.notify_one();
+            }
+            Ok(_) => notify.notify_one(),
+        }
+    }
+}
+
+/// How often [`reap_children`] collects exited children.
+pub const REAP_EVERY: Duration = Duration::from_secs(5);
+
+/// Collects the exit status of this process's exited children until cancelled. With the
+/// userspace backend an attach starts the pod's wireguard-go daemon, which outlives the call
+/// that started it (its own process group, as when the short-lived plugin starts it) and exits
+/// when the pod's tunnel goes; unlike the plugin, the manager stays its parent, so without this
+/// every such daemon would stay a zombie. The manager starts no other process. (A daemon that
+/// exits while it is being started may be collected here first; its start then fails with
+/// "no UAPI socket" instead of its exit status.)
+pub async fn reap_children(cancel: CancellationToken) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(REAP_EVERY) => {}
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => tracing::debug!(?status, "collected an exited child"),
+            }
+        }
+    }
+}
+
+/// Runs the loop until cancelled.
+pub async fn run(attachments: Attachments, client: kube::Client, cancel: CancellationToken) {
+    let (store, writer) = reflector::store();
+    let notify = Arc::new(Notify::new());
+    let synced = Arc::new(AtomicBool::new(false));
+    tokio::spawn(watch_gateways(
+        client,
+        writer,
+        notify.clone(),
+        synced.clone(),
+        cancel.clone(),
+    ));
+    let mut memory = Memory::default();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = attachments.cache.changed() => {}
+            () = notify.notified() => {}
+            () = tokio::time::sleep(RESYNC) => {}
+        }
+        if !attachments.state.pods_synced() || !synced.load(Ordering::Acquire) {
+            continue;
+        }
+        let observed = attachments.observe(&store, &memory);
+        let steps = plan::plan(&observed);
+        attachments.apply(steps, &observed, &mut memory).await;
+    }
+}
+
+impl Attachments {
+    fn observe(&self, store: &Store<StaticGatewayConfiguration>, memory: &Memory) -> Observed {
+        let mut sandboxes = SandboxRecord::list(&self.state_dir).unwrap_or_else(|e| {
+            tracing::warn!(dir = %self.state_dir.display(), error = %e, "failed to list sandbox records");
+            Vec::new()
+        });
+        // Locks, records and logs live where this manager told the plugin to keep them,
+        // whatever a record says.
+        for s in &mut sandboxes {
+            s.state_dir = self.state_dir.clone();
+        }
+        let tunnels = sandboxes
+            .iter()
+            .filter_map(|s| match TunnelSpec::load(&self.state_dir, &s.container_id) {
+                Ok(t) => t.map(|t| (s.container_id.clone(), t.gateway)),
+                Err(e) => {
+                    tracing::warn!(container = %s.container_id, error = %e, "unreadable tunnel record");
+                    None
+                }
+            })
+            .collect();
+        let gateways = store
+            .state()
+            .iter()
+            .map(|sgc| {
+                let key = (
+                    sgc.metadata.namespace.clone().unwrap_or_default(),
+                    sgc.metadata.name.clone().unwrap_or_default(),
+                );
+                let state = match crate::gateway::to_reply(sgc) {
+                    Ok(_) => GatewayState::Ready,
+                    Err(e) => GatewayState::NotReady(crate::error_chain(&e)),
+                };
+                (key, state)
+            })
+            .collect();
+        Observed {
+            sandboxes,
+            tunnels,
+            pods: self.cache.snapshot(),
+            gateways,
+            backing_off: memory
+                .failures
+                .iter()
+                .filter(|(_, at)| at.elapsed() < BACKOFF)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    async fn apply(&self, steps: Vec<Step>, observed: &Observed, memory: &mut Memory) {
+        memory.failures.retain(|_, at| at.elapsed() < BACKOFF);
+        let waiting: Vec<String> = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Wait { .. }))
+            .map(|s| s.sandbox().container_id.clone())
+            .collect();
+        memory.waits.retain(|id, _| waiting.contains(id));
+        let outcomes: Vec<(Step, Outcome)> = futures::stream::iter(steps)
+            .map(|step| async move {
+                let outcome = self.run_step(&step).await;
+                (step, outcome)
+            })
+            .buffer_unordered(PARALLEL)
+            .collect()
+            .await;
+        for (step, outcome) in outcomes {
+            let sandbox = step.sandbox();
+            let id = sandbox.container_id.clone();
+            if let Outcome::Failed { target, .. } = &outcome {
+                memory
+                    .failures
+                    .insert((id.clone(), target.clone()), Instant::now());
+            }
+            if let Outcome::Waiting { reason } = &outcome {
+                if memory.waits.get(&id) == Some(reason) {
+                    continue;
+                }
+                memory.waits.insert(id.clone(), reason.clone());
+            }
+            if let Some((gateway, event)) = event_of(&step, &outcome) {
+                self.event(observed, sandbox, &gateway, event).await;
+            }
+        }
+    }
+
+    async fn run_step(&self, step: &Step) -> Outcome {
+        match step {
+            Step::Attach {
+                sandbox, gateway, ..
+            } => match self.attacher.attach(sandbox).await {
+                Ok(Attached::Attached { gateway, handshake }) => {
+                    Outcome::Attached { gateway, handshake }
+                }
+                Ok(Attached::SandboxGone) => Outcome::Nothing,
+                Err(error) => Outcome::Failed {
+                    target: gateway.clone(),
+                    error,
+                },
+            },
+            Step::Detach { sandbox, .. } => match self.attacher.detach(sandbox).await {
+                Ok(Detached::Detached { from }) => Outcome::Detached { from },
+                Ok(Detached::Nothing) => Outcome::Nothing,
+                Err(error) => Outcome::Failed {
+                    target: String::new(),
+                    error,
+                },
+            },
+            Step::Wait { reason, .. } => Outcome::Waiting {
+                reason: reason.clone(),
+            },
+        }
+    }
+
+    /// Creates one Event on the pod (never a series: kube's Recorder folds Events with the
+    /// same reason into a series that keeps the first note, and each attach, move or
+    /// failure here has its own). `related` names the gateway.
+    async fn event(
+        &self,
+        observed: &Observed,
+        sandbox: &SandboxRecord,
+        gateway: &str,
+        (type_, reason, action, note): (&str, &str, &str, String),
+    ) {
+        let ns = &sandbox.pod_namespace;
+        let key = (ns.clone(), sandbox.pod_name.clone());
+        let pod = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(ns.clone()),
+            name: Some(sandbox.pod_name.clone()),
+            uid: observed.pods.get(&key).map(|p| p.uid.clone()),
+            ..ObjectReference::default()
+        };
+        let sgc = ObjectReference {
+            api_version: Some(egress_api::constants::API_VERSION.into()),
+            kind: Some("StaticGatewayConfiguration".into()),
+            namespace: Some(ns.clone()),
+            name: Some(gateway.to_owned()),
+            ..ObjectReference::default()
+        };
+        tracing::info!(pod = %sandbox.pod(), reason, "{note}");
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let event = K8sEvent {
+            metadata: ObjectMeta {
+                namespace: Some(ns.clone()),
+                name: Some(format!("{}.{:x}", sandbox.pod_name, now.as_nanosecond())),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(now)),
+            type_: Some(type_.into()),
+            reason: Some(reason.into()),
+            action: Some(action.into()),
+            note: Some(note),
+            regarding: Some(pod),
+            related: Some(sgc),
+            reporting_controller: Some(REPORTING_CONTROLLER.into()),
+            reporting_instance: Some(self.node.clone()),
+            ..K8sEvent::default()
+        };
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), ns);
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            tracing::warn!(pod = %sandbox.pod(), error = %e, reason, "failed to publish event");
+        }
+    }
+}
+
+/// What one step came to.
+#[derive(Debug)]
+enum Outcome {
+    Attached {
+        gateway: String,
+        handshake: Duration,
+    },
+    Detached {
+        from: String,
+    },
+    Failed {
+        target: String,
+        error: AttachError,
+    },
+    Waiting {
+        reason: String,
+    },
+    Nothing,
+}
+
+/// An Event: type, reason, action, note.
+type EventText = (&'static str, &'static str, &'static str, String);
+
+/// The gateway a step's outcome is about and its Event.
+fn event_of(step: &Step, outcome: &Outcome) -> Option<(String, EventText)> {
+    let ns = &step.sandbox().pod_namespace;
+    let about = match (step, outcome) {
+        (_, Outcome::Attached { gateway, .. })
+        | (Step::Attach { gateway, .. } | Step::Wait { gateway, .. }, _) => gateway,
+        (_, Outcome::Detached { from }) | (Step::Detach { from, .. }, _) => from,
+    };
+    let text = match (step, outcome) {
+        (Step::Attach { from, .. }, Outcome::Attached { gateway, handshake }) => Some((
+            NORMAL,
+            REASON_ATTACHED,
+            "Attach",
+            match from {
+                Some(old) => format!(
+                    "moved from StaticGatewayConfiguration {ns}/{old} to {ns}/{gateway} (first handshake after {} ms); connections opened before use the old egress IP and break",
+                    handshake.as_millis()
+                ),
+                None => format!(
+                    "attached to StaticGatewayConfiguration {ns}/{gateway} (first handshake after {} ms); connections opened before leave with the old source IP and break",
+                    handshake.as_millis()
+                ),
+            },
+        )),
+        (Step::Detach { .. }, Outcome::Detached { from }) => Some((
+            NORMAL,
+            REASON_DETACHED,
+            "Detach",
+            format!(
+                "detached from StaticGatewayConfiguration {ns}/{from}: the pod egresses as a pod without a gateway"
+            ),
+        )),
+        (Step::Attach { from, gateway, .. }, Outcome::Failed { error, .. }) => Some((
+            WARNING,
+            REASON_FAILED,
+            "Attach",
+            format!(
+                "failed to attach to StaticGatewayConfiguration {ns}/{gateway}: {}; {} (retried in {} s)",
+                crate::error_chain(error),
+                match from {
+                    Some(old) => format!(
+                        "its tunnel to {ns}/{old} was removed, so the pod egresses as a pod without a gateway"
+                    ),
+                    None => "the pod egresses as before".to_owned(),
+                },
+                BACKOFF.as_secs()
+            ),
+        )),
+        (Step::Detach { from, .. }, Outcome::Failed { error, .. }) => Some((
+            WARNING,
+            REASON_FAILED,
+            "Detach",
+            format!(
+                "failed to detach from StaticGatewayConfiguration {ns}/{from}: {}",
+                crate::error_chain(error)
+            ),
+        )),
+        (Step::Wait { gateway, from, .. }, Outcome::Waiting { reason }) => Some((
+            WARNING,
+            REASON_FAILED,
+            "Attach",
+            format!(
+                "cannot attach to StaticGatewayConfiguration {ns}/{gateway} yet: {reason}; {}",
+                match from {
+                    Some(old) => format!(
+                        "the pod keeps its tunnel to {ns}/{old}, whose gateways no longer accept it: no egress until {ns}/{gateway} is ready"
+                    ),
+                    None => "the pod egresses as before".to_owned(),
+                }
+            ),
+        )),
+        _ => None,
+    }?;
+    Some((about.clone(), text))
+}

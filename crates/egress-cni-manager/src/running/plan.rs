@@ -1,0 +1,331 @@
+//! The pure part of attaching running pods: for every sandbox the plugin recorded on this
+//! node, the gateway its pod should use now (its annotation) against the gateway its tunnel
+//! uses (the tunnel record), giving one [`Step`] per sandbox that differs. Only sandboxes
+//! that are their pod's current one are considered: the pod is in the node-local cache, has
+//! the recorded UID, is neither finished nor being deleted, and the API reports the
+//! sandbox's IP as the pod's (the kubelet reports it only after a successful ADD, so a
+//! sandbox whose ADD is still running or failed is never touched here).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+
+use egress_pod_tunnel::sandbox::SandboxRecord;
+
+use crate::state::{PodFacts, PodKey};
+
+/// Whether a gateway can take a pod now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayState {
+    /// Provisioned: an attach can register and handshake.
+    Ready,
+    /// Exists but cannot serve pods (yet): the reason, as ADD would give it.
+    NotReady(String),
+}
+
+/// What the plan reads.
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    /// The plugin's sandbox records.
+    pub sandboxes: Vec<SandboxRecord>,
+    /// Gateway of each sandbox's tunnel, by container ID (from the tunnel records).
+    pub tunnels: BTreeMap<String, String>,
+    /// This node's pods.
+    pub pods: HashMap<PodKey, PodFacts>,
+    /// SGCs by `(namespace, name)`; absent: does not exist.
+    pub gateways: HashMap<(String, String), GatewayState>,
+    /// `(container ID, gateway)` pairs whose attach failed recently (gateway `""`: detach):
+    /// not retried yet.
+    pub backing_off: HashSet<(String, String)>,
+}
+
+/// One change to one running sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Build a tunnel to `gateway` (replacing the one to `from`, if any).
+    Attach {
+        /// The sandbox.
+        sandbox: SandboxRecord,
+        /// Gateway to use.
+        gateway: String,
+        /// Gateway of the tunnel being replaced.
+        from: Option<String>,
+    },
+    /// Remove the tunnel (the annotation went).
+    Detach {
+        /// The sandbox.
+        sandbox: SandboxRecord,
+        /// Gateway of the tunnel.
+        from: String,
+    },
+    /// The pod names a gateway that cannot take it now; its tunnel (if any) stays.
+    Wait {
+        /// The sandbox.
+        sandbox: SandboxRecord,
+        /// Gateway named.
+        gateway: String,
+        /// Gateway of the tunnel it keeps meanwhile (whose gateways stop accepting the pod
+        /// as soon as its annotation names another).
+        from: Option<String>,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+impl Step {
+    /// The sandbox the step is about.
+    pub fn sandbox(&self) -> &SandboxRecord {
+        match self {
+            Step::Attach { sandbox, .. }
+            | Step::Detach { sandbox, .. }
+            | Step::Wait { sandbox, .. } => sandbox,
+        }
+    }
+}
+
+/// The pod of `sandbox` when the sandbox is that pod's running one.
+fn current_pod<'a>(observed: &'a Observed, sandbox: &SandboxRecord) -> Option<&'a PodFacts> {
+    let pod = observed
+        .pods
+        .get(&(sandbox.pod_namespace.clone(), sandbox.pod_name.clone()))?;
+    let uid_ok = sandbox.pod_uid.as_ref().is_none_or(|u| *u == pod.uid);
+    let running = !pod.finished && !pod.deleting;
+    let ip_ok = pod.ips.contains(&IpAddr::V4(sandbox.pod_ip));
+    (uid_ok && running && ip_ok).then_some(pod)
+}
+
+/// The steps that bring every running sandbox to its pod's gateway.
+pub fn plan(observed: &Observed) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for sandbox in &observed.sandboxes {
+        let Some(pod) = current_pod(observed, sandbox) else {
+            continue;
+        };
+        let current = observed.tunnels.get(&sandbox.container_id);
+        match (&pod.gateway, current) {
+            (None, None) => {}
+            (Some(want), Some(have)) if want == have => {}
+            (None, Some(have)) => {
+                if !observed
+                    .backing_off
+                    .contains(&(sandbox.container_id.clone(), String::new()))
+                {
+                    steps.push(Step::Detach {
+                        sandbox: sandbox.clone(),
+                        from: have.clone(),
+                    });
+                }
+            }
+            (Some(want), have) => {
+                let key = (sandbox.pod_namespace.clone(), want.clone());
+                let step = match observed.gateways.get(&key) {
+                    Some(GatewayState::Ready) => {
+                        if observed
+                            .backing_off
+                            .contains(&(sandbox.container_id.clone(), want.clone()))
+                        {
+                            continue;
+                        }
+                        Step::Attach {
+                            sandbox: sandbox.clone(),
+                            gateway: want.clone(),
+                            from: have.cloned(),
+                        }
+                    }
+                    Some(GatewayState::NotReady(reason)) => Step::Wait {
+                        sandbox: sandbox.clone(),
+                        gateway: want.clone(),
+                        from: have.cloned(),
+                        reason: reason.clone(),
+                    },
+                    None => Step::Wait {
+                        sandbox: sandbox.clone(),
+                        gateway: want.clone(),
+                        from: have.cloned(),
+                        reason: format!(
+                            "StaticGatewayConfiguration {}/{want} does not exist",
+                            sandbox.pod_namespace
+                        ),
+                    },
+                };
+                steps.push(step);
+            }
+        }
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use egress_cni_proto::Backend;
+
+    fn sandbox(id: &str, pod: &str, ip: &str) -> SandboxRecord {
+        SandboxRecord {
+            container_id: id.into(),
+            netns: format!("/run/netns/{id}").into(),
+            eth: "eth0".into(),
+            pod_ip: ip.parse().unwrap(),
+            eth_gateway: "10.244.0.1".parse().unwrap(),
+            mtu: 1420,
+            backend: Backend::Kernel,
+            node_excluded_cidrs: vec![],
+            state_dir: "/run/egress-gateway/pods".into(),
+            pod_namespace: "ns".into(),
+            pod_name: pod.into(),
+            pod_uid: Some(format!("uid-{pod}")),
+        }
+    }
+
+    fn pod(name: &str, ip: &str, gateway: Option<&str>) -> (PodKey, PodFacts) {
+        (
+            ("ns".into(), name.into()),
+            PodFacts {
+                uid: format!("uid-{name}"),
+                node_name: Some("node-1".into()),
+                gateway: gateway.map(Into::into),
+                ips: vec![ip.parse().unwrap()],
+                finished: false,
+                deleting: false,
+            },
+        )
+    }
+
+    fn world() -> Observed {
+        Observed {
+            sandboxes: vec![sandbox("c1", "p1", "10.244.0.5")],
+            pods: [pod("p1", "10.244.0.5", Some("gw"))].into(),
+            gateways: [(("ns".into(), "gw".into()), GatewayState::Ready)].into(),
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn an_annotated_running_pod_without_a_tunnel_is_attached() {
+        let o = world();
+        assert_eq!(
+            plan(&o),
+            [Step::Attach {
+                sandbox: o.sandboxes[0].clone(),
+                gateway: "gw".into(),
+                from: None
+            }]
+        );
+    }
+
+    #[test]
+    fn a_pod_already_on_its_gateway_needs_nothing() {
+        let mut o = world();
+        o.tunnels.insert("c1".into(), "gw".into());
+        assert_eq!(plan(&o), []);
+    }
+
+    #[test]
+    fn a_changed_annotation_moves_and_a_removed_one_detaches() {
+        let mut o = world();
+        o.tunnels.insert("c1".into(), "old".into());
+        assert_eq!(
+            plan(&o),
+            [Step::Attach {
+                sandbox: o.sandboxes[0].clone(),
+                gateway: "gw".into(),
+                from: Some("old".into())
+            }]
+        );
+        o.pods = [pod("p1", "10.244.0.5", None)].into();
+        assert_eq!(
+            plan(&o),
+            [Step::Detach {
+                sandbox: o.sandboxes[0].clone(),
+                from: "old".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unready_gateway_waits_with_the_reason_and_keeps_the_tunnel() {
+        let mut o = world();
+        o.gateways.clear();
+        let Step::Wait { reason, .. } = &plan(&o)[0] else {
+            panic!("{:?}", plan(&o))
+        };
+        assert_eq!(reason, "StaticGatewayConfiguration ns/gw does not exist");
+        o.gateways.insert(
+            ("ns".into(), "gw".into()),
+            GatewayState::NotReady("pool not found".into()),
+        );
+        o.tunnels.insert("c1".into(), "old".into());
+        assert_eq!(
+            plan(&o),
+            [Step::Wait {
+                sandbox: o.sandboxes[0].clone(),
+                gateway: "gw".into(),
+                from: Some("old".into()),
+                reason: "pool not found".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn the_gateway_is_looked_up_in_the_pods_own_namespace() {
+        let mut o = world();
+        o.gateways = [(("other".into(), "gw".into()), GatewayState::Ready)].into();
+        assert!(matches!(plan(&o)[..], [Step::Wait { .. }]));
+    }
+
+    #[test]
+    fn only_a_pods_current_running_sandbox_is_touched() {
+        let base = world();
+        type Change = Box<dyn Fn(&mut Observed)>;
+        let cases: Vec<(&str, Change)> = vec![
+            ("pod gone", Box::new(|o| o.pods.clear())),
+            (
+                "pod re-created under the same name",
+                Box::new(|o| o.pods.get_mut(&("ns".into(), "p1".into())).unwrap().uid = "x".into()),
+            ),
+            (
+                "sandbox IP is not the pod's (ADD not finished, or an older sandbox)",
+                Box::new(|o| {
+                    o.pods.get_mut(&("ns".into(), "p1".into())).unwrap().ips =
+                        vec!["10.244.0.6".parse().unwrap()]
+                }),
+            ),
+            (
+                "pod being deleted",
+                Box::new(|o| {
+                    o.pods
+                        .get_mut(&("ns".into(), "p1".into()))
+                        .unwrap()
+                        .deleting = true
+                }),
+            ),
+            (
+                "pod finished",
+                Box::new(|o| {
+                    o.pods
+                        .get_mut(&("ns".into(), "p1".into()))
+                        .unwrap()
+                        .finished = true
+                }),
+            ),
+            (
+                "recent failure for this gateway",
+                Box::new(|o| {
+                    o.backing_off.insert(("c1".into(), "gw".into()));
+                }),
+            ),
+        ];
+        for (what, change) in cases {
+            let mut o = base.clone();
+            change(&mut o);
+            assert_eq!(plan(&o), [], "{what}");
+        }
+    }
+
+    #[test]
+    fn a_plain_pod_without_a_tunnel_needs_nothing() {
+        let mut o = world();
+        o.pods = [pod("p1", "10.244.0.5", None)].into();
+        assert_eq!(plan(&o), []);
+    }
+}
