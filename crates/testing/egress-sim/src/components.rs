@@ -161,6 +161,9 @@ pub fn cni_manager(
             ),
             format!("--gateway-probe-timeout-ms={}", d::GATEWAY_PROBE_TIMEOUT_MS),
             format!("--failover-settle-seconds={}", d::FAILOVER_SETTLE_SECONDS),
+            // On, unlike the chart's default: the chart keeps it off only until the manager's
+            // image carries nft; the simulator runs the host's binaries, which have it.
+            "--attach-running-pods=true".into(),
         ],
         env: vec![
             (
