@@ -82,6 +82,13 @@ pub fn namespaces_with(prefix: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A benchmark's size setting: the environment variable `name`, or `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .map_or(default, |v| v.parse().unwrap())
+}
+
 /// Path of a scenario file of the e2e suite.
 pub fn e2e_scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -105,11 +105,7 @@ async fn many_pods_fail_over_together() {
     let Some(lab) = common::lab("failover many") else {
         return;
     };
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .map_or(default, |v| v.parse().unwrap())
-    };
+    let env = common::env_usize;
     let (workers, pods) = (
         env("EGRESS_FAILOVER_WORKERS", 2),
         env("EGRESS_FAILOVER_PODS", 50),

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use egress_sim::cluster::Cluster;
+use egress_sim::egress_watch::percentile;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
@@ -56,12 +57,19 @@ struct Batch {
     errors: Vec<String>,
     /// Each pod's first connection: where, what the server saw, how long it took.
     firsts: Vec<(String, Result<String, String>, Duration)>,
-    connect_ms: Vec<u64>,
     /// Pod-side wireguard-go daemons running once all were ready, and their RSS in KiB.
     daemons: (usize, u64),
 }
 
 impl Batch {
+    /// Milliseconds each first connection took.
+    fn connect_ms(&self) -> Vec<u64> {
+        self.firsts
+            .iter()
+            .map(|(_, _, took)| took.as_millis() as u64)
+            .collect()
+    }
+
     /// First connections that failed, left from outside `prefix` (when given), or needed a
     /// retransmitted SYN.
     fn misses(&self, prefix: Option<&str>) -> Vec<String> {
@@ -119,21 +127,13 @@ fn first_connection(netns: String, node: String) -> (String, Result<String, Stri
     (format!("{netns} on {node}"), seen, t.elapsed())
 }
 
-fn pct(mut v: Vec<u64>) -> String {
-    v.sort_unstable();
-    let p = |q: usize| v[(v.len() * q / 100).min(v.len() - 1)];
-    format!(
-        "p50 {} / p95 {} / max {} ms",
-        p(50),
-        p(95),
-        v.last().unwrap()
-    )
+fn pct(v: &[u64]) -> String {
+    let p = |q| percentile(v, q).unwrap_or_default();
+    format!("p50 {} / p95 {} / max {} ms", p(50.0), p(95.0), p(100.0))
 }
 
 fn median(v: &[u64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_unstable();
-    v[v.len() / 2] as f64
+    percentile(v, 50.0).unwrap_or_default() as f64
 }
 
 /// Creates `pods` pods named `{kind}…` together, opens each one's first connection as soon as
@@ -202,13 +202,10 @@ async fn batch(cluster: &Cluster, kind: &str, pods: usize, annotated: bool, crea
         failed_adds: recs.iter().map(|r| r.attempts).sum(),
         errors: recs.iter().filter_map(|r| r.last_error.clone()).collect(),
         firsts: Vec::new(),
-        connect_ms: Vec::new(),
         daemons: pod_daemons(),
     };
     while let Some(first) = firsts.join_next().await {
-        let first = first.unwrap();
-        out.connect_ms.push(first.2.as_millis() as u64);
-        out.firsts.push(first);
+        out.firsts.push(first.unwrap());
     }
     for name in &names {
         api.patch(
@@ -236,11 +233,7 @@ async fn many_pods_start_together() {
     let Some(lab) = common::lab("pods at once") else {
         return;
     };
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .map_or(default, |v| v.parse().unwrap())
-    };
+    let env = common::env_usize;
     let (workers, pods) = (
         env("EGRESS_STARTUP_WORKERS", 4),
         env("EGRESS_STARTUP_PODS", 10),
@@ -291,9 +284,9 @@ async fn many_pods_start_together() {
         eprintln!(
             "[e2e] STARTUP x{pods} ({workers} workers{}) {kind}: ready {}; failed ADDs {}; first connection {}; misses {}; pod wireguard-go daemons {} ({} MiB RSS)",
             if cold { ", cold" } else { "" },
-            pct(b.ready_ms.clone()),
+            pct(&b.ready_ms),
             b.failed_adds,
-            pct(b.connect_ms.clone()),
+            pct(&b.connect_ms()),
             m.len(),
             b.daemons.0,
             b.daemons.1 / 1024

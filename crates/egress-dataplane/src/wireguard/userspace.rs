@@ -258,6 +258,11 @@ impl Daemons {
         Ok(())
     }
 
+    /// The log file of the daemon named `uapi`.
+    fn log_path(&self, uapi: &str) -> PathBuf {
+        self.config.log_dir.join(format!("{uapi}.log"))
+    }
+
     /// Starts `wireguard-go -f <uapi>` in `socket_netns` and waits for its UAPI socket.
     fn start_daemon(
         &self,
@@ -279,7 +284,7 @@ impl Daemons {
         })?;
         fs::create_dir_all(UAPI_DIR)
             .map_err(|e| start_error(format!("failed to create {UAPI_DIR}: {e}")))?;
-        let log_path = self.config.log_dir.join(format!("{uapi}.log"));
+        let log_path = self.log_path(uapi);
         let log = File::create(&log_path)
             .map_err(|e| start_error(format!("failed to create {}: {e}", log_path.display())))?;
         let log_err = log.try_clone().map_err(|e| start_error(e.to_string()))?;
@@ -357,7 +362,7 @@ impl Daemons {
             });
         if let Err(e) = configured {
             // A daemon that died right after its socket appeared says why in its log.
-            let log = self.config.log_dir.join(format!("{uapi}.log"));
+            let log = self.log_path(&uapi);
             let _ = self.stop_daemon(&uapi);
             let tail = log_tail(&log);
             if inotify_hint(&tail).is_some() {
