@@ -50,6 +50,19 @@ impl World {
         any
     }
 
+    /// Whether one of `obj`'s owners no longer exists.
+    fn has_dangling_owner(&self, obj: &Value) -> bool {
+        obj.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| {
+                refs.iter().any(|r| {
+                    r.get("uid")
+                        .and_then(Value::as_str)
+                        .is_some_and(|u| self.store.key_of_uid(u).is_none())
+                })
+            })
+    }
+
     fn rewrite(&mut self, key: &ObjKey, edit: impl FnOnce(&mut Value)) -> bool {
         let Some(res) = self.registry.by_group_resource(&key.group, &key.resource) else {
             return false;
@@ -95,10 +108,13 @@ impl World {
     }
 
     fn gc_pass(&mut self) -> bool {
-        // Only what the pass decides on is copied, not the objects themselves.
+        // Only what the pass decides on is copied, and only for the objects it can act on
+        // (being deleted, or an owner gone): this runs after every write, and copying every
+        // object's metadata each time was most of the server's CPU with a few hundred pods.
         let snapshot: Vec<Seen> = self
             .store
             .all()
+            .filter(|(_, v)| is_deleting(v) || self.has_dangling_owner(v))
             .map(|(k, v)| Seen {
                 key: k.clone(),
                 uid: meta_str(v, "uid").unwrap_or_default().to_string(),
