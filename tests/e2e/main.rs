@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod attach;
 mod cni_restart;
 mod common;
 mod crash;

@@ -15,11 +15,11 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use crate::common;
 
 /// Replicas per Deployment (the simulator's Deployments are created in slices of this).
-const PER_DEPLOYMENT: usize = 50;
+pub(crate) const PER_DEPLOYMENT: usize = 50;
 /// A first SYN lost would be retransmitted after 1 s: a connect slower than this is a miss.
 const FIRST_SYN: Duration = Duration::from_millis(900);
 
-fn scenario(workers: usize) -> String {
+pub(crate) fn scenario(workers: usize) -> String {
     let base = std::fs::read_to_string(common::e2e_scenario("resilience.yaml")).unwrap();
     let (head, _pod) = base
         .split_once("  ---\n  apiVersion: v1\n  kind: Pod\n")
@@ -28,7 +28,7 @@ fn scenario(workers: usize) -> String {
     head.replace("workers: 1\n", &format!("workers: {workers}\n"))
 }
 
-fn deployment(name: &str, replicas: usize, annotated: bool) -> Deployment {
+pub(crate) fn deployment(name: &str, replicas: usize, annotated: bool) -> Deployment {
     let annotations = if annotated {
         serde_json::json!({"kubernetes.azure.com/static-gateway-configuration": "gw"})
     } else {
