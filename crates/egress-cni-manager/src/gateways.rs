@@ -84,8 +84,11 @@ impl GatewayCache {
 }
 
 /// Starts the SGC watch; the returned cache fills as it runs. `selector_file`: where the
-/// namespaces with selectors are published for the plugin (removed at once: until the first
-/// list completes the plugin must ask).
+/// namespaces with selectors are published for the plugin once the first list completed. A
+/// file from an earlier run stays until then: stale by the selector changes made while no
+/// manager ran (their pods are attached as running pods once it is replaced), where removing
+/// it would make every plain pod of the node wait for this manager (and fail while it
+/// cannot reach the API).
 pub fn start(
     client: kube::Client,
     selector_file: PathBuf,
@@ -98,9 +101,6 @@ pub fn start(
         selectors: Arc::default(),
         changes: Arc::new(Notify::new()),
     };
-    if let Err(e) = SelectorNamespaces::remove(&selector_file) {
-        tracing::warn!(file = %selector_file.display(), error = %e, "failed to remove the stale selector-namespaces file");
-    }
     let task = run(client, writer, cache.clone(), selector_file, state, cancel);
     (cache, task)
 }
