@@ -213,6 +213,12 @@ impl Selectors {
         self.by_namespace.keys().map(String::as_str)
     }
 
+    /// The usable selectors of `namespace`, by SGC name (compare them to see whether the
+    /// namespace's pods may resolve differently).
+    pub fn of_namespace(&self, namespace: &str) -> Option<&BTreeMap<String, PodSelector>> {
+        self.by_namespace.get(namespace)
+    }
+
     /// Whether `namespace` has a usable selector.
     pub fn has_namespace(&self, namespace: &str) -> bool {
         self.by_namespace.contains_key(namespace)
