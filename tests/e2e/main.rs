@@ -15,5 +15,6 @@ mod features;
 mod in_use;
 mod resilience;
 mod running;
+mod selectors;
 mod startup;
 mod walkthrough;

@@ -395,7 +395,7 @@ fn event_of(step: &Step, outcome: &Outcome) -> Option<(String, EventText)> {
                 "cannot attach to StaticGatewayConfiguration {ns}/{gateway} yet: {reason}; {}",
                 match from {
                     Some(old) => format!(
-                        "the pod keeps its tunnel to {ns}/{old}, whose gateways no longer accept it: no egress until {ns}/{gateway} is ready"
+                        "the pod keeps its tunnel to {ns}/{old}, whose gateways no longer accept it: no egress until this is resolved"
                     ),
                     None => "the pod egresses as before".to_owned(),
                 }
