@@ -283,7 +283,6 @@ impl RequestHandler {
         if let Some(s) = self.gateways.selectors() {
             return Ok(s);
         }
-        self.metrics.pod_cache_misses.inc();
         let api: Api<StaticGatewayConfiguration> = Api::namespaced(self.client.clone(), namespace);
         let list = api
             .list(&Default::default())
