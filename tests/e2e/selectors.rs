@@ -7,7 +7,8 @@
 //! the running one loses its egress (its tunnel stays, gw's gateway refuses it: never the
 //! outbound IP), a new one does not start (its ADD is refused naming both SGCs), both SGCs
 //! carry `SelectorConflict=True` naming each other and the pods; resolving the conflict gives
-//! both pods gw's prefix and the conditions turn False.
+//! both pods gw's prefix and the conditions turn False; an SGC whose selector is removed loses
+//! the condition.
 
 use std::time::{Duration, Instant};
 
@@ -193,14 +194,27 @@ async fn conflicting_selectors_give_neither_until_resolved(
     prefix: &str,
     fresh: &str,
 ) {
+    assert!(
+        source_of(cluster, fresh)
+            .await
+            .is_some_and(|s| in_prefix(&s, prefix)),
+        "{fresh} should leave from gw's prefix before the conflict"
+    );
     select(cluster, "gw2", "gw").await;
     // The running pod keeps its tunnel to gw, whose gateway no longer accepts it: no egress,
-    // never the outbound IP.
+    // never the outbound IP (three probes in a row fail, none leaves another way).
     let t = Instant::now();
     eventually_async(
         "the running selected pod to lose its egress",
-        Duration::from_secs(20),
-        || async { source_of(cluster, fresh).await.is_none() },
+        Duration::from_secs(30),
+        || async {
+            for _ in 0..3 {
+                if source_of(cluster, fresh).await.is_some() {
+                    return false;
+                }
+            }
+            true
+        },
     )
     .await;
     eprintln!(
@@ -279,4 +293,30 @@ async fn conflicting_selectors_give_neither_until_resolved(
         )
         .await;
     }
+    // gw2 without a selector any more: an SGC as the original has, without the condition.
+    // (A merge patch: the in-memory API server's server-side apply keeps a field its manager
+    // stops applying.)
+    let sgcs: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        cluster.client.clone(),
+        "e2e",
+        &egress_sim::report::sgc_resource(),
+    );
+    sgcs.patch(
+        "gw2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"podSelector": null}})),
+    )
+    .await
+    .unwrap();
+    eventually_async(
+        "gw2's SelectorConflict condition to go with its selector",
+        Duration::from_secs(20),
+        || async {
+            let gone = sgc(cluster, "gw2").await.unwrap().data["spec"]
+                .get("podSelector")
+                .is_none();
+            gone && conflict(cluster, "gw2").await.is_none()
+        },
+    )
+    .await;
 }
