@@ -106,81 +106,85 @@ fn current_pod<'a>(observed: &'a Observed, sandbox: &SandboxRecord) -> Option<&'
 
 /// The steps that bring every running sandbox to its pod's gateway.
 pub fn plan(observed: &Observed) -> Vec<Step> {
-    let mut steps = Vec::new();
-    for sandbox in &observed.sandboxes {
-        let Some(pod) = current_pod(observed, sandbox) else {
-            continue;
-        };
-        let current = observed.tunnels.get(&sandbox.container_id);
-        let choice = pod.choice(&sandbox.pod_namespace, &observed.selectors);
-        if let (Some(reason), Choice::Conflict(names)) =
-            (choice.conflict_reason(&sandbox.pod_namespace), &choice)
-        {
-            let gateway = current
-                .filter(|c| names.contains(c))
-                .or(names.first())
-                .cloned()
-                .unwrap_or_default();
-            steps.push(Step::Wait {
-                sandbox: sandbox.clone(),
-                gateway,
-                from: current.cloned(),
-                reason,
-            });
-            continue;
-        }
-        let want = choice.gateway().map(str::to_owned);
-        match (&want, current) {
-            (None, None) => {}
-            (Some(want), Some(have)) if want == have => {}
-            (None, Some(have)) => {
-                if !observed
+    observed
+        .sandboxes
+        .iter()
+        .filter_map(|sandbox| {
+            let pod = current_pod(observed, sandbox)?;
+            let current = observed.tunnels.get(&sandbox.container_id);
+            let choice = pod.choice(&sandbox.pod_namespace, &observed.selectors);
+            if let (Some(reason), Choice::Conflict(names)) =
+                (choice.conflict_reason(&sandbox.pod_namespace), &choice)
+            {
+                return Some(conflict(sandbox, current, names, reason));
+            }
+            match (choice.gateway(), current) {
+                (None, None) => None,
+                (Some(want), Some(have)) if want == have => None,
+                (None, Some(have)) => (!observed
                     .backing_off
-                    .contains(&(sandbox.container_id.clone(), String::new()))
-                {
-                    steps.push(Step::Detach {
-                        sandbox: sandbox.clone(),
-                        from: have.clone(),
-                    });
-                }
+                    .contains(&(sandbox.container_id.clone(), String::new())))
+                .then(|| Step::Detach {
+                    sandbox: sandbox.clone(),
+                    from: have.clone(),
+                }),
+                (Some(want), have) => towards(observed, sandbox, want, have),
             }
-            (Some(want), have) => {
-                let key = (sandbox.pod_namespace.clone(), want.clone());
-                let step = match observed.gateways.get(&key) {
-                    Some(GatewayState::Ready) => {
-                        if observed
-                            .backing_off
-                            .contains(&(sandbox.container_id.clone(), want.clone()))
-                        {
-                            continue;
-                        }
-                        Step::Attach {
-                            sandbox: sandbox.clone(),
-                            gateway: want.clone(),
-                            from: have.cloned(),
-                        }
-                    }
-                    Some(GatewayState::NotReady(reason)) => Step::Wait {
-                        sandbox: sandbox.clone(),
-                        gateway: want.clone(),
-                        from: have.cloned(),
-                        reason: reason.clone(),
-                    },
-                    None => Step::Wait {
-                        sandbox: sandbox.clone(),
-                        gateway: want.clone(),
-                        from: have.cloned(),
-                        reason: format!(
-                            "StaticGatewayConfiguration {}/{want} does not exist",
-                            sandbox.pod_namespace
-                        ),
-                    },
-                };
-                steps.push(step);
-            }
-        }
+        })
+        .collect()
+}
+
+/// Selectors conflict over the pod: it waits, keeping any tunnel (its gateways refuse it). The
+/// Event is about the SGC of its tunnel if that is one of them, else the first by name.
+fn conflict(
+    sandbox: &SandboxRecord,
+    current: Option<&String>,
+    names: &[String],
+    reason: String,
+) -> Step {
+    let gateway = current
+        .filter(|c| names.contains(c))
+        .or(names.first())
+        .cloned()
+        .unwrap_or_default();
+    Step::Wait {
+        sandbox: sandbox.clone(),
+        gateway,
+        from: current.cloned(),
+        reason,
     }
-    steps
+}
+
+/// The step towards gateway `want` from the tunnel to `have` (if any): attach when `want` is
+/// ready (unless it failed recently), wait with the reason otherwise.
+fn towards(
+    observed: &Observed,
+    sandbox: &SandboxRecord,
+    want: &str,
+    have: Option<&String>,
+) -> Option<Step> {
+    let key = (sandbox.pod_namespace.clone(), want.to_owned());
+    let wait = |reason: String| Step::Wait {
+        sandbox: sandbox.clone(),
+        gateway: want.to_owned(),
+        from: have.cloned(),
+        reason,
+    };
+    match observed.gateways.get(&key) {
+        Some(GatewayState::Ready) => (!observed
+            .backing_off
+            .contains(&(sandbox.container_id.clone(), want.to_owned())))
+        .then(|| Step::Attach {
+            sandbox: sandbox.clone(),
+            gateway: want.to_owned(),
+            from: have.cloned(),
+        }),
+        Some(GatewayState::NotReady(reason)) => Some(wait(reason.clone())),
+        None => Some(wait(format!(
+            "StaticGatewayConfiguration {}/{want} does not exist",
+            sandbox.pod_namespace
+        ))),
+    }
 }
 
 #[cfg(test)]
