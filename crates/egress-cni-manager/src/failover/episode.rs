@@ -9,11 +9,21 @@
 //! that sent an initiation but completed no handshake within [`Timing::retry`] (the load
 //! balancer still points at the dead gateway, or the initiation was lost) is *kicked*: the
 //! peer is re-created with a keepalive, which sends a fresh initiation at once (WireGuard
-//! itself would wait 5 s), and again every `retry` while a gateway is healthy. Until the
-//! episode ends ([`Timing::settle`], longer than the load balancer can take to notice the
-//! same change), a tunnel whose handshake completed is still watched: one that keeps sending
-//! without receiving for [`Timing::dead_after`] lost its session to a later re-hash and is
-//! kicked too. Keepalives are switched off again after the handshake: no idle traffic.
+//! itself would wait 5 s). Further kicks back off (each wait doubles, up to
+//! [`Timing::retry_max`]): a kick that went unanswered because the surviving gateway is
+//! busy must not add to its queue at a fixed rate, since past 1/8 of its handshake queue a
+//! WireGuard gateway answers only with cookie replies, which a re-created peer throws away
+//! (docs/design.md, "Thousands of pods at once"). Until the episode ends
+//! ([`Timing::settle`], longer than the load balancer can take to notice the same change), a
+//! tunnel whose handshake completed is still watched: one that keeps sending without
+//! receiving for [`Timing::dead_after`] lost its session to a later re-hash and is kicked
+//! too. Keepalives are switched off again after the handshake: no idle traffic.
+//!
+//! Counters are read only when a decision may be due (a read wakes the pod's WireGuard; on
+//! a node with hundreds of pods the reads are what the episode costs): a reset tunnel is
+//! read every [`Timing::poll_reset`] until it sends, then when its retry is due; a watched
+//! one every [`Timing::poll_quiet`] while nothing is suspicious, every [`Timing::poll_watch`]
+//! once it sent without an answer.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,18 +40,27 @@ pub struct Timing {
     /// Share of the spread per tunnel.
     pub spread_per_tunnel: Duration,
     /// A reset tunnel that sent an initiation but completed no handshake is kicked after
-    /// this long (±25 %), and again as long as it has none.
+    /// this long (±25 %), and again as long as it has none, each time waiting twice as long
+    /// as before, up to [`Timing::retry_max`].
     pub retry: Duration,
+    /// The longest wait between two kicks of a tunnel without a handshake. It bounds how
+    /// late the first kick after the load balancer moved can come (±25 %), so it stays
+    /// below the second the failover may take after the load balancer's detection.
+    pub retry_max: Duration,
     /// A watched tunnel that sends without receiving anything for this long is kicked;
     /// each further time in the same episode waits twice as long (a one-way flow that never
     /// gets answers is kicked a few times, not every `dead_after`).
     pub dead_after: Duration,
     /// How long after a change the SGC's tunnels are watched.
     pub settle: Duration,
-    /// Counter reads of a tunnel waiting for its handshake.
+    /// Counter reads of a reset tunnel that has sent nothing yet (once it sent, its next
+    /// read is when its retry is due).
     pub poll_reset: Duration,
-    /// Counter reads of a tunnel whose handshake completed, until the episode ends.
+    /// Counter reads of a watched tunnel that sent without an answer since the last read.
     pub poll_watch: Duration,
+    /// Counter reads of a watched tunnel that got answers (or sent nothing) since the last
+    /// read, until the episode ends.
+    pub poll_quiet: Duration,
 }
 
 impl Default for Timing {
@@ -50,10 +69,12 @@ impl Default for Timing {
             spread: Duration::from_millis(200),
             spread_per_tunnel: Duration::from_millis(1),
             retry: Duration::from_millis(300),
+            retry_max: Duration::from_millis(800),
             dead_after: Duration::from_millis(500),
             settle: Duration::from_secs(15),
-            poll_reset: Duration::from_millis(50),
+            poll_reset: Duration::from_millis(200),
             poll_watch: Duration::from_millis(100),
+            poll_quiet: Duration::from_millis(200),
         }
     }
 }
@@ -87,8 +108,12 @@ enum Phase {
     /// The reset is due at [`Watch::due`].
     Pending,
     /// Reset; waiting for the tunnel's next handshake. `retry_at` is set once an initiation
-    /// went out (the counters show bytes sent).
-    Reset { retry_at: Option<Instant> },
+    /// went out (the counters show bytes sent); `kicks` counts the kicks so far (each
+    /// doubles the next wait).
+    Reset {
+        retry_at: Option<Instant>,
+        kicks: u32,
+    },
     /// Handshake done; watched for a session the load balancer moved away later.
     Watching {
         counters: Option<(u64, u64)>,
@@ -213,7 +238,10 @@ impl Episodes {
         let mut out = Vec::new();
         for (id, w) in &mut self.watches {
             if w.phase == Phase::Pending && w.due <= now {
-                w.phase = Phase::Reset { retry_at: None };
+                w.phase = Phase::Reset {
+                    retry_at: None,
+                    kicks: 0,
+                };
                 w.due = now + self.timing.poll_reset;
                 out.push((id.clone(), Action::Reset { kick: false }));
             }
@@ -246,9 +274,14 @@ impl Episodes {
         let w = self.watches.get_mut(id)?;
         let (phase, action) = match w.phase {
             Phase::Pending => return None,
-            Phase::Reset { retry_at } => {
-                reset_step(&timing, stats, retry_at, w.keepalive_on, now, jitter)
-            }
+            Phase::Reset { retry_at, kicks } => reset_step(
+                &timing,
+                stats,
+                (retry_at, kicks),
+                w.keepalive_on,
+                now,
+                jitter,
+            ),
             Phase::Watching {
                 counters,
                 unanswered_since,
@@ -275,11 +308,18 @@ impl Episodes {
             Some(Action::KeepaliveOff) => w.keepalive_on = false,
             _ => {}
         }
-        w.due = now
-            + match w.phase {
-                Phase::Watching { .. } => timing.poll_watch,
-                _ => timing.poll_reset,
-            };
+        w.due = match w.phase {
+            Phase::Watching {
+                unanswered_since: Some(_),
+                ..
+            } => now + timing.poll_watch,
+            Phase::Watching { .. } => now + timing.poll_quiet,
+            // Sent, no handshake yet: nothing to decide before the retry.
+            Phase::Reset {
+                retry_at: Some(at), ..
+            } => at.max(now + timing.poll_reset),
+            _ => now + timing.poll_reset,
+        };
         action
     }
 
@@ -328,15 +368,28 @@ impl Episodes {
     }
 }
 
-fn retry_delay(timing: &Timing, jitter: Jitter<'_>) -> Duration {
-    timing.retry.mul_f64(0.75 + 0.5 * jitter().clamp(0.0, 1.0))
+/// The wait before kick number `kicks + 1`: `retry`, doubled per kick so far, at most
+/// `retry_max`, ±25 %.
+fn retry_delay(timing: &Timing, kicks: u32, jitter: Jitter<'_>) -> Duration {
+    let nominal = timing
+        .retry
+        .saturating_mul(2u32.saturating_pow(kicks.min(16)))
+        .min(timing.retry_max.max(timing.retry));
+    nominal.mul_f64(0.75 + 0.5 * jitter().clamp(0.0, 1.0))
 }
 
-/// A kick sends an initiation at once; the next one follows after a jittered `retry`.
-fn kicked(timing: &Timing, now: Instant, jitter: Jitter<'_>) -> (Phase, Option<Action>) {
+/// A kick sends an initiation at once; the next one follows after the backed-off wait.
+fn kicked(
+    timing: &Timing,
+    kicks: u32,
+    now: Instant,
+    jitter: Jitter<'_>,
+) -> (Phase, Option<Action>) {
+    let kicks = kicks.saturating_add(1);
     (
         Phase::Reset {
-            retry_at: Some(now + retry_delay(timing, jitter)),
+            retry_at: Some(now + retry_delay(timing, kicks, jitter)),
+            kicks,
         },
         Some(Action::Reset { kick: true }),
     )
@@ -345,7 +398,7 @@ fn kicked(timing: &Timing, now: Instant, jitter: Jitter<'_>) -> (Phase, Option<A
 fn reset_step(
     timing: &Timing,
     stats: TunnelStats,
-    retry_at: Option<Instant>,
+    (retry_at, kicks): (Option<Instant>, u32),
     keepalive_on: bool,
     now: Instant,
     jitter: Jitter<'_>,
@@ -359,15 +412,16 @@ fn reset_step(
     }
     if stats.tx == 0 {
         // Idle since the reset: its next packet will start the handshake.
-        return (Phase::Reset { retry_at }, None);
+        return (Phase::Reset { retry_at, kicks }, None);
     }
-    let retry_at = retry_at.unwrap_or_else(|| now + retry_delay(timing, jitter));
+    let retry_at = retry_at.unwrap_or_else(|| now + retry_delay(timing, kicks, jitter));
     if now >= retry_at {
-        return kicked(timing, now, jitter);
+        return kicked(timing, kicks, now, jitter);
     }
     (
         Phase::Reset {
             retry_at: Some(retry_at),
+            kicks,
         },
         None,
     )
@@ -398,7 +452,8 @@ fn watch_step(
     }
     let since = unanswered_since.unwrap_or(now);
     if now.duration_since(since) >= dead_after {
-        return kicked(timing, now, jitter);
+        // The new session's handshake is a first attempt: no backoff carried over.
+        return kicked(timing, 0, now, jitter);
     }
     (watching((rx, stats.tx), Some(since)), None)
 }

@@ -11,10 +11,12 @@ fn timing() -> Timing {
         spread: ms(200),
         spread_per_tunnel: ms(100),
         retry: ms(300),
+        retry_max: ms(800),
         dead_after: ms(1000),
         settle: ms(10_000),
         poll_reset: ms(50),
         poll_watch: ms(200),
+        poll_quiet: ms(400),
     }
 }
 
@@ -79,13 +81,22 @@ fn resets_are_spread_and_lazy() {
 }
 
 #[test]
-fn an_unanswered_initiation_is_retried_until_the_handshake_and_the_keepalive_goes_off() {
+fn an_unanswered_initiation_is_retried_with_backoff_until_the_handshake_and_the_keepalive_goes_off()
+{
     let (mut e, t0) = started(&["a"]);
     let mut j = fixed(0.5);
     e.due_resets(t0 + ms(100));
-    // The pod sent (an initiation went to the dead gateway): kicked 300 ms later.
+    // Nothing sent yet: read again a poll later.
+    assert_eq!(
+        e.on_stats("a", stats(false, 0, 0), t0 + ms(100), &mut j),
+        None
+    );
+    assert_eq!(e.next_due(), Some(t0 + ms(150)));
+    // The pod sent (an initiation went to the dead gateway): the next read is the retry,
+    // 300 ms later, and kicks.
     let t1 = t0 + ms(150);
     assert_eq!(e.on_stats("a", stats(false, 0, 148), t1, &mut j), None);
+    assert_eq!(e.next_due(), Some(t1 + ms(300)));
     assert_eq!(
         e.on_stats("a", stats(false, 0, 148), t1 + ms(299), &mut j),
         None
@@ -94,28 +105,50 @@ fn an_unanswered_initiation_is_retried_until_the_handshake_and_the_keepalive_goe
         e.on_stats("a", stats(false, 0, 148), t1 + ms(300), &mut j),
         Some(Action::Reset { kick: true })
     );
-    // Still no answer: kicked again every retry interval.
-    assert_eq!(
-        e.on_stats("a", stats(false, 0, 148), t1 + ms(500), &mut j),
-        None
-    );
-    assert_eq!(
-        e.on_stats("a", stats(false, 0, 148), t1 + ms(600), &mut j),
-        Some(Action::Reset { kick: true })
-    );
+    // Still no answer: kicked again, each wait twice the last, at most `retry_max`.
+    let mut at = t1 + ms(300);
+    for wait in [600, 800, 800] {
+        assert_eq!(e.next_due(), Some(at + ms(wait)));
+        assert_eq!(
+            e.on_stats("a", stats(false, 0, 148), at + ms(wait - 1), &mut j),
+            None
+        );
+        at += ms(wait);
+        assert_eq!(
+            e.on_stats("a", stats(false, 0, 148), at, &mut j),
+            Some(Action::Reset { kick: true })
+        );
+    }
     // The load balancer moved the flow: the handshake completes, the keepalive goes off.
     assert_eq!(
-        e.on_stats("a", stats(true, 92, 148), t1 + ms(650), &mut j),
+        e.on_stats("a", stats(true, 92, 148), at + ms(50), &mut j),
         Some(Action::KeepaliveOff)
     );
     assert_eq!(
-        e.on_stats("a", stats(true, 500, 900), t1 + ms(900), &mut j),
+        e.on_stats("a", stats(true, 500, 900), at + ms(300), &mut j),
         None
     );
     assert!(
         e.expire(t0 + ms(10_000)).is_empty(),
         "keepalive already off"
     );
+}
+
+#[test]
+fn kick_waits_are_jittered_around_the_backed_off_value() {
+    let t = timing();
+    let mut lo = fixed(0.0);
+    let mut hi = fixed(1.0);
+    assert_eq!(retry_delay(&t, 0, &mut lo), ms(225));
+    assert_eq!(retry_delay(&t, 1, &mut hi), ms(750));
+    assert_eq!(retry_delay(&t, 5, &mut hi), ms(1_000));
+    assert_eq!(retry_delay(&t, u32::MAX, &mut lo), ms(600));
+    // A cap below the first wait never shortens it.
+    let t = Timing {
+        retry_max: ms(100),
+        ..timing()
+    };
+    assert_eq!(retry_delay(&t, 3, &mut lo), ms(225));
 }
 
 #[test]
@@ -239,4 +272,26 @@ fn tunnels_added_during_an_episode_are_watched_and_gone_ones_forgotten() {
     assert_eq!(e.on_stats("new", stats(true, 10, 10), t0, &mut j), None);
     assert_eq!(e.on_stats("new", None, t0 + ms(200), &mut j), None);
     assert!(e.due_polls(t0 + ms(1_000)).is_empty());
+}
+
+#[test]
+fn watched_tunnels_are_read_often_only_while_their_sends_go_unanswered() {
+    let (mut e, t0) = started(&["a"]);
+    let mut j = fixed(0.5);
+    e.due_resets(t0 + ms(100));
+    let t1 = t0 + ms(150);
+    e.on_stats("a", stats(true, 92, 148), t1, &mut j);
+    // Answers (or silence): the quiet interval.
+    assert_eq!(e.next_due(), Some(t1 + ms(400)));
+    let t2 = t1 + ms(400);
+    e.on_stats("a", stats(true, 300, 300), t2, &mut j);
+    assert_eq!(e.next_due(), Some(t2 + ms(400)));
+    // Sends without an answer: read at the watch interval until it is decided.
+    let t3 = t2 + ms(400);
+    e.on_stats("a", stats(true, 300, 400), t3, &mut j);
+    assert_eq!(e.next_due(), Some(t3 + ms(200)));
+    // An answer: quiet again.
+    let t4 = t3 + ms(200);
+    e.on_stats("a", stats(true, 400, 400), t4, &mut j);
+    assert_eq!(e.next_due(), Some(t4 + ms(400)));
 }

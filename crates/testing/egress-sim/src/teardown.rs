@@ -99,8 +99,25 @@ pub fn teardown(dir: &Path, run: &RunState, owner_grace: Duration) -> TeardownRe
     report
 }
 
+/// Whether an `egress-cni-manager` process runs on this machine (this run's are stopped by
+/// now).
+fn cni_manager_running() -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .any(|cmd| {
+            cmd.split(|b| *b == 0)
+                .next()
+                .is_some_and(|argv0| argv0.ends_with(b"egress-cni-manager"))
+        })
+}
+
 /// Puts back the host's inotify instance limit the run's CNI managers raised, unless another
-/// run (a sibling run directory) still has pods that may need it.
+/// run still has pods that may need it: a sibling run directory, or any CNI manager still
+/// running on the machine (runs of other state roots, e.g. each e2e test's own directory,
+/// are not siblings; lowering the limit under them makes their new pods' wireguard-go fail).
 fn restore_inotify_limit(dir: &Path, run: &RunState, report: &mut TeardownReport) {
     let Some(before) = run.inotify_instances else {
         return;
@@ -111,7 +128,8 @@ fn restore_inotify_limit(dir: &Path, run: &RunState, report: &mut TeardownReport
         .into_iter()
         .flatten()
         .flatten()
-        .any(|e| e.path() != dir && e.path().join("state.json").exists());
+        .any(|e| e.path() != dir && e.path().join("state.json").exists())
+        || cni_manager_running();
     if others || state::inotify_instances().is_none_or(|now| now <= before) {
         return;
     }
