@@ -3,11 +3,11 @@
 //! and gateway daemons resolve pods by the same rule, `egress_api::selection`), or why the
 //! selector does not parse. It never touches pods, PodEndpoints or Azure.
 //!
-//! Phases: observe (reflector caches of SGCs and of pod metadata, managed fields dropped: the
-//! labels and annotation are all it reads) → plan (`plan`, pure) → apply (per SGC: the one
-//! condition by server-side apply with its own field manager, so it never competes with the
-//! other controllers' conditions) → metrics. Passes are debounced; a failed write schedules
-//! another pass.
+//! Phases: observe (reflector caches of SGCs and of pod metadata, managed fields and other
+//! annotations dropped: the labels and our annotation are all it reads) → plan (`plan`, pure)
+//! → apply (per SGC: the one condition by server-side apply with its own field manager, so it
+//! never competes with the other controllers' conditions) → metrics. Passes are debounced; a
+//! failed write schedules another pass.
 
 pub mod plan;
 
@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use egress_api::StaticGatewayConfiguration;
-use egress_api::constants::{API_VERSION, FIELD_MANAGER_SELECTORS};
+use egress_api::constants::{API_VERSION, FIELD_MANAGER_SELECTORS, POD_ANNOTATION};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -49,7 +49,14 @@ pub async fn run(ctx: Context, shutdown: impl Future<Output = ()> + Send) {
             Api::<PartialObjectMeta<Pod>>::all(client.clone()),
             watcher::Config::default(),
         )
-        .modify(|p| p.metadata.managed_fields = None),
+        .modify(|p| {
+            // Kept: name, namespace, labels and our annotation. Other annotations (such as
+            // kubectl's last-applied-configuration) can be kilobytes per pod.
+            p.metadata.managed_fields = None;
+            if let Some(a) = p.metadata.annotations.as_mut() {
+                a.retain(|k, _| k == POD_ANNOTATION);
+            }
+        }),
     )
     .default_backoff()
     .map_ok(|_| ())
