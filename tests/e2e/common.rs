@@ -389,3 +389,32 @@ pub async fn watch_one_pod_through(
         .unwrap();
     (detected, got.remove(0))
 }
+
+/// Starts the cluster of e2e scenario `file` in `lab` and waits until it is ready.
+pub async fn up_ready(lab: &Lab, file: &str) -> egress_sim::cluster::Cluster {
+    let path = e2e_scenario(file);
+    let scenario = egress_sim::scenario::Scenario::load(&path).unwrap();
+    let cluster = egress_sim::cluster::Cluster::up_in(scenario, &path, &lab.root)
+        .await
+        .unwrap();
+    egress_sim::cli::wait_ready(&cluster, Duration::from_secs(90))
+        .await
+        .unwrap();
+    cluster
+}
+
+/// The PodEndpoints of namespace `e2e`.
+pub fn podendpoints(cluster: &egress_sim::cluster::Cluster) -> kube::Api<kube::api::DynamicObject> {
+    kube::Api::namespaced_with(
+        cluster.client.clone(),
+        "e2e",
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(
+                "egressgateway.kubernetes.azure.com",
+                "v1alpha1",
+                "PodEndpoint",
+            ),
+            "podendpoints",
+        ),
+    )
+}

@@ -16,5 +16,6 @@ mod features;
 mod in_use;
 mod resilience;
 mod running;
+mod selectors;
 mod startup;
 mod walkthrough;

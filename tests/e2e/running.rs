@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use egress_sim::cluster::Cluster;
 use egress_sim::report::in_prefix;
-use egress_sim::scenario::Scenario;
 use egress_sim::traffic::NumberedStream;
 use egress_sim::{seed, services};
 use k8s_openapi::api::core::v1::Pod;
@@ -25,7 +24,7 @@ const ANNOTATION: &str = "kubernetes.azure.com/static-gateway-configuration";
 
 /// The source address the raw echo saw on a new connection from the pod, or `None` while
 /// the pod cannot reach it (during a switch).
-async fn source_of(cluster: &Cluster, name: &str) -> Option<String> {
+pub(crate) async fn source_of(cluster: &Cluster, name: &str) -> Option<String> {
     let ns = pod(cluster, name).netns?;
     common::observed_from_netns(
         ns,
@@ -71,7 +70,7 @@ fn manager_zombies(root: &std::path::Path) -> Vec<String> {
 }
 
 /// Notes of the Events with `reason` about pod `name`.
-async fn pod_events(cluster: &Cluster, name: &str, reason: &str) -> Vec<String> {
+pub(crate) async fn pod_events(cluster: &Cluster, name: &str, reason: &str) -> Vec<String> {
     let api: Api<Event> = Api::namespaced(cluster.client.clone(), "e2e");
     api.list(&Default::default())
         .await
@@ -103,12 +102,7 @@ async fn annotating_a_running_pod_moves_its_egress_and_removing_it_moves_it_back
         return;
     };
     let started = Instant::now();
-    let path = common::e2e_scenario("running.yaml");
-    let scenario = Scenario::load(&path).unwrap();
-    let cluster = Cluster::up_in(scenario, &path, &lab.root).await.unwrap();
-    egress_sim::cli::wait_ready(&cluster, Duration::from_secs(90))
-        .await
-        .unwrap();
+    let cluster = common::up_ready(&lab, "running.yaml").await;
     let outbound = seed::OUTBOUND_IP.to_string();
     let prefix = sgc(&cluster, "gw").await.unwrap().data["status"]["egressIpPrefix"]
         .as_str()
@@ -155,18 +149,7 @@ async fn annotating_a_running_pod_moves_its_egress_and_removing_it_moves_it_back
     .await;
     let note = pod_events(&cluster, "p", "EgressGatewayAttached").await[0].clone();
     assert!(note.contains("e2e/gw"), "{note}");
-    let endpoints: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        cluster.client.clone(),
-        "e2e",
-        &kube::api::ApiResource::from_gvk_with_plural(
-            &kube::api::GroupVersionKind::gvk(
-                "egressgateway.kubernetes.azure.com",
-                "v1alpha1",
-                "PodEndpoint",
-            ),
-            "podendpoints",
-        ),
-    );
+    let endpoints = common::podendpoints(&cluster);
     let ep = endpoints.get("p").await.unwrap();
     assert_eq!(ep.data["spec"]["staticGatewayConfiguration"], "gw");
 

@@ -14,6 +14,10 @@ pub const PREFIX_READY: &str = "PrefixReady";
 /// Pods use the gateway (their PodEndpoints name it); `DeletionBlocked` while that holds a
 /// requested deletion.
 pub const IN_USE: &str = "InUse";
+/// The SGC's `podSelector` matches pods that another SGC's selector matches too (True, those
+/// pods use neither), or its selector does not parse (True, reason `InvalidPodSelector`).
+/// False when neither holds; absent on SGCs without a `podSelector`.
+pub const SELECTOR_CONFLICT: &str = "SelectorConflict";
 
 /// Inserts or updates the condition of `new.type_`. Returns true when anything changed.
 /// `lastTransitionTime` is kept when the status did not change.

@@ -87,6 +87,8 @@ pub const FIELD_MANAGER_VM: &str = "egress-operator/gateway-vm-configuration";
 pub const FIELD_MANAGER_POD_ENDPOINT_STATUS: &str = "egress-operator/pod-endpoint-status";
 /// Field manager of the operator's in-use protection (`status.podCount`, condition `InUse`).
 pub const FIELD_MANAGER_IN_USE: &str = "egress-operator/in-use-protection";
+/// Field manager of the operator's selector conflicts (condition `SelectorConflict`).
+pub const FIELD_MANAGER_SELECTORS: &str = "egress-operator/selector-conflicts";
 /// Field manager of the gateway daemon.
 pub const FIELD_MANAGER_GATEWAY_DAEMON: &str = "egress-gateway-daemon";
 /// Field manager of the CNI manager.

@@ -16,6 +16,7 @@ pub mod gateway_status;
 pub mod gateway_vm_configuration;
 pub mod observed;
 pub mod pod_endpoint;
+pub mod selection;
 pub mod semantics;
 pub mod static_gateway_configuration;
 pub mod target;

@@ -69,6 +69,7 @@ pub fn check_sgc(spec: &StaticGatewayConfigurationSpec) -> Vec<Problem> {
             ));
         }
     }
+    check_pod_selector(spec, &mut out);
     if spec.default_route == DefaultRoute::AzureNetworking && cidrs.is_empty() {
         out.push(Problem::warning(
             "spec.excludeCidrs",
@@ -76,6 +77,26 @@ pub fn check_sgc(spec: &StaticGatewayConfigurationSpec) -> Vec<Problem> {
         ));
     }
     out
+}
+
+/// `spec.podSelector`: one that does not parse is an error (it selects no pod; the schema's
+/// rule rejects it where the API server enforces CRD validation rules); `{}` is legal but
+/// selects every pod of the namespace, which is warned.
+fn check_pod_selector(spec: &StaticGatewayConfigurationSpec, out: &mut Vec<Problem>) {
+    let Some(selector) = &spec.pod_selector else {
+        return;
+    };
+    match crate::selection::PodSelector::parse(selector) {
+        Err(e) => out.push(Problem::error(
+            "spec.podSelector",
+            format!("{e}: this selector selects no pod"),
+        )),
+        Ok(s) if s.selects_all() => out.push(Problem::warning(
+            "spec.podSelector",
+            "{} selects every pod of the namespace (annotated pods excepted): any other SGC with a podSelector there conflicts with it for the pods both match",
+        )),
+        Ok(_) => {}
+    }
 }
 
 /// Checks of a PodEndpoint the schema no longer makes (the original's accepts any strings):
@@ -176,7 +197,35 @@ mod tests {
                     .map(|s| crate::static_gateway_configuration::CidrText(s.to_string()))
                     .collect(),
             ),
+            pod_selector: None,
         }
+    }
+
+    #[test]
+    fn pod_selectors_that_do_not_parse_are_errors_and_match_all_is_warned() {
+        let mut s = spec(DefaultRoute::StaticEgressGateway, &[]);
+        s.pod_selector = Some(Default::default());
+        let p = check_sgc(&s);
+        assert_eq!(
+            p.iter()
+                .map(|p| (p.field.as_str(), p.severity))
+                .collect::<Vec<_>>(),
+            [("spec.podSelector", Severity::Warning)]
+        );
+        s.pod_selector = Some(
+            serde_json::from_value(serde_json::json!({
+                "matchExpressions": [{"key": "a", "operator": "Has"}]
+            }))
+            .unwrap(),
+        );
+        let p = check_sgc(&s);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].severity, Severity::Error);
+        assert!(p[0].message.contains("\"Has\""), "{}", p[0].message);
+        s.pod_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"app": "web"}})).unwrap(),
+        );
+        assert!(check_sgc(&s).is_empty());
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! StaticGatewayConfiguration: the user-facing kind. Pods annotated with its name egress through
-//! its gateway pool from its egress IP prefix.
+//! StaticGatewayConfiguration: the user-facing kind. Pods annotated with its name (or, not
+//! annotated, selected by its `podSelector` alone; see `selection`) egress through its gateway
+//! pool from its egress IP prefix.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ use crate::target::GatewayTarget;
     status = "StaticGatewayConfigurationStatus",
     shortname = "sgc",
     category = "egressgateway",
-    doc = "StaticGatewayConfiguration gives the pods that name it in the annotation kubernetes.azure.com/static-gateway-configuration a fixed egress IP: their traffic is tunnelled to a gateway node pool and leaves from a public IP prefix (or the pool's private IPs).",
+    doc = "StaticGatewayConfiguration gives the pods that name it in the annotation kubernetes.azure.com/static-gateway-configuration (or that only its podSelector selects) a fixed egress IP: their traffic is tunnelled to a gateway node pool and leaves from a public IP prefix (or the pool's private IPs).",
     printcolumn(
         name = "Egress Prefix",
         type_ = "string",
@@ -62,6 +63,16 @@ pub struct StaticGatewayConfigurationSpec {
     /// CIDR (admission warns otherwise; pods cannot use a gateway with an invalid entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_cidrs: Option<Vec<CidrText>>,
+
+    /// Pods of this SGC's namespace (never another's) whose labels match use this gateway
+    /// without the annotation. The `kubernetes.azure.com/static-gateway-configuration`
+    /// annotation wins over any selector; a pod matched by two or more SGCs' selectors (and not
+    /// annotated) uses none of them until resolved, and each of those SGCs has the condition
+    /// `SelectorConflict`. `{}` selects every pod of the namespace. Not in the original: an SGC
+    /// without it serves annotated pods only, as there. A selector that does not parse selects
+    /// no pod (admission warns, the condition says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
 }
 
 /// A CIDR as written in a manifest (kept verbatim so a round trip changes nothing). The schema
@@ -121,7 +132,7 @@ pub struct StaticGatewayConfigurationStatus {
     pub pod_count: Option<i32>,
 
     /// Conditions: `Ready`, plus `KeyReady`, `LoadBalancerReady`, `PrefixReady`,
-    /// `GatewayVMsReady` and `InUse`.
+    /// `GatewayVMsReady`, `InUse` and (with a `podSelector`) `SelectorConflict`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

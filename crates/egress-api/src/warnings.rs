@@ -83,6 +83,12 @@ pub fn variables() -> Vec<Variable> {
             name: "badCidrs",
             expression: "has(object.spec.excludeCidrs) ? object.spec.excludeCidrs.filter(c, !isCIDR(c)) : []".into(),
         },
+        // The requirements of `podSelector` the API server would refuse in a Pod's own
+        // selectors (selection.rs parses the same way): such a selector selects no pod.
+        Variable {
+            name: "badSelector",
+            expression: "has(object.spec.podSelector) && has(object.spec.podSelector.matchExpressions) ? object.spec.podSelector.matchExpressions.filter(e, !(e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist']) || e.key == '' || ((e.operator == 'In' || e.operator == 'NotIn') != (has(e.values) && size(e.values) > 0))) : []".into(),
+        },
     ]
 }
 
@@ -140,6 +146,11 @@ pub fn validations() -> Vec<Validation> {
             "size(variables.badCidrs) == 0",
             "'spec.excludeCidrs: ' + variables.badCidrs.map(c, '\"' + c + '\"').join(', ') + (size(variables.badCidrs) == 1 ? ' is not' : ' are not') + ' an IPv4 or IPv6 CIDR such as 10.0.0.0/8; pods naming this gateway cannot start (the CNI manager refuses them) and the operator reports Ready=False/InvalidExcludeCidrs'",
             "spec.excludeCidrs: every entry must be an IPv4 or IPv6 CIDR",
+        ),
+        v(
+            "size(variables.badSelector) == 0",
+            "'spec.podSelector.matchExpressions: ' + variables.badSelector.map(e, '\"' + e.key + ' ' + e.operator + '\"').join(', ') + ': each entry needs a key and the operator In or NotIn with at least one value, or Exists or DoesNotExist without values; this selector selects no pod (the operator reports SelectorConflict=True/InvalidPodSelector)'",
+            "spec.podSelector.matchExpressions: each entry needs a key and the operator In or NotIn with values, or Exists or DoesNotExist without; this selector selects no pod",
         ),
         immutable(
             "gatewayNodepoolName",

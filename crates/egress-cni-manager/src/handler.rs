@@ -1,6 +1,8 @@
-//! Answers plugin requests: which gateway a pod uses (from the node-local cache), ADD (checks
-//! that the pod is on this node, annotated and owns the claimed IP, then server-side-applies
-//! its PodEndpoint) and DEL (removes the PodEndpoint of that sandbox only).
+//! Answers plugin requests: which gateway a pod uses (from the node-local pod cache and the SGC
+//! cache, by the one rule of `egress_api::selection`), ADD (checks that the pod is on this
+//! node, uses a gateway (annotation, or the one `podSelector` selecting it) and owns the
+//! claimed IP, then server-side-applies its PodEndpoint) and DEL (removes the PodEndpoint of
+//! that sandbox only).
 
 use std::net::IpAddr;
 
@@ -9,7 +11,10 @@ use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use egress_api::constants::{API_VERSION, FIELD_MANAGER_CNI_MANAGER, POD_ANNOTATION};
+use egress_api::selection::{Choice, Selectors};
 use egress_api::{PodEndpoint, StaticGatewayConfiguration};
 use egress_cni_proto::{
     AddReply, AddRequest, DelReply, DelRequest, ErrorKind, ErrorReply, PodGatewayReply, PodRef,
@@ -17,6 +22,7 @@ use egress_cni_proto::{
 };
 
 use crate::gateway::{self, GatewayError};
+use crate::gateways::GatewayCache;
 use crate::metrics::Metrics;
 use crate::state::{PodCache, PodFacts, PodKey};
 
@@ -53,9 +59,17 @@ pub enum HandlerError {
         /// Our node.
         node: String,
     },
-    /// ADD for a pod without the annotation.
-    #[error("pod {0} has no {POD_ANNOTATION} annotation")]
+    /// ADD for a pod without the annotation that no `podSelector` selects.
+    #[error("pod {0} has no {POD_ANNOTATION} annotation and no podSelector selects it")]
     NotAnnotated(PodRef),
+    /// Not annotated, and selected by two or more SGCs: it uses none of them.
+    #[error("pod {pod}: {reason}")]
+    SelectorConflict {
+        /// Pod.
+        pod: PodRef,
+        /// Which SGCs and what to do.
+        reason: String,
+    },
     /// The claimed IP is not the pod's.
     #[error("pod {pod} has IP(s) {known:?} in the Kubernetes API, not {claimed}")]
     IpNotPods {
@@ -76,11 +90,11 @@ pub enum HandlerError {
         /// Pod holding it (`namespace/name`).
         holder: String,
     },
-    /// The SGC named by the annotation does not exist.
-    #[error(
-        "StaticGatewayConfiguration {namespace}/{name} named by the {POD_ANNOTATION} annotation of pod {pod} does not exist"
-    )]
+    /// The SGC named by the annotation (or selecting the pod) does not exist.
+    #[error("StaticGatewayConfiguration {namespace}/{name} {via} of pod {pod} does not exist")]
     GatewayNotFound {
+        /// How the pod came to it.
+        via: Via,
         /// Pod.
         pod: PodRef,
         /// SGC namespace.
@@ -109,6 +123,7 @@ impl HandlerError {
             HandlerError::PodNotFound(_) | HandlerError::PodUid { .. } => ErrorKind::PodNotFound,
             HandlerError::PodNotOnNode { .. } => ErrorKind::PodNotOnNode,
             HandlerError::NotAnnotated(_) => ErrorKind::PodNotAnnotated,
+            HandlerError::SelectorConflict { .. } => ErrorKind::GatewayConflict,
             HandlerError::IpNotPods { .. } | HandlerError::IpTaken { .. } => ErrorKind::IpMismatch,
             HandlerError::GatewayNotFound { .. } => ErrorKind::GatewayNotFound,
             HandlerError::Gateway(GatewayError::NotReady { .. }) => ErrorKind::GatewayNotReady,
@@ -127,6 +142,7 @@ pub struct RequestHandler {
     client: kube::Client,
     node: String,
     cache: PodCache,
+    gateways: GatewayCache,
     metrics: Metrics,
 }
 
@@ -135,6 +151,24 @@ impl std::fmt::Debug for RequestHandler {
         f.debug_struct("RequestHandler")
             .field("node", &self.node)
             .finish_non_exhaustive()
+    }
+}
+
+/// How a pod came to its gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Its annotation names it.
+    Annotation,
+    /// Its `podSelector` alone selects the pod.
+    Selector,
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Via::Annotation => write!(f, "named by the {POD_ANNOTATION} annotation"),
+            Via::Selector => f.write_str("whose podSelector selected it"),
+        }
     }
 }
 
@@ -148,11 +182,18 @@ fn is_not_found(e: &kube::Error) -> bool {
 
 impl RequestHandler {
     /// A handler for `node`.
-    pub fn new(client: kube::Client, node: String, cache: PodCache, metrics: Metrics) -> Self {
+    pub fn new(
+        client: kube::Client,
+        node: String,
+        cache: PodCache,
+        gateways: GatewayCache,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             client,
             node,
             cache,
+            gateways,
             metrics,
         }
     }
@@ -236,10 +277,56 @@ impl RequestHandler {
         Ok(facts)
     }
 
+    /// The selectors `namespace`'s pods are resolved with: from the SGC cache, or (before it
+    /// synced) one LIST of the namespace's SGCs.
+    async fn selectors(&self, namespace: &str) -> Result<Arc<Selectors>, HandlerError> {
+        if let Some(s) = self.gateways.selectors() {
+            return Ok(s);
+        }
+        let api: Api<StaticGatewayConfiguration> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|source| HandlerError::Api {
+                action: format!("list StaticGatewayConfigurations of namespace {namespace}"),
+                source,
+            })?;
+        Ok(Arc::new(Selectors::of(&list.items)))
+    }
+
+    /// The gateway `pod` uses by the one rule; an annotated pod needs no selectors.
+    async fn choice(&self, pod: &PodRef, facts: &PodFacts) -> Result<Choice, HandlerError> {
+        if let Some(name) = &facts.annotation {
+            return Ok(Choice::Annotation(name.clone()));
+        }
+        let selectors = self.selectors(&pod.namespace).await?;
+        Ok(facts.choice(&pod.namespace, &selectors))
+    }
+
+    /// The pod's one gateway, or why it has none (`Ok(None)`: a plain pod).
+    async fn gateway_name(
+        &self,
+        pod: &PodRef,
+        facts: &PodFacts,
+    ) -> Result<Option<(String, Via)>, HandlerError> {
+        let choice = self.choice(pod, facts).await?;
+        if let Some(reason) = choice.conflict_reason(&pod.namespace) {
+            return Err(HandlerError::SelectorConflict {
+                pod: pod.clone(),
+                reason,
+            });
+        }
+        Ok(match choice {
+            Choice::Annotation(n) => Some((n, Via::Annotation)),
+            Choice::Selector(n) => Some((n, Via::Selector)),
+            Choice::Conflict(_) | Choice::None => None,
+        })
+    }
+
     async fn pod_gateway(&self, pod: &PodRef) -> Result<PodGatewayReply, HandlerError> {
         let facts = self.pod_facts(pod).await?;
         Ok(PodGatewayReply {
-            gateway: facts.gateway,
+            gateway: self.gateway_name(pod, &facts).await?.map(|(n, _)| n),
         })
     }
 
@@ -270,9 +357,9 @@ impl RequestHandler {
     async fn add(&self, req: AddRequest) -> Result<AddReply, HandlerError> {
         let pod = &req.pod;
         let facts = self.pod_facts(pod).await?;
-        let sgc_name = facts
-            .gateway
-            .clone()
+        let (sgc_name, via) = self
+            .gateway_name(pod, &facts)
+            .await?
             .ok_or_else(|| HandlerError::NotAnnotated(pod.clone()))?;
         self.check_ip(pod, &facts, req.pod_ip)?;
         let sgcs: Api<StaticGatewayConfiguration> =
@@ -288,6 +375,7 @@ impl RequestHandler {
                 source,
             })?
             .ok_or_else(|| HandlerError::GatewayNotFound {
+                via,
                 pod: pod.clone(),
                 namespace: pod.namespace.clone(),
                 name: sgc_name.clone(),
@@ -334,9 +422,14 @@ impl RequestHandler {
         let cached = self.cache.get(&key);
         if let Some(f) = &cached {
             self.cache.release(&key, &f.uid);
-            if f.gateway.is_none() {
-                // Answered from the cache: a pod without the annotation never had an endpoint
-                // (and if the annotation was removed later, owner GC removes it with the pod).
+            let selectable = self
+                .gateways
+                .selectors()
+                .is_none_or(|s| s.has_namespace(&pod.namespace));
+            if f.annotation.is_none() && !selectable {
+                // Answered from the caches: a pod without the annotation in a namespace without
+                // selectors never had an endpoint (and if the annotation or selector went
+                // later, owner GC removes it with the pod).
                 return Ok(DelReply { deleted: false });
             }
         }

@@ -13,6 +13,7 @@ pub mod connections;
 pub mod exchange;
 pub mod failover;
 pub mod gateway;
+pub mod gateways;
 pub mod handler;
 pub mod http;
 pub mod inotify;
@@ -163,19 +164,28 @@ pub async fn start_with_failover(
             state_dir: records_dir(&config.socket_path).display().to_string(),
         },
     );
+    let mut tasks = JoinSet::new();
+    let (gateways, watch_gateways) = gateways::start(
+        client.clone(),
+        egress_cni_proto::selectors::path(&config.socket_path),
+        state.clone(),
+        cancel.clone(),
+    );
+    tasks.spawn(watch_gateways);
     let handler = RequestHandler::new(
         client.clone(),
         config.node_name.clone(),
         cache.clone(),
+        gateways.clone(),
         metrics.clone(),
     );
-    let mut tasks = JoinSet::new();
     if config.attach_running_pods {
         tasks.spawn(running::run(
             running::Attachments {
                 state_dir: records_dir(&config.socket_path),
                 cache: cache.clone(),
                 state: state.clone(),
+                gateways: gateways.clone(),
                 attacher: std::sync::Arc::new(running::apply::TunnelAttacher::new(
                     egress_pod_tunnel::dataplane::DataplaneTunnel,
                     handler.clone(),
@@ -184,7 +194,6 @@ pub async fn start_with_failover(
                 client: client.clone(),
                 node: config.node_name.clone(),
             },
-            client.clone(),
             cancel.clone(),
         ));
     }

@@ -1,5 +1,5 @@
 //! Watches this node's pods only (field selector `spec.nodeName=<node>`) and keeps the few
-//! facts the request handler needs in the [`PodCache`]: annotation, IPs, UID, phase.
+//! facts the request handler needs in the [`PodCache`]: annotation, labels, IPs, UID, phase.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -38,11 +38,12 @@ pub fn facts(pod: &Pod) -> PodFacts {
     PodFacts {
         uid: pod.uid().unwrap_or_default(),
         node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
-        gateway: pod
+        annotation: pod
             .annotations()
             .get(POD_ANNOTATION)
             .filter(|v| !v.is_empty())
             .cloned(),
+        labels: pod.labels().clone(),
         ips,
         finished: matches!(
             status.and_then(|s| s.phase.as_deref()),

@@ -1,11 +1,12 @@
-//! Readiness state shared by the manager's tasks (conflist installed, pod cache synced,
-//! socket listening) and the node-local pod cache the request handler reads. Memory is
+//! Readiness state shared by the manager's tasks (conflist installed, pod and SGC caches
+//! synced, socket listening) and the node-local pod cache the request handler reads. Memory is
 //! bounded by the pods of this node: nothing cluster-wide is kept.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
+use egress_api::selection::{Choice, Selectors};
 use tokio::sync::watch;
 
 /// Readiness flags with change notification.
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 pub struct NodeState {
     conflist: watch::Sender<bool>,
     pods_synced: watch::Sender<bool>,
+    gateways_synced: watch::Sender<bool>,
     listening: watch::Sender<bool>,
 }
 
@@ -21,6 +23,7 @@ impl Default for NodeState {
         Self {
             conflist: watch::Sender::new(false),
             pods_synced: watch::Sender::new(false),
+            gateways_synced: watch::Sender::new(false),
             listening: watch::Sender::new(false),
         }
     }
@@ -35,6 +38,12 @@ impl NodeState {
     /// Records that the pod cache finished its initial list.
     pub fn set_pods_synced(&self, v: bool) {
         self.pods_synced
+            .send_if_modified(|old| std::mem::replace(old, v) != v);
+    }
+    /// Records that the SGC cache finished its initial list (pods are resolved against the
+    /// `podSelector`s without asking the API from then on).
+    pub fn set_gateways_synced(&self, v: bool) {
+        self.gateways_synced
             .send_if_modified(|old| std::mem::replace(old, v) != v);
     }
     /// Records whether the plugin socket accepts connections.
@@ -54,9 +63,12 @@ impl NodeState {
     pub fn pods_synced(&self) -> bool {
         *self.pods_synced.borrow()
     }
-    /// Ready to serve pods: all three flags set.
+    /// Ready to serve pods: all four flags set.
     pub fn ready(&self) -> bool {
-        self.conflist_installed() && self.pods_synced() && *self.listening.borrow()
+        self.conflist_installed()
+            && self.pods_synced()
+            && *self.gateways_synced.borrow()
+            && *self.listening.borrow()
     }
     /// Human-readable list of what is not ready yet.
     pub fn not_ready_reasons(&self) -> Vec<&'static str> {
@@ -66,6 +78,9 @@ impl NodeState {
         }
         if !self.pods_synced() {
             r.push("pod cache not synced");
+        }
+        if !*self.gateways_synced.borrow() {
+            r.push("StaticGatewayConfiguration cache not synced");
         }
         if !*self.listening.borrow() {
             r.push("plugin socket not listening");
@@ -81,14 +96,23 @@ pub struct PodFacts {
     pub uid: String,
     /// `spec.nodeName`.
     pub node_name: Option<String>,
-    /// Value of the gateway annotation.
-    pub gateway: Option<String>,
+    /// Value of the gateway annotation (empty counts as none).
+    pub annotation: Option<String>,
+    /// `metadata.labels` (what `podSelector`s match).
+    pub labels: BTreeMap<String, String>,
     /// `status.podIPs` (or `status.podIP`).
     pub ips: Vec<IpAddr>,
     /// Phase is Succeeded or Failed: its IP is free for reuse.
     pub finished: bool,
     /// `metadata.deletionTimestamp` is set.
     pub deleting: bool,
+}
+
+impl PodFacts {
+    /// The gateway this pod of `namespace` uses by the one rule (`egress_api::selection`).
+    pub fn choice(&self, namespace: &str, selectors: &Selectors) -> Choice {
+        selectors.choose(namespace, &self.labels, self.annotation.as_deref())
+    }
 }
 
 /// `namespace/name`.

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use egress_api::constants::POD_ANNOTATION;
 use egress_api::{PodEndpoint, StaticGatewayConfiguration};
 use egress_apiserver::{ApiServer, RunningApiServer, ServerConfig};
+use egress_cni_manager::gateways::GatewayCache;
 use egress_cni_manager::handler::{CONTAINER_ID_ANNOTATION, RequestHandler};
 use egress_cni_manager::metrics::Metrics;
 use egress_cni_manager::running::apply::{
@@ -150,6 +151,7 @@ async fn setup() -> Env {
         client.clone(),
         NODE.into(),
         PodCache::default(),
+        GatewayCache::unwatched(),
         Metrics::default(),
     );
     Env {

@@ -76,15 +76,29 @@ async fn pod(client: &kube::Client, name: &str, node: &str, sgc: Option<&str>, i
 }
 
 async fn sgc(client: &kube::Client, name: &str, ready: bool, default_route: &str) {
+    selector_sgc(client, name, ready, default_route, None).await;
+}
+
+async fn selector_sgc(
+    client: &kube::Client,
+    name: &str,
+    ready: bool,
+    default_route: &str,
+    selector: Option<serde_json::Value>,
+) {
     let api: Api<StaticGatewayConfiguration> = Api::namespaced(client.clone(), "ns1");
+    let mut spec = json!({"gatewayNodepoolName": "gwpool", "provisionPublicIps": true,
+             "defaultRoute": default_route, "excludeCidrs": ["192.0.2.0/24"]});
+    if let Some(s) = selector {
+        spec["podSelector"] = s;
+    }
     create(
         &api,
         json!({
             "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
             "kind": "StaticGatewayConfiguration",
             "metadata": {"name": name, "namespace": "ns1"},
-            "spec": {"gatewayNodepoolName": "gwpool", "provisionPublicIps": true,
-                     "defaultRoute": default_route, "excludeCidrs": ["192.0.2.0/24"]},
+            "spec": spec,
         }),
     )
     .await;
@@ -413,7 +427,9 @@ async fn pods_without_the_annotation_are_answered_from_the_node_cache() {
     assert!(!del_plain.deleted);
     let api_calls: Vec<_> = log.recent()[before..]
         .iter()
-        .filter(|r| r.resource == "pods" || r.resource == "podendpoints")
+        .filter(|r| {
+            ["pods", "podendpoints", "staticgatewayconfigurations"].contains(&r.resource.as_str())
+        })
         .cloned()
         .collect();
     assert!(
@@ -553,5 +569,95 @@ async fn a_second_manager_on_the_same_socket_refuses_to_start() {
             .contains("another egress-cni-manager is serving it"),
         "{err}"
     );
+    env.manager.unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn selected_pods_are_resolved_from_the_caches_and_conflicts_refused() {
+    let env = setup(false).await;
+    let file = egress_cni_proto::selectors::path(&env.dir.path().join("run/cni.sock"));
+    let published = |ns: &'static str| {
+        let file = file.clone();
+        move || {
+            let file = file.clone();
+            async move {
+                egress_cni_proto::SelectorNamespaces::load(&file).is_some_and(|s| s.may_select(ns))
+            }
+        }
+    };
+    eventually("the (empty) set published", || async {
+        egress_cni_proto::SelectorNamespaces::load(&file).is_some()
+    })
+    .await;
+    assert!(!published("ns1")().await);
+
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "ns1");
+    pod(&env.client, "picked", NODE, None, None).await;
+    let labels = Patch::Merge(json!({"metadata": {"labels": {"app": "sel"}}}));
+    pods.patch("picked", &PatchParams::default(), &labels)
+        .await
+        .unwrap();
+    // "web" is annotated: the annotation wins over a selector matching it too.
+    pods.patch("web", &PatchParams::default(), &labels)
+        .await
+        .unwrap();
+    let sel = Some(json!({"matchLabels": {"app": "sel"}}));
+    selector_sgc(
+        &env.client,
+        "sel-a",
+        true,
+        "staticEgressGateway",
+        sel.clone(),
+    )
+    .await;
+    eventually("ns1 published", published("ns1")).await;
+    let m = env.manager.as_ref().unwrap();
+    eventually("labels cached", || async {
+        m.cache
+            .get(&("ns1".into(), "picked".into()))
+            .is_some_and(|p| !p.labels.is_empty())
+    })
+    .await;
+
+    let c = env.plugin();
+    let got = tokio::task::spawn_blocking(move || c.pod_gateway(pod_ref("picked")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.gateway.as_deref(), Some("sel-a"));
+    let reply = add(&env, "picked", "10.244.1.30").await.unwrap();
+    assert_eq!(reply.gateway, "sel-a");
+    let pes: Api<PodEndpoint> = Api::namespaced(env.client.clone(), "ns1");
+    let pe = pes.get("picked").await.unwrap();
+    assert_eq!(
+        pe.spec.static_gateway_configuration.as_deref(),
+        Some("sel-a")
+    );
+    assert_eq!(
+        add(&env, "web", "10.244.1.10").await.unwrap().gateway,
+        "sgc1"
+    );
+
+    // A second selector matching the same pod: neither, with both names in the refusal.
+    selector_sgc(&env.client, "sel-b", true, "staticEgressGateway", sel).await;
+    eventually("the conflict seen", || async {
+        let c = env.plugin();
+        tokio::task::spawn_blocking(move || c.pod_gateway(pod_ref("picked")))
+            .await
+            .unwrap()
+            .is_err()
+    })
+    .await;
+    let (kind, msg) = refusal(add(&env, "picked", "10.244.1.30").await);
+    assert_eq!(kind, ErrorKind::GatewayConflict);
+    assert!(msg.contains("(sel-a, sel-b)"), "{msg}");
+    assert_eq!(
+        add(&env, "web", "10.244.1.10").await.unwrap().gateway,
+        "sgc1"
+    );
+
+    // DEL of a pod without the annotation in a namespace with selectors removes its endpoint.
+    assert!(del(&env, "picked", "ctr-picked").await);
+    assert!(pes.get_opt("picked").await.unwrap().is_none());
     env.manager.unwrap().shutdown().await;
 }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod codec;
 pub mod messages;
 pub mod record;
+pub mod selectors;
 
 pub use client::{Client, ClientError};
 pub use codec::{CodecError, MAX_MESSAGE_BYTES};
@@ -17,6 +18,7 @@ pub use messages::{
     Request, RequestEnvelope, RoutesReport, WireKey,
 };
 pub use record::{Backend, RecordError, TunnelRecord};
+pub use selectors::SelectorNamespaces;
 
 /// Version of the message format; both sides refuse other versions with a clear error.
 pub const PROTOCOL_VERSION: u32 = 1;

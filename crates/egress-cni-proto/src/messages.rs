@@ -142,7 +142,8 @@ pub struct DelReply {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PodGatewayReply {
-    /// The annotation value, `None` for a pod without it.
+    /// The gateway the pod uses: its annotation, or the one `podSelector` that selects it
+    /// (`None`: neither).
     pub gateway: Option<String>,
 }
 
@@ -297,6 +298,9 @@ pub enum ErrorKind {
     /// the operator reports why it cannot be provisioned (pool not found, prefix too small,
     /// invalid spec), or it is being deleted. The message carries the operator's reason.
     GatewayFailed,
+    /// The pod has no annotation and the `podSelector`s of two or more StaticGatewayConfigurations
+    /// of its namespace match it: it uses none of them until someone resolves the conflict.
+    GatewayConflict,
     /// The Kubernetes API could not be reached or failed.
     ApiUnavailable,
     /// The manager is starting or stopping.
@@ -311,7 +315,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind this side knows (metrics list them all from the start).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::BadRequest,
         ErrorKind::PodNotFound,
         ErrorKind::PodNotOnNode,
@@ -321,6 +325,7 @@ impl ErrorKind {
         ErrorKind::GatewayNotReady,
         ErrorKind::GatewayInvalid,
         ErrorKind::GatewayFailed,
+        ErrorKind::GatewayConflict,
         ErrorKind::ApiUnavailable,
         ErrorKind::NotReady,
         ErrorKind::Busy,

@@ -242,12 +242,17 @@ impl Desired {
         let Some(port) = self.port_of(&spec.sgc) else {
             return Ok(None);
         };
-        let standing = trust::check(pe, &spec.sgc.name, spec.ip, inventory.pods.get(key)).map_err(
-            |refusal| PeerError::Refused {
-                pod_endpoint: key.clone(),
-                refusal: Box::new(refusal),
-            },
-        )?;
+        let standing = trust::check(
+            pe,
+            &spec.sgc.name,
+            spec.ip,
+            inventory.pods.get(key),
+            &inventory.selectors,
+        )
+        .map_err(|refusal| PeerError::Refused {
+            pod_endpoint: key.clone(),
+            refusal: Box::new(refusal),
+        })?;
         Ok(Some(Claim {
             slot: PeerSlot {
                 port,

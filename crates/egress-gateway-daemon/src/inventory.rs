@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use egress_api::selection::Selectors;
 use egress_api::{GatewayVMConfiguration, PodEndpoint, StaticGatewayConfiguration};
 use k8s_openapi::api::core::v1::Secret;
 
@@ -74,6 +75,8 @@ pub struct Inventory {
     pub pod_endpoints: BTreeMap<ObjectKey, PodEndpoint>,
     /// Pods that have not finished, cluster-wide.
     pub pods: BTreeMap<ObjectKey, PodFacts>,
+    /// The `podSelector`s of `sgcs` (re-derived when an SGC changes).
+    pub selectors: Selectors,
     listed: BTreeSet<Kind>,
 }
 
@@ -145,6 +148,7 @@ impl Inventory {
                     &mut keys,
                 );
                 touched.gateways = !keys.is_empty();
+                touched.pod_endpoints = self.reselect();
             }
             Change::VmConfig(d) => {
                 self.mark(Kind::VmConfig, &d);
@@ -201,6 +205,26 @@ impl Inventory {
         touched
     }
 
+    /// Re-derives the selectors; the PodEndpoints of every namespace whose selectors changed
+    /// (their pods may use another SGC now) are touched. The SGC merge above ignores spec
+    /// changes, so a selector edit arrives here and only here.
+    fn reselect(&mut self) -> BTreeSet<ObjectKey> {
+        let now = Selectors::of(self.sgcs.values());
+        let changed: BTreeSet<String> = self
+            .sgcs
+            .keys()
+            .map(|k| k.namespace.clone())
+            .chain(self.selectors.namespaces().map(str::to_owned))
+            .filter(|ns| self.selectors.of_namespace(ns) != now.of_namespace(ns))
+            .collect();
+        self.selectors = now;
+        self.pod_endpoints
+            .keys()
+            .filter(|k| changed.contains(&k.namespace))
+            .cloned()
+            .collect()
+    }
+
     fn mark<K>(&mut self, kind: Kind, delta: &Delta<K>) {
         if matches!(delta, Delta::Relisted(_)) {
             self.listed.insert(kind);
@@ -215,5 +239,42 @@ impl Inventory {
     /// The Secret with this key, if watched and present.
     pub fn secret(&self, key: &ObjectKey) -> Option<Secret> {
         self.secrets.get(key).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::fixtures::{Gw, pod_endpoint, random_pub};
+
+    #[test]
+    fn a_selector_change_touches_the_pod_endpoints_of_its_namespace_only() {
+        let gw = Gw::new("gw-a", 6000, "10.0.0.6");
+        let mut inv = Inventory::default();
+        inv.apply(Change::Sgc(Box::new(Delta::Relisted(vec![gw.sgc()]))));
+        let pe = pod_endpoint("web", "gw-a", "10.244.1.5/32", &random_pub());
+        let mut elsewhere = pod_endpoint("db", "gw-a", "10.244.1.6/32", &random_pub());
+        elsewhere.metadata.namespace = Some("other".into());
+        inv.apply(Change::PodEndpoint(Delta::Relisted(vec![pe, elsewhere])));
+
+        // Status-only and unchanged SGCs touch no PodEndpoint.
+        let t = inv.apply(Change::Sgc(Box::new(Delta::Apply(gw.sgc()))));
+        assert!(t.pod_endpoints.is_empty());
+
+        let mut selecting = gw.sgc();
+        selecting.spec.pod_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"app": "web"}})).unwrap(),
+        );
+        let t = inv.apply(Change::Sgc(Box::new(Delta::Apply(selecting.clone()))));
+        assert_eq!(
+            t.pod_endpoints.into_iter().collect::<Vec<_>>(),
+            [ObjectKey::new(crate::fixtures::NS, "web")]
+        );
+        assert!(inv.selectors.has_namespace(crate::fixtures::NS));
+        // Deleting the SGC removes its selector: touched again.
+        let t = inv.apply(Change::Sgc(Box::new(Delta::Delete(selecting))));
+        assert_eq!(t.pod_endpoints.len(), 1);
+        assert!(!inv.selectors.has_namespace(crate::fixtures::NS));
     }
 }

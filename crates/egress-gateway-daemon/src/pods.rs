@@ -1,10 +1,10 @@
 //! The few facts about a Pod that decide whether a PodEndpoint may speak for it: its UID, node,
-//! annotation, IPs, creation time and whether it is being deleted. Only these are kept (the
-//! watch converts each Pod on arrival), so the cluster-wide pod watch costs a few hundred bytes
-//! per pod. Every field here is written by the API server, the scheduler or the kubelet, never
+//! annotation, labels (what `podSelector`s match), IPs, creation time and whether it is being
+//! deleted. Only these are kept (the watch converts each Pod on arrival), so the cluster-wide
+//! pod watch costs a few hundred bytes per pod plus its labels. Every field here is written by the API server, the scheduler or the kubelet, never
 //! by whoever writes PodEndpoints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use egress_api::constants::POD_ANNOTATION;
@@ -29,7 +29,10 @@ pub struct PodFacts {
     /// `spec.nodeName` (set by the scheduler), if scheduled.
     pub node_name: Option<String>,
     /// The value of the `kubernetes.azure.com/static-gateway-configuration` annotation.
-    pub gateway: Option<String>,
+    pub annotation: Option<String>,
+    /// `metadata.labels` (written by whoever may update the Pod, never by a PodEndpoint's
+    /// writer as such).
+    pub labels: BTreeMap<String, String>,
     /// `status.podIPs` (or `status.podIP`), as the kubelet reports them; empty until the
     /// sandbox's network is up.
     pub ips: BTreeSet<IpAddr>,
@@ -63,11 +66,12 @@ impl PodFacts {
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .filter(|n| !n.is_empty()),
-            gateway: pod
+            annotation: pod
                 .annotations()
                 .get(POD_ANNOTATION)
                 .filter(|v| !v.is_empty())
                 .cloned(),
+            labels: pod.labels().clone(),
             ips,
             created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
             terminating: pod.metadata.deletion_timestamp.is_some(),
@@ -90,7 +94,7 @@ mod tests {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "ns", "uid": "u1",
                          "creationTimestamp": "2024-01-02T03:04:05Z",
-                         "annotations": {POD_ANNOTATION: "gw"}},
+                         "annotations": {POD_ANNOTATION: "gw"}, "labels": {"app": "web"}},
             "spec": {"nodeName": "node-a", "containers": []},
             "status": {"phase": "Running", "podIP": "10.244.1.5",
                        "podIPs": [{"ip": "10.244.1.5"}, {"ip": "fd00::5"}]}
@@ -100,7 +104,8 @@ mod tests {
         assert_eq!(f.key, ObjectKey::new("ns", "web"));
         assert_eq!(f.uid, "u1");
         assert_eq!(f.node_name.as_deref(), Some("node-a"));
-        assert_eq!(f.gateway.as_deref(), Some("gw"));
+        assert_eq!(f.annotation.as_deref(), Some("gw"));
+        assert_eq!(f.labels["app"], "web");
         assert_eq!(f.ips.len(), 2);
         assert_eq!(f.created.unwrap().to_string(), "2024-01-02T03:04:05Z");
         assert!(!f.terminating && !f.finished);
@@ -112,6 +117,6 @@ mod tests {
         }))
         .unwrap();
         let f = PodFacts::of(&pending);
-        assert!(f.ips.is_empty() && f.node_name.is_none() && f.gateway.is_none() && f.finished);
+        assert!(f.ips.is_empty() && f.node_name.is_none() && f.annotation.is_none() && f.finished);
     }
 }

@@ -6,7 +6,11 @@
 //! 1. its controlling owner reference (`controller: true`) is a `v1` Pod with the PodEndpoint's
 //!    own name (the CNI manager names it after the pod, so there is at most one per pod);
 //! 2. that Pod exists in the same namespace with the referenced UID and has not finished;
-//! 3. the Pod's annotation names the PodEndpoint's StaticGatewayConfiguration;
+//! 3. the Pod uses the PodEndpoint's StaticGatewayConfiguration by the one rule of
+//!    `egress_api::selection`: its annotation names it, or (not annotated) that SGC's
+//!    `podSelector` is the only one of the pod's namespace matching its labels. A pod that
+//!    selectors of two SGCs match uses neither, and a label can never reach an SGC of another
+//!    namespace (the PodEndpoint, its pod and the SGC share one namespace);
 //! 4. the PodEndpoint's node label equals the Pod's `spec.nodeName` (the chart's admission
 //!    policy binds the label to the node of the CNI manager that wrote it);
 //! 5. `podIpAddress` is one of the Pod's `status.podIPs`, or the Pod has no IP yet (the kubelet
@@ -21,6 +25,7 @@ use std::net::IpAddr;
 
 use egress_api::PodEndpoint;
 use egress_api::constants::{POD_ANNOTATION, POD_ENDPOINT_NODE_LABEL};
+use egress_api::selection::{Choice, Selectors};
 use ipnet::IpNet;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -65,14 +70,15 @@ pub enum Refusal {
         /// UID of the Pod now.
         pod_uid: String,
     },
-    /// The Pod does not carry the annotation naming this SGC.
+    /// The Pod does not use this SGC: neither its annotation names it nor its `podSelector`
+    /// alone selects the Pod (metric label `not_annotated`, as before selectors).
     NotAnnotated {
         /// The Pod.
         pod: ObjectKey,
         /// The SGC the PodEndpoint names.
         sgc: String,
-        /// The Pod's annotation value, if any.
-        actual: Option<String>,
+        /// What the Pod uses instead.
+        actual: Choice,
     },
     /// The node label differs from the Pod's node.
     WrongNode {
@@ -175,11 +181,30 @@ impl fmt::Display for Refusal {
                 f,
                 "it is owned by pod UID {owner_uid} but pod {pod} has UID {pod_uid} (it belongs to an earlier pod of that name)"
             ),
-            Refusal::NotAnnotated { pod, sgc, actual } => write!(
-                f,
-                "pod {pod} does not name StaticGatewayConfiguration {sgc:?} in its {POD_ANNOTATION} annotation (it has {})",
-                show(actual.as_ref())
-            ),
+            Refusal::NotAnnotated { pod, sgc, actual } => {
+                write!(
+                    f,
+                    "pod {pod} does not use StaticGatewayConfiguration {sgc:?}: "
+                )?;
+                match actual {
+                    Choice::Annotation(other) => {
+                        write!(f, "its {POD_ANNOTATION} annotation names {other:?}")
+                    }
+                    Choice::Selector(other) => write!(
+                        f,
+                        "it has no {POD_ANNOTATION} annotation and the podSelector of {other:?} selects it"
+                    ),
+                    Choice::Conflict(names) => write!(
+                        f,
+                        "it has no {POD_ANNOTATION} annotation and the podSelectors of {} all select it, so it uses none of them",
+                        names.join(", ")
+                    ),
+                    Choice::None => write!(
+                        f,
+                        "it has no {POD_ANNOTATION} annotation and no podSelector selects it"
+                    ),
+                }
+            }
             Refusal::WrongNode { pod, label, node } => write!(
                 f,
                 "its {POD_ENDPOINT_NODE_LABEL} label is {} but pod {pod} runs on node {} (only the CNI manager of the pod's node may write it)",
@@ -203,12 +228,13 @@ impl fmt::Display for Refusal {
 }
 
 /// Checks a PodEndpoint claiming `ip` against its owner pod (`pod`: the Pod with the
-/// PodEndpoint's namespace and name, if the watch has it).
+/// PodEndpoint's namespace and name, if the watch has it) and the `podSelector`s of every SGC.
 pub fn check(
     pe: &PodEndpoint,
     sgc: &str,
     ip: IpNet,
     pod: Option<&PodFacts>,
+    selectors: &Selectors,
 ) -> Result<Standing, Refusal> {
     let key = ObjectKey::of(pe);
     let owner = pe
@@ -232,11 +258,12 @@ pub fn check(
             pod_uid: pod.uid.clone(),
         });
     }
-    if pod.gateway.as_deref() != Some(sgc) {
+    let choice = selectors.choose(&key.namespace, &pod.labels, pod.annotation.as_deref());
+    if choice.gateway() != Some(sgc) {
         return Err(Refusal::NotAnnotated {
             pod: key,
             sgc: sgc.to_owned(),
-            actual: pod.gateway.clone(),
+            actual: choice,
         });
     }
     let label = pe.labels().get(POD_ENDPOINT_NODE_LABEL);

@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use super::{Refusal, check};
 use crate::fixtures::*;
 use crate::pods::PodFacts;
+use egress_api::selection::{Choice, Selectors};
 
 const IP: &str = "10.244.1.5/32";
 
@@ -25,9 +26,14 @@ fn running() -> PodFacts {
 }
 
 fn refused(pe: &PodEndpoint, pod: Option<&PodFacts>) -> (Refusal, String) {
-    let r = check(pe, "gw-a", ip(), pod).unwrap_err();
+    let r = check(pe, "gw-a", ip(), pod, &none()).unwrap_err();
     let text = r.to_string();
     (r, text)
+}
+
+/// No SGC has a `podSelector`.
+fn none() -> Selectors {
+    Selectors::default()
 }
 
 fn owner(pe: &mut PodEndpoint) -> &mut OwnerReference {
@@ -36,13 +42,13 @@ fn owner(pe: &mut PodEndpoint) -> &mut OwnerReference {
 
 #[test]
 fn the_cni_managers_podendpoint_for_a_running_annotated_pod_passes() {
-    let s = check(&pe(), "gw-a", ip(), Some(&running())).unwrap();
+    let s = check(&pe(), "gw-a", ip(), Some(&running()), &none()).unwrap();
     assert!(!s.provisional && !s.terminating);
     assert_eq!(s.pod_uid, pod_uid("web"));
     // During ADD the kubelet has not reported the IP yet: accepted, provisionally.
     let adding = pod("web", "gw-a", &[], 0);
     assert!(
-        check(&pe(), "gw-a", ip(), Some(&adding))
+        check(&pe(), "gw-a", ip(), Some(&adding), &none())
             .unwrap()
             .provisional
     );
@@ -50,7 +56,7 @@ fn the_cni_managers_podendpoint_for_a_running_annotated_pod_passes() {
     let mut leaving = running();
     leaving.terminating = true;
     assert!(
-        check(&pe(), "gw-a", ip(), Some(&leaving))
+        check(&pe(), "gw-a", ip(), Some(&leaving), &none())
             .unwrap()
             .terminating
     );
@@ -102,10 +108,14 @@ fn the_pod_must_name_the_sgc_run_on_the_labelled_node_and_own_the_ip() {
     let other_sgc = pod("web", "gw-b", &["10.244.1.5"], 0);
     assert_eq!(
         refused(&pe(), Some(&other_sgc)).1,
-        "pod default/web does not name StaticGatewayConfiguration \"gw-a\" in its kubernetes.azure.com/static-gateway-configuration annotation (it has \"gw-b\")"
+        "pod default/web does not use StaticGatewayConfiguration \"gw-a\": its kubernetes.azure.com/static-gateway-configuration annotation names \"gw-b\""
     );
     let plain = pod("web", "", &["10.244.1.5"], 0);
-    assert!(refused(&pe(), Some(&plain)).1.ends_with("(it has none)"));
+    assert!(
+        refused(&pe(), Some(&plain))
+            .1
+            .ends_with("no podSelector selects it")
+    );
 
     let mut elsewhere = running();
     elsewhere.node_name = Some("aks-nodepool1-vmss000009".into());
@@ -150,7 +160,7 @@ fn every_reason_is_a_registered_metric_label() {
         Refusal::NotAnnotated {
             pod: running().key,
             sgc: "g".into(),
-            actual: None,
+            actual: Choice::None,
         },
         Refusal::WrongNode {
             pod: running().key,
@@ -177,5 +187,55 @@ fn every_reason_is_a_registered_metric_label() {
         all.iter().filter(|r| r.is_contention()).count(),
         2,
         "only ip_taken and key_taken can resolve when the holder goes"
+    );
+}
+
+fn selector_sgc(ns: &str, name: &str, app: &str) -> egress_api::StaticGatewayConfiguration {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+        "kind": "StaticGatewayConfiguration",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"gatewayNodepoolName": "p", "podSelector": {"matchLabels": {"app": app}}},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_pod_selected_by_the_sgc_alone_passes_and_nothing_else_does() {
+    let mut selected = pod("web", "", &["10.244.1.5"], 0);
+    selected.labels = [("app".to_string(), "web".to_string())].into();
+    let only_a = Selectors::of(&[selector_sgc(NS, "gw-a", "web")]);
+    check(&pe(), "gw-a", ip(), Some(&selected), &only_a).unwrap();
+
+    // Another SGC's selector matches too: neither may have the pod.
+    let both = Selectors::of(&[
+        selector_sgc(NS, "gw-a", "web"),
+        selector_sgc(NS, "gw-b", "web"),
+    ]);
+    let r = check(&pe(), "gw-a", ip(), Some(&selected), &both).unwrap_err();
+    assert_eq!(r.reason(), "not_annotated");
+    assert!(
+        r.to_string()
+            .ends_with("the podSelectors of gw-a, gw-b all select it, so it uses none of them"),
+        "{r}"
+    );
+
+    // A selector of the same name in another namespace never reaches this pod, whatever its
+    // labels say.
+    let elsewhere = Selectors::of(&[selector_sgc("other", "gw-a", "web")]);
+    let r = check(&pe(), "gw-a", ip(), Some(&selected), &elsewhere).unwrap_err();
+    assert!(r.to_string().ends_with("no podSelector selects it"), "{r}");
+
+    // The annotation wins: an annotated pod matching gw-a's selector uses its annotation's SGC.
+    let mut annotated = selected.clone();
+    annotated.annotation = Some("gw-b".into());
+    let r = check(&pe(), "gw-a", ip(), Some(&annotated), &only_a).unwrap_err();
+    assert_eq!(
+        r,
+        Refusal::NotAnnotated {
+            pod: running().key,
+            sgc: "gw-a".into(),
+            actual: Choice::Annotation("gw-b".into())
+        }
     );
 }

@@ -2,7 +2,7 @@
 //! kube-egress-gateway controller-manager does, with the same object chain (SGC →
 //! GatewayLBConfiguration → GatewayVMConfiguration), finalizers, Secret and Azure names.
 //!
-//! Five controllers share one [`Context`]:
+//! Six controllers share one [`Context`]:
 //! * [`sgc`]: spec validation, the key Secret, the owned LB configuration, SGC status.
 //! * [`vm_config_chain`]: the GatewayLBConfiguration controller, whose one job is the owned
 //!   GatewayVMConfiguration (the chain's next link).
@@ -10,6 +10,7 @@
 //!   instances, public IP prefixes), LB/VM configuration status and finalizer release.
 //! * [`in_use`]: the in-use protection (pods using each SGC, its deletion held meanwhile).
 //! * [`pod_endpoint_status`]: each PodEndpoint's status from the gateway nodes' reports.
+//! * [`selector_conflicts`]: the `SelectorConflict` condition of SGCs with a `podSelector`.
 //!
 //! [`run::run`] starts them (optionally behind a leader Lease) with the HTTP endpoints.
 //! See `docs/operator.md`.
@@ -31,6 +32,7 @@ pub mod passes;
 pub mod pod_endpoint_status;
 pub mod pool;
 pub mod run;
+pub mod selector_conflicts;
 pub mod sgc;
 pub mod target;
 pub mod vm_config_chain;

@@ -42,12 +42,13 @@ struct GatewayLabels {
 }
 
 /// Every controller's metric label.
-pub const CONTROLLERS: [&str; 5] = [
+pub const CONTROLLERS: [&str; 6] = [
     crate::sgc::CONTROLLER,
     crate::vm_config_chain::CONTROLLER,
     crate::pool::CONTROLLER,
     crate::pod_endpoint_status::CONTROLLER,
     crate::in_use::CONTROLLER,
+    crate::selector_conflicts::CONTROLLER,
 ];
 
 const CATEGORIES: [Category; 5] = [

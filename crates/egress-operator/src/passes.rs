@@ -33,6 +33,36 @@ where
         .boxed()
 }
 
+/// Applies a pass's `actions` (at most `concurrency` at once), logs every failure, records the
+/// pass (from `started`) in the metrics of `controller`; true when every action succeeded.
+pub async fn apply_all<A, F, Fut>(
+    ctx: &crate::context::Context,
+    controller: &'static str,
+    started: std::time::Instant,
+    actions: Vec<A>,
+    concurrency: usize,
+    apply: F,
+) -> bool
+where
+    F: Fn(A) -> Fut,
+    Fut: Future<Output = Result<(), crate::error::KubeError>>,
+{
+    use crate::controller::ReconcileError;
+    let results: Vec<Result<(), crate::error::KubeError>> = futures::stream::iter(actions)
+        .map(apply)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let failed: Vec<&crate::error::KubeError> =
+        results.iter().filter_map(|r| r.as_ref().err()).collect();
+    for e in &failed {
+        tracing::warn!(controller, error = %egress_runtime::error_chain(*e), "pass failed");
+    }
+    let category = failed.first().map(|e| e.category());
+    ctx.metrics.record(controller, started.elapsed(), category);
+    failed.is_empty()
+}
+
 /// How often passes run.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {

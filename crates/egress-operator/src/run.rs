@@ -54,6 +54,18 @@ async fn signal(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// Every controller, until `stop` turns true.
+async fn controllers(ctx: &Context, stop: &watch::Receiver<bool>) {
+    tokio::join!(
+        crate::sgc::run(ctx.clone(), signal(stop.clone())),
+        crate::vm_config_chain::run(ctx.clone(), signal(stop.clone())),
+        crate::pool::run(ctx.clone(), signal(stop.clone())),
+        crate::pod_endpoint_status::run(ctx.clone(), signal(stop.clone())),
+        crate::in_use::run(ctx.clone(), signal(stop.clone())),
+        crate::selector_conflicts::run(ctx.clone(), signal(stop.clone())),
+    );
+}
+
 /// Runs until `shutdown` completes (then stops gracefully) or leadership is lost.
 pub async fn run(
     ctx: Context,
@@ -107,15 +119,7 @@ pub async fn run(
     }
     ready.set(true);
 
-    let controllers = async {
-        tokio::join!(
-            crate::sgc::run(ctx.clone(), signal(stop_rx.clone())),
-            crate::vm_config_chain::run(ctx.clone(), signal(stop_rx.clone())),
-            crate::pool::run(ctx.clone(), signal(stop_rx.clone())),
-            crate::pod_endpoint_status::run(ctx.clone(), signal(stop_rx.clone())),
-            crate::in_use::run(ctx.clone(), signal(stop_rx.clone())),
-        );
-    };
+    let controllers = controllers(&ctx, &stop_rx);
     futures::pin_mut!(controllers);
     let lost = async {
         match &mut leader {

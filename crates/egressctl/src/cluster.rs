@@ -161,11 +161,31 @@ pub async fn for_explain(
         .as_ref()
         .and_then(|a| a.get(egress_api::constants::POD_ANNOTATION))
         .cloned();
-    if let Some(name) = gateway.filter(|g| !g.is_empty()) {
-        let sgcs: Api<StaticGatewayConfiguration> = Api::namespaced(client.clone(), namespace);
+    let sgcs: Api<StaticGatewayConfiguration> = Api::namespaced(client.clone(), namespace);
+    let annotation = gateway.filter(|g| !g.is_empty());
+    if let Some(name) = &annotation {
         let action = format!("read StaticGatewayConfiguration {namespace}/{name}");
         snap.sgcs
-            .extend(sgcs.get_opt(&name).await.map_err(api_err(action))?);
+            .extend(sgcs.get_opt(name).await.map_err(api_err(action))?);
+    } else {
+        // Not annotated: any podSelector of the namespace may select the pod.
+        let action = format!("list the StaticGatewayConfigurations of namespace {namespace}");
+        snap.sgcs.extend(
+            sgcs.list(&Default::default())
+                .await
+                .map_err(api_err(action))?
+                .items,
+        );
+    }
+    let chosen = egress_api::selection::Selectors::of(&snap.sgcs)
+        .choose(
+            namespace,
+            kube::ResourceExt::labels(&pod_obj),
+            annotation.as_deref(),
+        )
+        .gateway()
+        .map(str::to_owned);
+    if let Some(name) = chosen {
         let vms: Api<GatewayVMConfiguration> = Api::namespaced(client.clone(), namespace);
         let action = format!("read GatewayVMConfiguration {namespace}/{name}");
         snap.vm_configs

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use egress_api::PodEndpoint;
 use egress_api::constants::POD_ANNOTATION;
 use egress_api::observed::{self, PeerOnNode, SESSION_SECONDS};
+use egress_api::selection::{Choice, Selectors};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -65,7 +66,7 @@ pub struct Hop {
 pub struct GatewayChoice {
     /// `namespace/name`.
     pub name: String,
-    /// `annotation` (a `selector` reason is reserved for gateways chosen by selectors).
+    /// `annotation`, or `selector` (not annotated; this SGC's `podSelector` alone selects it).
     pub reason: String,
     /// The annotation (or selector) that chose it.
     pub detail: String,
@@ -173,27 +174,48 @@ pub fn explain(
     };
     out.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
     out.pod_ip = pod_ip(pod);
-    let annotation = pod.annotations().get(POD_ANNOTATION).cloned();
-    let Some(gateway) = annotation.filter(|a| !a.is_empty()) else {
-        out.hop(
-            "gateway",
-            HopState::Info,
-            format!("the pod has no {POD_ANNOTATION} annotation: it leaves with the cluster's normal outbound address, not through a gateway"),
-        );
-        if let Some(ip) = to {
-            out.destination = Some(Destination {
-                ip,
-                tunnelled: false,
-                matched: None,
-                why: "not tunnelled: the pod uses no gateway".into(),
-            });
+    // The one rule every component applies (the snapshot holds the annotated SGC, or all of
+    // the namespace's SGCs when the pod is not annotated).
+    let choice = Selectors::of(&snap.sgcs).choose(
+        namespace,
+        pod.labels(),
+        pod.annotations().get(POD_ANNOTATION).map(String::as_str),
+    );
+    let (gateway, reason, detail) = match &choice {
+        Choice::Annotation(g) => (g.clone(), "annotation", format!("{POD_ANNOTATION}: {g}")),
+        Choice::Selector(g) => (
+            g.clone(),
+            "selector",
+            format!(
+                "no {POD_ANNOTATION} annotation; the podSelector of {namespace}/{g} is the only one selecting the pod"
+            ),
+        ),
+        Choice::Conflict(_) | Choice::None => {
+            let (state, why) = match choice.conflict_reason(namespace) {
+                Some(conflict) => (HopState::Fail, conflict),
+                None => (
+                    HopState::Info,
+                    format!(
+                        "the pod has no {POD_ANNOTATION} annotation and no podSelector selects it: it leaves with the cluster's normal outbound address, not through a gateway"
+                    ),
+                ),
+            };
+            out.hop("gateway", state, why);
+            if let Some(ip) = to {
+                out.destination = Some(Destination {
+                    ip,
+                    tunnelled: false,
+                    matched: None,
+                    why: "not tunnelled: the pod uses no gateway".into(),
+                });
+            }
+            return out;
         }
-        return out;
     };
     out.gateway = Some(GatewayChoice {
         name: format!("{namespace}/{gateway}"),
-        reason: "annotation".into(),
-        detail: format!("{POD_ANNOTATION}: {gateway}"),
+        reason: reason.into(),
+        detail,
     });
     if pod
         .spec
@@ -509,4 +531,73 @@ fn routes_hop(pe: &PodEndpoint, out: &mut Explanation) {
         None => (HopState::Info, "no report from the plugin (an older plugin or manager): a running pod's ADD programmed its routes".to_string()),
     };
     out.hop("routes in the pod", state, detail);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use serde_json::json;
+
+    fn snapshot(selectors: &[(&str, &str)], labels: serde_json::Value) -> Snapshot {
+        let sgcs = selectors
+            .iter()
+            .map(|(name, app)| {
+                serde_json::from_value(json!({
+                    "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+                    "kind": "StaticGatewayConfiguration",
+                    "metadata": {"name": name, "namespace": "ns"},
+                    "spec": {"gatewayNodepoolName": "p", "podSelector": {"matchLabels": {"app": app}}},
+                }))
+                .unwrap()
+            })
+            .collect();
+        let pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "ns", "labels": labels},
+            "spec": {"containers": []},
+        }))
+        .unwrap();
+        Snapshot {
+            sgcs,
+            pod: Some(pod),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_pod_is_explained_by_the_same_selection_rule() {
+        let now = Timestamp::now();
+        let web = json!({"app": "web"});
+        let e = explain(
+            &snapshot(&[("gw", "web")], web.clone()),
+            "ns",
+            "web",
+            None,
+            now,
+        );
+        let g = e.gateway.unwrap();
+        assert_eq!((g.name.as_str(), g.reason.as_str()), ("ns/gw", "selector"));
+
+        let e = explain(
+            &snapshot(&[("gw", "web"), ("gw2", "web")], web),
+            "ns",
+            "web",
+            None,
+            now,
+        );
+        assert!(e.gateway.is_none());
+        assert_eq!(e.hops[0].state, HopState::Fail);
+        assert!(e.hops[0].detail.contains("(gw, gw2)"), "{:?}", e.hops);
+
+        let e = explain(
+            &snapshot(&[("gw", "web")], json!({})),
+            "ns",
+            "web",
+            None,
+            now,
+        );
+        assert!(e.gateway.is_none());
+        assert!(e.hops[0].detail.contains("no podSelector selects it"));
+    }
 }

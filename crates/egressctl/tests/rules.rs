@@ -352,3 +352,34 @@ fn pod_endpoint_keys_and_ips_are_warned_about() {
         "{e:?}"
     );
 }
+
+#[test]
+fn pod_selector_must_parse_and_match_all_is_warned() {
+    assert_ok("gatewayNodepoolName: pool\npodSelector: {matchLabels: {app: web}}");
+    assert_ok(
+        "gatewayNodepoolName: pool\npodSelector:\n  matchExpressions:\n  - {key: tier, operator: In, values: [front]}\n  - {key: canary, operator: DoesNotExist}",
+    );
+    assert_warn(
+        "gatewayNodepoolName: pool\npodSelector: {}",
+        "spec.podSelector",
+        "selects every pod of the namespace",
+    );
+    for bad in [
+        "{key: tier, operator: Equals, values: [front]}",
+        "{key: tier, operator: In}",
+        "{key: tier, operator: Exists, values: [x]}",
+    ] {
+        let spec =
+            format!("gatewayNodepoolName: pool\npodSelector:\n  matchExpressions:\n  - {bad}");
+        // The cluster accepts it with a warning (the original's schema has no podSelector to
+        // be compatible with, but its CRDs carry no refusing rule at all); validate refuses it.
+        let w = findings(&spec, Severity::Warning);
+        assert!(
+            w.iter()
+                .any(|m| m.starts_with("spec.podSelector.matchExpressions: ")
+                    && m.contains("selects no pod")),
+            "{bad}: {w:?}"
+        );
+        assert_err(&spec, "spec.podSelector", "selects no pod");
+    }
+}

@@ -1,6 +1,6 @@
-//! The CNI operations. ADD: pass-through for pods without the annotation; for annotated pods
-//! register a fresh key with the manager, build the tunnel, and succeed only after the first
-//! WireGuard handshake. DEL: remove the tunnel and the PodEndpoint, always succeeding. CHECK:
+//! The CNI operations. ADD: pass-through for pods without a gateway; for pods with one
+//! (annotated, or selected by a `podSelector`, which the manager resolves) register a fresh key
+//! with the manager, build the tunnel, and succeed only after the first WireGuard handshake. DEL: remove the tunnel and the PodEndpoint, always succeeding. CHECK:
 //! compare the pod namespace with the record ADD wrote.
 
 use std::path::Path;
@@ -13,7 +13,7 @@ use rscni_plugin::cni::Cni;
 use rscni_plugin::error::Error as CniError;
 use rscni_plugin::types::{Args, CNIResult, Interface};
 
-use egress_cni_proto::{AddPhase, AddRequest, Client, DelRequest, PodRef};
+use egress_cni_proto::{AddPhase, AddRequest, Client, DelRequest, PodRef, SelectorNamespaces};
 
 use crate::config::{self, PluginConfig};
 use crate::errors::PluginError;
@@ -73,11 +73,22 @@ fn del_client(config: &PluginConfig) -> Client {
 }
 
 impl<T: PodTunnel> EgressCni<T> {
+    /// The gateway of `pod`. The runtime's annotations decide for an annotated pod; a pod
+    /// without the annotation may still be selected by a `podSelector` of its namespace, which
+    /// only the manager knows, but the manager publishes which namespaces have selectors: a
+    /// plain pod of any other namespace starts without asking it (as before selectors).
     fn gateway_of(&self, inv: &Invocation, pod: &PodRef) -> Result<Option<String>, PluginError> {
         match &inv.gateway_hint {
-            Some(known) => Ok(known.clone()),
-            None => Ok(client(&inv.config).pod_gateway(pod.clone())?.gateway),
+            Some(Some(named)) => return Ok(Some(named.clone())),
+            Some(None) => {
+                let file = egress_cni_proto::selectors::path(&inv.config.socket_path);
+                if SelectorNamespaces::load(&file).is_some_and(|s| !s.may_select(&pod.namespace)) {
+                    return Ok(None);
+                }
+            }
+            None => {}
         }
+        Ok(client(&inv.config).pod_gateway(pod.clone())?.gateway)
     }
 
     /// The sandbox of this ADD (fails when the runtime left out what a tunnel needs).

@@ -11,7 +11,8 @@ use egress_pod_tunnel::tunnel::TunnelError;
 
 /// Plugin-specific code: the named StaticGatewayConfiguration does not exist.
 pub const CODE_GATEWAY_NOT_FOUND: u32 = 101;
-/// Plugin-specific code: the manager refused the pod (wrong node, IP, UID, no annotation).
+/// Plugin-specific code: the manager refused the pod (wrong node, IP, UID, no annotation, or
+/// the podSelectors of two SGCs select it).
 pub const CODE_REFUSED: u32 = 102;
 /// Plugin-specific code: no WireGuard handshake within the timeout.
 pub const CODE_HANDSHAKE_TIMEOUT: u32 = 103;

@@ -174,10 +174,20 @@ fn code(e: &CniError) -> u32 {
     u32::from(e)
 }
 
+/// What a manager that saw the SGCs publishes: the namespaces with a `podSelector`.
+fn publish_selector_namespaces(socket: &Path, namespaces: &[&str]) {
+    SelectorNamespaces {
+        namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+    }
+    .save(&selectors::path(socket))
+    .unwrap();
+}
+
 #[test]
 fn pods_without_the_annotation_pass_through_without_asking_the_manager() {
     let state = tempfile::tempdir().unwrap();
     let absent = state.path().join("no-manager.sock");
+    publish_selector_namespaces(&absent, &["other"]);
     let extra = r#","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"app":"web"}}"#;
     let tunnel = FakeTunnel::default();
     let cni = EgressCni::new(tunnel);
@@ -216,12 +226,48 @@ fn a_plain_pod_starts_even_when_its_sandbox_cannot_be_recorded() {
     let state = dir.path().join("not-a-dir");
     std::fs::write(&state, "").unwrap();
     let absent = dir.path().join("no-manager.sock");
+    publish_selector_namespaces(&absent, &[]);
     let extra = r#","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"app":"web"}}"#;
     let cni = EgressCni::new(FakeTunnel::default());
     let result = cni.add(args(&config(&absent, &state, extra))).unwrap();
     let prev: rscni_plugin::types::CNIResult = serde_json::from_str(PREV).unwrap();
     assert_eq!(result, prev);
     cni.del(args(&config(&absent, &state, extra))).unwrap();
+}
+
+#[test]
+fn a_pod_without_the_annotation_asks_the_manager_where_selectors_may_pick_it() {
+    let extra = r#","runtimeConfig":{"io.kubernetes.cri.pod-annotations":{"app":"web"}}"#;
+    // ns1 has a podSelector (or nothing was published yet): the manager decides, and a
+    // selected pod gets its tunnel before ADD returns, as an annotated one.
+    for published in [Some(&["ns1"][..]), None] {
+        let m = FakeManager::start(added);
+        if let Some(ns) = published {
+            publish_selector_namespaces(&m.socket(), ns);
+        }
+        let state = tempfile::tempdir().unwrap();
+        let cni = EgressCni::new(FakeTunnel {
+            handshake_after_polls: Some(1),
+            ..Default::default()
+        });
+        let result = cni
+            .add(args(&config(&m.socket(), state.path(), extra)))
+            .unwrap();
+        assert_eq!(
+            result.interfaces.last().unwrap().name,
+            "wg0",
+            "{published:?}"
+        );
+        assert_eq!(m.ops(), ["podGateway", "add", "report"], "{published:?}");
+        // DEL sees the tunnel record and removes tunnel and PodEndpoint.
+        cni.del(args(&config(&m.socket(), state.path(), extra)))
+            .unwrap();
+        assert_eq!(
+            m.ops(),
+            ["podGateway", "add", "report", "del"],
+            "{published:?}"
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! Running pods follow their gateway annotation (issue 17 item 1): adding, changing or
-//! removing `kubernetes.azure.com/static-gateway-configuration` on a running pod of this node,
-//! or the gateway it names appearing or becoming ready, attaches, moves or detaches the pod's
+//! Running pods follow their gateway (issue 17 items 1 and 2): adding, changing or removing
+//! `kubernetes.azure.com/static-gateway-configuration` on a running pod of this node, a label
+//! change or an SGC's `podSelector` change that selects or unselects it, or the gateway it
+//! uses appearing or becoming ready, attaches, moves or detaches the pod's
 //! tunnel without a restart, each change an Event on the pod (`EgressGatewayAttached`,
 //! `EgressGatewayDetached`, `EgressGatewayFailed` with the reason). New pods are not this
 //! loop's business: their ADD still builds the tunnel before the pod's first packet.
@@ -16,7 +17,6 @@ pub mod plan;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -26,16 +26,13 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use egress_api::StaticGatewayConfiguration;
+use egress_api::selection::Selectors;
 use egress_pod_tunnel::sandbox::SandboxRecord;
 use egress_pod_tunnel::tunnel::TunnelSpec;
 
+use crate::gateways::GatewayCache;
 use crate::state::{NodeState, PodCache};
 use apply::{AttachError, Attached, Attacher, Detached};
 use plan::{GatewayState, Observed, Step};
@@ -72,6 +69,8 @@ pub struct Attachments {
     pub state_dir: PathBuf,
     /// This node's pods.
     pub cache: PodCache,
+    /// The SGCs (their states, and the selectors pods are resolved with).
+    pub gateways: GatewayCache,
     /// Readiness (the pod cache must be synced before anything is planned).
     pub state: NodeState,
     /// Carries out the steps.
@@ -94,32 +93,6 @@ impl std::fmt::Debug for Attachments {
 pub const REPORTING_CONTROLLER: &str = "egress-cni-manager";
 const NORMAL: &str = "Normal";
 const WARNING: &str = "Warning";
-
-/// Watches SGCs into `writer`, waking `notify` on every change and setting `synced` after
-/// the first list.
-async fn watch_gateways(
-    client: kube::Client,
-    writer: reflector::store::Writer<StaticGatewayConfiguration>,
-    notify: Arc<Notify>,
-    synced: Arc<AtomicBool>,
-    cancel: CancellationToken,
-) {
-    let api: Api<StaticGatewayConfiguration> = Api::all(client);
-    let mut stream =
-        reflector::reflector(writer, watcher::watcher(api, watcher::Config::default()))
-            .default_backoff()
-            .boxed();
-    while let Some(next) = crate::pod_watch::next_or_cancelled(&mut stream, &cancel).await {
-        match next {
-            Err(e) => tracing::warn!(error = %e, "SGC watch failed; retrying with backoff"),
-            Ok(watcher::Event::InitDone) => {
-                synced.store(true, Ordering::Release);
-                notify.notify_one();
-            }
-            Ok(_) => notify.notify_one(),
-        }
-    }
-}
 
 /// How often [`reap_children`] collects exited children.
 pub const REAP_EVERY: Duration = Duration::from_secs(5);
@@ -186,17 +159,7 @@ fn parse_stat(stat: &str) -> Option<(&str, char, u32)> {
 /// while others attach starts at once (up to [`PARALLEL`] sandboxes in flight), instead of
 /// waiting for the slowest step of the pass before it (with 200 pods annotated together on
 /// 4 nodes, passes of ~20 steps took 10 s each).
-pub async fn run(attachments: Attachments, client: kube::Client, cancel: CancellationToken) {
-    let (store, writer) = reflector::store();
-    let notify = Arc::new(Notify::new());
-    let synced = Arc::new(AtomicBool::new(false));
-    tokio::spawn(watch_gateways(
-        client,
-        writer,
-        notify.clone(),
-        synced.clone(),
-        cancel.clone(),
-    ));
+pub async fn run(attachments: Attachments, cancel: CancellationToken) {
     let attachments = &attachments;
     let mut memory = Memory::default();
     let mut in_flight: HashSet<String> = HashSet::new();
@@ -206,7 +169,7 @@ pub async fn run(attachments: Attachments, client: kube::Client, cancel: Cancell
         tokio::select! {
             () = cancel.cancelled() => return,
             () = attachments.cache.changed() => {}
-            () = notify.notified() => {}
+            () = attachments.gateways.changed() => {}
             () = tokio::time::sleep(RESYNC) => {}
             Some((step, outcome, observed)) = steps.next(), if !steps.is_empty() => {
                 let (step, observed): (Step, Arc<Observed>) = (step, observed);
@@ -222,10 +185,13 @@ pub async fn run(attachments: Attachments, client: kube::Client, cancel: Cancell
             // Events are written beside the steps: a slow API server holds nothing back.
             Some(()) = events.next(), if !events.is_empty() => continue,
         }
-        if !attachments.state.pods_synced() || !synced.load(Ordering::Acquire) {
+        if !attachments.state.pods_synced() {
             continue;
         }
-        let observed = Arc::new(attachments.observe(&store, &memory));
+        let Some(selectors) = attachments.gateways.selectors() else {
+            continue;
+        };
+        let observed = Arc::new(attachments.observe(selectors, &memory));
         let planned = plan::plan(&observed);
         memory.forget_waits_except(&planned);
         let mut new = Vec::new();
@@ -285,7 +251,7 @@ impl Memory {
 }
 
 impl Attachments {
-    fn observe(&self, store: &Store<StaticGatewayConfiguration>, memory: &Memory) -> Observed {
+    fn observe(&self, selectors: Arc<Selectors>, memory: &Memory) -> Observed {
         let mut sandboxes = SandboxRecord::list(&self.state_dir).unwrap_or_else(|e| {
             tracing::warn!(dir = %self.state_dir.display(), error = %e, "failed to list sandbox records");
             Vec::new()
@@ -305,7 +271,8 @@ impl Attachments {
                 }
             })
             .collect();
-        let gateways = store
+        let gateways = self
+            .gateways
             .state()
             .iter()
             .map(|sgc| {
@@ -324,6 +291,7 @@ impl Attachments {
             sandboxes,
             tunnels,
             pods: self.cache.snapshot(),
+            selectors,
             gateways,
             backing_off: memory
                 .failures
@@ -521,7 +489,7 @@ fn event_of(step: &Step, outcome: &Outcome) -> Option<(String, EventText)> {
                 "cannot attach to StaticGatewayConfiguration {ns}/{gateway} yet: {reason}; {}",
                 match from {
                     Some(old) => format!(
-                        "the pod keeps its tunnel to {ns}/{old}, whose gateways no longer accept it: no egress until {ns}/{gateway} is ready"
+                        "the pod keeps its tunnel to {ns}/{old}, whose gateways no longer accept it: no egress until this is resolved"
                     ),
                     None => "the pod egresses as before".to_owned(),
                 }

@@ -1,6 +1,10 @@
 //! The pure part of attaching running pods: for every sandbox the plugin recorded on this
-//! node, the gateway its pod should use now (its annotation) against the gateway its tunnel
-//! uses (the tunnel record), giving one [`Step`] per sandbox that differs. Only sandboxes
+//! node, the gateway its pod should use now (its annotation, or the one `podSelector` selecting
+//! it: `egress_api::selection`) against the gateway its tunnel uses (the tunnel record), giving
+//! one [`Step`] per sandbox that differs. A pod that two or more selectors match uses none of
+//! them: it is handled as a pod whose gateway cannot take it (a [`Step::Wait`]: a tunnel it has
+//! stays, refused by its gateways, so it has no egress rather than the node's; a pod without
+//! one egresses as before), until the conflict is resolved. Only sandboxes
 //! that are their pod's current one are considered: the pod is in the node-local cache, has
 //! the recorded UID, is neither finished nor being deleted, and the API reports the
 //! sandbox's IP as the pod's (the kubelet reports it only after a successful ADD, so a
@@ -8,6 +12,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use egress_api::selection::{Choice, Selectors};
 
 use egress_pod_tunnel::sandbox::SandboxRecord;
 
@@ -31,6 +38,8 @@ pub struct Observed {
     pub tunnels: BTreeMap<String, String>,
     /// This node's pods.
     pub pods: HashMap<PodKey, PodFacts>,
+    /// The `podSelector`s of every namespace.
+    pub selectors: Arc<Selectors>,
     /// SGCs by `(namespace, name)`; absent: does not exist.
     pub gateways: HashMap<(String, String), GatewayState>,
     /// `(container ID, gateway)` pairs whose attach failed recently (gateway `""`: detach):
@@ -57,11 +66,13 @@ pub enum Step {
         /// Gateway of the tunnel.
         from: String,
     },
-    /// The pod names a gateway that cannot take it now; its tunnel (if any) stays.
+    /// The pod names a gateway that cannot take it now, or selectors conflict over it; its
+    /// tunnel (if any) stays.
     Wait {
         /// The sandbox.
         sandbox: SandboxRecord,
-        /// Gateway named.
+        /// Gateway named (for a conflict: the one its tunnel uses if among them, else the
+        /// first by name).
         gateway: String,
         /// Gateway of the tunnel it keeps meanwhile (whose gateways stop accepting the pod
         /// as soon as its annotation names another).
@@ -95,63 +106,85 @@ fn current_pod<'a>(observed: &'a Observed, sandbox: &SandboxRecord) -> Option<&'
 
 /// The steps that bring every running sandbox to its pod's gateway.
 pub fn plan(observed: &Observed) -> Vec<Step> {
-    let mut steps = Vec::new();
-    for sandbox in &observed.sandboxes {
-        let Some(pod) = current_pod(observed, sandbox) else {
-            continue;
-        };
-        let current = observed.tunnels.get(&sandbox.container_id);
-        match (&pod.gateway, current) {
-            (None, None) => {}
-            (Some(want), Some(have)) if want == have => {}
-            (None, Some(have)) => {
-                if !observed
+    observed
+        .sandboxes
+        .iter()
+        .filter_map(|sandbox| {
+            let pod = current_pod(observed, sandbox)?;
+            let current = observed.tunnels.get(&sandbox.container_id);
+            let choice = pod.choice(&sandbox.pod_namespace, &observed.selectors);
+            if let (Some(reason), Choice::Conflict(names)) =
+                (choice.conflict_reason(&sandbox.pod_namespace), &choice)
+            {
+                return Some(conflict(sandbox, current, names, reason));
+            }
+            match (choice.gateway(), current) {
+                (None, None) => None,
+                (Some(want), Some(have)) if want == have => None,
+                (None, Some(have)) => (!observed
                     .backing_off
-                    .contains(&(sandbox.container_id.clone(), String::new()))
-                {
-                    steps.push(Step::Detach {
-                        sandbox: sandbox.clone(),
-                        from: have.clone(),
-                    });
-                }
+                    .contains(&(sandbox.container_id.clone(), String::new())))
+                .then(|| Step::Detach {
+                    sandbox: sandbox.clone(),
+                    from: have.clone(),
+                }),
+                (Some(want), have) => towards(observed, sandbox, want, have),
             }
-            (Some(want), have) => {
-                let key = (sandbox.pod_namespace.clone(), want.clone());
-                let step = match observed.gateways.get(&key) {
-                    Some(GatewayState::Ready) => {
-                        if observed
-                            .backing_off
-                            .contains(&(sandbox.container_id.clone(), want.clone()))
-                        {
-                            continue;
-                        }
-                        Step::Attach {
-                            sandbox: sandbox.clone(),
-                            gateway: want.clone(),
-                            from: have.cloned(),
-                        }
-                    }
-                    Some(GatewayState::NotReady(reason)) => Step::Wait {
-                        sandbox: sandbox.clone(),
-                        gateway: want.clone(),
-                        from: have.cloned(),
-                        reason: reason.clone(),
-                    },
-                    None => Step::Wait {
-                        sandbox: sandbox.clone(),
-                        gateway: want.clone(),
-                        from: have.cloned(),
-                        reason: format!(
-                            "StaticGatewayConfiguration {}/{want} does not exist",
-                            sandbox.pod_namespace
-                        ),
-                    },
-                };
-                steps.push(step);
-            }
-        }
+        })
+        .collect()
+}
+
+/// Selectors conflict over the pod: it waits, keeping any tunnel (its gateways refuse it). The
+/// Event is about the SGC of its tunnel if that is one of them, else the first by name.
+fn conflict(
+    sandbox: &SandboxRecord,
+    current: Option<&String>,
+    names: &[String],
+    reason: String,
+) -> Step {
+    let gateway = current
+        .filter(|c| names.contains(c))
+        .or(names.first())
+        .cloned()
+        .unwrap_or_default();
+    Step::Wait {
+        sandbox: sandbox.clone(),
+        gateway,
+        from: current.cloned(),
+        reason,
     }
-    steps
+}
+
+/// The step towards gateway `want` from the tunnel to `have` (if any): attach when `want` is
+/// ready (unless it failed recently), wait with the reason otherwise.
+fn towards(
+    observed: &Observed,
+    sandbox: &SandboxRecord,
+    want: &str,
+    have: Option<&String>,
+) -> Option<Step> {
+    let key = (sandbox.pod_namespace.clone(), want.to_owned());
+    let wait = |reason: String| Step::Wait {
+        sandbox: sandbox.clone(),
+        gateway: want.to_owned(),
+        from: have.cloned(),
+        reason,
+    };
+    match observed.gateways.get(&key) {
+        Some(GatewayState::Ready) => (!observed
+            .backing_off
+            .contains(&(sandbox.container_id.clone(), want.to_owned())))
+        .then(|| Step::Attach {
+            sandbox: sandbox.clone(),
+            gateway: want.to_owned(),
+            from: have.cloned(),
+        }),
+        Some(GatewayState::NotReady(reason)) => Some(wait(reason.clone())),
+        None => Some(wait(format!(
+            "StaticGatewayConfiguration {}/{want} does not exist",
+            sandbox.pod_namespace
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -183,7 +216,8 @@ mod tests {
             PodFacts {
                 uid: format!("uid-{name}"),
                 node_name: Some("node-1".into()),
-                gateway: gateway.map(Into::into),
+                annotation: gateway.map(Into::into),
+                labels: BTreeMap::new(),
                 ips: vec![ip.parse().unwrap()],
                 finished: false,
                 deleting: false,
@@ -320,6 +354,121 @@ mod tests {
             change(&mut o);
             assert_eq!(plan(&o), [], "{what}");
         }
+    }
+
+    fn selectors(sgcs: &[(&str, &str)]) -> Arc<Selectors> {
+        let sgcs: Vec<egress_api::StaticGatewayConfiguration> = sgcs
+            .iter()
+            .map(|(name, app)| {
+                serde_json::from_value(serde_json::json!({
+                    "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+                    "kind": "StaticGatewayConfiguration",
+                    "metadata": {"name": name, "namespace": "ns"},
+                    "spec": {"gatewayNodepoolName": "p", "podSelector": {"matchLabels": {"app": app}}},
+                }))
+                .unwrap()
+            })
+            .collect();
+        Arc::new(Selectors::of(&sgcs))
+    }
+
+    /// `world()` with pod p1 unannotated, labelled `app: web`, and SGCs `a` and `b` ready.
+    fn selected_world(sgcs: &[(&str, &str)]) -> Observed {
+        let mut o = world();
+        let p1 = o.pods.get_mut(&("ns".into(), "p1".into())).unwrap();
+        p1.annotation = None;
+        p1.labels = [("app".to_string(), "web".to_string())].into();
+        o.selectors = selectors(sgcs);
+        for name in ["a", "b"] {
+            o.gateways
+                .insert(("ns".into(), name.into()), GatewayState::Ready);
+        }
+        o
+    }
+
+    #[test]
+    fn a_selected_pod_is_attached_moved_and_detached_like_an_annotated_one() {
+        let mut o = selected_world(&[("a", "web")]);
+        let attach = |gateway: &str, from: Option<&str>, o: &Observed| Step::Attach {
+            sandbox: o.sandboxes[0].clone(),
+            gateway: gateway.into(),
+            from: from.map(Into::into),
+        };
+        assert_eq!(plan(&o), [attach("a", None, &o)]);
+        // The selector moves to another SGC.
+        o.tunnels.insert("c1".into(), "a".into());
+        assert_eq!(plan(&o), []);
+        o.selectors = selectors(&[("b", "web")]);
+        assert_eq!(plan(&o), [attach("b", Some("a"), &o)]);
+        // Relabelled out of every selector: detached.
+        o.pods
+            .get_mut(&("ns".into(), "p1".into()))
+            .unwrap()
+            .labels
+            .clear();
+        assert_eq!(
+            plan(&o),
+            [Step::Detach {
+                sandbox: o.sandboxes[0].clone(),
+                from: "a".into()
+            }]
+        );
+        // The annotation wins over the selector.
+        let mut o = selected_world(&[("a", "web")]);
+        o.pods
+            .get_mut(&("ns".into(), "p1".into()))
+            .unwrap()
+            .annotation = Some("gw".into());
+        assert_eq!(plan(&o), [attach("gw", None, &o)]);
+    }
+
+    #[test]
+    fn a_selector_conflict_waits_keeping_the_tunnel_and_naming_both() {
+        let mut o = selected_world(&[("a", "web"), ("b", "web")]);
+        let Step::Wait {
+            gateway,
+            from,
+            reason,
+            ..
+        } = &plan(&o)[0]
+        else {
+            panic!("{:?}", plan(&o))
+        };
+        assert_eq!((gateway.as_str(), from), ("a", &None));
+        assert!(reason.contains("(a, b)"), "{reason}");
+        // On b already: stays (refused by b's gateways), the Event is about b.
+        o.tunnels.insert("c1".into(), "b".into());
+        let Step::Wait { gateway, from, .. } = &plan(&o)[0] else {
+            panic!("{:?}", plan(&o))
+        };
+        assert_eq!((gateway.as_str(), from.as_deref()), ("b", Some("b")));
+        // Resolved (b's selector no longer matches): stays on b if it is on b, else attaches.
+        o.selectors = selectors(&[("a", "web"), ("b", "db")]);
+        assert_eq!(
+            plan(&o),
+            [Step::Attach {
+                sandbox: o.sandboxes[0].clone(),
+                gateway: "a".into(),
+                from: Some("b".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn a_selector_of_another_namespace_never_selects() {
+        let mut o = selected_world(&[]);
+        let sgc: egress_api::StaticGatewayConfiguration =
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
+                "kind": "StaticGatewayConfiguration",
+                "metadata": {"name": "a", "namespace": "other"},
+                "spec": {"gatewayNodepoolName": "p", "podSelector": {}},
+            }))
+            .unwrap();
+        o.selectors = Arc::new(Selectors::of(&[sgc]));
+        o.gateways
+            .insert(("other".into(), "a".into()), GatewayState::Ready);
+        assert_eq!(plan(&o), []);
     }
 
     #[test]

@@ -23,14 +23,12 @@ use std::time::{Duration, Instant};
 
 use egress_api::constants::{API_VERSION, FIELD_MANAGER_IN_USE, IN_USE_FINALIZER};
 use egress_api::{PodEndpoint, StaticGatewayConfiguration};
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 
 use crate::context::Context;
-use crate::controller::ReconcileError;
 use crate::error::KubeError;
 use crate::finalizers;
 use crate::passes;
@@ -78,18 +76,10 @@ async fn pass(
     let sgc_refs: Vec<&StaticGatewayConfiguration> = sgc_list.iter().map(AsRef::as_ref).collect();
     let pe_refs: Vec<&PodEndpoint> = pe_list.iter().map(AsRef::as_ref).collect();
     let actions = plan::plan(&sgc_refs, &pe_refs, &Time(Timestamp::now()));
-    let results: Vec<Result<(), KubeError>> = futures::stream::iter(actions)
-        .map(|a| apply(ctx, a))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let failed: Vec<&KubeError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    for e in &failed {
-        tracing::warn!(error = %egress_runtime::error_chain(*e), "in-use protection failed");
-    }
-    let category = failed.first().map(|e| e.category());
-    ctx.metrics.record(CONTROLLER, started.elapsed(), category);
-    failed.is_empty()
+    passes::apply_all(ctx, CONTROLLER, started, actions, CONCURRENCY, |a| {
+        apply(ctx, a)
+    })
+    .await
 }
 
 /// Applies one SGC's action: status first (so the Event and the release follow what users can

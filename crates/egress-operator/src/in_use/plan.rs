@@ -101,7 +101,7 @@ fn in_use(sgc: &StaticGatewayConfiguration, pods: &[String]) -> (bool, &'static 
         (false, NOT_IN_USE, "no pod uses this gateway".to_string())
     } else if protected_deletion(sgc) {
         let message = format!(
-            "deletion requested; it waits until no pod uses this gateway (delete the pods or point their annotation elsewhere): used by {}",
+            "deletion requested; it waits until no pod uses this gateway (delete the pods, point their annotation elsewhere or change the podSelector that selects them): used by {}",
             describe(pods)
         );
         (true, DELETION_BLOCKED, message)
