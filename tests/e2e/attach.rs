@@ -1,7 +1,7 @@
 //! Running pods attached together (issue 17 item 5; docs/benchmarks.md, "Running pods
 //! attached together"): N plain pods of Deployments run on a ready cluster; then every one of
 //! them is annotated at once (one merge patch per pod, as `kubectl annotate pods -l ...`
-//! does). Each node's CNI manager attaches its pods without a restart. Per pod: the time from
+//! does), or with `EGRESS_ATTACH_BY=label` labelled for the SGC's `podSelector`. Each node's CNI manager attaches its pods without a restart. Per pod: the time from
 //! the first patch to its `EgressGatewayAttached` Event (the manager writes it once the
 //! tunnel's handshake completed and the routes switched); then every pod's new connection
 //! must leave from the SGC's prefix. The API server's request counters give the writes each
@@ -151,21 +151,38 @@ async fn running_pods_attach_together() {
     .await;
     let running = mine(&cluster);
     eprintln!("[e2e] ATTACH: {pods} plain pods running; annotating them all");
+    // EGRESS_ATTACH_BY=label: the SGC selects `egress-bench=on` and the pods get that label.
+    let by_label = std::env::var("EGRESS_ATTACH_BY").as_deref() == Ok("label");
+    let change = if by_label {
+        let sgcs: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            cluster.client.clone(),
+            "e2e",
+            &egress_sim::report::sgc_resource(),
+        );
+        sgcs.patch(
+            "gw",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"podSelector": {"matchLabels": {"egress-bench": "on"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+        json!({"metadata": {"labels": {"egress-bench": "on"}}})
+    } else {
+        json!({"metadata": {"annotations": {ANNOTATION: "gw"}}})
+    };
     let before = writes(&cluster).await;
     let t0 = epoch_ms(&k8s_openapi::jiff::Timestamp::now());
     let started = Instant::now();
     let api: Api<Pod> = Api::namespaced(cluster.client.clone(), "e2e");
     let patches = futures::stream::iter(running.keys().cloned())
         .map(|name| {
-            let api = api.clone();
+            let (api, change) = (api.clone(), change.clone());
             async move {
-                api.patch(
-                    &name,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"annotations": {ANNOTATION: "gw"}}})),
-                )
-                .await
-                .unwrap();
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(change))
+                    .await
+                    .unwrap();
                 (name, epoch_ms(&k8s_openapi::jiff::Timestamp::now()))
             }
         })
@@ -234,7 +251,8 @@ async fn running_pods_attach_together() {
     let mine_written = delta.remove(&own).unwrap_or_default();
     let total: u64 = delta.values().sum();
     eprintln!(
-        "[e2e] ATTACH x{pods} ({workers} workers): patches sent in {patched_ms} ms; all attached after {all_ms} ms; per pod, first patch → EgressGatewayAttached {}, its own patch → EgressGatewayAttached {} (of which the first handshake {}); failures reported {}; outside the prefix {}",
+        "[e2e] ATTACH x{pods} ({workers} workers, by {}): patches sent in {patched_ms} ms; all attached after {all_ms} ms; per pod, first patch → EgressGatewayAttached {}, its own patch → EgressGatewayAttached {} (of which the first handshake {}); failures reported {}; outside the prefix {}",
+        if by_label { "label" } else { "annotation" },
         pct(&times),
         pct(&per_pod),
         pct(&handshakes),
