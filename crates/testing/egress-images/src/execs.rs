@@ -17,20 +17,22 @@ pub const EXEC_PATTERNS: [&str; 7] = [
 ];
 
 /// Every place our production code starts a process: the file (relative to the workspace),
-/// the program, and the image whose binary runs that code. The plugin's uses of the same
+/// the program, and the images whose binaries run that code. The plugin's uses of the same
 /// files run on the node, not in an image (docs/install.md lists the node's programs).
-pub const EXEC_SITES: [(&str, &str, &str); 2] = [
-    // `nft -j -f -` and `nft -j list ...` (nftables crate helpers use the same program).
+pub const EXEC_SITES: [(&str, &str, &[&str]); 2] = [
+    // `nft -j -f -` and `nft -j list ...` (nftables crate helpers use the same program): the
+    // daemon's gateways, and the CNI manager attaching running pods (egress-pod-tunnel).
     (
         "crates/egress-dataplane/src/exec/nft.rs",
         "nft",
-        "egress-gateway-daemon",
+        &["egress-gateway-daemon", "egress-cni-manager"],
     ),
-    // The userspace WireGuard backend's daemons (wireguard-control would start the same).
+    // The userspace WireGuard backend's daemons (wireguard-control would start the same): the
+    // daemon's gateways, and the CNI manager's attaches with that backend.
     (
         "crates/egress-dataplane/src/wireguard/userspace.rs",
         "wireguard-go",
-        "egress-gateway-daemon",
+        &["egress-gateway-daemon", "egress-cni-manager"],
     ),
 ];
 
@@ -80,10 +82,18 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() {
             rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
+        } else if p.extension().is_some_and(|x| x == "rs") && !is_test_module(&p) {
             out.push(p);
         }
     }
+}
+
+/// Files of unit tests (`tests.rs`, `*_tests.rs`, included with `#[cfg(test)] #[path]`): they
+/// are compiled only into test binaries, so the processes they start are no image's business.
+fn is_test_module(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n == "tests.rs" || n.ends_with("_tests.rs"))
 }
 
 /// Shell builtins of dash and busybox sh that the scripts may use without a program.

@@ -169,8 +169,10 @@ fn required_programs() -> BTreeMap<String, BTreeSet<String>> {
         .iter()
         .map(|n| (n.to_string(), BTreeSet::new()))
         .collect();
-    for (_, program, image) in EXEC_SITES {
-        need.get_mut(image).unwrap().insert(program.to_string());
+    for (_, program, images) in EXEC_SITES {
+        for image in images {
+            need.get_mut(*image).unwrap().insert(program.to_string());
+        }
     }
     for (_, name, image, command) in containers(&rendered()) {
         let image = image.split(':').next().unwrap().to_string();
@@ -236,19 +238,22 @@ fn every_process_the_code_starts_is_a_known_exec_site() {
         "egress-cni-manager uses egress-dataplane in new places: check the programs its image needs"
     );
     // Attaching running pods (running/) builds pod tunnels through egress-pod-tunnel, whose
-    // data plane runs `nft` (and wireguard-go with the userspace backend). Until the
-    // manager's image provides them, the chart must leave it off by default.
+    // data plane runs `nft` (and wireguard-go with the userspace backend): the chart attaches
+    // running pods by default, so the manager's image provides both.
     let attach_on = rendered()
         .iter()
         .any(|o| o.to_string().contains("--attach-running-pods=true"));
+    assert!(attach_on, "the chart attaches running pods by default");
     let manager = definitions()
         .into_iter()
         .find(|d| d.install_path.ends_with("/egress-cni-manager"))
         .unwrap();
-    assert!(
-        !attach_on || provided_programs(&manager).contains("nft"),
-        "the chart attaches running pods by default, but the egress-cni-manager image has no nft"
-    );
+    for program in ["nft", "wireguard-go"] {
+        assert!(
+            provided_programs(&manager).contains(program),
+            "the chart attaches running pods, but the egress-cni-manager image has no {program}"
+        );
+    }
     let tunnels = std::fs::read_to_string(src.join("failover/tunnels.rs")).unwrap();
     for forbidden in [".create(", "Nft", "Dataplane::"] {
         assert!(
