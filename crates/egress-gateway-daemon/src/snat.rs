@@ -207,6 +207,31 @@ fn gateways_by_mark(book: &StatusBook) -> BTreeMap<u32, String> {
         .collect()
 }
 
+/// Why one sample failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnatError {
+    /// The sampling thread could not enter the gateway namespace.
+    #[error("failed to enter the gateway namespace: {0}")]
+    Netns(#[from] egress_dataplane::netns::NetnsError),
+    /// The conntrack dump failed.
+    #[error("failed to read the conntrack table: {0}")]
+    Conntrack(#[from] std::io::Error),
+}
+
+/// One sample, as the loop takes it: dumps the gateway namespace's conntrack table, names each
+/// mark's gateway from `book`, sets the SNAT series of `metrics` and returns what it set.
+pub async fn sample_once(
+    gateway_netns: &NetnsRef,
+    book: &StatusBook,
+    metrics: &Metrics,
+) -> Result<BTreeMap<SnatLabels, (u64, f64)>, SnatError> {
+    let flows = run_in_netns_async(gateway_netns, dump).await??;
+    let total = u64::try_from(flows.len()).unwrap_or(u64::MAX);
+    let summary = summarize(&flows, &gateways_by_mark(book));
+    metrics.set_snat(&summary, total);
+    Ok(summary)
+}
+
 /// Samples every `interval` until dropped.
 pub async fn sample_snat(
     gateway_netns: NetnsRef,
@@ -215,21 +240,11 @@ pub async fn sample_snat(
     interval: Duration,
 ) {
     loop {
-        if !book.gateways().is_empty() {
-            match run_in_netns_async(&gateway_netns, dump).await {
-                Ok(Ok(flows)) => {
-                    let total = u64::try_from(flows.len()).unwrap_or(u64::MAX);
-                    metrics.set_snat(&summarize(&flows, &gateways_by_mark(&book)), total);
-                }
-                Ok(Err(e)) => {
-                    metrics.error("conntrack");
-                    tracing::debug!(error = %e, "failed to read the conntrack table");
-                }
-                Err(e) => {
-                    metrics.error("conntrack");
-                    tracing::debug!(error = %e, "failed to enter the gateway namespace");
-                }
-            }
+        if !book.gateways().is_empty()
+            && let Err(e) = sample_once(&gateway_netns, &book, &metrics).await
+        {
+            metrics.error("conntrack");
+            tracing::debug!(error = %e, "SNAT sample failed");
         }
         tokio::time::sleep(interval).await;
     }
