@@ -232,6 +232,18 @@ pub async fn sample_once(
     Ok(summary)
 }
 
+/// One turn of the loop. Without gateways the namespace may not exist yet, so nothing is
+/// sampled; the per-egress-IP series are dropped instead, or the last gateway's would stay at
+/// their last values (and keep a port-exhaustion alert firing) after it left the node.
+async fn tick(gateway_netns: &NetnsRef, book: &StatusBook, metrics: &Metrics) {
+    if book.gateways().is_empty() {
+        metrics.clear_snat();
+    } else if let Err(e) = sample_once(gateway_netns, book, metrics).await {
+        metrics.error("conntrack");
+        tracing::debug!(error = %e, "SNAT sample failed");
+    }
+}
+
 /// Samples every `interval` until dropped.
 pub async fn sample_snat(
     gateway_netns: NetnsRef,
@@ -240,12 +252,7 @@ pub async fn sample_snat(
     interval: Duration,
 ) {
     loop {
-        if !book.gateways().is_empty()
-            && let Err(e) = sample_once(&gateway_netns, &book, &metrics).await
-        {
-            metrics.error("conntrack");
-            tracing::debug!(error = %e, "SNAT sample failed");
-        }
+        tick(&gateway_netns, &book, &metrics).await;
         tokio::time::sleep(interval).await;
     }
 }
@@ -287,6 +294,22 @@ mod tests {
         assert_eq!(entries, 6453);
         assert!((share - 0.1).abs() < 0.001, "{share}");
         assert_eq!(s[&l("10.0.1.6")].0, 1);
+    }
+
+    #[tokio::test]
+    async fn without_gateways_the_last_samples_series_are_dropped_and_nothing_is_read() {
+        let metrics = Metrics::new();
+        let labels = SnatLabels {
+            gateway: "ns/gw".into(),
+            egress_ip: "10.0.1.5".into(),
+        };
+        metrics.set_snat(&[(labels, (3, 0.9))].into(), 3);
+        // A namespace that does not exist: reading it would count a `conntrack` error.
+        let netns = NetnsRef::Named("no-such-gateway-netns".parse().unwrap());
+        tick(&netns, &StatusBook::default(), &metrics).await;
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("egress_gateway_snat_"), "{text}");
+        assert_eq!(metrics.errors("conntrack"), 0);
     }
 
     #[test]
