@@ -297,14 +297,20 @@ impl Metrics {
     pub fn set_snat(&self, sample: &BTreeMap<SnatLabels, (u64, f64)>, total: u64) {
         self.conntrack_entries
             .set(i64::try_from(total).unwrap_or(i64::MAX));
-        self.snat_entries.clear();
-        self.snat_usage.clear();
+        self.clear_snat();
         for (labels, (entries, usage)) in sample {
             self.snat_entries
                 .get_or_create(labels)
                 .set(i64::try_from(*entries).unwrap_or(i64::MAX));
             self.snat_usage.get_or_create(labels).set(*usage);
         }
+    }
+
+    /// Drops the per-egress-IP SNAT series (no gateway left to sample); the table's total keeps
+    /// its last sample.
+    pub fn clear_snat(&self) {
+        self.snat_entries.clear();
+        self.snat_usage.clear();
     }
 
     /// Drops the series of a gateway that is gone.

@@ -207,6 +207,43 @@ fn gateways_by_mark(book: &StatusBook) -> BTreeMap<u32, String> {
         .collect()
 }
 
+/// Why one sample failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnatError {
+    /// The sampling thread could not enter the gateway namespace.
+    #[error("failed to enter the gateway namespace: {0}")]
+    Netns(#[from] egress_dataplane::netns::NetnsError),
+    /// The conntrack dump failed.
+    #[error("failed to read the conntrack table: {0}")]
+    Conntrack(#[from] std::io::Error),
+}
+
+/// One sample, as the loop takes it: dumps the gateway namespace's conntrack table, names each
+/// mark's gateway from `book`, sets the SNAT series of `metrics` and returns what it set.
+pub async fn sample_once(
+    gateway_netns: &NetnsRef,
+    book: &StatusBook,
+    metrics: &Metrics,
+) -> Result<BTreeMap<SnatLabels, (u64, f64)>, SnatError> {
+    let flows = run_in_netns_async(gateway_netns, dump).await??;
+    let total = u64::try_from(flows.len()).unwrap_or(u64::MAX);
+    let summary = summarize(&flows, &gateways_by_mark(book));
+    metrics.set_snat(&summary, total);
+    Ok(summary)
+}
+
+/// One turn of the loop. Without gateways the namespace may not exist yet, so nothing is
+/// sampled; the per-egress-IP series are dropped instead, or the last gateway's would stay at
+/// their last values (and keep a port-exhaustion alert firing) after it left the node.
+async fn tick(gateway_netns: &NetnsRef, book: &StatusBook, metrics: &Metrics) {
+    if book.gateways().is_empty() {
+        metrics.clear_snat();
+    } else if let Err(e) = sample_once(gateway_netns, book, metrics).await {
+        metrics.error("conntrack");
+        tracing::debug!(error = %e, "SNAT sample failed");
+    }
+}
+
 /// Samples every `interval` until dropped.
 pub async fn sample_snat(
     gateway_netns: NetnsRef,
@@ -215,22 +252,7 @@ pub async fn sample_snat(
     interval: Duration,
 ) {
     loop {
-        if !book.gateways().is_empty() {
-            match run_in_netns_async(&gateway_netns, dump).await {
-                Ok(Ok(flows)) => {
-                    let total = u64::try_from(flows.len()).unwrap_or(u64::MAX);
-                    metrics.set_snat(&summarize(&flows, &gateways_by_mark(&book)), total);
-                }
-                Ok(Err(e)) => {
-                    metrics.error("conntrack");
-                    tracing::debug!(error = %e, "failed to read the conntrack table");
-                }
-                Err(e) => {
-                    metrics.error("conntrack");
-                    tracing::debug!(error = %e, "failed to enter the gateway namespace");
-                }
-            }
-        }
+        tick(&gateway_netns, &book, &metrics).await;
         tokio::time::sleep(interval).await;
     }
 }
@@ -272,6 +294,22 @@ mod tests {
         assert_eq!(entries, 6453);
         assert!((share - 0.1).abs() < 0.001, "{share}");
         assert_eq!(s[&l("10.0.1.6")].0, 1);
+    }
+
+    #[tokio::test]
+    async fn without_gateways_the_last_samples_series_are_dropped_and_nothing_is_read() {
+        let metrics = Metrics::new();
+        let labels = SnatLabels {
+            gateway: "ns/gw".into(),
+            egress_ip: "10.0.1.5".into(),
+        };
+        metrics.set_snat(&[(labels, (3, 0.9))].into(), 3);
+        // A namespace that does not exist: reading it would count a `conntrack` error.
+        let netns = NetnsRef::Named("no-such-gateway-netns".parse().unwrap());
+        tick(&netns, &StatusBook::default(), &metrics).await;
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("egress_gateway_snat_"), "{text}");
+        assert_eq!(metrics.errors("conntrack"), 0);
     }
 
     #[test]

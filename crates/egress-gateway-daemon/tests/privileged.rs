@@ -28,6 +28,8 @@ use egress_dataplane::state::PodTunnelState;
 use egress_dataplane::{
     Dataplane, InterfaceName, NetnsRef, PrivateKey, WgDeviceId, observe_request_for_pod, plan_pod,
 };
+use egress_gateway_daemon::metrics::{Metrics, SnatLabels};
+use egress_gateway_daemon::snat::{SNAT_PORTS, dump, sample_once};
 use egress_gateway_daemon::{HostConfig, NodeIdentity};
 use egress_testkit::{Client, EgressWorld, Lab, UdpStream, connect_within, name, privileged};
 
@@ -552,4 +554,110 @@ async fn forged_pod_endpoints_cost_the_victims_stream_nothing_through_resyncs_an
     eprintln!("forgeries, 3+ resyncs and a restart: {sent} datagrams, 0 lost");
     second.daemon.terminate();
     second.daemon.wait().await;
+}
+
+/// Seven TCP connections held open through the daemon's own SNAT (five to one port of the
+/// "internet", two to another) after one UDP warm-up flow: one sample of the gateway
+/// namespace's real conntrack table by the function the metrics loop runs counts exactly
+/// those eight flows for the secondary IP, under the gateway its ct mark names, and the
+/// busiest destination (the five) holds 5 of the SNAT port range; `/metrics` says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snat_sample_of_the_real_conntrack_table_counts_per_egress_ip_and_busiest_destination() {
+    if !privileged() {
+        return;
+    }
+    const BUSY: &str = "203.0.113.1:8081";
+    const QUIET: &str = "203.0.113.1:8082";
+    let mut lab = Lab::new("gwd");
+    let (w, cluster, a, _pod) = one_pod(&mut lab, "pod0").await;
+    for addr in [BUSY, QUIET] {
+        lab.echo_server(&w.inet, addr.parse().unwrap());
+    }
+    let running = start_daemon(
+        &cluster,
+        lab.daemon_dataplane(),
+        config(NodeIdentity::computer(NODE), host(&w)),
+    )
+    .await;
+    wait_for("probe 200", WAIT, || probe_ok(&running, &a)).await;
+    // Warm the tunnel up over UDP: one socket, so one conntrack entry however long the
+    // handshake takes (TCP retries would each leave an entry behind).
+    let udp = UdpStream::start(
+        &w.pods[0],
+        UDP_SERVER.parse().unwrap(),
+        Duration::from_millis(20),
+    );
+    wait_for("the warm-up datagrams", WAIT, || async { udp.echoed() > 0 }).await;
+    blocking(move || udp.finish()).await;
+
+    // One attempt each (a retry would add an entry): the tunnel is up.
+    let ns = w.pods[0].clone();
+    let clients = blocking(move || {
+        [(BUSY, 5), (QUIET, 2)]
+            .into_iter()
+            .flat_map(|(addr, n)| std::iter::repeat_n(addr, n))
+            .map(|addr| Client::connect(&ns, addr.parse().unwrap(), WAIT).unwrap())
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert!(clients.iter().all(|c| c.seen_as == SECONDARY[0]));
+    let started = Instant::now();
+
+    let gateway_netns = NetnsRef::Named(w.gateway_netns.clone());
+    let flows = egress_dataplane::netns::run_in_netns(&gateway_netns, dump)
+        .unwrap()
+        .unwrap();
+    let egress: std::net::IpAddr = SECONDARY[0].parse().unwrap();
+    let snated: Vec<_> = flows.iter().filter(|f| f.reply_dst == egress).collect();
+    assert_eq!(snated.len(), 8, "5 + 2 TCP and the UDP warm-up: {flows:#?}");
+    assert!(
+        snated.iter().all(|f| f.mark == 6000),
+        "ct mark = port: {snated:#?}"
+    );
+
+    eprintln!(
+        "conntrack dump of the gateway namespace: {} entries in {:?}",
+        flows.len(),
+        started.elapsed()
+    );
+
+    let metrics = Metrics::new();
+    let summary = sample_once(&gateway_netns, running.daemon.status(), &metrics)
+        .await
+        .unwrap();
+    let labels = SnatLabels {
+        gateway: "default/gw-a".into(),
+        egress_ip: SECONDARY[0].into(),
+    };
+    assert_eq!(summary.keys().collect::<Vec<_>>(), [&labels], "{summary:?}");
+    let (entries, share) = summary[&labels];
+    assert_eq!(entries, 8);
+    assert_eq!(share, 5.0 / f64::from(SNAT_PORTS));
+    let series = format!(
+        "{{gateway=\"default/gw-a\",egress_ip=\"{}\"}}",
+        SECONDARY[0]
+    );
+    let text = metrics.encode().unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("egress_gateway_{name}{series} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    assert_eq!(value("snat_conntrack_entries"), Some(8.0), "{text}");
+    assert_eq!(value("snat_port_usage_ratio"), Some(share), "{text}");
+    let total = text
+        .lines()
+        .find_map(|l| l.strip_prefix("egress_gateway_conntrack_entries "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(total.is_some_and(|t| t >= 8.0), "{text}");
+
+    // The daemon's own loop (every 200 ms here) reports the same in its registry.
+    wait_for("the SNAT series in the daemon's metrics", WAIT, || async {
+        sample(&running, "snat_conntrack_entries", &series) == Some(8.0)
+            && sample(&running, "snat_port_usage_ratio", &series) == Some(share)
+    })
+    .await;
+    drop(clients);
+    running.daemon.terminate();
+    running.daemon.wait().await;
 }
