@@ -165,6 +165,15 @@ pub async fn run(attachments: Attachments, cancel: CancellationToken) {
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut steps = FuturesUnordered::new();
     let mut events = FuturesUnordered::new();
+    // An Event to write, from a step's outcome (`remember` decided it is worth one).
+    let write_event =
+        |observed: Arc<Observed>, step: Step, (gateway, event): (String, EventText)| {
+            Box::pin(async move {
+                attachments
+                    .event(&observed, step.sandbox(), &gateway, event)
+                    .await;
+            }) as futures::future::BoxFuture<'_, ()>
+        };
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
@@ -174,12 +183,8 @@ pub async fn run(attachments: Attachments, cancel: CancellationToken) {
             Some((step, outcome, observed)) = steps.next(), if !steps.is_empty() => {
                 let (step, observed): (Step, Arc<Observed>) = (step, observed);
                 in_flight.remove(&step.sandbox().container_id);
-                if let Some((gateway, event)) = remember(&mut memory, &step, &outcome) {
-                    events.push(Box::pin(async move {
-                        attachments
-                            .event(&observed, step.sandbox(), &gateway, event)
-                            .await;
-                    }) as futures::future::BoxFuture<'_, ()>);
+                if let Some(event) = remember(&mut memory, &step, &outcome) {
+                    events.push(write_event(observed, step, event));
                 }
             }
             // Events are written beside the steps: a slow API server holds nothing back.
@@ -206,13 +211,8 @@ pub async fn run(attachments: Attachments, cancel: CancellationToken) {
                 let outcome = Outcome::Waiting {
                     reason: reason.clone(),
                 };
-                if let Some((gateway, event)) = remember(&mut memory, &step, &outcome) {
-                    let observed = observed.clone();
-                    events.push(Box::pin(async move {
-                        attachments
-                            .event(&observed, step.sandbox(), &gateway, event)
-                            .await;
-                    }) as futures::future::BoxFuture<'_, ()>);
+                if let Some(event) = remember(&mut memory, &step, &outcome) {
+                    events.push(write_event(observed.clone(), step, event));
                 }
             } else if in_flight.len() + new.len() < PARALLEL {
                 new.push(step);
