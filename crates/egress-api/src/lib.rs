@@ -18,6 +18,7 @@ pub mod observed;
 pub mod pod_endpoint;
 pub mod selection;
 pub mod semantics;
+pub mod sessions;
 pub mod static_gateway_configuration;
 pub mod target;
 pub mod warnings;

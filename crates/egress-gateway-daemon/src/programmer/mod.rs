@@ -171,6 +171,12 @@ impl Programmer {
         self.out
             .probe
             .set_programmed(ready.iter().map(|g| g.uid.clone()).collect());
+        self.out.probe.set_interfaces(
+            ready
+                .iter()
+                .map(|g| (g.uid.clone(), Self::interface(g.port).to_string()))
+                .collect(),
+        );
         self.out.metrics.set_gateways(ready.len());
         let gateways = ready
             .iter()
