@@ -4,7 +4,8 @@
 //! apply. A gateway whose own step fails (busy port, refused device) is held back and the rest
 //! of the node is planned again without it, so one bad gateway never blocks the others and
 //! leaves nothing half-configured. A node-level failure keeps what is known to be programmed
-//! and asks for a retry.
+//! and asks for a retry. What the plan repairs of the previous cycle's work is drift
+//! (`drift`), published with its outcome (`repairs`).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use egress_dataplane::{
     ObservedState, WgDeviceId, observe_request_for_gateway_node, plan_gateway_node,
 };
 
+use super::repairs::Repairs;
 use super::scope::{Scope, incomplete, scope};
 use super::{Programmer, error_chain};
 use crate::desired::Desired;
@@ -32,6 +34,9 @@ impl Programmer {
         self.quarantine
             .retain(|k, _| inventory.sgcs.contains_key(k));
         let mut holds = 0;
+        let trusted = self.in_kernel;
+        self.in_kernel = false;
+        let mut repairs = Repairs::default();
         let outcome = loop {
             let mut desired = match Desired::gateways(
                 &self.inventory,
@@ -67,16 +72,20 @@ impl Programmer {
             incumbents.extend(self.kernel_peers(&desired, &observed));
             desired.place_all_peers(&self.inventory, &incumbents);
             let ops = plan_gateway_node(&desired.state, &observed);
+            let found = self.drift(trusted, &observed, &ops);
             tracing::info!(
                 ops = ops.len(),
                 gateways = desired.gateways.len(),
                 peers = desired.peers.len(),
                 "programming the node"
             );
-            match self.dataplane.apply(&ops).await {
+            let result = self.dataplane.apply(&ops).await;
+            repairs.note(found, &ops, &result);
+            match result {
                 Ok(report) => {
+                    let clean = report.peer_failures.is_empty();
                     self.peer_failures(&mut desired, report.peer_failures);
-                    break Ok(desired);
+                    break Ok((desired, clean));
                 }
                 Err(e) => {
                     self.out.metrics.error(e.source.category());
@@ -97,10 +106,11 @@ impl Programmer {
             }
         };
         match outcome {
-            Ok(desired) => {
+            Ok((desired, clean)) => {
                 self.programmed = desired.gateways.keys().copied().collect();
                 self.desired = Some(desired);
                 self.needs_full = false;
+                self.in_kernel = clean;
             }
             Err(desired) => {
                 self.needs_full = true;
@@ -111,6 +121,7 @@ impl Programmer {
             }
         }
         self.publish_gateways();
+        self.publish_drift(repairs);
         self.report_all();
         self.out.metrics.programming("full", started.elapsed());
         for since in pending.values() {
