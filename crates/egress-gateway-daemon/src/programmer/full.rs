@@ -25,6 +25,10 @@ use crate::translate::{GatewayError, PeerError};
 /// Most gateways held back in one cycle before giving up until the retry.
 const MAX_HOLDS: usize = 16;
 
+/// How a full cycle ended: applied (and whether every peer was taken, so the state is known
+/// to be in the kernel), or failed (with the desired state when it got that far).
+type Outcome = Result<(Desired, bool), Option<Desired>>;
+
 impl Programmer {
     pub(super) async fn full_cycle(&mut self) {
         let started = Instant::now();
@@ -37,7 +41,7 @@ impl Programmer {
         let trusted = self.in_kernel;
         self.in_kernel = false;
         let mut repairs = Repairs::default();
-        let outcome = loop {
+        let outcome: Outcome = loop {
             let mut desired = match Desired::gateways(
                 &self.inventory,
                 &self.node,
@@ -105,6 +109,16 @@ impl Programmer {
                 }
             }
         };
+        self.conclude(outcome, repairs).await;
+        self.out.metrics.programming("full", started.elapsed());
+        for since in pending.values() {
+            self.out.metrics.programming("peer", since.elapsed());
+        }
+    }
+
+    /// Keeps what the cycle programmed (all of it, or after a node-level failure what the
+    /// kernel has completely) and publishes it, with the drift it repaired and the errors.
+    async fn conclude(&mut self, outcome: Outcome, repairs: Repairs) {
         match outcome {
             Ok((desired, clean)) => {
                 self.programmed = desired.gateways.keys().copied().collect();
@@ -123,10 +137,6 @@ impl Programmer {
         self.publish_gateways();
         self.publish_drift(repairs);
         self.report_all();
-        self.out.metrics.programming("full", started.elapsed());
-        for since in pending.values() {
-            self.out.metrics.programming("peer", since.elapsed());
-        }
     }
 
     /// The exact peers (one allowed IP) the kernel has on the tunnels of `desired`.
