@@ -172,6 +172,33 @@ pub fn peer_on_node<'a>(status: &'a GatewayStatus, sgc: &str, pe: &PodEndpoint) 
     }
 }
 
+/// Drift found this recently (seconds) is news: someone or something changes the gateway node
+/// by hand, and traffic through it may have failed until the repair. Older drift is history.
+pub const DRIFT_RECENT_SECONDS: i64 = 600;
+
+/// True when `d` was found within [`DRIFT_RECENT_SECONDS`] of `now`.
+pub fn drift_is_recent(d: &Drift, now: Timestamp) -> bool {
+    now.as_second() - d.detected_time.0.as_second() <= DRIFT_RECENT_SECONDS
+}
+
+/// The drift records of the node of `status` found within [`DRIFT_RECENT_SECONDS`] of `now`
+/// that concern the gateway on `interface` (its device, its pods' peers and routes) or the
+/// whole node.
+pub fn recent_drift<'a>(
+    status: &'a GatewayStatus,
+    interface: Option<&str>,
+    now: Timestamp,
+) -> Vec<&'a Drift> {
+    status
+        .spec
+        .drift
+        .iter()
+        .flatten()
+        .filter(|d| drift_is_recent(d, now))
+        .filter(|d| d.interface_name.is_none() || d.interface_name.as_deref() == interface)
+        .collect()
+}
+
 /// The latest drift on the node of `status` that lies on the path of `pe` through the
 /// gateway's `interface` there: its own peer or route, an item of that gateway (its device,
 /// address, …) or of the whole node. Other pods' peers and routes, and strangers', are not on

@@ -24,11 +24,6 @@ use crate::status::{GatewayNode, gateway_nodes};
 /// Annotation the CNI manager puts on a PodEndpoint: the sandbox it belongs to.
 const CONTAINER_ID_ANNOTATION: &str = "egressgateway.kubernetes.azure.com/container-id";
 
-/// A drift a gateway daemon repaired on the pod's path is a warning (exit 1) for this long
-/// after its resync found it, then information: someone or something changes the gateway
-/// node by hand, and the pod's traffic through it was cut until the repair.
-pub const DRIFT_RECENT_SECONDS: i64 = 600;
-
 /// How one hop looks (in increasing severity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -533,7 +528,7 @@ fn node_hop(n: &GatewayNode, peer: &PeerOnNode<'_>, age: Option<i64>) -> (HopSta
 }
 
 /// What a drift record says, and how serious it is at `now`: a failed repair is a failure; a
-/// repair within [`DRIFT_RECENT_SECONDS`] a warning; an older one information.
+/// repair within [`observed::DRIFT_RECENT_SECONDS`] a warning; an older one information.
 fn drift_words(d: &Drift, now: Timestamp) -> (HopState, String) {
     let place = d.interface_name.as_deref().unwrap_or("the node");
     let what = match (d.kind.as_str(), d.pod_endpoint.is_some()) {
@@ -568,7 +563,7 @@ fn drift_words(d: &Drift, now: Timestamp) -> (HopState, String) {
         "missing" => "put it back",
         _ => "restored it",
     };
-    let state = if age <= DRIFT_RECENT_SECONDS {
+    let state = if observed::drift_is_recent(d, now) {
         HopState::Warn
     } else {
         HopState::Info

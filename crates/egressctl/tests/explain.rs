@@ -421,6 +421,17 @@ async fn a_peer_removed_by_hand_and_put_back_is_named_on_its_node() {
     assert_eq!(e["nodes"][0]["drift"]["podEndpoint"], "demo/web", "{e:#}");
     assert_eq!(e["carriedBy"], "gw-0", "{e:#}");
     assert_eq!(hop(&e, "gateway node gw-1")["state"], "ok");
+    // `status` counts the node's recent drift on this gateway (this pod's and another's).
+    let (code, st) = egressctl(&c, &["status", "-n", NS]).await;
+    assert_eq!(code, 1, "{st:#}");
+    let g = &st["gateways"][0];
+    assert_eq!(g["nodes"][0]["recentDrift"], 2, "{st:#}");
+    assert_eq!(g["nodes"][1]["recentDrift"], 0, "{st:#}");
+    let problems = g["problems"].to_string();
+    assert!(
+        problems.contains("gateway node gw-0: 2 change(s) made outside the daemon in the last 10 minutes, latest: peer missing of demo/other on wg-6000"),
+        "{problems}"
+    );
 
     // Twenty minutes later it is history: information, exit 0.
     let (code, e) = drift_on_gw0(&c, 1200, true).await;
