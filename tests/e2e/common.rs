@@ -417,9 +417,17 @@ pub async fn up_ready(lab: &Lab, file: &str) -> egress_sim::cluster::Cluster {
 
 /// The PodEndpoints of namespace `e2e`.
 pub fn podendpoints(cluster: &egress_sim::cluster::Cluster) -> kube::Api<kube::api::DynamicObject> {
+    podendpoints_in(cluster, "e2e")
+}
+
+/// The PodEndpoints of namespace `ns`.
+pub fn podendpoints_in(
+    cluster: &egress_sim::cluster::Cluster,
+    ns: &str,
+) -> kube::Api<kube::api::DynamicObject> {
     kube::Api::namespaced_with(
         cluster.client.clone(),
-        "e2e",
+        ns,
         &kube::api::ApiResource::from_gvk_with_plural(
             &kube::api::GroupVersionKind::gvk(
                 "egressgateway.kubernetes.azure.com",

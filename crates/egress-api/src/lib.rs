@@ -27,7 +27,7 @@ pub use gateway_lb_configuration::{
     GatewayLBConfiguration, GatewayLBConfigurationSpec, GatewayLBConfigurationStatus,
 };
 pub use gateway_status::{
-    EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatus, GatewayStatusSpec,
+    Drift, EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatus, GatewayStatusSpec,
     PeerConfiguration, PeerState, RefusedPeer,
 };
 pub use gateway_vm_configuration::{
