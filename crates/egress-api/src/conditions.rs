@@ -19,6 +19,10 @@ pub const IN_USE: &str = "InUse";
 /// False when neither holds; absent on SGCs without a `podSelector`.
 pub const SELECTOR_CONFLICT: &str = "SelectorConflict";
 
+/// Some `excludeCidrs` entries have no effect because the gateway does not carry their IP
+/// family (True, reason `IPv6NotEnabled`, naming them); absent when every entry applies.
+pub const EXCLUDE_CIDRS_IGNORED: &str = "ExcludeCidrsIgnored";
+
 /// Inserts or updates the condition of `new.type_`. Returns true when anything changed.
 /// `lastTransitionTime` is kept when the status did not change.
 pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {

@@ -42,6 +42,24 @@ impl Problem {
     }
 }
 
+/// The `excludeCidrs` entries of an IP family the gateway does not carry (IPv6: the tunnel and
+/// the SNAT are IPv4 only, so a pod's IPv6 traffic leaves through its node and an IPv6 entry
+/// changes nothing), as written. Never silently ignored: `egressctl validate` and admission
+/// warn (the warning policy's `ipv6Cidrs`, `crate::warnings`), and the operator reports them
+/// in the `ExcludeCidrsIgnored` condition.
+pub fn ignored_exclude_cidrs(spec: &StaticGatewayConfigurationSpec) -> Vec<String> {
+    spec.exclude_cidrs
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|raw| matches!(raw.parse(), Some(ipnet::IpNet::V6(_))))
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// Why an IPv6 `excludeCidrs` entry does nothing (shared by the warning and the condition).
+pub const IPV6_EXCLUDE_IGNORED: &str = "is an IPv6 CIDR, but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched), so the entry has no effect";
+
 /// Semantic checks of a StaticGatewayConfiguration spec that passed schema validation.
 pub fn check_sgc(spec: &StaticGatewayConfigurationSpec) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -226,6 +244,16 @@ mod tests {
             serde_json::from_value(serde_json::json!({"matchLabels": {"app": "web"}})).unwrap(),
         );
         assert!(check_sgc(&s).is_empty());
+    }
+
+    #[test]
+    fn ipv6_exclusions_are_found() {
+        let s = spec(
+            DefaultRoute::StaticEgressGateway,
+            &["10.0.0.0/8", "fd00::/8", "2001:db8::1/128", "bad"],
+        );
+        assert_eq!(ignored_exclude_cidrs(&s), ["fd00::/8", "2001:db8::1/128"]);
+        assert!(ignored_exclude_cidrs(&spec(DefaultRoute::StaticEgressGateway, &[])).is_empty());
     }
 
     #[test]

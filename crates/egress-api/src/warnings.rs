@@ -83,6 +83,11 @@ pub fn variables() -> Vec<Variable> {
             name: "badCidrs",
             expression: "has(object.spec.excludeCidrs) ? object.spec.excludeCidrs.filter(c, !isCIDR(c)) : []".into(),
         },
+        // IPv6 entries: the gateway carries IPv4 only (semantics::ignored_exclude_cidrs).
+        Variable {
+            name: "ipv6Cidrs",
+            expression: "has(object.spec.excludeCidrs) ? object.spec.excludeCidrs.filter(c, isCIDR(c) && c.contains(':')) : []".into(),
+        },
         // The requirements of `podSelector` the API server would refuse in a Pod's own
         // selectors (selection.rs parses the same way): such a selector selects no pod.
         Variable {
@@ -146,6 +151,11 @@ pub fn validations() -> Vec<Validation> {
             "size(variables.badCidrs) == 0",
             "'spec.excludeCidrs: ' + variables.badCidrs.map(c, '\"' + c + '\"').join(', ') + (size(variables.badCidrs) == 1 ? ' is not' : ' are not') + ' an IPv4 or IPv6 CIDR such as 10.0.0.0/8; pods naming this gateway cannot start (the CNI manager refuses them) and the operator reports Ready=False/InvalidExcludeCidrs'",
             "spec.excludeCidrs: every entry must be an IPv4 or IPv6 CIDR",
+        ),
+        v(
+            "size(variables.ipv6Cidrs) == 0",
+            "'spec.excludeCidrs: ' + variables.ipv6Cidrs.map(c, '\"' + c + '\"').join(', ') + (size(variables.ipv6Cidrs) == 1 ? ' is an IPv6 CIDR' : ' are IPv6 CIDRs') + ', but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched), so ' + (size(variables.ipv6Cidrs) == 1 ? 'the entry has' : 'the entries have') + ' no effect (the operator reports ExcludeCidrsIgnored=True/IPv6NotEnabled)'",
+            "spec.excludeCidrs: IPv6 entries have no effect: the gateway carries IPv4 only",
         ),
         v(
             "size(variables.badSelector) == 0",

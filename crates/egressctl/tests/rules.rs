@@ -190,8 +190,17 @@ fn public_ip_prefix_id_only_with_public_ips() {
 
 #[test]
 fn every_exclude_cidr_should_be_an_ipv4_or_ipv6_cidr() {
-    assert_ok(
-        "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 192.0.2.0/24, 'fd00::/8', '2001:db8::/32']",
+    assert_ok("gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 192.0.2.0/24]");
+    // IPv6 entries are CIDRs, but the gateway carries IPv4 only: never silently ignored.
+    assert_warn(
+        "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 'fd00::/8', '2001:db8::/32']",
+        "spec.excludeCidrs",
+        "\"fd00::/8\", \"2001:db8::/32\" are IPv6 CIDRs, but this gateway carries IPv4 only",
+    );
+    assert_warn(
+        "gatewayNodepoolName: pool\nexcludeCidrs: ['fd00::/8']",
+        "spec.excludeCidrs",
+        "\"fd00::/8\" is an IPv6 CIDR, but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched), so the entry has no effect (the operator reports ExcludeCidrsIgnored=True/IPv6NotEnabled)",
     );
     assert_warn(
         "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 10.0.0.0]",

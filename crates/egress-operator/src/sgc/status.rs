@@ -1,10 +1,12 @@
 //! Pure status of a StaticGatewayConfiguration as its own controller owns it: the endpoint
 //! (copied from the GatewayLBConfiguration, as the original), the public key and Secret
-//! reference, `observedGeneration`, and the `KeyReady` and `Ready` conditions. `Ready` sums up
+//! reference, `observedGeneration`, and the `KeyReady`, `Ready` and `ExcludeCidrsIgnored`
+//! conditions. `Ready` sums up
 //! the pool controller's conditions (`LoadBalancerReady`, `PrefixReady`, `GatewayVMsReady`).
 
 use egress_api::conditions::{
-    KEY_READY, LOAD_BALANCER_READY, PREFIX_READY, READY, condition, set_condition,
+    EXCLUDE_CIDRS_IGNORED, KEY_READY, LOAD_BALANCER_READY, PREFIX_READY, READY, condition,
+    set_condition,
 };
 use egress_api::constants::API_VERSION;
 use egress_api::{
@@ -91,6 +93,22 @@ pub fn desired(obs: &Observed<'_>, now: Time) -> StaticGatewayConfigurationStatu
         }
         None => {}
     }
+    let ignored = egress_api::semantics::ignored_exclude_cidrs(&sgc.spec);
+    if ignored.is_empty() {
+        status
+            .conditions
+            .retain(|x| x.type_ != EXCLUDE_CIDRS_IGNORED);
+    } else {
+        let message = format!(
+            "{} {}",
+            ignored.join(", "),
+            egress_api::semantics::IPV6_EXCLUDE_IGNORED
+        );
+        set_condition(
+            &mut status.conditions,
+            c(EXCLUDE_CIDRS_IGNORED, true, "IPv6NotEnabled", message),
+        );
+    }
     let (ok, reason, message) = ready(obs, &status);
     set_condition(&mut status.conditions, c(READY, ok, &reason, message));
     status
@@ -167,7 +185,7 @@ pub fn apply_body(
     let ours: Vec<&Condition> = s
         .conditions
         .iter()
-        .filter(|c| c.type_ == READY || c.type_ == KEY_READY)
+        .filter(|c| [READY, KEY_READY, EXCLUDE_CIDRS_IGNORED].contains(&c.type_.as_str()))
         .collect();
     let mut status = json!({"conditions": ours});
     if let Some(g) = s.observed_generation {
@@ -248,6 +266,48 @@ mod tests {
             "sgw-u1"
         );
         assert_eq!(body["status"]["gatewayServerProfile"]["publicKey"], "PUB");
+    }
+
+    #[test]
+    fn ipv6_exclusions_are_reported_and_the_report_goes_with_them() {
+        let mut s = sgc(POOL_OK);
+        s.spec.exclude_cidrs = Some(vec![
+            egress_api::CidrText("10.0.0.0/8".into()),
+            egress_api::CidrText("fd00::/8".into()),
+        ]);
+        fn obs(s: &StaticGatewayConfiguration) -> Observed<'_> {
+            Observed {
+                sgc: s,
+                invalid: None,
+                unsatisfied: None,
+                key: key(),
+                lb_status: None,
+            }
+        }
+        let out = desired(&obs(&s), now());
+        let c = cond(&out.conditions, EXCLUDE_CIDRS_IGNORED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "IPv6NotEnabled")
+        );
+        assert!(
+            c.message.starts_with("fd00::/8 is an IPv6 CIDR"),
+            "{}",
+            c.message
+        );
+        let body = apply_body(&s, &out);
+        assert!(
+            body["status"]["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["type"] == EXCLUDE_CIDRS_IGNORED)
+        );
+        // The entry removed: the condition is gone from what this controller applies.
+        s.status = Some(out);
+        s.spec.exclude_cidrs = Some(vec![egress_api::CidrText("10.0.0.0/8".into())]);
+        let out = desired(&obs(&s), now());
+        assert!(cond(&out.conditions, EXCLUDE_CIDRS_IGNORED).is_none());
     }
 
     #[test]
