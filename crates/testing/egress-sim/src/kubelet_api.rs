@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::streams;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
@@ -26,6 +27,9 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::exec::{self, ExecRequest, Target};
+use crate::portforward;
+use crate::spdy;
+use crate::spdy::frame::Limits;
 
 /// What the kubelet knows of a pod for these endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,17 +115,217 @@ async fn handle(req: Request<Incoming>, locator: &Locator) -> Response<Body> {
             "BadRequest",
             "attach is not supported by the simulated kubelet: the pod's containers run no process of their own (use kubectl exec POD -- COMMAND)",
         ),
-        "portForward" => status(
-            400,
-            "BadRequest",
-            "port-forward is not supported by the simulated kubelet: use kubectl exec POD -- curl http://localhost:PORT/ (commands run in the pod's network namespace)",
-        ),
+        "portForward" => port_forward(req, &handle, pod),
         _ => status(404, "NotFound", &format!("no kubelet endpoint {path}")),
     }
 }
 
+/// How a streaming request asks to be upgraded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upgrade {
+    /// WebSocket with these subprotocols.
+    WebSocket {
+        /// `Sec-WebSocket-Key`.
+        key: String,
+        /// `Sec-WebSocket-Protocol`, in the client's order.
+        protocols: Vec<String>,
+    },
+    /// `Upgrade: SPDY/3.1`, with the `X-Stream-Protocol-Version`s offered.
+    Spdy(Vec<String>),
+    /// Neither.
+    None,
+}
+
+/// The values of a header that may repeat or hold a comma-separated list.
+fn list(headers: &http::HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Reads the upgrade a request asks for.
+pub fn upgrade_of(headers: &http::HeaderMap) -> Upgrade {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if upgrade.eq_ignore_ascii_case("websocket") {
+        if let Some(key) = headers
+            .get(header::SEC_WEBSOCKET_KEY)
+            .and_then(|v| v.to_str().ok())
+        {
+            return Upgrade::WebSocket {
+                key: key.to_string(),
+                protocols: list(headers, "sec-websocket-protocol"),
+            };
+        }
+    } else if upgrade.eq_ignore_ascii_case("SPDY/3.1") {
+        return Upgrade::Spdy(list(headers, "x-stream-protocol-version"));
+    }
+    Upgrade::None
+}
+
+/// The `101` accepting a WebSocket with `protocol`.
+fn ws_accepted(key: &str, protocol: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    h.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(protocol),
+    );
+    resp
+}
+
+/// The `101` accepting SPDY/3.1 with `protocol`.
+fn spdy_accepted(protocol: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = resp.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        "x-stream-protocol-version",
+        HeaderValue::from_static(protocol),
+    );
+    resp
+}
+
+/// Starts a SPDY session on the upgraded connection (tunnelled in WebSocket or not) and
+/// hands its streams to `serve`.
+fn spawn_spdy<F, Fut>(mut req: Request<Incoming>, websocket: bool, serve: F)
+where
+    F: FnOnce(spdy::session::Writer, tokio::sync::mpsc::Receiver<spdy::session::Incoming>) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let io = TokioIo::new(upgraded);
+        let started = if websocket {
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            spdy::session::start(spdy::ws::bytes(ws), Limits::default())
+        } else {
+            spdy::session::start(io, Limits::default())
+        };
+        match started {
+            Ok((writer, streams)) => serve(writer, streams).await,
+            Err(e) => tracing::warn!("cannot start a SPDY session: {e}"),
+        }
+    });
+}
+
+/// The pod's network namespace for exec, attach and port-forward, or why there is none.
+fn pod_netns(handle: &PodHandle) -> Result<String, String> {
+    match (&handle.no_exec, &handle.netns) {
+        (None, Some(ns)) => Ok(ns.clone()),
+        (Some(why), _) => Err(why.clone()),
+        (None, None) => Err("the pod's containers are not running yet".into()),
+    }
+}
+
+/// `kubectl port-forward`: SPDY (plain, or tunnelled in WebSocket as kubectl 1.31+ does).
+fn port_forward(req: Request<Incoming>, handle: &PodHandle, pod: &str) -> Response<Body> {
+    let netns = match pod_netns(handle) {
+        Ok(ns) => ns,
+        Err(why) => return status(400, "BadRequest", &why),
+    };
+    let pod = pod.to_string();
+    let serve = move |w, s| portforward::serve(w, s, netns, pod);
+    match upgrade_of(req.headers()) {
+        Upgrade::WebSocket { key, protocols } if protocols.iter().any(|p| p == PF_TUNNEL) => {
+            spawn_spdy(req, true, serve);
+            ws_accepted(&key, PF_TUNNEL)
+        }
+        Upgrade::Spdy(offered)
+            if offered.is_empty() || offered.iter().any(|p| p == portforward::PROTOCOL) =>
+        {
+            spawn_spdy(req, false, serve);
+            spdy_accepted(portforward::PROTOCOL)
+        }
+        _ => status(
+            400,
+            "BadRequest",
+            "port-forward needs an upgrade to SPDY/3.1 (X-Stream-Protocol-Version: portforward.k8s.io) or to WebSocket with the subprotocol SPDY/3.1+portforward.k8s.io",
+        ),
+    }
+}
+
+/// kubectl 1.31+'s port-forward: SPDY inside WebSocket.
+const PF_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// Accepts a remote-command upgrade (WebSocket v5/v4, or SPDY v4) and runs `session` over
+/// it; `wanted` are the streams a SPDY client opens.
+fn remote_command<F, Fut>(
+    req: Request<Incoming>,
+    wanted: streams::Wanted,
+    session: F,
+) -> Response<Body>
+where
+    F: FnOnce(streams::Channels) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    match upgrade_of(req.headers()) {
+        Upgrade::WebSocket { key, protocols } => {
+            let Some(chosen) = streams::WS_PROTOCOLS
+                .iter()
+                .find(|p| protocols.iter().any(|o| o == *p))
+            else {
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!(
+                        "none of the WebSocket subprotocols {protocols:?} is served (v5.channel.k8s.io, v4.channel.k8s.io)"
+                    ),
+                );
+            };
+            let v5 = *chosen == streams::WS_PROTOCOLS[0];
+            let mut req = req;
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgrade.await else { return };
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
+                streams::over_websocket(ws, v5, session).await;
+            });
+            ws_accepted(&key, chosen)
+        }
+        Upgrade::Spdy(offered) if offered.iter().any(|p| p == streams::SPDY_PROTOCOL) => {
+            spawn_spdy(req, false, move |w, s| {
+                streams::over_spdy(w, s, wanted, session)
+            });
+            spdy_accepted(streams::SPDY_PROTOCOL)
+        }
+        Upgrade::Spdy(offered) => status(
+            403,
+            "Forbidden",
+            &format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [\"v4.channel.k8s.io\"]"
+            ),
+        ),
+        Upgrade::None => status(
+            400,
+            "BadRequest",
+            "exec and attach need an upgrade to WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1 (v4.channel.k8s.io)",
+        ),
+    }
+}
+
 fn exec_upgrade(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     handle: &PodHandle,
     pod: &str,
     query: &str,
@@ -130,65 +334,24 @@ fn exec_upgrade(
         Ok(r) => r,
         Err(e) => return status(400, "BadRequest", &e),
     };
-    let netns = match (&handle.no_exec, &handle.netns) {
-        (None, Some(ns)) => ns.clone(),
-        (Some(why), _) => return status(400, "BadRequest", why),
-        (None, None) => {
-            return status(
-                400,
-                "BadRequest",
-                "the pod's containers are not running yet",
-            );
-        }
+    let netns = match pod_netns(handle) {
+        Ok(ns) => ns,
+        Err(why) => return status(400, "BadRequest", &why),
     };
-    let headers = req.headers();
-    let is_ws = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let offered: Vec<String> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
-        .collect();
-    let chosen = exec::PROTOCOLS
-        .iter()
-        .find(|p| offered.iter().any(|o| o == *p));
-    let (Some(key), true, Some(chosen)) = (headers.get(header::SEC_WEBSOCKET_KEY), is_ws, chosen)
-    else {
-        return status(
-            400,
-            "BadRequest",
-            "the simulated kubelet speaks exec over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io) only, as kubectl 1.30+ does by default; SPDY is not supported",
-        );
-    };
-    let accept = derive_accept_key(key.as_bytes());
-    let upgrade = hyper::upgrade::on(&mut req);
     let target = Target {
         netns,
         pod: pod.to_string(),
         hosts: handle.hosts.clone(),
     };
-    let v5 = *chosen == exec::PROTOCOLS[0];
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        exec::run(ws, target, r, v5).await;
-    });
-    let mut resp = Response::new(full(Bytes::new()));
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    h.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(chosen),
-    );
-    resp
+    let wanted = streams::Wanted {
+        stdin: r.stdin,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        resize: r.tty,
+    };
+    remote_command(req, wanted, move |(input, output)| {
+        exec::session(target, r, input, output)
+    })
 }
 
 /// The last `n` lines of `text`.
@@ -289,6 +452,43 @@ async fn follow_file(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn upgrades_are_read_from_the_headers() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(upgrade_of(&h), Upgrade::None);
+        h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        h.append(
+            "x-stream-protocol-version",
+            HeaderValue::from_static("v4.channel.k8s.io"),
+        );
+        h.append(
+            "x-stream-protocol-version",
+            HeaderValue::from_static("v3.channel.k8s.io, v2.channel.k8s.io"),
+        );
+        assert_eq!(
+            upgrade_of(&h),
+            Upgrade::Spdy(vec![
+                "v4.channel.k8s.io".into(),
+                "v3.channel.k8s.io".into(),
+                "v2.channel.k8s.io".into()
+            ])
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert_eq!(upgrade_of(&h), Upgrade::None, "a WebSocket needs its key");
+        h.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("k"));
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("SPDY/3.1+portforward.k8s.io"),
+        );
+        assert_eq!(
+            upgrade_of(&h),
+            Upgrade::WebSocket {
+                key: "k".into(),
+                protocols: vec![PF_TUNNEL.into()]
+            }
+        );
+    }
 
     #[test]
     fn tail_keeps_the_last_lines() {
