@@ -2,8 +2,9 @@
 //! an in-process API server forwarding to the simulator's kubelet API, one pod whose network
 //! namespace the test creates, and a TCP server inside it. `kubectl port-forward` carries
 //! several concurrent connections both ways (over WebSocket-tunnelled SPDY, kubectl's
-//! default, and over plain SPDY), says why when nothing listens, and `kubectl exec` works
-//! over plain SPDY (the fallback when WebSocket is refused or turned off).
+//! default, and over plain SPDY), says why when nothing listens, and `kubectl exec` and
+//! `kubectl attach` work over WebSocket and plain SPDY (kubectl's fallback when WebSocket is
+//! refused or turned off).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -293,7 +294,48 @@ async fn port_forward_and_spdy_exec_with_kubectl() {
         assert_eq!(out.status.code(), Some(3), "{env:?}: {stdout}{stderr}");
         assert_eq!(stdout, "from-stdin\n", "{env:?}");
         assert!(stderr.contains("to-stderr"), "{env:?}: {stderr}");
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || attach(&dir, &env))
+            .await
+            .unwrap();
     }
+}
+
+/// `kubectl attach p`: the lines appended to the pod's log from then on, not the earlier ones.
+fn attach(dir: &Path, env: &[(&str, &str)]) {
+    let mut child = kubectl(dir, env)
+        .args(["attach", "p"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Lines are appended until kubectl shows one (it may attach after the first ones).
+    let log = dir.join("pod.log");
+    let mut seen = None;
+    for n in 0..40 {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, format!("attached-{n}\n").as_bytes()).unwrap();
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            seen = Some(line);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let line = seen.unwrap_or_else(|| {
+        panic!(
+            "{env:?}: kubectl attach showed nothing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(line.starts_with("attached-"), "{env:?}: {line}");
 }
 
 /// `kubectl exec ARGS` with `from-stdin` on its standard input.

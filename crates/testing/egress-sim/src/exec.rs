@@ -35,6 +35,15 @@ pub struct ExecRequest {
 impl ExecRequest {
     /// Parses the query (`command` repeated, booleans `true`/`1`).
     pub fn parse(query: &str) -> Result<Self, String> {
+        let r = Self::parse_streams(query);
+        if r.command.is_empty() {
+            return Err("you must specify at least one command for the container".into());
+        }
+        Ok(r)
+    }
+
+    /// Parses the query without requiring a command (`attach` has none).
+    pub fn parse_streams(query: &str) -> Self {
         let mut r = Self::default();
         for (k, v) in form_pairs(query) {
             let on = matches!(v.as_str(), "true" | "1");
@@ -47,13 +56,20 @@ impl ExecRequest {
                 _ => {}
             }
         }
-        if r.command.is_empty() {
-            return Err("you must specify at least one command for the container".into());
-        }
         if r.tty {
             r.stderr = false;
         }
-        Ok(r)
+        r
+    }
+
+    /// The streams a SPDY client opens for this request.
+    pub fn wanted(&self) -> crate::streams::Wanted {
+        crate::streams::Wanted {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            resize: self.tty,
+        }
     }
 }
 

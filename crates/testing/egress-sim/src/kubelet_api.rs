@@ -1,9 +1,9 @@
 //! The kubelet's HTTP API for every simulated node, on a root-only unix socket the API server
 //! is configured with (`--kubelet-url unix:...`): `/containerLogs/NS/POD/CONTAINER` (the
 //! pod's kubelet log, or a component's own log for the system pods; `follow`, `tailLines`),
-//! `/exec/NS/POD/CONTAINER` (WebSocket `v5.channel.k8s.io`, see `exec`), and clear refusals
-//! for `attach` (the containers run no process of their own) and `portForward`. Errors are
-//! `Status` objects, which the API server passes to kubectl as they are.
+//! `/exec/NS/POD/CONTAINER` (see `exec`) and `/attach/NS/POD/CONTAINER` (the log, live) over
+//! WebSocket or SPDY (see `streams`), and `/portForward/NS/POD` (see `portforward`). Errors
+//! are `Status` objects, which the API server passes to kubectl as they are.
 
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
@@ -110,11 +110,11 @@ async fn handle(req: Request<Incoming>, locator: &Locator) -> Response<Body> {
     match segs[0] {
         "containerLogs" => logs(&handle, &query).await,
         "exec" => exec_upgrade(req, &handle, pod, &query),
-        "attach" => status(
-            400,
-            "BadRequest",
-            "attach is not supported by the simulated kubelet: the pod's containers run no process of their own (use kubectl exec POD -- COMMAND)",
-        ),
+        "attach" => {
+            let r = ExecRequest::parse_streams(&query);
+            let log = handle.log.clone();
+            remote_command(req, r.wanted(), move |channels| attach(log, channels))
+        }
         "portForward" => port_forward(req, &handle, pod),
         _ => status(404, "NotFound", &format!("no kubelet endpoint {path}")),
     }
@@ -343,12 +343,7 @@ fn exec_upgrade(
         pod: pod.to_string(),
         hosts: handle.hosts.clone(),
     };
-    let wanted = streams::Wanted {
-        stdin: r.stdin,
-        stdout: r.stdout,
-        stderr: r.stderr,
-        resize: r.tty,
-    };
+    let wanted = r.wanted();
     remote_command(req, wanted, move |(input, output)| {
         exec::session(target, r, input, output)
     })
@@ -400,7 +395,7 @@ async fn logs(handle: &PodHandle, query: &str) -> Response<Body> {
             if tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err() {
                 return;
             }
-            follow_file(&path, offset, &tx).await;
+            follow_file(&path, offset, &tx, |b| Ok(Frame::data(Bytes::from(b)))).await;
         });
         let stream = tokio_stream_from(rx);
         Response::new(BodyExt::boxed(StreamBody::new(stream)))
@@ -416,11 +411,32 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Sends what is appended to `path` from `offset` until the client goes away.
-async fn follow_file(
+/// `kubectl attach`: the pods run no process of their own, so their "main process" is what
+/// their log shows: its lines from now on, until the client goes away. Standard input is
+/// accepted and dropped (nothing reads it).
+async fn attach(log: PathBuf, (mut input, output): streams::Channels) {
+    let offset = tokio::fs::metadata(&log).await.map_or(0, |m| m.len());
+    let follow = follow_file(&log, offset, &output, |b| {
+        streams::Output::Data(streams::STDOUT, b)
+    });
+    tokio::pin!(follow);
+    loop {
+        tokio::select! {
+            () = &mut follow => return,
+            i = input.recv() => if i.is_none() {
+                return;
+            },
+        }
+    }
+}
+
+/// Sends what is appended to `path` from `offset` (as `wrap` makes it) until the receiver
+/// goes away.
+async fn follow_file<T>(
     path: &Path,
     mut offset: u64,
-    tx: &tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+    tx: &tokio::sync::mpsc::Sender<T>,
+    wrap: impl Fn(Vec<u8>) -> T,
 ) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -442,7 +458,7 @@ async fn follow_file(
             continue;
         }
         offset += buf.len() as u64;
-        if tx.send(Ok(Frame::data(Bytes::from(buf)))).await.is_err() {
+        if tx.send(wrap(buf)).await.is_err() {
             return;
         }
     }
