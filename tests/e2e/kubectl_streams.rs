@@ -4,7 +4,7 @@
 //! several concurrent connections both ways (over WebSocket-tunnelled SPDY, kubectl's
 //! default, and over plain SPDY), says why when nothing listens, and `kubectl exec` and
 //! `kubectl attach` work over WebSocket and plain SPDY (kubectl's fallback when WebSocket is
-//! refused or turned off).
+//! refused or turned off); requests the kubelet cannot serve get a clear answer.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -224,7 +224,7 @@ async fn port_forward_and_spdy_exec_with_kubectl() {
     // Beside the lab's state directory (whose entries it takes for simulator runs).
     let dir = lab.root.parent().unwrap().join("streams");
     std::fs::create_dir_all(&dir).unwrap();
-    let _server = cluster(&dir, &ns.0).await;
+    let server = cluster(&dir, &ns.0).await;
 
     for env in [vec![], vec![("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")]] {
         let fwd = Forward::start(&dir, &env, remote);
@@ -271,6 +271,8 @@ async fn port_forward_and_spdy_exec_with_kubectl() {
             && stderr.contains("refused"),
         "{stderr}"
     );
+
+    refusals(&server).await;
 
     // exec over WebSocket (the default) and plain SPDY: stdin, stdout, stderr, exit code.
     for env in [vec![], vec![("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")]] {
@@ -336,6 +338,79 @@ fn attach(dir: &Path, env: &[(&str, &str)]) {
         )
     });
     assert!(line.starts_with("attached-"), "{env:?}: {line}");
+}
+
+/// Sends `request` (then `after`, once the head is answered) and returns what comes back
+/// within 5 s.
+async fn raw(server: &RunningApiServer, request: &str, after: &[u8]) -> Vec<u8> {
+    let mut conn = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut sent = after.is_empty();
+        while let Ok(n) = conn.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let Some(head) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            if !sent {
+                conn.write_all(after).await.unwrap();
+                sent = true;
+            }
+            // A whole answer that is not an upgrade: done.
+            let text = String::from_utf8_lossy(&got[..head]).to_ascii_lowercase();
+            let length = text
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            if length.is_some_and(|l| got.len() >= head + 4 + l) {
+                break;
+            }
+        }
+    })
+    .await;
+    got
+}
+
+/// What the kubelet API refuses, and how it says so.
+async fn refusals(server: &RunningApiServer) {
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    let pf = "GET /api/v1/namespaces/default/pods/p/portforward HTTP/1.1\r\nHost: x\r\n";
+    let out = text(raw(server, &format!("{pf}\r\n"), b"").await);
+    assert!(
+        out.starts_with("HTTP/1.1 400")
+            && out.contains("port-forward needs an upgrade to SPDY/3.1"),
+        "{out}"
+    );
+    let exec = "POST /api/v1/namespaces/default/pods/p/exec?command=true&stdout=true HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n";
+    let out = text(
+        raw(
+            server,
+            &format!("{exec}X-Stream-Protocol-Version: channel.k8s.io\r\n\r\n"),
+            b"",
+        )
+        .await,
+    );
+    assert!(
+        out.starts_with("HTTP/1.1 403") && out.contains("unable to negotiate protocol"),
+        "{out}"
+    );
+    // A SPDY/2 frame after the upgrade: GOAWAY with PROTOCOL_ERROR, and the connection ends.
+    let upgrade = format!(
+        "{pf}Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: portforward.k8s.io\r\n\r\n"
+    );
+    let out = raw(server, &upgrade, &[0x80, 2, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1]).await;
+    let head_end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(out.starts_with(b"HTTP/1.1 101"), "{}", text(out.clone()));
+    assert_eq!(
+        &out[head_end..],
+        &[0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1],
+        "GOAWAY(last 0, PROTOCOL_ERROR)"
+    );
 }
 
 /// `kubectl exec ARGS` with `from-stdin` on its standard input.
