@@ -297,10 +297,40 @@ async fn port_forward_and_spdy_exec_with_kubectl() {
         assert_eq!(stdout, "from-stdin\n", "{env:?}");
         assert!(stderr.contains("to-stderr"), "{env:?}: {stderr}");
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || attach(&dir, &env))
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            attach(&dir, &env);
+            terminal(&dir, &env);
+        })
+        .await
+        .unwrap();
     }
+}
+
+/// `kubectl exec -it` from a 91x17 terminal (`script`'s): the command has a terminal, which
+/// gets kubectl's size through the resize channel.
+fn terminal(dir: &Path, env: &[(&str, &str)]) {
+    let kubectl = format!(
+        "kubectl --kubeconfig {0}/kubeconfig --cache-dir {0}/cache",
+        dir.display()
+    );
+    // The size arrives after the command starts: the command waits for it (5 s at most).
+    let wait = "for i in $(seq 50); do [ \"$(stty size)\" = \"17 91\" ] && echo resized && exit 0; sleep 0.1; done; stty size; exit 1";
+    let out = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty cols 91 rows 17; {kubectl} exec -it p -- sh -c '[ -t 0 ] && {wait}'"
+        ))
+        .arg("/dev/null")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("resized"),
+        "{env:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `kubectl attach p`: the lines appended to the pod's log from then on, not the earlier ones.
