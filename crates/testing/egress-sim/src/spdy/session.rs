@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::SpdyError;
 use super::frame::{
-    self, Decoder, Encoder, FLAG_FIN, Frame, Headers, Limits, PROTOCOL_ERROR, REFUSED_STREAM,
+    self, Decoder, Encoder, FLAG_FIN, Frame, Headers, INVALID_STREAM, Limits, PROTOCOL_ERROR,
+    REFUSED_STREAM,
 };
 
 /// Streams open at once (a port-forward connection uses two).
@@ -221,6 +222,10 @@ impl Reader {
     async fn handle(&mut self, f: Frame) {
         match f {
             Frame::SynStream { id, flags, headers } => self.open(id, flags, headers).await,
+            Frame::Data { id, .. } if id > self.last_id || id.is_multiple_of(2) => {
+                // Data on a stream the client never opened.
+                let _ = self.writer.reset(id, INVALID_STREAM).await;
+            }
             Frame::Data { id, flags, data } => {
                 if let Some(tx) = self.streams.get(&id)
                     && !data.is_empty()
@@ -393,6 +398,15 @@ mod tests {
             Some(Frame::RstStream {
                 id: 1,
                 status: PROTOCOL_ERROR
+            })
+        );
+        // Data on a stream never opened is refused.
+        c.send(data(9, 0, b"x")).await;
+        assert_eq!(
+            c.next().await,
+            Some(Frame::RstStream {
+                id: 9,
+                status: INVALID_STREAM
             })
         );
         // A reset ends the stream for its reader.
