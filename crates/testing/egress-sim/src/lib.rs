@@ -35,3 +35,4 @@ pub mod teardown;
 pub mod topology;
 pub mod traffic;
 pub mod uml;
+pub mod upgrade;
