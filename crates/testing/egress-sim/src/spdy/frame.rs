@@ -610,4 +610,46 @@ mod tests {
                 .contains("truncated")
         );
     }
+
+    #[test]
+    fn random_and_mutated_input_never_panics() {
+        let mut valid = BytesMut::new();
+        let mut enc = Encoder::new().unwrap();
+        for id in [1, 3, 5] {
+            let syn = Frame::SynStream {
+                id,
+                flags: 0,
+                headers: h(&[("streamtype", "data"), ("port", "80")]),
+            };
+            enc.encode(&syn, &mut valid).unwrap();
+            let data = Frame::Data {
+                id,
+                flags: FLAG_FIN,
+                data: Bytes::from_static(b"abc"),
+            };
+            enc.encode(&data, &mut valid).unwrap();
+        }
+        let mut rng = fastrand::Rng::with_seed(19);
+        for round in 0..3000 {
+            let input: Vec<u8> = if round % 2 == 0 {
+                (0..rng.usize(0..200)).map(|_| rng.u8(..)).collect()
+            } else {
+                let mut v = valid.to_vec();
+                for _ in 0..rng.usize(1..4) {
+                    let i = rng.usize(..v.len());
+                    v[i] = rng.u8(..);
+                }
+                v
+            };
+            let mut d = Decoder::new(Limits::default());
+            let mut buf = BytesMut::from(&input[..]);
+            // Errors are fine; a panic or an endless loop is not.
+            for _ in 0..64 {
+                match d.decode(&mut buf) {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
 }
