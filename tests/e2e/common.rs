@@ -253,9 +253,21 @@ pub fn ilb_table(cluster: &egress_sim::cluster::Cluster) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// How many backends (distinct marks) the ILB's hash slots name in `table` (`nft list`
+/// output): the healthy ones.
+pub fn ilb_backends_in(table: &str) -> usize {
+    table
+        .split(" : ")
+        .skip(1)
+        .filter_map(|rest| rest.split([',', ' ', '}']).next())
+        .filter(|m| m.starts_with("0x"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 /// Whether the ILB hashes over `n` healthy backends.
 pub fn ilb_has_backends(cluster: &egress_sim::cluster::Cluster, n: usize) -> bool {
-    ilb_table(cluster).contains(&format!("mod {n} "))
+    ilb_backends_in(&ilb_table(cluster)) == n
 }
 
 /// Polls the ILB (every 20 ms) until it no longer has 2 healthy backends; the time since
@@ -274,7 +286,7 @@ pub async fn ilb_drop_time(
                 ])
                 .output()
                 .ok()?;
-            if !String::from_utf8_lossy(&out.stdout).contains("mod 2 ") {
+            if ilb_backends_in(&String::from_utf8_lossy(&out.stdout)) != 2 {
                 return Some(since.elapsed());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -405,9 +417,17 @@ pub async fn up_ready(lab: &Lab, file: &str) -> egress_sim::cluster::Cluster {
 
 /// The PodEndpoints of namespace `e2e`.
 pub fn podendpoints(cluster: &egress_sim::cluster::Cluster) -> kube::Api<kube::api::DynamicObject> {
+    podendpoints_in(cluster, "e2e")
+}
+
+/// The PodEndpoints of namespace `ns`.
+pub fn podendpoints_in(
+    cluster: &egress_sim::cluster::Cluster,
+    ns: &str,
+) -> kube::Api<kube::api::DynamicObject> {
     kube::Api::namespaced_with(
         cluster.client.clone(),
-        "e2e",
+        ns,
         &kube::api::ApiResource::from_gvk_with_plural(
             &kube::api::GroupVersionKind::gvk(
                 "egressgateway.kubernetes.azure.com",

@@ -67,7 +67,7 @@ async fn pods_without_annotation_leave_as_the_outbound_ip_and_down_removes_every
                     ])
                     .output()
                     .unwrap();
-                String::from_utf8_lossy(&out.stdout).contains("mod 2 seed")
+                crate::common::ilb_backends_in(&String::from_utf8_lossy(&out.stdout)) == 2
             },
         )
         .await;

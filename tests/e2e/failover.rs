@@ -94,24 +94,27 @@ fn ms_stats(what: &str, mut values: Vec<u64>) -> String {
     )
 }
 
-/// Benchmark (docs/benchmarks.md, "Gateway failover"; run by name, it is ignored in `make
-/// test`): `EGRESS_FAILOVER_PODS` (default 50) annotated pods on `EGRESS_FAILOVER_WORKERS`
-/// (default 2) workers all send (a datagram every `EGRESS_FAILOVER_UDP_MS`, default 100; the
-/// ILB probes every `EGRESS_FAILOVER_PROBE_S`, default 1) while the gateway node carrying the first of them is killed; every pod that left through it must resume within the ILB's detection time + 1 s, the
-/// others must not stall longer than that. Prints per-pod percentiles.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: many pods; run by name"]
-async fn many_pods_fail_over_together() {
-    let Some(lab) = common::lab("failover many") else {
-        return;
-    };
-    let env = common::env_usize;
-    let (workers, pods) = (
-        env("EGRESS_FAILOVER_WORKERS", 2),
-        env("EGRESS_FAILOVER_PODS", 50),
-    );
-    // EGRESS_FAILOVER_PROBE_S: the ILB's probe interval (1; Azure's is 5).
-    let probe = env("EGRESS_FAILOVER_PROBE_S", 1);
+/// What [`fail_over`] measured.
+struct FailedOver {
+    /// Pods whose gateway was killed: first packet / connection through the other one.
+    moved: Vec<egress_sim::egress_watch::PodEgress>,
+    /// Pods whose gateway lived.
+    stayed: Vec<egress_sim::egress_watch::PodEgress>,
+    /// Tunnels the CNI managers spared (their session was on the surviving node).
+    spared: u64,
+}
+
+/// `pods` annotated pods on `workers` workers behind two gateway nodes (ILB probe every
+/// `probe` seconds) send a datagram every `udp_ms` (a connection every twice that) while the
+/// gateway node carrying the first of them is killed; every pod that left through it must
+/// resume within the ILB's detection time + 1 s, the others must not stall longer than that.
+/// Prints per-pod percentiles.
+async fn fail_over(
+    test: &str,
+    (workers, pods, probe): (usize, usize, usize),
+    udp_ms: u64,
+) -> Option<FailedOver> {
+    let lab = common::lab(test)?;
     let scenario = many_pods_scenario(workers, pods, probe);
     let path = common::write_scenario(&lab, "many.yaml", &scenario);
     let (mut cluster, prefix) = common::two_gateways_up_from(&lab, &path).await;
@@ -128,13 +131,11 @@ async fn many_pods_fail_over_together() {
         .map(|(_, name)| name.clone())
         .unwrap();
     let (gateway, egress_ip) = carrying_gateway(&cluster, &first).await;
-    // The datagram period (connections: twice that), EGRESS_FAILOVER_UDP_MS or 100 ms: the
-    // measurement's own traffic goes through the same userspace WireGuard on the same cores
-    // (at 20 ms, 50 pods send 2,500 datagrams and open 1,250 connections a second, which
-    // starves a 2-core machine and measures that instead).
+    // The measurement's own traffic goes through the same userspace WireGuard on the same
+    // cores (at 20 ms, 50 pods send 2,500 datagrams and open 1,250 connections a second,
+    // which starves a 2-core machine and measures that instead).
     let mut settings = egress_sim::egress_watch::WatchSettings::for_pods(pods);
-    settings.udp_period =
-        Duration::from_millis(u64::try_from(env("EGRESS_FAILOVER_UDP_MS", 100)).unwrap());
+    settings.udp_period = Duration::from_millis(udp_ms);
     settings.tcp_period = settings.udp_period * 2;
     eprintln!("[e2e] watch: {settings:?}");
     let watch = egress_sim::egress_watch::EgressWatch::start(
@@ -154,14 +155,15 @@ async fn many_pods_fail_over_together() {
     let got = tokio::task::spawn_blocking(move || watch.finish(Duration::from_secs(120)))
         .await
         .unwrap();
-    let (moved, stayed): (Vec<_>, Vec<_>) = got.iter().partition(|p| p.failed_over);
+    let (moved, stayed): (Vec<_>, Vec<_>) = got.into_iter().partition(|p| p.failed_over);
+    let spared = spared_tunnels(&cluster);
     eprintln!(
-        "[e2e] FAILOVER x{pods} ({workers} workers): {gateway} killed, ILB dropped it after {:.2}s; {} pods failed over, {} stayed",
+        "[e2e] FAILOVER x{pods} ({workers} workers): {gateway} killed, ILB dropped it after {:.2}s; {} pods failed over, {} stayed; the CNI managers spared {spared} tunnels",
         detected.as_secs_f64(),
         moved.len(),
         stayed.len()
     );
-    let firsts = |f: fn(&&egress_sim::egress_watch::PodEgress) -> Option<u64>| {
+    let firsts = |f: fn(&egress_sim::egress_watch::PodEgress) -> Option<u64>| {
         moved.iter().filter_map(f).collect::<Vec<_>>()
     };
     eprintln!(
@@ -185,7 +187,10 @@ async fn many_pods_fail_over_together() {
             stayed.iter().map(|p| p.longest_gap_ms).collect()
         )
     );
-    assert!(!moved.is_empty() && got.len() == pods, "{got:?}");
+    assert!(
+        !moved.is_empty() && moved.len() + stayed.len() == pods,
+        "{moved:?} {stayed:?}"
+    );
     for p in &moved {
         common::assert_moved_in_time(p, &egress_ip, &prefix, detected);
     }
@@ -198,4 +203,70 @@ async fn many_pods_fail_over_together() {
     }
     let down = cluster.down().await;
     assert!(down.problems.is_empty(), "{:?}", down.problems);
+    Some(FailedOver {
+        moved,
+        stayed,
+        spared,
+    })
+}
+
+/// The sum of `egress_cni_manager_tunnel_actions_total{action="spared"}` over the workers'
+/// CNI managers (their metrics port in each worker's namespace).
+fn spared_tunnels(cluster: &egress_sim::cluster::Cluster) -> u64 {
+    let port = egress_sim::components::chart_defaults::HTTP_PORT;
+    cluster
+        .topo
+        .nodes
+        .iter()
+        .filter(|n| n.spec.role == egress_sim::seed::Role::Worker)
+        .map(|n| {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &n.ns, "curl", "-sf"])
+                .arg(format!("http://127.0.0.1:{port}/metrics"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("egress_cni_manager_tunnel_actions_total{action=\"spared\"} ")
+                })
+                .unwrap_or_else(|| panic!("no spared counter on {}: {text}", n.spec.name))
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum()
+}
+
+/// Ten pods on two workers, half on each gateway: the dead node's pods fail over within the
+/// bound, and the others keep their sessions, untouched: the managers knew (from the
+/// gateways' sessions answers) that those sessions were on the survivor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_dead_nodes_tunnels_re_handshake() {
+    let Some(r) = fail_over("failover spared", (2, 10, 1), 100).await else {
+        return;
+    };
+    // (All ten hashed to the killed node, 1 run in 512, leaves nothing to spare: still checked.)
+    assert_eq!(
+        r.spared,
+        r.stayed.len() as u64,
+        "exactly the pods whose gateway lived keep their sessions"
+    );
+    assert_eq!(r.moved.len() + r.stayed.len(), 10);
+}
+
+/// The benchmark: `EGRESS_FAILOVER_PODS` (50) annotated pods on `EGRESS_FAILOVER_WORKERS`
+/// (2) workers, ILB probe every `EGRESS_FAILOVER_PROBE_S` (1; Azure's is 5), a datagram every
+/// `EGRESS_FAILOVER_UDP_MS` (100).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: many pods; run by name"]
+async fn many_pods_fail_over_together() {
+    let env = common::env_usize;
+    let shape = (
+        env("EGRESS_FAILOVER_WORKERS", 2),
+        env("EGRESS_FAILOVER_PODS", 50),
+        env("EGRESS_FAILOVER_PROBE_S", 1),
+    );
+    let udp_ms = u64::try_from(env("EGRESS_FAILOVER_UDP_MS", 100)).unwrap();
+    fail_over("failover many", shape, udp_ms).await;
 }

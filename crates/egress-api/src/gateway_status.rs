@@ -2,7 +2,9 @@
 //! configured there. The original's two lists (`readyGatewayConfigurations`,
 //! `readyPeerConfigurations`) are kept; additions (all optional) say per gateway which peers
 //! the node holds with their latest handshake, which PodEndpoints it refused and why, which
-//! public IP each secondary IP maps to, and when the daemon last wrote (a heartbeat).
+//! public IP each secondary IP maps to, when the daemon last wrote (a heartbeat), and the
+//! latest changes made to the node's data plane outside the daemon that its resync found
+//! (drift) and whether it repaired them.
 //! Informational: nothing makes data-plane decisions from it; `egressctl` and the operator's
 //! PodEndpoint status read it.
 
@@ -69,6 +71,13 @@ pub struct GatewayStatusSpec {
     /// Number of refused PodEndpoints (also those not listed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused_total: Option<i64>,
+    /// The latest changes made outside the daemon that its resync found and repaired (or
+    /// failed to repair), oldest first; at most 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Vec<Drift>>,
+    /// Drift found since the daemon started (also entries no longer listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_total: Option<i64>,
 }
 
 /// One gateway ready on a node.
@@ -151,6 +160,35 @@ pub struct RefusedPeer {
     pub reason: String,
     /// The message (as in the Warning Event), cut to 256 characters.
     pub message: String,
+}
+
+/// One change to a gateway node's data plane made outside the daemon: something it had
+/// programmed found missing or different (or something unexpected found) by its periodic
+/// resync, which puts back what it wants.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    /// What drifted: `peer`, `route`, `rule`, `address`, `link`, `wireguard`, `nftables`,
+    /// `sysctl` or `netns`.
+    pub kind: String,
+    /// `missing` (the daemon had programmed it; gone), `changed` (present but different) or
+    /// `unexpected` (present although the daemon never programmed it; removed).
+    pub change: String,
+    /// `<namespace>/<name>` of the PodEndpoint whose peer or route it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_endpoint: Option<String>,
+    /// The gateway interface (`wg-<port>`) it belongs to; absent for node-wide items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<String>,
+    /// The repair the daemon applied (one line, at most 256 characters).
+    pub repair: String,
+    /// When the resync found it.
+    pub detected_time: Time,
+    /// The repair was applied; false: it failed (see `error`), the next resync tries again.
+    pub repaired: bool,
+    /// Why the repair failed (at most 256 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// GatewayStatus has no observed state; the empty status keeps the original's shape.

@@ -18,6 +18,7 @@ pub mod observed;
 pub mod pod_endpoint;
 pub mod selection;
 pub mod semantics;
+pub mod sessions;
 pub mod static_gateway_configuration;
 pub mod target;
 pub mod warnings;
@@ -26,7 +27,7 @@ pub use gateway_lb_configuration::{
     GatewayLBConfiguration, GatewayLBConfigurationSpec, GatewayLBConfigurationStatus,
 };
 pub use gateway_status::{
-    EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatus, GatewayStatusSpec,
+    Drift, EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatus, GatewayStatusSpec,
     PeerConfiguration, PeerState, RefusedPeer,
 };
 pub use gateway_vm_configuration::{

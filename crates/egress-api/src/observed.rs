@@ -1,7 +1,8 @@
 //! Pure reading of what the components publish (no client, no clock of its own): which
 //! GatewayStatus belongs to which gateway node of a StaticGatewayConfiguration, whether its
 //! daemon is alive (heartbeat), whether a PodEndpoint's peer is on it (and its latest
-//! handshake) or refused there, and the PodEndpoint status that sums this up. Shared by the
+//! handshake) or refused there, the latest drift the node's daemon repaired on the pod's path,
+//! and the PodEndpoint status that sums this up. Shared by the
 //! operator (which writes PodEndpoint status) and `egressctl` (status, explain), so both read
 //! the same facts the same way.
 
@@ -12,8 +13,8 @@ use kube::ResourceExt;
 
 use crate::pod_endpoint::{gateway_state, phase};
 use crate::{
-    GatewayPeers, GatewayStatus, GatewayVMProfile, PeerState, PodEndpoint, PodEndpointGateway,
-    PodEndpointStatus, RefusedPeer,
+    Drift, GatewayPeers, GatewayStatus, GatewayVMProfile, PeerState, PodEndpoint,
+    PodEndpointGateway, PodEndpointStatus, RefusedPeer,
 };
 
 /// Characters of a public key a GatewayStatus keeps per peer.
@@ -169,6 +170,53 @@ pub fn peer_on_node<'a>(status: &'a GatewayStatus, sgc: &str, pe: &PodEndpoint) 
         }
         None => PeerOnNode::Absent,
     }
+}
+
+/// Drift found this recently (seconds) is news: someone or something changes the gateway node
+/// by hand, and traffic through it may have failed until the repair. Older drift is history.
+pub const DRIFT_RECENT_SECONDS: i64 = 600;
+
+/// True when `d` was found within [`DRIFT_RECENT_SECONDS`] of `now`.
+pub fn drift_is_recent(d: &Drift, now: Timestamp) -> bool {
+    now.as_second() - d.detected_time.0.as_second() <= DRIFT_RECENT_SECONDS
+}
+
+/// The drift records of the node of `status` found within [`DRIFT_RECENT_SECONDS`] of `now`
+/// that concern the gateway on `interface` (its device, its pods' peers and routes) or the
+/// whole node.
+pub fn recent_drift<'a>(
+    status: &'a GatewayStatus,
+    interface: Option<&str>,
+    now: Timestamp,
+) -> Vec<&'a Drift> {
+    status
+        .spec
+        .drift
+        .iter()
+        .flatten()
+        .filter(|d| drift_is_recent(d, now))
+        .filter(|d| d.interface_name.is_none() || d.interface_name.as_deref() == interface)
+        .collect()
+}
+
+/// The latest drift on the node of `status` that lies on the path of `pe` through the
+/// gateway's `interface` there: its own peer or route, an item of that gateway (its device,
+/// address, …) or of the whole node. Other pods' peers and routes, and strangers', are not on
+/// its path.
+pub fn drift_for<'a>(
+    status: &'a GatewayStatus,
+    interface: Option<&str>,
+    pe: &PodEndpoint,
+) -> Option<&'a Drift> {
+    let key = object_key(pe);
+    status.spec.drift.iter().flatten().rev().find(|d| {
+        match (&d.pod_endpoint, d.interface_name.as_deref()) {
+            (Some(owner), _) => *owner == key,
+            _ if matches!(d.kind.as_str(), "peer" | "route") => false,
+            (None, None) => true,
+            (None, Some(i)) => Some(i) == interface,
+        }
+    })
 }
 
 /// The status the operator writes on a PodEndpoint: per gateway node of its gateway (`nodes`:

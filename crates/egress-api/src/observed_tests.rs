@@ -129,3 +129,51 @@ fn a_peer_is_programmed_missing_refused_or_absent() {
         (Some("Pending"), Some("0/1"))
     );
 }
+
+#[test]
+fn drift_on_a_pods_path_is_its_own_its_gateways_or_the_nodes() {
+    let mut s = node("a", "[]", "[]", "2026-01-01T00:00:00Z");
+    let record = |kind: &str, pe: Option<&str>, iface: Option<&str>, at: i64| Drift {
+        kind: kind.into(),
+        change: "missing".into(),
+        pod_endpoint: pe.map(Into::into),
+        interface_name: iface.map(Into::into),
+        repair: format!("{kind} {at}"),
+        detected_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            Timestamp::from_second(1_767_225_600 + at).unwrap(),
+        ),
+        repaired: true,
+        error: None,
+    };
+    let web = pe(KEY);
+    let found = |s: &GatewayStatus| drift_for(s, Some("wg-6000"), &web).map(|d| d.repair.clone());
+    assert_eq!(found(&s), None);
+    s.spec.drift = Some(vec![
+        record("peer", Some("ns/web"), Some("wg-6000"), 1),
+        record("peer", Some("ns/other"), Some("wg-6000"), 2),
+        record("peer", None, Some("wg-6000"), 3),
+        record("route", None, Some("wg-6000"), 4),
+        record("address", None, Some("wg-6001"), 5),
+    ]);
+    assert_eq!(
+        found(&s).as_deref(),
+        Some("peer 1"),
+        "its own, not others' or strangers'"
+    );
+    s.spec
+        .drift
+        .as_mut()
+        .unwrap()
+        .push(record("wireguard", None, Some("wg-6000"), 6));
+    assert_eq!(
+        found(&s).as_deref(),
+        Some("wireguard 6"),
+        "its gateway's device"
+    );
+    s.spec
+        .drift
+        .as_mut()
+        .unwrap()
+        .push(record("sysctl", None, None, 7));
+    assert_eq!(found(&s).as_deref(), Some("sysctl 7"), "the node's");
+}

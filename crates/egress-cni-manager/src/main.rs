@@ -80,6 +80,10 @@ struct Args {
     /// Milliseconds a gateway has to answer a probe before it counts as down.
     #[arg(long, env = "GATEWAY_PROBE_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     gateway_probe_timeout_ms: u64,
+    /// Port of the gateway daemons' sessions query (their health port): when a gateway node
+    /// is lost, only the tunnels whose session was on it are re-handshaken; 0: all of them.
+    #[arg(long, env = "GATEWAY_SESSIONS_PORT", default_value_t = egress_api::sessions::DEFAULT_PORT)]
+    gateway_sessions_port: u16,
     /// Seconds a gateway's tunnels are watched after its healthy nodes changed (longer than
     /// the load balancer takes to notice the same change: its probe interval plus timeout).
     #[arg(long, env = "FAILOVER_SETTLE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -119,6 +123,8 @@ async fn main() -> anyhow::Result<()> {
         options.settings.probe.interval = Duration::from_millis(args.gateway_probe_interval_ms);
         options.settings.probe.timeout = Duration::from_millis(args.gateway_probe_timeout_ms);
         options.settings.timing.settle = Duration::from_secs(args.failover_settle_seconds);
+        options.settings.sessions_port =
+            (args.gateway_sessions_port != 0).then_some(args.gateway_sessions_port);
         options
     });
     let reap = args.attach_running_pods && backend == WireguardBackend::Userspace;

@@ -66,7 +66,9 @@ pub struct ActionLabels {
 }
 
 /// Failover actions on pod tunnels (the values of [`ActionLabels::action`]).
-const TUNNEL_ACTIONS: [&str; 3] = ["reset", "kick", "keepalive_off"];
+/// `spared`: a tunnel of a lost gateway's SGC left alone because a surviving gateway node
+/// holds its session.
+const TUNNEL_ACTIONS: [&str; 4] = ["reset", "kick", "keepalive_off", "spared"];
 
 /// Errnos a failed accept is known to give (others appear when they happen).
 const ACCEPT_ERRNOS: [&str; 4] = ["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM"];
@@ -109,6 +111,8 @@ pub struct Metrics {
     pub tunnel_actions: Family<ActionLabels, Counter>,
     /// Failover reads or actions on pod tunnels that failed.
     pub tunnel_action_errors: Counter,
+    /// Sessions queries to surviving gateway nodes that failed (every tunnel was reset).
+    pub session_query_errors: Counter,
 }
 
 fn phase_histogram() -> Histogram {
@@ -142,6 +146,7 @@ impl Default for Metrics {
             failover_episodes: Counter::default(),
             tunnel_actions: Family::default(),
             tunnel_action_errors: Counter::default(),
+            session_query_errors: Counter::default(),
         };
         m.register(&mut registry);
         m.create_known_series();
@@ -240,6 +245,11 @@ impl Metrics {
             "Failover reads or actions on pod tunnels that failed",
             self.tunnel_action_errors.clone(),
         );
+        r.register(
+            "session_query_errors",
+            "Sessions queries to surviving gateway nodes that failed, so every tunnel of the SGC on this node was reset",
+            self.session_query_errors.clone(),
+        );
     }
 
     /// Every label value known in advance, at zero.
@@ -312,6 +322,8 @@ mod tests {
             "egress_cni_manager_tunnel_actions_total{action=\"kick\"} 0",
             "egress_cni_manager_failover_episodes_total 0",
             "egress_cni_manager_tunnel_action_errors_total 0",
+            "egress_cni_manager_tunnel_actions_total{action=\"spared\"} 0",
+            "egress_cni_manager_session_query_errors_total 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -5,7 +5,7 @@ use egress_runtime::HealthSource;
 
 use crate::metrics::Metrics;
 
-pub use egress_runtime::{Answer, Readiness, serve};
+pub use egress_runtime::{Answer, InFlight, Readiness, serve, serve_async};
 
 /// What `/readyz` (set after the first full programming of the node, cleared when draining)
 /// and `/metrics` read.

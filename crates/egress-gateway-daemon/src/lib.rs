@@ -32,6 +32,7 @@ pub mod probe_file;
 pub mod programmer;
 pub mod report;
 pub mod run;
+pub mod sessions;
 pub mod snat;
 pub mod status;
 pub mod status_write;

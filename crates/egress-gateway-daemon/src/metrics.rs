@@ -1,7 +1,7 @@
 //! The daemon's Prometheus metrics (prometheus-client, prefix `egress_gateway`): peers,
 //! latest handshake age and traffic per gateway (sampled by `counters`), SNAT/conntrack use
 //! per egress IP (sampled by `snat`), programming latency, errors by kind, refused
-//! PodEndpoints by reason, programmed gateways. Served on `/metrics` by `http`. Every counter
+//! PodEndpoints by reason, drift repaired by kind, programmed gateways. Served on `/metrics` by `http`. Every counter
 //! and histogram exists from the start with its known label values (at zero, not absent), so
 //! `rate()` alerts and `curl | grep` work on a healthy node.
 
@@ -99,6 +99,7 @@ pub struct Metrics {
     programming: Family<KindLabels, Histogram, fn() -> Histogram>,
     errors: Family<KindLabels, Counter>,
     refused: Family<ReasonLabels, Counter>,
+    drift: Family<KindLabels, Counter>,
     gateways: Gauge,
     snat_entries: Family<SnatLabels, Gauge>,
     snat_usage: Family<SnatLabels, Gauge<f64, AtomicU64>>,
@@ -126,6 +127,7 @@ impl Metrics {
             programming: Family::new_with_constructor(latency_histogram),
             errors: Family::default(),
             refused: Family::default(),
+            drift: Family::default(),
             gateways: Gauge::default(),
             snat_entries: Family::default(),
             snat_usage: Family::default(),
@@ -178,6 +180,14 @@ impl Metrics {
             let _ = m.refused.get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
             });
+        }
+        registry.register(
+            "drift",
+            "Changes to the node's data plane made outside the daemon that its resync found (a programmed item missing or different, or an unexpected one), by kind; each is repaired, or its failure counted in errors_total",
+            m.drift.clone(),
+        );
+        for kind in crate::programmer::drift::KINDS {
+            let _ = m.drift.get_or_create(&KindLabels { kind: kind.into() });
         }
         registry.register(
             "gateways_programmed",
@@ -245,6 +255,24 @@ impl Metrics {
         self.refused
             .get(&ReasonLabels {
                 reason: reason.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Counts one drifted item of `kind`.
+    pub fn drift(&self, kind: &str) {
+        self.drift
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Drifted items of `kind` so far.
+    pub fn drifts(&self, kind: &str) -> u64 {
+        self.drift
+            .get(&KindLabels {
+                kind: kind.to_owned(),
             })
             .map_or(0, |c| c.get())
     }
@@ -347,6 +375,8 @@ mod tests {
             "egress_gateway_programming_duration_seconds_count{kind=\"peer\"} 0",
             "egress_gateway_programming_duration_seconds_count{kind=\"full\"} 0",
             "egress_gateway_conntrack_entries 0",
+            "egress_gateway_drift_total{kind=\"peer\"} 0",
+            "egress_gateway_drift_total{kind=\"nftables\"} 0",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -7,7 +7,7 @@
 //! with a drain. A SIGTERM of a mere restart does neither: the kernel keeps forwarding and
 //! the next instance adopts it, so the load balancer must not move the flows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -20,6 +20,9 @@ use crate::http::Answer;
 #[derive(Debug, Default)]
 struct Inner {
     programmed: RwLock<BTreeSet<String>>,
+    /// The WireGuard interface of each programmed SGC UID (what the sessions query reads;
+    /// not part of the keeper's snapshot).
+    interfaces: RwLock<BTreeMap<String, String>>,
     /// Why the node is being taken out of service (from its Node object), if it is.
     node_drain: RwLock<Option<String>>,
     /// The daemon is draining before it stops (SIGTERM on a node that is going away).
@@ -66,6 +69,21 @@ impl ProbeState {
             *w = uids;
             self.0.changed.notify_one();
         }
+    }
+
+    /// Replaces the WireGuard interface of each programmed SGC UID.
+    pub fn set_interfaces(&self, interfaces: BTreeMap<String, String>) {
+        *self.0.interfaces.write().unwrap_or_else(|p| p.into_inner()) = interfaces;
+    }
+
+    /// The WireGuard interface of a programmed SGC UID.
+    pub fn interface_of(&self, uid: &str) -> Option<String> {
+        self.0
+            .interfaces
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(uid)
+            .cloned()
     }
 
     /// The SGC UIDs currently answered with 200 (when not draining).

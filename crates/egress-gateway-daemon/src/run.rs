@@ -23,13 +23,14 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 
 use crate::desired::HostConfig;
-use crate::http::{Readiness, health_answer, serve};
+use crate::http::{InFlight, Readiness, health_answer, serve, serve_async};
 use crate::inventory::Change;
 use crate::metrics::Metrics;
 use crate::node::NodeIdentity;
 use crate::probe::ProbeState;
 use crate::programmer::{Outputs, Programmer};
 use crate::report::publish_reports;
+use crate::sessions::Sessions;
 use crate::status::{Limits, StatusBook};
 use crate::status_write::{PublishConfig, StatusTarget, write_status};
 
@@ -206,12 +207,27 @@ impl Daemon {
                 stop_rx.clone(),
             )));
         }
+        let sessions = Sessions::new(
+            dataplane.clone(),
+            NetnsRef::Named(config.host.gateway_netns.clone()),
+            probe.clone(),
+        );
         for listener in listeners.health {
-            let (m, r) = (metrics.clone(), readiness.clone());
-            servers.push(tokio::spawn(serve(
+            let (m, r, s) = (metrics.clone(), readiness.clone(), sessions.clone());
+            servers.push(tokio::spawn(serve_async(
                 listener,
-                move |path| health_answer(path, &m, &r),
+                move |path| {
+                    let (m, r, s) = (m.clone(), r.clone(), s.clone());
+                    async move {
+                        if path.starts_with(egress_api::sessions::PATH_PREFIX) {
+                            s.answer(&path).await
+                        } else {
+                            health_answer(&path, &m, &r)
+                        }
+                    }
+                },
                 until_set(stop_rx.clone()),
+                InFlight::Finish,
             )));
         }
         let programmer = Programmer::new(

@@ -3,21 +3,22 @@
 //! written by `status_write` in batches. Besides the original's two lists it carries, per
 //! ready gateway, every peer compactly (PodEndpoint name, key prefix, latest handshake, and
 //! whether the device lacked it at the last sample), the PodEndpoints this node refuses with
-//! the reason, the node's private→public IP map and a heartbeat. That is what `egressctl` and
-//! the operator's PodEndpoint status read.
+//! the reason, the node's private→public IP map, the latest drift the resync repaired and a
+//! heartbeat. That is what `egressctl` and the operator's PodEndpoint status read.
 //!
 //! Size: at most `max_peers` entries of the original list, and the compact lists cut where the
-//! whole object would pass `max_bytes` (`peersTotal` keeps the count); measured at 10,000 peers
-//! in `tests` below and in docs/gateway-daemon.md.
+//! whole object would pass `max_bytes` (`peersTotal` keeps the count), at most
+//! [`MAX_REFUSED`] refusals and [`MAX_DRIFT`] drift records; measured at 10,000 peers in
+//! `tests` below and in docs/gateway-daemon.md.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use egress_api::observed::key_prefix;
 use egress_api::{
-    EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatusSpec, PeerConfiguration, PeerState,
-    RefusedPeer,
+    Drift, EgressIp, GatewayConfiguration, GatewayPeers, GatewayStatusSpec, PeerConfiguration,
+    PeerState, RefusedPeer,
 };
 use tokio::sync::Notify;
 
@@ -27,8 +28,14 @@ use crate::translate::ObjectKey;
 pub const PEERS_TOTAL_ANNOTATION: &str = "egressgateway.kubernetes.azure.com/ready-peers-total";
 /// Most refusals listed (the total is in `refusedTotal`).
 pub const MAX_REFUSED: usize = 100;
-/// Longest refusal message kept.
+/// Most drift records listed, the latest (the total is in `driftTotal`).
+pub const MAX_DRIFT: usize = 20;
+/// Longest refusal message, drift repair or error kept.
 const MAX_MESSAGE: usize = 256;
+
+fn cut(text: &str) -> String {
+    text.chars().take(MAX_MESSAGE).collect()
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Peer {
@@ -46,6 +53,9 @@ struct Book {
     peers: BTreeMap<ObjectKey, Peer>,
     refused: BTreeMap<ObjectKey, (String, String)>,
     egress_ips: Vec<EgressIp>,
+    /// The latest drift, oldest first.
+    drift: VecDeque<Drift>,
+    drift_total: u64,
     /// Counts changes worth writing soon (not handshake times merely moving on).
     version: u64,
 }
@@ -147,8 +157,7 @@ impl StatusBook {
         let mut book = self.lock();
         let changed = match refusal {
             Some((reason, message)) => {
-                let message: String = message.chars().take(MAX_MESSAGE).collect();
-                let entry = (reason.to_string(), message);
+                let entry = (reason.to_string(), cut(message));
                 book.refused.insert(pod_endpoint.clone(), entry.clone()) != Some(entry)
             }
             None => book.refused.remove(pod_endpoint).is_some(),
@@ -207,6 +216,39 @@ impl StatusBook {
         if structural {
             self.touched(&mut book);
         }
+    }
+
+    /// Records the drift one full cycle found (the oldest records beyond [`MAX_DRIFT`] go);
+    /// the peers of `restored` were put back by its apply, so the device has them again
+    /// whatever an earlier sample saw.
+    pub fn record_drift(&self, records: Vec<Drift>, restored: &[ObjectKey]) {
+        if records.is_empty() {
+            return;
+        }
+        let mut book = self.lock();
+        let now = Instant::now();
+        for key in restored {
+            if let Some(p) = book.peers.get_mut(key) {
+                p.missing = false;
+                p.since = now;
+            }
+        }
+        book.drift_total += records.len() as u64;
+        let skip = records.len().saturating_sub(MAX_DRIFT);
+        for mut d in records.into_iter().skip(skip) {
+            d.repair = cut(&d.repair);
+            d.error = d.error.as_deref().map(cut);
+            book.drift.push_back(d);
+        }
+        while book.drift.len() > MAX_DRIFT {
+            book.drift.pop_front();
+        }
+        self.touched(&mut book);
+    }
+
+    /// Drift found since start.
+    pub fn drift_total(&self) -> u64 {
+        self.lock().drift_total
     }
 
     /// The node's private IPs and the public IP each maps to.
@@ -312,6 +354,9 @@ fn build(book: &Book, limits: Limits) -> (GatewayStatusSpec, usize) {
         refused: (!refused.is_empty()).then_some(refused),
         refused_total: (!book.refused.is_empty())
             .then(|| i64::try_from(book.refused.len()).unwrap_or(i64::MAX)),
+        drift: (!book.drift.is_empty()).then(|| book.drift.iter().cloned().collect()),
+        drift_total: (book.drift_total > 0)
+            .then(|| i64::try_from(book.drift_total).unwrap_or(i64::MAX)),
         ..GatewayStatusSpec::default()
     };
     // Room for the compact lists, after the rest, the heartbeat fields (~80 bytes) and each

@@ -154,3 +154,70 @@ fn unchanged_content_is_not_a_change() {
     }]);
     assert_eq!(book.version(), v + 1);
 }
+
+fn drift_record(i: usize) -> Drift {
+    Drift {
+        kind: "peer".into(),
+        change: "missing".into(),
+        pod_endpoint: Some(format!("team-payments/payments-api-7d9c8b6f5-{i:05x}")),
+        interface_name: Some("wg-6000".into()),
+        repair: format!(
+            "wireguard wg-6000 in ns-static-egress-gateway: set peer {} {}",
+            key(i),
+            "x".repeat(400)
+        ),
+        detected_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        ),
+        repaired: true,
+        error: None,
+    }
+}
+
+#[test]
+fn drift_keeps_the_latest_records_and_the_total_and_clears_restored_peers() {
+    let book = book_with(3);
+    book.observe_device("wg-6000", [(key(0), None), (key(1), None)], Instant::now());
+    let lost = pe("team-payments", "payments-api-7d9c8b6f5-00002");
+    assert_eq!(book.missing(), [lost.clone()].into());
+    let v = book.version();
+    // One cycle repairs 25 items; the next one 10 more: the latest 20 are listed.
+    book.record_drift((0..25).map(drift_record).collect(), &[lost]);
+    assert!(book.version() > v, "drift is written soon");
+    assert!(book.missing().is_empty(), "the repair put the peer back");
+    book.record_drift((25..35).map(drift_record).collect(), &[]);
+    book.record_drift(Vec::new(), &[]);
+    let (spec, _, _) = book.document(Limits {
+        max_peers: 0,
+        max_bytes: usize::MAX,
+    });
+    let drift = spec.drift.unwrap();
+    assert_eq!(drift.len(), MAX_DRIFT);
+    assert_eq!(spec.drift_total, Some(35));
+    assert_eq!(book.drift_total(), 35);
+    let first = drift[0].pod_endpoint.as_deref().unwrap();
+    let last = drift[MAX_DRIFT - 1].pod_endpoint.as_deref().unwrap();
+    assert!(
+        first.ends_with("0000f") && last.ends_with("00022"),
+        "{first} {last}"
+    );
+    assert!(drift.iter().all(|d| d.repair.chars().count() == 256));
+}
+
+#[test]
+fn ten_thousand_peers_and_full_drift_records_still_fit_the_budget() {
+    let book = book_with(10_000);
+    book.record_drift((0..100).map(drift_record).collect(), &[]);
+    let limits = Limits {
+        max_peers: 1000,
+        max_bytes: 1_000_000,
+    };
+    let (spec, total, _) = book.document(limits);
+    let bytes = serde_json::to_vec(&spec).unwrap().len();
+    let drift_bytes = serde_json::to_vec(&spec.drift).unwrap().len();
+    eprintln!("10,000 peers and {MAX_DRIFT} drift records: {bytes} bytes ({drift_bytes} of drift)");
+    assert_eq!(total, 10_000);
+    assert_eq!(spec.drift.as_ref().unwrap().len(), MAX_DRIFT);
+    assert!(bytes + 128 <= 1_000_000, "{bytes}");
+    assert!(drift_bytes < 10_000, "{drift_bytes}");
+}

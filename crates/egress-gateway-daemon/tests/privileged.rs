@@ -513,6 +513,8 @@ async fn forged_pod_endpoints_cost_the_victims_stream_nothing_through_resyncs_an
     )
     .unwrap();
     full_cycles(&first, cycles + 3.0).await;
+    // Real wireguard-go with traffic and forgeries through resyncs: nothing reads as drift.
+    assert_eq!(drift_items(&first), 0.0);
 
     first.daemon.terminate();
     first.daemon.wait().await;
@@ -552,8 +554,55 @@ async fn forged_pod_endpoints_cost_the_victims_stream_nothing_through_resyncs_an
         "only the victim's peer, with its own IP"
     );
     eprintln!("forgeries, 3+ resyncs and a restart: {sent} datagrams, 0 lost");
+    assert_eq!(drift_items(&second), 0.0);
+
+    // The victim's peer removed by hand from the real device: the next resync puts it back
+    // and tells (metric, GatewayStatus record naming the PodEndpoint, no longer missing).
+    let public = pod.private_key.public_key();
+    dp.apply(&[egress_dataplane::Op::RemovePeer {
+        device: device(&w, 6000),
+        public_key: public.clone(),
+    }])
+    .await
+    .unwrap();
+    let removed = Instant::now();
+    wait_for("the peer put back and told as drift", WAIT, || async {
+        drift_items(&second) >= 1.0
+    })
+    .await;
+    let repaired_in = removed.elapsed();
+    let back = dp
+        .wireguard
+        .observe(&device(&w, 6000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back.peers.contains_key(&public));
+    assert_eq!(sample(&second, "drift_total", "{kind=\"peer\"}"), Some(1.0));
+    let (spec, _) = second.daemon.status().spec(10);
+    let record = &spec.drift.unwrap()[0];
+    assert_eq!(
+        (
+            record.kind.as_str(),
+            record.change.as_str(),
+            record.repaired
+        ),
+        ("peer", "missing", true)
+    );
+    assert_eq!(record.pod_endpoint.as_deref(), Some("default/zz-victim"));
+    assert!(second.daemon.status().missing().is_empty());
+    eprintln!("a peer removed by hand: put back and told in {repaired_in:?} (resync 300 ms)");
     second.daemon.terminate();
     second.daemon.wait().await;
+}
+
+/// Drifted items the daemon counted, all kinds.
+fn drift_items(running: &Running) -> f64 {
+    let text = running.daemon.metrics().encode().unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("egress_gateway_drift_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Seven TCP connections held open through the daemon's own SNAT (five to one port of the

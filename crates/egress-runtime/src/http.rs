@@ -55,6 +55,21 @@ pub async fn serve_with<F>(
 ) where
     F: Fn(&str) -> Answer + Send + Sync + 'static,
 {
+    let answer = move |path: String| std::future::ready(answer(&path));
+    serve_async(listener, answer, shutdown, in_flight).await;
+}
+
+/// As [`serve_with`], for answers that must wait for something (a device read): `answer`
+/// gets the request path and returns the answer's future.
+pub async fn serve_async<F, Fut>(
+    listener: TcpListener,
+    answer: F,
+    shutdown: impl Future<Output = ()>,
+    in_flight: InFlight,
+) where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Answer> + Send + 'static,
+{
     let answer = Arc::new(answer);
     // Dropping the sender on return wakes every connection task waiting to abort.
     let (_stopped_tx, stopped_rx) = watch::channel(());
@@ -75,8 +90,8 @@ pub async fn serve_with<F>(
         let mut stopped = stopped_rx.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let r = respond(answer(req.uri().path()));
-                async move { Ok::<_, Infallible>(r) }
+                let answered = answer(req.uri().path().to_owned());
+                async move { Ok::<_, Infallible>(respond(answered.await)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc);

@@ -2,15 +2,16 @@
 //! namespace/pod selector reason fits the same `GatewayChoice`), which gateway nodes could
 //! carry its tunnel and which one does (the freshest handshake), its egress IP, whether a
 //! destination is tunnelled or excluded, and for every hop (gateway, PodEndpoint, each gateway
-//! node's daemon, gateway and peer, the pod's routes) whether it is in place — all from what
-//! the operator, the gateway daemons and the CNI managers publish.
+//! node's daemon, gateway and peer, the pod's routes) whether it is in place, and what a
+//! daemon recently repaired on the pod's path after it was changed by hand (drift) — all from
+//! what the operator, the gateway daemons and the CNI managers publish.
 
 use std::net::IpAddr;
 
-use egress_api::PodEndpoint;
 use egress_api::constants::POD_ANNOTATION;
 use egress_api::observed::{self, PeerOnNode, SESSION_SECONDS};
 use egress_api::selection::{Choice, Selectors};
+use egress_api::{Drift, PodEndpoint};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -23,8 +24,8 @@ use crate::status::{GatewayNode, gateway_nodes};
 /// Annotation the CNI manager puts on a PodEndpoint: the sandbox it belongs to.
 const CONTAINER_ID_ANNOTATION: &str = "egressgateway.kubernetes.azure.com/container-id";
 
-/// How one hop looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How one hop looks (in increasing severity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HopState {
     /// In place.
@@ -84,6 +85,9 @@ pub struct NodeView {
     pub peer: String,
     /// Seconds since the peer's latest handshake there, if any.
     pub handshake_age_seconds: Option<i64>,
+    /// The latest drift on the pod's path the node's daemon found (and repaired, or not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
     /// This node carries the pod's tunnel now (freshest live handshake).
     pub carries: bool,
 }
@@ -418,11 +422,23 @@ fn explain_nodes(
         {
             best = Some((i, h));
         }
-        node_hop(n, &peer, handshake.map(|h| now.as_second() - h), out);
+        let drift =
+            status.and_then(|s| observed::drift_for(s, observed::ready_interface(s, sgc), pe));
+        let age = handshake.map(|h| now.as_second() - h);
+        let (state, detail) = node_hop(n, &peer, age);
+        let (state, detail) = match drift.filter(|_| !n.daemon.is_down()) {
+            Some(d) => {
+                let (s, words) = drift_words(d, now);
+                (state.max(s), format!("{detail}; {words}"))
+            }
+            None => (state, detail),
+        };
+        out.hop(format!("gateway node {}", n.node), state, detail);
         out.nodes.push(NodeView {
             node: n.clone(),
             peer: peer_words(&peer),
-            handshake_age_seconds: handshake.map(|h| now.as_second() - h),
+            handshake_age_seconds: age,
+            drift: drift.cloned(),
             carries: false,
         });
     }
@@ -455,10 +471,10 @@ fn explain_nodes(
     }
 }
 
-fn node_hop(n: &GatewayNode, peer: &PeerOnNode<'_>, age: Option<i64>, out: &mut Explanation) {
-    let name = format!("gateway node {}", n.node);
+/// How a node looks for the pod's peer there (before any drift).
+fn node_hop(n: &GatewayNode, peer: &PeerOnNode<'_>, age: Option<i64>) -> (HopState, String) {
     let iface = n.interface.as_deref().unwrap_or("the gateway's interface");
-    let (state, detail) = if n.daemon.state == "absent" {
+    if n.daemon.state == "absent" {
         (HopState::Fail, "no GatewayStatus: the gateway daemon never ran on this node (is the DaemonSet scheduled there?)".to_string())
     } else if n.daemon.is_down() {
         (
@@ -508,8 +524,56 @@ fn node_hop(n: &GatewayNode, peer: &PeerOnNode<'_>, age: Option<i64>, out: &mut 
                 format!("the pod's peer is not on {iface} (yet): the daemon has not programmed it"),
             ),
         }
+    }
+}
+
+/// What a drift record says, and how serious it is at `now`: a failed repair is a failure; a
+/// repair within [`observed::DRIFT_RECENT_SECONDS`] a warning; an older one information.
+fn drift_words(d: &Drift, now: Timestamp) -> (HopState, String) {
+    let place = d.interface_name.as_deref().unwrap_or("the node");
+    let what = match (d.kind.as_str(), d.pod_endpoint.is_some()) {
+        ("peer", true) => "the pod's peer".to_string(),
+        ("route", true) => format!("the pod's route via {place}"),
+        (kind, _) => format!("a {kind} item of {place}"),
     };
-    out.hop(name, state, detail);
+    let how = match d.change.as_str() {
+        "missing" if d.pod_endpoint.is_some() && d.kind == "peer" => {
+            format!("was removed from {place}")
+        }
+        "missing" => "was removed".to_string(),
+        "changed" => "was changed".to_string(),
+        _ => "appeared".to_string(),
+    };
+    let age = now.as_second() - d.detected_time.0.as_second();
+    let found = format!(
+        "{what} {how} outside the daemon: its resync found it at {} ({age}s ago)",
+        d.detected_time.0
+    );
+    if !d.repaired {
+        return (
+            HopState::Fail,
+            format!(
+                "{found} and could not repair it ({}); it retries at its next resync",
+                d.error.as_deref().unwrap_or("no reason given")
+            ),
+        );
+    }
+    let fix = match d.change.as_str() {
+        "unexpected" => "removed it",
+        "missing" => "put it back",
+        _ => "restored it",
+    };
+    let state = if observed::drift_is_recent(d, now) {
+        HopState::Warn
+    } else {
+        HopState::Info
+    };
+    (
+        state,
+        format!(
+            "{found} and {fix}; the pod's traffic through this node may have failed until then"
+        ),
+    )
 }
 
 fn routes_hop(pe: &PodEndpoint, out: &mut Explanation) {

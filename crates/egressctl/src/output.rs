@@ -85,6 +85,7 @@ pub fn status_table(r: &StatusReport) -> String {
                 "PEERS",
                 "MISSING",
                 "HANDSHAKES<3M",
+                "DRIFT<10M",
             ]
             .map(String::from)
             .to_vec(),
@@ -103,6 +104,7 @@ pub fn status_table(r: &StatusReport) -> String {
                 n.peers.to_string(),
                 n.missing.to_string(),
                 n.recent_handshakes.to_string(),
+                n.recent_drift.to_string(),
             ]);
         }
         for line in columns(&rows).lines() {

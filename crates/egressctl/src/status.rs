@@ -61,6 +61,12 @@ pub struct GatewayNode {
     pub missing: usize,
     /// Peers with a handshake within a WireGuard session's lifetime (180 s) of the last report.
     pub recent_handshakes: usize,
+    /// Changes made outside the daemon to this gateway or the node that its resync found in
+    /// the last 10 minutes (`DRIFT_RECENT_SECONDS`).
+    pub recent_drift: usize,
+    /// The latest of them, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_drift: Option<String>,
 }
 
 /// The gateway nodes of `sgc` (the operator's list in its VM configuration, joined with
@@ -105,6 +111,7 @@ pub fn gateway_nodes(
                 },
             };
             let interface = status.and_then(|s| observed::ready_interface(s, &key));
+            let drift = status.map_or_else(Vec::new, |s| observed::recent_drift(s, interface, now));
             let peers = status.and_then(|s| observed::gateway_peers(s, &key));
             let reported = status
                 .and_then(|s| s.spec.heartbeat_time.as_ref())
@@ -132,9 +139,30 @@ pub fn gateway_nodes(
                         .filter(|p| p.handshake.is_some_and(|h| reported - h < SESSION_SECONDS))
                         .count()
                 }),
+                recent_drift: drift.len(),
+                latest_drift: drift.last().map(|d| drift_words(d)),
             }
         })
         .collect()
+}
+
+/// One drift record in a few words.
+fn drift_words(d: &egress_api::Drift) -> String {
+    let owner = d
+        .pod_endpoint
+        .as_deref()
+        .map(|pe| format!(" of {pe}"))
+        .unwrap_or_default();
+    let place = d.interface_name.as_deref().unwrap_or("the node");
+    let outcome = if d.repaired {
+        "repaired".to_string()
+    } else {
+        format!("repair failed: {}", d.error.as_deref().unwrap_or("?"))
+    };
+    format!(
+        "{} {}{owner} on {place} at {} ({outcome})",
+        d.kind, d.change, d.detected_time.0
+    )
 }
 
 /// A pod using a gateway.
@@ -233,6 +261,14 @@ fn gateway(sgc: &StaticGatewayConfiguration, snap: &Snapshot, now: Timestamp) ->
             problems.push(format!(
                 "gateway node {}: the gateway is not programmed there",
                 n.node
+            ));
+        }
+        if let Some(latest) = &n.latest_drift
+            && !n.daemon.is_down()
+        {
+            problems.push(format!(
+                "gateway node {}: {} change(s) made outside the daemon in the last 10 minutes, latest: {latest}",
+                n.node, n.recent_drift
             ));
         }
         if n.missing > 0 {

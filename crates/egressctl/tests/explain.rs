@@ -3,8 +3,9 @@
 //! gateway daemons and the CNI manager publish for a healthy pod, it names the gateway node
 //! that carries the tunnel and its public egress IP (exit 0); it pinpoints the broken hop
 //! (exit 1) when that node's daemon stopped (stale heartbeat), when its peer was removed from
-//! the WireGuard device by hand (the daemon's sample flags it missing), and tells when a
-//! destination is excluded from the tunnel.
+//! the WireGuard device by hand (the daemon's sample flags it missing; once its resync put it
+//! back, the drift record names what happened: a warning for 10 minutes, a failure if the
+//! repair failed), and tells when a destination is excluded from the tunnel.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -375,4 +376,78 @@ async fn a_missing_pod_and_a_usage_error_have_their_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("egressctl"));
+}
+
+/// gw-0's GatewayStatus, healthy again, with the drift record its daemon wrote when its
+/// resync put the pod's peer back `ago` seconds ago (`repaired`, or failed).
+async fn drift_on_gw0(c: &Cluster, ago: i64, repaired: bool) -> (i32, Value) {
+    let mut status = gateway_status("gw-0", "10.0.1.5", "203.0.113.10", Some(5), 5, false);
+    let mut record = json!({
+        "kind": "peer", "change": "missing", "podEndpoint": "demo/web", "interfaceName": "wg-6000",
+        "repair": format!("wireguard wg-6000 in ns-static-egress-gateway: set peer {KEY} allowed-ips 10.244.1.7/32"),
+        "detectedTime": rfc3339(ago), "repaired": repaired,
+    });
+    if !repaired {
+        record["error"] = json!("failed to update the peers of wg-6000: device busy");
+    }
+    // Another pod's drift on the same node is not on this pod's path.
+    let other = json!({
+        "kind": "peer", "change": "missing", "podEndpoint": "demo/other", "interfaceName": "wg-6000",
+        "repair": "x", "detectedTime": rfc3339(1), "repaired": false,
+    });
+    status["spec"]["drift"] = json!([record, other]);
+    status["spec"]["driftTotal"] = json!(2);
+    set_gw0(c, status).await;
+    egressctl(c, &["explain", "pod", "web", "-n", NS]).await
+}
+
+#[tokio::test]
+async fn a_peer_removed_by_hand_and_put_back_is_named_on_its_node() {
+    let c = cluster().await;
+    healthy(&c).await;
+    // Repaired 30 s ago: the tunnel works again, but nobody is left wondering (exit 1).
+    let (code, e) = drift_on_gw0(&c, 30, true).await;
+    assert_eq!(code, 1, "{e:#}");
+    let h = hop(&e, "gateway node gw-0");
+    assert_eq!(h["state"], "warn", "{h:#}");
+    let detail = h["detail"].as_str().unwrap();
+    for want in [
+        "peer on wg-6000",
+        "the pod's peer was removed from wg-6000 outside the daemon",
+        "put it back",
+    ] {
+        assert!(detail.contains(want), "{want:?} not in {detail}");
+    }
+    assert_eq!(e["nodes"][0]["drift"]["podEndpoint"], "demo/web", "{e:#}");
+    assert_eq!(e["carriedBy"], "gw-0", "{e:#}");
+    assert_eq!(hop(&e, "gateway node gw-1")["state"], "ok");
+    // `status` counts the node's recent drift on this gateway (this pod's and another's).
+    let (code, st) = egressctl(&c, &["status", "-n", NS]).await;
+    assert_eq!(code, 1, "{st:#}");
+    let g = &st["gateways"][0];
+    assert_eq!(g["nodes"][0]["recentDrift"], 2, "{st:#}");
+    assert_eq!(g["nodes"][1]["recentDrift"], 0, "{st:#}");
+    let problems = g["problems"].to_string();
+    assert!(
+        problems.contains("gateway node gw-0: 2 change(s) made outside the daemon in the last 10 minutes, latest: peer missing of demo/other on wg-6000"),
+        "{problems}"
+    );
+
+    // Twenty minutes later it is history: information, exit 0.
+    let (code, e) = drift_on_gw0(&c, 1200, true).await;
+    assert_eq!(code, 0, "{e:#}");
+    assert_eq!(hop(&e, "gateway node gw-0")["state"], "info", "{e:#}");
+
+    // A repair that failed is the broken hop, with the daemon's reason.
+    let (code, e) = drift_on_gw0(&c, 30, false).await;
+    assert_eq!(code, 1, "{e:#}");
+    let h = hop(&e, "gateway node gw-0");
+    assert_eq!(h["state"], "fail", "{h:#}");
+    assert!(
+        h["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not repair it (failed to update the peers of wg-6000: device busy)"),
+        "{h:#}"
+    );
 }

@@ -153,6 +153,11 @@ impl HealthBook {
         self.gateways.get(sgc)?.stable.as_ref()
     }
 
+    /// The UID of an SGC's gateway (its probe and sessions paths name it).
+    pub fn uid(&self, sgc: &SgcRef) -> Option<&str> {
+        self.gateways.get(sgc).map(|g| g.uid.as_str())
+    }
+
     /// Every (SGC, UID, node) to probe.
     pub fn probes(&self) -> BTreeSet<(SgcRef, String, IpAddr)> {
         self.gateways

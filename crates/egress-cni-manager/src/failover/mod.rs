@@ -9,18 +9,22 @@
 //! SGC whenever the healthy set of that SGC's gateways changes.
 //!
 //! Phases, each a module: `records` (observe: the node's established tunnels), `targets` and
-//! `prober` (observe: where and how the gateways answer), `health` (pure: the healthy set and
-//! its changes), `episode` (pure: what to do to each tunnel, from its counters), `tunnels`
-//! (apply: read counters, re-create a peer). This module runs them in one loop.
+//! `prober` (observe: where and how the gateways answer), `sessions` (observe: which gateway
+//! node holds each tunnel's session; pure: which tunnels a loss spares), `health` (pure: the
+//! healthy set and its changes), `episode` (pure: what to do to each tunnel, from its
+//! counters), `tunnels` (apply: read counters, re-create a peer). This module runs them in
+//! one loop.
 
 pub mod episode;
 pub mod health;
 pub mod prober;
 pub mod records;
+pub mod sessions;
 pub mod targets;
 pub mod tunnels;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +41,7 @@ use episode::{Action, Episodes, Timing, TunnelStats};
 use health::{HealthBook, HealthChange, SgcRef};
 use prober::{ProbeResult, ProbeSettings, Prober};
 use records::RecordScanner;
+use sessions::SessionMap;
 use targets::{GatewayMap, UidCache};
 use tunnels::{DataplaneTunnels, PodTunnels};
 
@@ -54,6 +59,9 @@ pub struct FailoverSettings {
     pub probe: ProbeSettings,
     /// What happens to tunnels after a change.
     pub timing: Timing,
+    /// Port of the gateway daemons' sessions query (their health port); `None`: every
+    /// tunnel of an SGC is reset when one of its gateway nodes is lost.
+    pub sessions_port: Option<u16>,
 }
 
 impl Default for FailoverSettings {
@@ -65,6 +73,7 @@ impl Default for FailoverSettings {
                 timeout: Duration::from_millis(500),
             },
             timing: Timing::default(),
+            sessions_port: Some(egress_api::sessions::DEFAULT_PORT),
         }
     }
 }
@@ -113,7 +122,20 @@ struct Loop {
     episodes: Episodes,
     scans: u32,
     first_scan: bool,
+    /// Where each SGC's tunnels held their sessions at the last refresh (only while its
+    /// healthy set is unchanged).
+    sessions: BTreeMap<SgcRef, SessionMap>,
+    /// When each SGC's healthy set last changed (refreshes started before are stale).
+    changed_at: BTreeMap<SgcRef, Instant>,
+    /// SGCs whose last refresh failed (logged once per failing spell).
+    refresh_failing: BTreeSet<SgcRef>,
+    refreshed: mpsc::Sender<Refreshed>,
+    /// When the next sessions refresh starts.
+    next_refresh: Instant,
 }
+
+/// A finished sessions refresh of an SGC.
+type Refreshed = (SgcRef, Result<SessionMap, sessions::QueryError>);
 
 /// Runs failover until cancelled: watches GatewayVMConfigurations, probes the gateways of
 /// the SGCs whose tunnels are recorded in `records_dir`, and re-handshakes those tunnels
@@ -132,6 +154,7 @@ pub async fn run(
         cancel.clone(),
     ));
     let (results_tx, mut results) = mpsc::channel::<ProbeResult>(1024);
+    let (refreshed, mut refreshes) = mpsc::channel::<Refreshed>(64);
     let mut l = Loop {
         prober: Prober::new(options.settings.probe, results_tx),
         episodes: Episodes::new(options.settings.timing),
@@ -145,6 +168,11 @@ pub async fn run(
         health: HealthBook::default(),
         scans: 0,
         first_scan: true,
+        sessions: BTreeMap::new(),
+        changed_at: BTreeMap::new(),
+        refresh_failing: BTreeSet::new(),
+        refreshed,
+        next_refresh: Instant::now() + sessions::REFRESH.mul_f64(fastrand::f64() / 5.0),
     };
     tracing::info!(records = %l.scanner.dir().display(), "gateway failover watching");
     let mut next_scan = Instant::now();
@@ -152,7 +180,8 @@ pub async fn run(
         let wake = l
             .episodes
             .next_due()
-            .map_or(next_scan, |t| t.min(next_scan));
+            .map_or(next_scan, |t| t.min(next_scan))
+            .min(l.next_refresh);
         tokio::select! {
             () = cancel.cancelled() => return,
             Some(r) = results.recv() => {
@@ -160,11 +189,17 @@ pub async fn run(
                 l.publish_health(&r.sgc);
                 l.handle_changes(change.into_iter().collect()).await;
             }
+            Some((sgc, result)) = refreshes.recv() => l.refreshed(sgc, result),
             Ok(()) = l.gateways.changed() => l.refresh_targets().await,
             () = tokio::time::sleep_until(wake.into()) => {
                 if Instant::now() >= next_scan {
                     next_scan = Instant::now() + RESCAN;
                     l.rescan().await;
+                }
+                if Instant::now() >= l.next_refresh {
+                    l.next_refresh =
+                        Instant::now() + sessions::REFRESH.mul_f64(0.75 + fastrand::f64() / 2.0);
+                    l.refresh_sessions();
                 }
                 l.work(Instant::now()).await;
             }
@@ -223,6 +258,10 @@ impl Loop {
         } else {
             Vec::new()
         };
+        if self.tunnels.keys().ne(now.keys()) {
+            // New tunnels are placed by the next refresh; until then a loss resets them.
+            self.refresh_soon(sessions::AFTER_TUNNELS_CHANGED);
+        }
         self.tunnels = now;
         self.first_scan = false;
         // A previous manager may have stopped in the middle of an episode: no tunnel keeps
@@ -270,17 +309,97 @@ impl Loop {
                 "gateway health changed: re-handshaking this node's tunnels of the gateway"
             );
             self.metrics.failover_episodes.inc();
+            let placed: Vec<(String, IpAddr)> = tunnels
+                .iter()
+                .filter_map(|id| Some((id.clone(), IpAddr::V4(self.tunnels.get(id)?.pod_ip))))
+                .collect();
+            let map = self.sessions.remove(&change.sgc);
+            let spared = match self.options.settings.sessions_port {
+                Some(_) => sessions::spared(map.as_ref(), &change.before, &change.after, &placed),
+                None => BTreeSet::new(),
+            };
+            self.changed_at.insert(change.sgc.clone(), Instant::now());
+            // The tunnels re-handshake within about a second: place them again soon.
+            self.refresh_soon(sessions::AFTER_HEALTH_CHANGED);
+            if !spared.is_empty() {
+                tracing::info!(sgc = %change.sgc, spared = spared.len(), reset = tunnels.len() - spared.len(), "tunnels whose session is on a surviving gateway node keep it");
+            }
+            let reset = tunnels.into_iter().filter(|id| !spared.contains(id));
             let mut jitter = fastrand::f64;
-            let actions = self.episodes.start(
-                &change.sgc,
-                !change.after.is_empty(),
-                tunnels,
-                Instant::now(),
-                &mut jitter,
-            );
+            let now = Instant::now();
+            let healthy = !change.after.is_empty();
+            let actions = self
+                .episodes
+                .start(&change.sgc, healthy, reset, now, &mut jitter);
+            for id in &spared {
+                // Still watched: a flow the load balancer moves after all gets kicked.
+                self.episodes.adopt(&change.sgc, id, now);
+            }
+            self.metrics
+                .tunnel_actions
+                .get_or_create(&crate::metrics::ActionLabels {
+                    action: "spared".into(),
+                })
+                .inc_by(spared.len() as u64);
             self.execute(actions).await;
         }
         self.work(Instant::now()).await;
+    }
+
+    /// Starts a sessions refresh of every SGC in use whose healthy set is known (each on its
+    /// own task; the answers come back through `refreshed`).
+    fn refresh_sessions(&self) {
+        let Some(port) = self.options.settings.sessions_port else {
+            return;
+        };
+        for sgc in self.wanted() {
+            let (Some(healthy), Some(uid)) = (self.health.healthy(&sgc), self.health.uid(&sgc))
+            else {
+                continue;
+            };
+            if healthy.is_empty() {
+                continue;
+            }
+            let pods: Vec<IpAddr> = self
+                .tunnels
+                .values()
+                .filter(|r| sgc_of(r).as_ref() == Some(&sgc))
+                .map(|r| IpAddr::V4(r.pod_ip))
+                .collect();
+            let task = sessions::refresh(healthy.clone(), port, uid.to_owned(), pods);
+            let tx = self.refreshed.clone();
+            tokio::spawn(async move {
+                let _ = tx.send((sgc, task.await)).await;
+            });
+        }
+    }
+
+    /// Brings the next sessions refresh forward to at most `after` from now.
+    fn refresh_soon(&mut self, after: Duration) {
+        self.next_refresh = self.next_refresh.min(Instant::now() + after);
+    }
+
+    /// Keeps a refresh's map when nothing changed since it started.
+    fn refreshed(&mut self, sgc: SgcRef, result: Result<SessionMap, sessions::QueryError>) {
+        match result {
+            Ok(map) => {
+                if self.refresh_failing.remove(&sgc) {
+                    tracing::info!(%sgc, "sessions of the gateway nodes located again");
+                }
+                let current = self.health.healthy(&sgc) == Some(&map.asked)
+                    && self.changed_at.get(&sgc).is_none_or(|t| *t < map.taken);
+                if current {
+                    self.sessions.insert(sgc, map);
+                }
+            }
+            Err(e) => {
+                self.metrics.session_query_errors.inc();
+                if self.refresh_failing.insert(sgc.clone()) {
+                    tracing::warn!(%sgc, "{}; until it answers, a lost gateway node re-handshakes every tunnel of the gateway on this node", crate::error_chain(&e));
+                }
+                self.sessions.remove(&sgc);
+            }
+        }
     }
 
     /// Everything due: ended episodes, resets, counter reads and what they call for.

@@ -6,7 +6,7 @@ mod kernel;
 mod userspace;
 
 pub use kernel::KernelWireGuard;
-pub use userspace::{UserspaceConfig, UserspaceWireGuard};
+pub use userspace::{UserspaceConfig, UserspaceWireGuard, uapi_name};
 
 use std::collections::BTreeSet;
 use std::io;

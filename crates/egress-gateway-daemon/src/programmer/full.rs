@@ -4,7 +4,8 @@
 //! apply. A gateway whose own step fails (busy port, refused device) is held back and the rest
 //! of the node is planned again without it, so one bad gateway never blocks the others and
 //! leaves nothing half-configured. A node-level failure keeps what is known to be programmed
-//! and asks for a retry.
+//! and asks for a retry. What the plan repairs of the previous cycle's work is drift
+//! (`drift`), published with its outcome (`repairs`).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use egress_dataplane::{
     ObservedState, WgDeviceId, observe_request_for_gateway_node, plan_gateway_node,
 };
 
+use super::repairs::Repairs;
 use super::scope::{Scope, incomplete, scope};
 use super::{Programmer, error_chain};
 use crate::desired::Desired;
@@ -22,6 +24,10 @@ use crate::translate::{GatewayError, PeerError};
 
 /// Most gateways held back in one cycle before giving up until the retry.
 const MAX_HOLDS: usize = 16;
+
+/// How a full cycle ended: applied (and whether every peer was taken, so the state is known
+/// to be in the kernel), or failed (with the desired state when it got that far).
+type Outcome = Result<(Desired, bool), Option<Desired>>;
 
 impl Programmer {
     pub(super) async fn full_cycle(&mut self) {
@@ -32,7 +38,10 @@ impl Programmer {
         self.quarantine
             .retain(|k, _| inventory.sgcs.contains_key(k));
         let mut holds = 0;
-        let outcome = loop {
+        let trusted = self.in_kernel;
+        self.in_kernel = false;
+        let mut repairs = Repairs::default();
+        let outcome: Outcome = loop {
             let mut desired = match Desired::gateways(
                 &self.inventory,
                 &self.node,
@@ -67,16 +76,20 @@ impl Programmer {
             incumbents.extend(self.kernel_peers(&desired, &observed));
             desired.place_all_peers(&self.inventory, &incumbents);
             let ops = plan_gateway_node(&desired.state, &observed);
+            let found = self.drift(trusted, &observed, &ops);
             tracing::info!(
                 ops = ops.len(),
                 gateways = desired.gateways.len(),
                 peers = desired.peers.len(),
                 "programming the node"
             );
-            match self.dataplane.apply(&ops).await {
+            let result = self.dataplane.apply(&ops).await;
+            repairs.note(found, &ops, &result);
+            match result {
                 Ok(report) => {
+                    let clean = report.peer_failures.is_empty();
                     self.peer_failures(&mut desired, report.peer_failures);
-                    break Ok(desired);
+                    break Ok((desired, clean));
                 }
                 Err(e) => {
                     self.out.metrics.error(e.source.category());
@@ -96,11 +109,22 @@ impl Programmer {
                 }
             }
         };
+        self.conclude(outcome, repairs).await;
+        self.out.metrics.programming("full", started.elapsed());
+        for since in pending.values() {
+            self.out.metrics.programming("peer", since.elapsed());
+        }
+    }
+
+    /// Keeps what the cycle programmed (all of it, or after a node-level failure what the
+    /// kernel has completely) and publishes it, with the drift it repaired and the errors.
+    async fn conclude(&mut self, outcome: Outcome, repairs: Repairs) {
         match outcome {
-            Ok(desired) => {
+            Ok((desired, clean)) => {
                 self.programmed = desired.gateways.keys().copied().collect();
                 self.desired = Some(desired);
                 self.needs_full = false;
+                self.in_kernel = clean;
             }
             Err(desired) => {
                 self.needs_full = true;
@@ -111,11 +135,8 @@ impl Programmer {
             }
         }
         self.publish_gateways();
+        self.publish_drift(repairs);
         self.report_all();
-        self.out.metrics.programming("full", started.elapsed());
-        for since in pending.values() {
-            self.out.metrics.programming("peer", since.elapsed());
-        }
     }
 
     /// The exact peers (one allowed IP) the kernel has on the tunnels of `desired`.

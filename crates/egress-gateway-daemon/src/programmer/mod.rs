@@ -5,10 +5,14 @@
 //! (`peers`: one peer and its route added or removed), never reading or rewriting the rest.
 //!
 //! It publishes what it programmed to the probe, the status book and the metrics, and queues
-//! Events for rejected objects (each message once until it changes).
+//! Events for rejected objects (each message once until it changes). A full cycle also tells
+//! drift (`drift`: what changed outside the daemon since it last programmed the node) and
+//! publishes its repairs (`repairs`).
 
+pub mod drift;
 mod full;
 mod peers;
+mod repairs;
 pub mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,6 +56,9 @@ pub struct Programmer {
     host: HostConfig,
     inventory: Inventory,
     desired: Option<Desired>,
+    /// `desired` is known to be what the kernel holds (the last apply succeeded wholly), so
+    /// the next full cycle may read differences as drift.
+    in_kernel: bool,
     quarantine: Quarantine,
     programmed: BTreeSet<u16>,
     pending_peers: BTreeMap<ObjectKey, Instant>,
@@ -79,6 +86,7 @@ impl Programmer {
             host,
             inventory: Inventory::default(),
             desired: None,
+            in_kernel: false,
             quarantine: Quarantine::new(),
             programmed: BTreeSet::new(),
             pending_peers: BTreeMap::new(),
@@ -171,6 +179,12 @@ impl Programmer {
         self.out
             .probe
             .set_programmed(ready.iter().map(|g| g.uid.clone()).collect());
+        self.out.probe.set_interfaces(
+            ready
+                .iter()
+                .map(|g| (g.uid.clone(), Self::interface(g.port).to_string()))
+                .collect(),
+        );
         self.out.metrics.set_gateways(ready.len());
         let gateways = ready
             .iter()

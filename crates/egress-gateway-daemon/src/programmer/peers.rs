@@ -94,8 +94,13 @@ impl Programmer {
         let ops = change_ops(&netns, changes.values());
         if !ops.is_empty() {
             match self.dataplane.apply(&ops).await {
-                Ok(report) => self.peer_failures(&mut desired, report.peer_failures),
+                Ok(report) => {
+                    // A refused peer may be half there: not a state to read drift against.
+                    self.in_kernel &= report.peer_failures.is_empty();
+                    self.peer_failures(&mut desired, report.peer_failures);
+                }
                 Err(e) => {
+                    self.in_kernel = false;
                     // A route op failed: the kernel and the desired state may differ now.
                     self.out.metrics.error(e.source.category());
                     tracing::error!(error = %error_chain(&e), "failed to apply peer changes; the node will be re-programmed");

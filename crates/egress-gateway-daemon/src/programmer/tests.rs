@@ -247,3 +247,95 @@ async fn forged_pod_endpoints_never_take_a_slot_at_resync_or_restart() {
     assert_eq!(kernel(&fake), programmed);
     assert_eq!(restarted.out.metrics.refusals("key_taken"), 1);
 }
+
+#[tokio::test]
+async fn a_peer_removed_by_hand_is_put_back_at_the_resync_and_reported_as_drift() {
+    let fake = fake_node();
+    let (mut p, mut rx) = programmer(&fake);
+    let gw = Gw::new("gw-a", 6000, "10.0.0.10");
+    let key = random_pub();
+    let pes = vec![
+        pod_endpoint("web", "gw-a", "10.244.1.5/32", &key),
+        pod_endpoint("other", "gw-a", "10.244.1.6/32", &random_pub()),
+    ];
+    start(&mut p, &[&gw], pes.clone()).await;
+    // An event-driven change in between is not drift.
+    for c in arrive(pod_endpoint("late", "gw-a", "10.244.1.7/32", &random_pub())) {
+        p.apply_change(c);
+    }
+    p.flush().await;
+    p.resync().await;
+    assert_eq!(p.out.status.drift_total(), 0);
+
+    let public: egress_dataplane::PublicKey = key.parse().unwrap();
+    fake.dataplane()
+        .apply(&[egress_dataplane::Op::RemovePeer {
+            device: device(6000),
+            public_key: public.clone(),
+        }])
+        .await
+        .unwrap();
+    // The sampler saw it missing before the resync.
+    let seen = fake.snapshot().wireguard[&device(6000)]
+        .peers
+        .keys()
+        .map(|k| (k.to_base64(), None))
+        .collect::<Vec<_>>();
+    p.out
+        .status
+        .observe_device("wg-6000", seen, std::time::Instant::now());
+    assert_eq!(p.out.status.missing().len(), 1);
+
+    p.resync().await;
+    assert!(
+        fake.snapshot().wireguard[&device(6000)]
+            .peers
+            .contains_key(&public)
+    );
+    assert!(p.out.status.missing().is_empty(), "the repair put it back");
+    assert_eq!(p.out.metrics.drifts("peer"), 1);
+    assert_eq!(p.out.metrics.drifts("route"), 0);
+    let (spec, _) = p.out.status.spec(10);
+    let drift = spec.drift.unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    let d = &drift[0];
+    assert_eq!(
+        (
+            d.kind.as_str(),
+            d.change.as_str(),
+            d.pod_endpoint.as_deref(),
+            d.interface_name.as_deref(),
+            d.repaired
+        ),
+        (
+            "peer",
+            "missing",
+            Some("default/web"),
+            Some("wg-6000"),
+            true
+        )
+    );
+    assert_eq!(spec.drift_total, Some(1));
+    let report = rx.try_recv().unwrap();
+    assert_eq!(
+        (report.reason.as_str(), report.object.name.as_deref()),
+        ("DriftRepaired", Some("web"))
+    );
+    assert!(
+        report
+            .note
+            .starts_with("the peer of PodEndpoint default/web was missing from wg-6000"),
+        "{}",
+        report.note
+    );
+
+    // Repaired: the next resync finds nothing more; a restarted daemon (no previous state of
+    // its own) reports nothing either.
+    p.resync().await;
+    assert_eq!(p.out.status.drift_total(), 1);
+    let (mut restarted, mut rx2) = programmer(&fake);
+    start(&mut restarted, &[&gw], pes).await;
+    restarted.resync().await;
+    assert_eq!(restarted.out.status.drift_total(), 0);
+    assert!(rx2.try_recv().is_err());
+}

@@ -106,6 +106,7 @@ fn every_metric_of_the_dashboard_and_the_alerts_exists() {
         "EgressGatewayHandshakeStale",
         "EgressAzureThrottling",
         "EgressSnatPortsExhausting",
+        "EgressGatewayDrift",
     ] {
         assert!(
             alerts.iter().any(|a| a == want),

@@ -365,15 +365,15 @@ impl Cluster {
                     }
                     progress(format!("starting egress-gateway-daemon on {}", n.spec.name));
                     partial.start(
-                        images::wrap(
+                        gateway_priority(images::wrap(
                             images,
                             images::GATEWAY_LB_PROBE,
                             components::gateway_lb_probe(program, n, &state_file),
-                        ),
+                        )),
                         &dir,
                     )?;
                     partial.start(
-                        images::wrap(
+                        gateway_priority(images::wrap(
                             images,
                             images::GATEWAY_DAEMON,
                             components::gateway_daemon(
@@ -384,7 +384,7 @@ impl Cluster {
                                 2 * u64::from(scenario.probe_interval_seconds),
                                 &state_file,
                             ),
-                        ),
+                        )),
                         &dir,
                     )?;
                 }
@@ -523,6 +523,20 @@ struct Partial {
     state: Arc<Mutex<StateFile>>,
     procs: Vec<Started>,
     launches: Vec<Launch>,
+}
+
+/// CPU priority of a gateway node's processes (the daemon, its wireguard-go, the probe
+/// keeper): a real gateway node has CPUs of its own, here it shares two cores with every pod's
+/// wireguard-go and the measurements, which at hundreds of pods starves the gateways and
+/// measures the machine instead (docs/simulator.md). Containers (`--images`) keep theirs.
+const GATEWAY_NICE: i32 = -10;
+
+fn gateway_priority(launch: Launch) -> Launch {
+    if launch.program.ends_with("podman") {
+        launch
+    } else {
+        launch.niced(GATEWAY_NICE)
+    }
 }
 
 impl Partial {

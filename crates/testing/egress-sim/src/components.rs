@@ -115,6 +115,8 @@ pub mod chart_defaults {
     pub const GATEWAY_PROBE_INTERVAL_MS: u64 = 500;
     /// `cniManager.gatewayProbeTimeoutMs`.
     pub const GATEWAY_PROBE_TIMEOUT_MS: u64 = 500;
+    /// `gatewayDaemon.healthPort` (the daemons' sessions query).
+    pub const GATEWAY_SESSIONS_PORT: u16 = 8081;
     /// `cniManager.failoverSettleSeconds`.
     pub const FAILOVER_SETTLE_SECONDS: u64 = 15;
 }
@@ -160,6 +162,7 @@ pub fn cni_manager(
                 d::GATEWAY_PROBE_INTERVAL_MS
             ),
             format!("--gateway-probe-timeout-ms={}", d::GATEWAY_PROBE_TIMEOUT_MS),
+            format!("--gateway-sessions-port={}", d::GATEWAY_SESSIONS_PORT),
             format!("--failover-settle-seconds={}", d::FAILOVER_SETTLE_SECONDS),
             // On, unlike the chart's default: the chart keeps it off only until the manager's
             // image carries nft; the simulator runs the host's binaries, which have it.
@@ -365,6 +368,10 @@ mod tests {
         assert_eq!(c["gatewayProbeIntervalMs"], d::GATEWAY_PROBE_INTERVAL_MS);
         assert_eq!(c["gatewayProbeTimeoutMs"], d::GATEWAY_PROBE_TIMEOUT_MS);
         assert_eq!(c["failoverSettleSeconds"], d::FAILOVER_SETTLE_SECONDS);
+        assert_eq!(
+            values["gatewayDaemon"]["healthPort"],
+            d::GATEWAY_SESSIONS_PORT
+        );
         assert!(
             c.get("uninstallOnExit").is_none(),
             "no value may make every manager stop remove the conflist"

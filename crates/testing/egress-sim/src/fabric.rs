@@ -223,12 +223,12 @@ pub fn ilb_ruleset(
         if !seen.insert((r.frontend_ip, r.protocol.clone(), r.frontend_port)) {
             continue;
         }
-        let marks: Vec<u32> = r
+        let backends: Vec<(u32, bool)> = r
             .backends
             .iter()
-            .filter(|b| is_healthy(r, **b, healthy))
-            .filter_map(|b| mark_of(*b))
+            .filter_map(|b| Some((mark_of(*b)?, is_healthy(r, *b, healthy))))
             .collect();
+        let marks = slot_owners(&backends);
         let protos: &[&str] = match r.protocol.as_str() {
             "tcp" => &["tcp"],
             "udp" => &["udp"],
@@ -258,6 +258,32 @@ pub fn ilb_ruleset(
     }
     body.push_str("  }\n");
     replace_table(ILB_TABLE, &body)
+}
+
+/// Hash slots of a rule: the 5-tuple hash picks a slot, the slot a backend. 60 divides evenly
+/// among 1-6, 10 or 12 backends.
+pub const ILB_SLOTS: usize = 60;
+
+/// The backend (mark) of each hash slot, from the rule's backends in order with their health:
+/// a slot belongs to backend `slot mod n` while that one is healthy, else to a healthy one
+/// (`slot mod h`). So a backend's loss or return moves only the flows of its own slots, and
+/// a flow on a healthy backend stays there, as Azure's load balancer keeps the packets of a
+/// UDP session on one healthy instance. Empty when no backend is healthy.
+pub fn slot_owners(backends: &[(u32, bool)]) -> Vec<u32> {
+    let up: Vec<u32> = backends
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(m, _)| *m)
+        .collect();
+    if up.is_empty() {
+        return Vec::new();
+    }
+    (0..ILB_SLOTS)
+        .map(|slot| match backends[slot % backends.len()] {
+            (mark, true) => mark,
+            _ => up[slot % up.len()],
+        })
+        .collect()
 }
 
 /// Whether a backend of a rule may receive traffic (rules without an HTTP probe: always).
@@ -338,16 +364,43 @@ mod tests {
         health.insert((key.clone(), ip("10.224.0.6")), false);
         let one = ilb_ruleset(&rules, &health, &mark);
         assert!(
-            one.contains("mod 1 seed 0x5eed map { 0 : 0x5107 }"),
+            one.contains("mod 60 seed 0x5eed map { 0 : 0x5107, 1 : 0x5107,"),
             "{one}"
         );
+        assert!(!one.contains("0x5106"), "{one}");
         health.insert((key, ip("10.224.0.6")), true);
         let two = ilb_ruleset(&rules, &health, &mark);
         assert!(
-            two.contains("mod 2 seed 0x5eed map { 0 : 0x5106, 1 : 0x5107 }"),
+            two.contains("mod 60 seed 0x5eed map { 0 : 0x5106, 1 : 0x5107, 2 : 0x5106,"),
             "{two}"
         );
         assert!(two.starts_with("table ip sim_ilb {}\ndelete table ip sim_ilb\n"));
+    }
+
+    #[test]
+    fn a_lost_backend_moves_only_its_own_slots() {
+        let all = [(1, true), (2, true), (3, true)];
+        let before = slot_owners(&all);
+        assert_eq!(before.len(), ILB_SLOTS);
+        for m in [1, 2, 3] {
+            assert_eq!(before.iter().filter(|o| **o == m).count(), ILB_SLOTS / 3);
+        }
+        let after = slot_owners(&[(1, true), (2, false), (3, true)]);
+        for (b, a) in before.iter().zip(&after) {
+            if *b == 2 {
+                assert_ne!(*a, 2);
+            } else {
+                assert_eq!(a, b, "a flow on a healthy backend stays");
+            }
+        }
+        // The lost backend's slots spread over both survivors.
+        assert!(after.contains(&1) && after.contains(&3));
+        assert_eq!(
+            slot_owners(&all),
+            before,
+            "its return takes back only its own slots"
+        );
+        assert!(slot_owners(&[(1, false)]).is_empty());
     }
 
     #[test]

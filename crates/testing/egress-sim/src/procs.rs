@@ -106,6 +106,22 @@ pub struct Launch {
     pub combined_output: bool,
 }
 
+impl Launch {
+    /// The same launch at CPU priority `nice` (negative: ahead of everything else), through
+    /// `nice`, which execs the program (same PID); processes it starts inherit the priority.
+    pub fn niced(mut self, nice: i32) -> Launch {
+        let program = std::mem::replace(&mut self.program, PathBuf::from("nice"));
+        let mut args = vec![
+            "-n".to_owned(),
+            nice.to_string(),
+            program.display().to_string(),
+        ];
+        args.append(&mut self.args);
+        self.args = args;
+        self
+    }
+}
+
 /// A started process.
 #[derive(Debug)]
 pub struct Started {
