@@ -75,7 +75,8 @@ for _ in $(seq 150); do
   sleep 0.2
 done
 $up
-kubectl port-forward pod/nginx -n demo :8080 >pf.log 2>&1 &
+: >pf.log
+kubectl port-forward pod/nginx -n demo :8080 >>pf.log 2>&1 &
 pf=$!
 port=""
 for _ in $(seq 300); do
