@@ -14,6 +14,7 @@ mod explain;
 mod failover;
 mod features;
 mod in_use;
+mod kubectl_streams;
 mod resilience;
 mod running;
 mod selectors;

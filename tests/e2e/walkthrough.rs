@@ -62,6 +62,34 @@ fn run(dir: &Path, kubeconfig: &str, block: &str) -> String {
     text
 }
 
+/// A web server in the nginx pod on its localhost:8080, reached through `kubectl port-forward`
+/// by two concurrent requests.
+const PORT_FORWARD: &str = r#"
+trap 'kill $pf $server 2>/dev/null || true' EXIT
+pf=; server=
+kubectl exec nginx -n demo -- python3 -m http.server 8080 --bind 127.0.0.1 --directory / >/dev/null 2>server.log &
+server=$!
+up=false
+for _ in $(seq 150); do
+  if kubectl exec nginx -n demo -- python3 -c 'import socket; socket.create_connection(("127.0.0.1", 8080))' 2>/dev/null; then up=true; break; fi
+  sleep 0.2
+done
+$up
+: >pf.log
+kubectl port-forward pod/nginx -n demo :8080 >>pf.log 2>&1 &
+pf=$!
+port=""
+for _ in $(seq 300); do
+  port=$(sed -n 's/^Forwarding from 127.0.0.1:\([0-9]*\) -> 8080$/\1/p' pf.log)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/" >a.html & a=$!
+curl -sf "http://127.0.0.1:$port/" >b.html & b=$!
+wait $a $b
+for f in a.html b.html; do grep -q 'Directory listing for /' "$f" && echo "$f: a listing of the pod's /"; done
+"#;
+
 /// The address of every `IP` (ifconfig.me) or `IP:port` (192.0.2.1) line the echo server
 /// answered.
 fn echoed(text: &str) -> Vec<String> {
@@ -204,6 +232,17 @@ async fn the_aks_walkthrough_runs_verbatim_with_kubectl() {
         "{pod_ip}: {stdout}"
     );
     assert!(stderr.contains("to-stderr"), "{stderr}");
+    // Beyond the doc: `kubectl port-forward` reaches a server that listens on the pod's
+    // localhost only (started with kubectl exec, and stopped when that exec ends), from two
+    // connections at once.
+    let out = run(&dir, &kubeconfig, PORT_FORWARD);
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.ends_with(": a listing of the pod's /"))
+            .count(),
+        2,
+        "{out}"
+    );
     // 7. Scaled through the scale subresource.
     let out = step(6);
     assert!(out.contains("deployment.apps/web   3/3"), "{out}");

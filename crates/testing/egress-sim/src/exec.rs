@@ -1,9 +1,6 @@
 //! `kubectl exec` on a simulated pod: the pod has no image, so its "container" is this
 //! machine's userland entered into the pod's network namespace (`nsenter --net`), spoken to
-//! over the WebSocket remote-command protocol kubectl 1.30+ uses by default
-//! (`v5.channel.k8s.io`, also `v4`): binary messages whose first byte is the stream (0 stdin,
-//! 1 stdout, 2 stderr, 3 the final `Status`, 4 terminal resize; 255 closes a stream in v5).
-//! A pod's command sees the pod's `/etc/hosts` and host name (private mount and UTS
+//! over any of the remote-command transports of `streams` (WebSocket v5/v4, SPDY v4). A pod's command sees the pod's `/etc/hosts` and host name (private mount and UTS
 //! namespaces), so `curl ifconfig.me` reaches the simulated internet as the AKS article has it.
 //! With `tty=true` the command gets a pseudo-terminal as its controlling terminal
 //! (`setsid -c`); resizes are applied with `stty`. The exit code travels in the `Status`
@@ -14,24 +11,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// The subprotocols served, preferred first.
-pub const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
-
-const STDIN: u8 = 0;
-const STDOUT: u8 = 1;
-const STDERR: u8 = 2;
-const ERROR: u8 = 3;
-const RESIZE: u8 = 4;
-const CLOSE: u8 = 255;
+use crate::streams::{Input, Output, STDERR, STDOUT};
 
 /// What to run (the query of `/exec/NS/POD/CONTAINER`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,6 +35,15 @@ pub struct ExecRequest {
 impl ExecRequest {
     /// Parses the query (`command` repeated, booleans `true`/`1`).
     pub fn parse(query: &str) -> Result<Self, String> {
+        let r = Self::parse_streams(query);
+        if r.command.is_empty() {
+            return Err("you must specify at least one command for the container".into());
+        }
+        Ok(r)
+    }
+
+    /// Parses the query without requiring a command (`attach` has none).
+    pub fn parse_streams(query: &str) -> Self {
         let mut r = Self::default();
         for (k, v) in form_pairs(query) {
             let on = matches!(v.as_str(), "true" | "1");
@@ -63,13 +56,20 @@ impl ExecRequest {
                 _ => {}
             }
         }
-        if r.command.is_empty() {
-            return Err("you must specify at least one command for the container".into());
-        }
         if r.tty {
             r.stderr = false;
         }
-        Ok(r)
+        r
+    }
+
+    /// The streams a SPDY client opens for this request.
+    pub fn wanted(&self) -> crate::streams::Wanted {
+        crate::streams::Wanted {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            resize: self.tty,
+        }
     }
 }
 
@@ -91,14 +91,6 @@ pub fn exit_status(command: &[String], code: i32) -> Value {
         "reason": "NonZeroExitCode",
         "details": {"causes": [{"reason": "ExitCode", "message": code.to_string()}]},
     })
-}
-
-/// A framed message on `stream`.
-pub fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 1);
-    out.push(stream);
-    out.extend_from_slice(data);
-    out
 }
 
 /// Where and as whom the command runs.
@@ -231,52 +223,34 @@ async fn resize(tty: &std::path::Path, msg: &[u8]) {
         .await;
 }
 
-/// Runs one exec session over an accepted WebSocket until the command ends (or the client
-/// goes away, which kills it).
-pub async fn run<S>(ws: WebSocketStream<S>, target: Target, req: ExecRequest, v5: bool)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sink, mut source) = ws.split();
-    let (tx, mut rx) = mpsc::channel::<Message>(64);
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                return;
-            }
-        }
-        // A normal closure ends every stream at the client (gorilla's reader takes a close
-        // without a status code for an error).
-        let normal = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        let _ = sink.send(Message::Close(Some(normal))).await;
-        let _ = sink.close().await;
-    });
+/// Runs one exec session until the command ends (or the client goes away, which kills it):
+/// `input` is what the client sends (its end means the client is gone), `output` what it
+/// gets, the final `Status` last.
+pub async fn session(
+    target: Target,
+    req: ExecRequest,
+    mut input: mpsc::Receiver<Input>,
+    output: mpsc::Sender<Output>,
+) {
     let mut running = match spawn(&target, &req) {
         Ok(r) => r,
         Err(e) => {
             let status = json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
                 "message": format!("failed to start {:?} in the pod's network namespace: {e}", req.command)});
-            let _ = tx
-                .send(Message::binary(frame(ERROR, status.to_string().as_bytes())))
-                .await;
-            drop(tx);
-            let _ = writer.await;
+            let _ = output.send(Output::Status(status)).await;
             return;
         }
     };
     let mut pumps = Vec::new();
     for (stream, mut out) in std::mem::take(&mut running.outputs) {
-        let tx = tx.clone();
+        let tx = output.clone();
         pumps.push(tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
             // A terminal's master answers EIO once the last process holding it exits.
             while let Ok(n) = out.read(&mut buf).await {
                 if n == 0
                     || tx
-                        .send(Message::binary(frame(stream, &buf[..n])))
+                        .send(Output::Data(stream, buf[..n].to_vec()))
                         .await
                         .is_err()
                 {
@@ -285,42 +259,37 @@ where
             }
         }));
     }
-    let mut input = running.input.take();
+    let mut stdin = running.input.take();
     let tty = running.tty_path.clone();
     let exit = loop {
         tokio::select! {
             status = running.child.wait() => break status.ok(),
-            msg = source.next() => match msg {
-                Some(Ok(Message::Binary(data))) if !data.is_empty() => match data[0] {
-                    STDIN => {
-                        if let Some(i) = input.as_mut() && i.write_all(&data[1..]).await.is_err() {
-                            input = None;
-                        }
+            msg = input.recv() => match msg {
+                Some(Input::Stdin(data)) => {
+                    if let Some(i) = stdin.as_mut() && i.write_all(&data).await.is_err() {
+                        stdin = None;
                     }
-                    RESIZE => {
-                        if let Some(t) = &tty {
-                            resize(t, &data[1..]).await;
-                        }
+                }
+                Some(Input::StdinEnd) => {
+                    if let Some(mut i) = stdin.take() {
+                        let _ = i.shutdown().await;
                     }
-                    CLOSE if v5 && data.get(1) == Some(&STDIN) => {
-                        if let Some(mut i) = input.take() {
-                            let _ = i.shutdown().await;
-                        }
+                }
+                Some(Input::Resize(msg)) => {
+                    if let Some(t) = &tty {
+                        resize(t, &msg).await;
                     }
-                    _ => {}
-                },
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                }
+                None => {
                     // The client is gone: the command goes with it (kill_on_drop).
                     let _ = running.child.start_kill();
                     let _ = running.child.wait().await;
-                    writer.abort();
                     return;
                 }
-                Some(Ok(_)) => {}
             },
         }
     };
-    drop(input);
+    drop(stdin);
     for p in pumps {
         // Output written before the exit is forwarded; a background child holding the
         // pipes open does not hold the session.
@@ -335,12 +304,9 @@ where
         s.code()
             .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(9))
     });
-    let status = exit_status(&req.command, code);
-    let _ = tx
-        .send(Message::binary(frame(ERROR, status.to_string().as_bytes())))
+    let _ = output
+        .send(Output::Status(exit_status(&req.command, code)))
         .await;
-    drop(tx);
-    let _ = writer.await;
 }
 
 #[cfg(test)]
@@ -373,6 +339,5 @@ mod tests {
             s["details"]["causes"][0],
             json!({"reason": "ExitCode", "message": "3"})
         );
-        assert_eq!(frame(STDOUT, b"hi"), vec![1, b'h', b'i']);
     }
 }

@@ -1,9 +1,9 @@
 //! The kubelet's HTTP API for every simulated node, on a root-only unix socket the API server
 //! is configured with (`--kubelet-url unix:...`): `/containerLogs/NS/POD/CONTAINER` (the
 //! pod's kubelet log, or a component's own log for the system pods; `follow`, `tailLines`),
-//! `/exec/NS/POD/CONTAINER` (WebSocket `v5.channel.k8s.io`, see `exec`), and clear refusals
-//! for `attach` (the containers run no process of their own) and `portForward`. Errors are
-//! `Status` objects, which the API server passes to kubectl as they are.
+//! `/exec/NS/POD/CONTAINER` (see `exec`) and `/attach/NS/POD/CONTAINER` (the log, live) over
+//! WebSocket or SPDY (see `streams`), and `/portForward/NS/POD` (see `portforward`). Errors
+//! are `Status` objects, which the API server passes to kubectl as they are.
 
 use std::convert::Infallible;
 use std::os::unix::fs::PermissionsExt;
@@ -22,10 +22,12 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::UnixListener;
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::exec::{self, ExecRequest, Target};
+use crate::portforward;
+use crate::streams;
+use crate::upgrade::{PF_TUNNEL, Upgrade, spawn_spdy, spdy_accepted, upgrade_of, ws_accepted};
 
 /// What the kubelet knows of a pod for these endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +45,11 @@ pub struct PodHandle {
 /// Finds a pod by namespace and name.
 pub type Locator = Arc<dyn Fn(&str, &str) -> Option<PodHandle> + Send + Sync>;
 
-type Body = BoxBody<Bytes, std::io::Error>;
+/// The answers' body type.
+pub type Body = BoxBody<Bytes, std::io::Error>;
 
-fn full(b: impl Into<Bytes>) -> Body {
+/// A whole body.
+pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|never| match never {}).boxed()
 }
 
@@ -106,22 +110,112 @@ async fn handle(req: Request<Incoming>, locator: &Locator) -> Response<Body> {
     match segs[0] {
         "containerLogs" => logs(&handle, &query).await,
         "exec" => exec_upgrade(req, &handle, pod, &query),
-        "attach" => status(
-            400,
-            "BadRequest",
-            "attach is not supported by the simulated kubelet: the pod's containers run no process of their own (use kubectl exec POD -- COMMAND)",
-        ),
-        "portForward" => status(
-            400,
-            "BadRequest",
-            "port-forward is not supported by the simulated kubelet: use kubectl exec POD -- curl http://localhost:PORT/ (commands run in the pod's network namespace)",
-        ),
+        "attach" => {
+            let r = ExecRequest::parse_streams(&query);
+            let log = handle.log.clone();
+            remote_command(req, r.wanted(), move |channels| attach(log, channels))
+        }
+        "portForward" => port_forward(req, &handle, pod),
         _ => status(404, "NotFound", &format!("no kubelet endpoint {path}")),
     }
 }
 
+/// The pod's network namespace for exec, attach and port-forward, or why there is none.
+fn pod_netns(handle: &PodHandle) -> Result<String, String> {
+    match (&handle.no_exec, &handle.netns) {
+        (None, Some(ns)) => Ok(ns.clone()),
+        (Some(why), _) => Err(why.clone()),
+        (None, None) => Err("the pod's containers are not running yet".into()),
+    }
+}
+
+/// `kubectl port-forward`: SPDY (plain, or tunnelled in WebSocket as kubectl 1.31+ does).
+fn port_forward(req: Request<Incoming>, handle: &PodHandle, pod: &str) -> Response<Body> {
+    let netns = match pod_netns(handle) {
+        Ok(ns) => ns,
+        Err(why) => return status(400, "BadRequest", &why),
+    };
+    let pod = pod.to_string();
+    let serve = move |w, s| portforward::serve(w, s, netns, pod);
+    match upgrade_of(req.headers()) {
+        Upgrade::WebSocket { key, protocols } if protocols.iter().any(|p| p == PF_TUNNEL) => {
+            spawn_spdy(req, true, serve);
+            ws_accepted(&key, PF_TUNNEL)
+        }
+        Upgrade::Spdy(offered)
+            if offered.is_empty() || offered.iter().any(|p| p == portforward::PROTOCOL) =>
+        {
+            spawn_spdy(req, false, serve);
+            spdy_accepted(portforward::PROTOCOL)
+        }
+        _ => status(
+            400,
+            "BadRequest",
+            "port-forward needs an upgrade to SPDY/3.1 (X-Stream-Protocol-Version: portforward.k8s.io) or to WebSocket with the subprotocol SPDY/3.1+portforward.k8s.io",
+        ),
+    }
+}
+
+/// Accepts a remote-command upgrade (WebSocket v5/v4, or SPDY v4) and runs `session` over
+/// it; `wanted` are the streams a SPDY client opens.
+fn remote_command<F, Fut>(
+    req: Request<Incoming>,
+    wanted: streams::Wanted,
+    session: F,
+) -> Response<Body>
+where
+    F: FnOnce(streams::Channels) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    match upgrade_of(req.headers()) {
+        Upgrade::WebSocket { key, protocols } => {
+            let Some(chosen) = streams::WS_PROTOCOLS
+                .iter()
+                .find(|p| protocols.iter().any(|o| o == *p))
+            else {
+                return status(
+                    400,
+                    "BadRequest",
+                    &format!(
+                        "none of the WebSocket subprotocols {protocols:?} is served (v5.channel.k8s.io, v4.channel.k8s.io)"
+                    ),
+                );
+            };
+            let v5 = *chosen == streams::WS_PROTOCOLS[0];
+            let mut req = req;
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgrade.await else { return };
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
+                streams::over_websocket(ws, v5, session).await;
+            });
+            ws_accepted(&key, chosen)
+        }
+        Upgrade::Spdy(offered) if offered.iter().any(|p| p == streams::SPDY_PROTOCOL) => {
+            spawn_spdy(req, false, move |w, s| {
+                streams::over_spdy(w, s, wanted, session)
+            });
+            spdy_accepted(streams::SPDY_PROTOCOL)
+        }
+        Upgrade::Spdy(offered) => status(
+            403,
+            "Forbidden",
+            &format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [\"v4.channel.k8s.io\"]"
+            ),
+        ),
+        Upgrade::None => status(
+            400,
+            "BadRequest",
+            "exec and attach need an upgrade to WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1 (v4.channel.k8s.io)",
+        ),
+    }
+}
+
 fn exec_upgrade(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     handle: &PodHandle,
     pod: &str,
     query: &str,
@@ -130,65 +224,19 @@ fn exec_upgrade(
         Ok(r) => r,
         Err(e) => return status(400, "BadRequest", &e),
     };
-    let netns = match (&handle.no_exec, &handle.netns) {
-        (None, Some(ns)) => ns.clone(),
-        (Some(why), _) => return status(400, "BadRequest", why),
-        (None, None) => {
-            return status(
-                400,
-                "BadRequest",
-                "the pod's containers are not running yet",
-            );
-        }
+    let netns = match pod_netns(handle) {
+        Ok(ns) => ns,
+        Err(why) => return status(400, "BadRequest", &why),
     };
-    let headers = req.headers();
-    let is_ws = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let offered: Vec<String> = headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
-        .collect();
-    let chosen = exec::PROTOCOLS
-        .iter()
-        .find(|p| offered.iter().any(|o| o == *p));
-    let (Some(key), true, Some(chosen)) = (headers.get(header::SEC_WEBSOCKET_KEY), is_ws, chosen)
-    else {
-        return status(
-            400,
-            "BadRequest",
-            "the simulated kubelet speaks exec over WebSocket (v5.channel.k8s.io or v4.channel.k8s.io) only, as kubectl 1.30+ does by default; SPDY is not supported",
-        );
-    };
-    let accept = derive_accept_key(key.as_bytes());
-    let upgrade = hyper::upgrade::on(&mut req);
     let target = Target {
         netns,
         pod: pod.to_string(),
         hosts: handle.hosts.clone(),
     };
-    let v5 = *chosen == exec::PROTOCOLS[0];
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else { return };
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        exec::run(ws, target, r, v5).await;
-    });
-    let mut resp = Response::new(full(Bytes::new()));
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    h.insert(
-        header::SEC_WEBSOCKET_PROTOCOL,
-        HeaderValue::from_static(chosen),
-    );
-    resp
+    let wanted = r.wanted();
+    remote_command(req, wanted, move |(input, output)| {
+        exec::session(target, r, input, output)
+    })
 }
 
 /// The last `n` lines of `text`.
@@ -237,7 +285,7 @@ async fn logs(handle: &PodHandle, query: &str) -> Response<Body> {
             if tx.send(Ok(Frame::data(Bytes::from(first)))).await.is_err() {
                 return;
             }
-            follow_file(&path, offset, &tx).await;
+            follow_file(&path, offset, &tx, |b| Ok(Frame::data(Bytes::from(b)))).await;
         });
         let stream = tokio_stream_from(rx);
         Response::new(BodyExt::boxed(StreamBody::new(stream)))
@@ -253,11 +301,32 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Sends what is appended to `path` from `offset` until the client goes away.
-async fn follow_file(
+/// `kubectl attach`: the pods run no process of their own, so their "main process" is what
+/// their log shows: its lines from now on, until the client goes away. Standard input is
+/// accepted and dropped (nothing reads it).
+async fn attach(log: PathBuf, (mut input, output): streams::Channels) {
+    let offset = tokio::fs::metadata(&log).await.map_or(0, |m| m.len());
+    let follow = follow_file(&log, offset, &output, |b| {
+        streams::Output::Data(streams::STDOUT, b)
+    });
+    tokio::pin!(follow);
+    loop {
+        tokio::select! {
+            () = &mut follow => return,
+            i = input.recv() => if i.is_none() {
+                return;
+            },
+        }
+    }
+}
+
+/// Sends what is appended to `path` from `offset` (as `wrap` makes it) until the receiver
+/// goes away.
+async fn follow_file<T>(
     path: &Path,
     mut offset: u64,
-    tx: &tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+    tx: &tokio::sync::mpsc::Sender<T>,
+    wrap: impl Fn(Vec<u8>) -> T,
 ) {
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -279,7 +348,7 @@ async fn follow_file(
             continue;
         }
         offset += buf.len() as u64;
-        if tx.send(Ok(Frame::data(Bytes::from(buf)))).await.is_err() {
+        if tx.send(wrap(buf)).await.is_err() {
             return;
         }
     }
