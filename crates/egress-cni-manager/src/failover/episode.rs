@@ -22,8 +22,8 @@
 //! Counters are read only when a decision may be due (a read wakes the pod's WireGuard; on
 //! a node with hundreds of pods the reads are what the episode costs): a reset tunnel is
 //! read every [`Timing::poll_reset`] until it sends, then when its retry is due; a watched
-//! one every [`Timing::poll_quiet`] while nothing is suspicious, every [`Timing::poll_watch`]
-//! once it sent without an answer.
+//! one every [`Timing::poll_quiet`] while nothing is suspicious ([`Timing::poll_spared`] for
+//! one the change spared), every [`Timing::poll_watch`] once it sent without an answer.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -61,6 +61,10 @@ pub struct Timing {
     /// Counter reads of a watched tunnel that got answers (or sent nothing) since the last
     /// read, until the episode ends.
     pub poll_quiet: Duration,
+    /// As `poll_quiet`, for a tunnel spared because a surviving gateway node holds its
+    /// session: nothing is expected to happen to it, and at hundreds of pods the reads are
+    /// what the episode costs while the survivors are busiest.
+    pub poll_spared: Duration,
 }
 
 impl Default for Timing {
@@ -75,6 +79,7 @@ impl Default for Timing {
             poll_reset: Duration::from_millis(200),
             poll_watch: Duration::from_millis(100),
             poll_quiet: Duration::from_millis(200),
+            poll_spared: Duration::from_secs(1),
         }
     }
 }
@@ -129,6 +134,8 @@ struct Watch {
     keepalive_on: bool,
     /// Kicks for unanswered sends in this episode (each doubles the next wait).
     dead_kicks: u32,
+    /// Spared by the change (its session is on a survivor): read at `poll_spared`.
+    spared: bool,
 }
 
 /// The tunnels under watch, by container ID.
@@ -191,6 +198,7 @@ impl Episodes {
                     due: now + delay,
                     keepalive_on,
                     dead_kicks: 0,
+                    spared: false,
                 },
             );
         }
@@ -200,6 +208,16 @@ impl Episodes {
     /// A tunnel that appeared during an episode of its SGC (an ADD that completed meanwhile):
     /// its handshake went where the load balancer points now, so it is only watched.
     pub fn adopt(&mut self, sgc: &SgcRef, id: &str, now: Instant) {
+        self.watch_only(sgc, id, now, false);
+    }
+
+    /// A tunnel the change spared (its session is on a surviving gateway node): only
+    /// watched, at `poll_spared`, in case the load balancer moves its flow after all.
+    pub fn spare(&mut self, sgc: &SgcRef, id: &str, now: Instant) {
+        self.watch_only(sgc, id, now, true);
+    }
+
+    fn watch_only(&mut self, sgc: &SgcRef, id: &str, now: Instant, spared: bool) {
         if self.ends.contains_key(sgc) && !self.watches.contains_key(id) {
             self.watches.insert(
                 id.to_owned(),
@@ -212,6 +230,7 @@ impl Episodes {
                     due: now,
                     keepalive_on: false,
                     dead_kicks: 0,
+                    spared,
                 },
             );
         }
@@ -313,6 +332,7 @@ impl Episodes {
                 unanswered_since: Some(_),
                 ..
             } => now + timing.poll_watch,
+            Phase::Watching { .. } if w.spared => now + timing.poll_spared,
             Phase::Watching { .. } => now + timing.poll_quiet,
             // Sent, no handshake yet: nothing to decide before the retry.
             Phase::Reset {

@@ -17,6 +17,7 @@ fn timing() -> Timing {
         poll_reset: ms(50),
         poll_watch: ms(200),
         poll_quiet: ms(400),
+        poll_spared: ms(1000),
     }
 }
 
@@ -294,4 +295,24 @@ fn watched_tunnels_are_read_often_only_while_their_sends_go_unanswered() {
     let t4 = t3 + ms(200);
     e.on_stats("a", stats(true, 400, 400), t4, &mut j);
     assert_eq!(e.next_due(), Some(t4 + ms(400)));
+}
+
+#[test]
+fn spared_tunnels_are_read_seldom_until_their_sends_go_unanswered() {
+    let (mut e, t0) = started(&["a"]);
+    let mut j = fixed(0.5);
+    e.spare(&sgc(), "kept", t0);
+    assert_eq!(e.due_polls(t0), vec!["kept".to_string()]);
+    assert_eq!(e.on_stats("kept", stats(true, 100, 100), t0, &mut j), None);
+    let next = e.due_polls(t0 + ms(999));
+    assert!(!next.contains(&"kept".to_string()), "{next:?}");
+    let t1 = t0 + ms(1000);
+    assert!(e.due_polls(t1).contains(&"kept".to_string()));
+    // Sends without an answer: the watch interval, and a kick after dead_after.
+    assert_eq!(e.on_stats("kept", stats(true, 100, 200), t1, &mut j), None);
+    assert!(e.due_polls(t1 + ms(200)).contains(&"kept".to_string()));
+    assert_eq!(
+        e.on_stats("kept", stats(true, 100, 300), t1 + ms(1000), &mut j),
+        Some(Action::Reset { kick: true })
+    );
 }

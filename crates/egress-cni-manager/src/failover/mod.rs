@@ -333,7 +333,7 @@ impl Loop {
                 .start(&change.sgc, healthy, reset, now, &mut jitter);
             for id in &spared {
                 // Still watched: a flow the load balancer moves after all gets kicked.
-                self.episodes.adopt(&change.sgc, id, now);
+                self.episodes.spare(&change.sgc, id, now);
             }
             self.metrics
                 .tunnel_actions
