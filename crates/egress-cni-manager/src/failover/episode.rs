@@ -73,7 +73,7 @@ impl Default for Timing {
             spread: Duration::from_millis(200),
             spread_per_tunnel: Duration::from_millis(1),
             retry: Duration::from_millis(300),
-            retry_max: Duration::from_millis(800),
+            retry_max: Duration::from_millis(700),
             dead_after: Duration::from_millis(500),
             settle: Duration::from_secs(15),
             poll_reset: Duration::from_millis(200),
