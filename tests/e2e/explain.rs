@@ -4,7 +4,8 @@
 //! destination in the SGC's `excludeCidrs` is not tunnelled; when the pod's WireGuard peer is
 //! removed by hand from the carrying node's device (`wg set … peer … remove`), it names that
 //! node's hop with what happened (the daemon's resync found the peer missing and put it
-//! back); and when the gateway daemon of the carrying node is stopped, it names that node's
+//! back); and when the gateway daemon of a node carrying a demo pod is stopped (another node
+//! than the peer's when there is one, so that the two waits overlap), it names that node's
 //! daemon as the failed hop.
 
 use std::net::IpAddr;
@@ -82,6 +83,7 @@ async fn explain_names_demo_pods_node_and_ip_a_peer_removed_by_hand_and_a_stoppe
         .collect();
     assert_eq!(pods.len(), 3, "{pods:?}");
     let mut carrier = None;
+    let mut carried: Vec<String> = Vec::new();
     for ((ns, name), pod_ns) in &pods {
         let ip = common::seen_from_netns(
             pod_ns.clone(),
@@ -106,6 +108,7 @@ async fn explain_names_demo_pods_node_and_ip_a_peer_removed_by_hand_and_a_stoppe
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        carried.push(node.clone());
         if name.starts_with("web") {
             carrier = Some((ns.clone(), name.clone(), node));
         }
@@ -117,6 +120,15 @@ async fn explain_names_demo_pods_node_and_ip_a_peer_removed_by_hand_and_a_stoppe
     let d = e.destination.clone().unwrap();
     assert!(!d.tunnelled, "{e:?}");
     assert_eq!(d.matched.as_deref(), Some("10.0.0.0/8"), "{e:?}");
+
+    // The daemon-stop step waits for a stale heartbeat (2 × 60 s + 15 s): when another node
+    // carries a demo pod, its daemon is stopped now, so that wait runs beside the next step.
+    let stopped = carried.iter().find(|n| **n != node).cloned();
+    if let Some(other) = &stopped {
+        cluster
+            .kill_process(&format!("egress-gateway-daemon-{other}"))
+            .unwrap();
+    }
 
     // Remove its peer from that node's device by hand. The daemon's resync (every 60 s) finds
     // it missing and puts it back; explain names that node's hop with what happened. (Before
@@ -176,10 +188,18 @@ async fn explain_names_demo_pods_node_and_ip_a_peer_removed_by_hand_and_a_stoppe
         assert!(!other.detail.contains("outside the daemon"), "{other:?}");
     }
 
-    // Stop the daemon of the node carrying it: its heartbeat goes stale and explain names it.
-    cluster
-        .kill_process(&format!("egress-gateway-daemon-{node}"))
-        .unwrap();
+    // Stop the daemon of a node carrying a demo pod (done above when another node carries
+    // one): its heartbeat goes stale and explain names it.
+    let node = match stopped {
+        Some(other) => other,
+        None => {
+            cluster
+                .kill_process(&format!("egress-gateway-daemon-{node}"))
+                .unwrap();
+            node
+        }
+    };
+    let hop = format!("gateway node {node}");
     eventually_async(
         &format!("explain to name the stopped daemon on {node}"),
         Duration::from_secs(240),
