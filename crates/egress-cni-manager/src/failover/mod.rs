@@ -212,11 +212,12 @@ impl Loop {
         self.tunnels.values().filter_map(sgc_of).collect()
     }
 
-    fn tunnels_of(&self, sgc: &SgcRef) -> Vec<String> {
+    /// The tunnels of `sgc` with their pods' IPs (what the sessions map places).
+    fn placed_of(&self, sgc: &SgcRef) -> Vec<(String, IpAddr)> {
         self.tunnels
             .values()
             .filter(|r| sgc_of(r).as_ref() == Some(sgc))
-            .map(|r| r.container_id.clone())
+            .map(|r| (r.container_id.clone(), IpAddr::V4(r.pod_ip)))
             .collect()
     }
 
@@ -299,7 +300,8 @@ impl Loop {
     async fn handle_changes(&mut self, changes: Vec<HealthChange>) {
         for change in changes {
             self.publish_health(&change.sgc);
-            let tunnels = self.tunnels_of(&change.sgc);
+            let placed = self.placed_of(&change.sgc);
+            let tunnels: Vec<String> = placed.iter().map(|(id, _)| id.clone()).collect();
             tracing::info!(
                 sgc = %change.sgc,
                 lost = ?change.lost(),
@@ -309,15 +311,9 @@ impl Loop {
                 "gateway health changed: re-handshaking this node's tunnels of the gateway"
             );
             self.metrics.failover_episodes.inc();
-            let placed: Vec<(String, IpAddr)> = tunnels
-                .iter()
-                .filter_map(|id| Some((id.clone(), IpAddr::V4(self.tunnels.get(id)?.pod_ip))))
-                .collect();
+            // Without a sessions port no map is ever taken, so nothing is spared.
             let map = self.sessions.remove(&change.sgc);
-            let spared = match self.options.settings.sessions_port {
-                Some(_) => sessions::spared(map.as_ref(), &change.before, &change.after, &placed),
-                None => BTreeSet::new(),
-            };
+            let spared = sessions::spared(map.as_ref(), &change.before, &change.after, &placed);
             self.changed_at.insert(change.sgc.clone(), Instant::now());
             // The tunnels re-handshake within about a second: place them again soon.
             self.refresh_soon(sessions::AFTER_HEALTH_CHANGED);
@@ -360,12 +356,7 @@ impl Loop {
             if healthy.is_empty() {
                 continue;
             }
-            let pods: Vec<IpAddr> = self
-                .tunnels
-                .values()
-                .filter(|r| sgc_of(r).as_ref() == Some(&sgc))
-                .map(|r| IpAddr::V4(r.pod_ip))
-                .collect();
+            let pods: Vec<IpAddr> = self.placed_of(&sgc).into_iter().map(|(_, ip)| ip).collect();
             let task = sessions::refresh(healthy.clone(), port, uid.to_owned(), pods);
             let tx = self.refreshed.clone();
             tokio::spawn(async move {

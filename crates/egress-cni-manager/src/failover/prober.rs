@@ -167,7 +167,8 @@ async fn probe_once(
     }
 }
 
-async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
+/// A kept-alive HTTP/1 connection to `addr` (also the sessions queries').
+pub(super) async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4().ok()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6().ok()?,

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use egress_api::sessions::{self as wire, SessionsAnswer};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper_util::rt::TokioIo;
 
 /// How often the sessions of each SGC in use are located (±25 %).
 pub const REFRESH: Duration = Duration::from_secs(10);
@@ -139,40 +138,28 @@ pub async fn refresh(
 /// keeping open).
 async fn ask(addr: SocketAddr, uid: &str, pods: &[IpAddr]) -> Result<SessionsAnswer, QueryError> {
     let fail = |reason: String| QueryError { addr, reason };
-    let stream = tokio::net::TcpStream::connect(addr)
+    let mut sender = super::prober::connect(addr)
+        .await
+        .ok_or_else(|| fail("failed to connect".into()))?;
+    let req = hyper::Request::get(wire::path(uid, pods))
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
+        .collect()
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    let conn = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let result = async {
-        let req = hyper::Request::get(wire::path(uid, pods))
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .to_bytes();
-        if status != hyper::StatusCode::OK {
-            let text = String::from_utf8_lossy(&body);
-            return Err(fail(format!("{status}: {}", text.trim())));
-        }
-        serde_json::from_slice::<SessionsAnswer>(&body).map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(e.to_string()))?
+        .to_bytes();
+    if status != hyper::StatusCode::OK {
+        let text = String::from_utf8_lossy(&body);
+        return Err(fail(format!("{status}: {}", text.trim())));
     }
-    .await;
-    conn.abort();
-    result
+    serde_json::from_slice::<SessionsAnswer>(&body).map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]

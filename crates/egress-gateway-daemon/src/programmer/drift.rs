@@ -77,6 +77,11 @@ pub struct Found {
 /// The drift among `ops`, the plan of the new desired state against `observed`, given the
 /// `previous` desired state the daemon knows it left in the kernel. See the module docs.
 pub fn find(previous: &Desired, observed: &ObservedState, ops: &[Op]) -> Vec<Found> {
+    // Drift is what both plans contain: nothing to repair, nothing to find (and no second
+    // plan of the whole node on every quiet resync).
+    if ops.is_empty() {
+        return Vec::new();
+    }
     let earlier = plan_gateway_node(&previous.state, observed);
     if earlier.is_empty() {
         return Vec::new();

@@ -84,7 +84,7 @@ impl Programmer {
                 "programming the node"
             );
             let result = self.dataplane.apply(&ops).await;
-            repairs.note(found, &ops, &result);
+            repairs.note(found, &result);
             match result {
                 Ok(report) => {
                     let clean = report.peer_failures.is_empty();

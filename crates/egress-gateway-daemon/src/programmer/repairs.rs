@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::drift::{Change, Found, find};
-use super::{Programmer, error_chain};
+use super::{Programmer, ReportKind, error_chain};
 use crate::report::Report;
 use crate::translate::ObjectKey;
 
@@ -39,18 +39,14 @@ pub struct Repairs(BTreeMap<String, Repair>);
 
 impl Repairs {
     /// Notes the outcome of `found` from the apply of `ops`.
-    pub fn note(
-        &mut self,
-        found: Vec<Found>,
-        ops: &[Op],
-        result: &Result<ApplyReport, ApplyError>,
-    ) {
+    pub fn note(&mut self, found: Vec<Found>, result: &Result<ApplyReport, ApplyError>) {
         for f in found {
             let outcome = match result {
                 Ok(report) => match report
                     .peer_failures
                     .iter()
-                    .find(|p| ops.get(f.index).is_some_and(|op| op.to_string() == p.op))
+                    // Both are the repairing op's one-line form.
+                    .find(|p| p.op == f.repair)
                 {
                     Some(p) => Err(error_chain(&p.error)),
                     None => Ok(()),
@@ -161,15 +157,10 @@ impl Programmer {
         let Some(tx) = &self.out.reports else { return };
         let objects = repairs.iter().filter_map(|r| {
             let object = match (&r.found.pod_endpoint, &r.found.interface) {
-                (Some(pe), _) => self
-                    .inventory
-                    .pod_endpoints
-                    .get(pe)
-                    .map(crate::report::reference),
+                (Some(pe), _) => self.object_ref(ReportKind::PodEndpoint, pe),
                 (None, Some(iface)) => self
                     .sgc_of_interface(iface)
-                    .and_then(|k| self.inventory.sgcs.get(&k))
-                    .map(crate::report::reference),
+                    .and_then(|k| self.object_ref(ReportKind::Gateway, &k)),
                 (None, None) => None,
             };
             object.map(|o| (o, r))
@@ -216,14 +207,6 @@ mod tests {
         }
     }
 
-    fn ops(n: usize) -> Vec<Op> {
-        (0..n)
-            .map(|_| Op::CreateNetns {
-                name: "ns-x".parse().unwrap(),
-            })
-            .collect()
-    }
-
     #[test]
     fn outcomes_come_from_what_the_apply_returned() {
         let mut r = Repairs::default();
@@ -235,7 +218,7 @@ mod tests {
                 source: std::io::Error::other("gone"),
             }),
         };
-        r.note(vec![found(0), found(1), found(2)], &ops(3), &Err(failed()));
+        r.note(vec![found(0), found(1), found(2)], &Err(failed()));
         let got: Vec<_> = r
             .into_sorted()
             .into_iter()
@@ -245,8 +228,8 @@ mod tests {
 
         // A later attempt of the same cycle replaces the earlier outcome.
         let mut r = Repairs::default();
-        r.note(vec![found(1)], &ops(3), &Err(failed()));
-        r.note(vec![found(1)], &ops(3), &Ok(ApplyReport::default()));
+        r.note(vec![found(1)], &Err(failed()));
+        r.note(vec![found(1)], &Ok(ApplyReport::default()));
         let all = r.into_sorted();
         assert_eq!(all.len(), 1);
         assert!(all[0].outcome.is_ok());

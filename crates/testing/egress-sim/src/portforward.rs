@@ -55,11 +55,10 @@ fn classify(s: &Incoming) -> Result<(Kind, u16, String), String> {
     Ok((kind, port, request))
 }
 
-#[derive(Default)]
 struct Pair {
     error: Option<Incoming>,
     data: Option<Incoming>,
-    opened: Option<tokio::time::Instant>,
+    opened: tokio::time::Instant,
 }
 
 /// Serves the streams of one port-forward connection into the namespace `netns`.
@@ -70,10 +69,13 @@ pub async fn serve(
     pod: String,
 ) {
     let mut pending: HashMap<String, Pair> = HashMap::new();
+    // One clock for the whole connection: a sleep made anew on every pass would never fire
+    // while streams keep arriving less than a second apart.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let stream = tokio::select! {
             s = streams.recv() => s,
-            _ = tokio::time::sleep(Duration::from_secs(1)), if !pending.is_empty() => {
+            _ = tick.tick(), if !pending.is_empty() => {
                 expire(&writer, &mut pending).await;
                 continue;
             }
@@ -91,8 +93,11 @@ pub async fn serve(
             let _ = writer.reset(stream.id, REFUSED_STREAM).await;
             continue;
         }
-        let pair = pending.entry(request.clone()).or_default();
-        pair.opened.get_or_insert_with(tokio::time::Instant::now);
+        let pair = pending.entry(request.clone()).or_insert_with(|| Pair {
+            error: None,
+            data: None,
+            opened: tokio::time::Instant::now(),
+        });
         let slot = match kind {
             Kind::Error => &mut pair.error,
             Kind::Data => &mut pair.data,
@@ -126,7 +131,7 @@ pub async fn serve(
 async fn expire(writer: &Writer, pending: &mut HashMap<String, Pair>) {
     let stale: Vec<String> = pending
         .iter()
-        .filter(|(_, p)| p.opened.is_some_and(|t| t.elapsed() > PAIR_TIMEOUT))
+        .filter(|(_, p)| p.opened.elapsed() > PAIR_TIMEOUT)
         .map(|(k, _)| k.clone())
         .collect();
     for request in stale {

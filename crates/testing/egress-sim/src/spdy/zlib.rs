@@ -160,12 +160,6 @@ impl Inflater {
                     if pos == block.len() && out.len() < out.capacity() {
                         return Ok(out);
                     }
-                    if pos == block.len() && out.len() == out.capacity() {
-                        return Err(SpdyError::TooLarge(format!(
-                            "a header block inflates to more than {} bytes",
-                            self.limit
-                        )));
-                    }
                 }
             }
         }
