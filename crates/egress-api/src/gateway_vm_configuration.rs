@@ -41,6 +41,10 @@ pub struct GatewayVMConfigurationStatus {
     /// Public mode: prefix CIDR. Private mode: secondary IPs, comma-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_ip_prefix: Option<String>,
+    /// With IPv6 egress: the IPv6 prefix CIDR (public mode) or the IPv6 secondary IPs,
+    /// comma-separated (private mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_ipv6_prefix: Option<String>,
     /// One entry per gateway node (VMSS instance or NIC).
     #[serde(
         default,
@@ -66,4 +70,12 @@ pub struct GatewayVMProfile {
         skip_serializing_if = "Option::is_none"
     )]
     pub secondary_ip: Option<String>,
+    /// With IPv6 egress: the IPv6 secondary private IP this configuration SNATs IPv6 to on
+    /// the node (absent while it has none, e.g. beyond the 16 addresses of a /124).
+    #[serde(
+        rename = "secondaryIPv6",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secondary_ipv6: Option<String>,
 }

@@ -41,4 +41,4 @@ pub use static_gateway_configuration::{
     CidrText, DefaultRoute, GatewayServerProfile, StaticGatewayConfiguration,
     StaticGatewayConfigurationSpec, StaticGatewayConfigurationStatus,
 };
-pub use target::GatewayVmssProfile;
+pub use target::{GatewayVmssProfile, IpFamily};

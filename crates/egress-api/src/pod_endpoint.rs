@@ -46,6 +46,11 @@ pub struct PodEndpointSpec {
     /// The pod's IP as a host CIDR (`10.244.1.5/32`). Gateway daemons refuse anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_ip_address: Option<String>,
+    /// A dual-stack pod of a gateway with IPv6 egress: its IPv6 address as a host CIDR
+    /// (`fd00:10:244:1::5/128`), which must be one of the pod's `status.podIPs` as the IPv4
+    /// one must. Not in the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ipv6_address: Option<String>,
     /// The pod's base64 WireGuard public key. Gateway daemons refuse anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_public_key: Option<String>,

@@ -42,12 +42,15 @@ impl Problem {
     }
 }
 
-/// The `excludeCidrs` entries of an IP family the gateway does not carry (IPv6: the tunnel and
-/// the SNAT are IPv4 only, so a pod's IPv6 traffic leaves through its node and an IPv6 entry
+/// The `excludeCidrs` entries of an IP family the gateway does not carry (IPv6 without `IPv6`
+/// in `ipFamilies`: a pod's IPv6 traffic then leaves through its node and an IPv6 entry
 /// changes nothing), as written. Never silently ignored: `egressctl validate` and admission
 /// warn (the warning policy's `ipv6Cidrs`, `crate::warnings`), and the operator reports them
 /// in the `ExcludeCidrsIgnored` condition.
 pub fn ignored_exclude_cidrs(spec: &StaticGatewayConfigurationSpec) -> Vec<String> {
+    if spec.target.ipv6() {
+        return Vec::new();
+    }
     spec.exclude_cidrs
         .as_deref()
         .unwrap_or_default()
@@ -58,7 +61,7 @@ pub fn ignored_exclude_cidrs(spec: &StaticGatewayConfigurationSpec) -> Vec<Strin
 }
 
 /// Why an IPv6 `excludeCidrs` entry does nothing (shared by the warning and the condition).
-pub const IPV6_EXCLUDE_IGNORED: &str = "is an IPv6 CIDR, but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched), so the entry has no effect";
+pub const IPV6_EXCLUDE_IGNORED: &str = "is an IPv6 CIDR, but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched; add IPv6 to spec.ipFamilies for IPv6 egress), so the entry has no effect";
 
 /// Semantic checks of a StaticGatewayConfiguration spec that passed schema validation.
 pub fn check_sgc(spec: &StaticGatewayConfigurationSpec) -> Vec<Problem> {
@@ -207,6 +210,8 @@ mod tests {
                 gateway_vmss_profile: None,
                 provision_public_ips: true,
                 public_ip_prefix_id: None,
+                ip_families: None,
+                public_ipv6_prefix_id: None,
             },
             default_route: route,
             exclude_cidrs: Some(
@@ -254,6 +259,28 @@ mod tests {
         );
         assert_eq!(ignored_exclude_cidrs(&s), ["fd00::/8", "2001:db8::1/128"]);
         assert!(ignored_exclude_cidrs(&spec(DefaultRoute::StaticEgressGateway, &[])).is_empty());
+    }
+
+    #[test]
+    fn ipv6_exclusions_apply_once_ipv6_is_enabled() {
+        let mut s = spec(DefaultRoute::StaticEgressGateway, &["fd00::/8"]);
+        s.target.ip_families = Some(vec![crate::target::IpFamily::IPv4]);
+        assert_eq!(ignored_exclude_cidrs(&s), ["fd00::/8"]);
+        s.target.ip_families = Some(vec![
+            crate::target::IpFamily::IPv4,
+            crate::target::IpFamily::IPv6,
+        ]);
+        assert!(s.target.ipv6());
+        assert!(ignored_exclude_cidrs(&s).is_empty());
+    }
+
+    #[test]
+    fn ipv6_prefix_length_follows_the_ipv4_one_within_azures_range() {
+        use crate::target::ipv6_prefix_len_for;
+        assert_eq!(ipv6_prefix_len_for(31), 127);
+        assert_eq!(ipv6_prefix_len_for(28), 124);
+        assert_eq!(ipv6_prefix_len_for(24), 124);
+        assert_eq!(ipv6_prefix_len_for(32), 127);
     }
 
     #[test]

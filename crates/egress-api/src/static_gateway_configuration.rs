@@ -26,6 +26,12 @@ use crate::target::GatewayTarget;
         json_path = ".status.egressIpPrefix"
     ),
     printcolumn(
+        name = "Egress IPv6 Prefix",
+        type_ = "string",
+        json_path = ".status.egressIpv6Prefix",
+        priority = 1
+    ),
+    printcolumn(
         name = "Gateway IP",
         type_ = "string",
         json_path = ".status.gatewayServerProfile.ip"
@@ -117,6 +123,11 @@ pub struct StaticGatewayConfigurationStatus {
     /// private IPs, comma-separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress_ip_prefix: Option<String>,
+
+    /// With `IPv6` in `spec.ipFamilies`: the IPv6 egress prefix (public mode) or the gateway
+    /// nodes' IPv6 secondary private IPs, comma-separated (private mode). Not in the original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_ipv6_prefix: Option<String>,
 
     /// Where pods connect their WireGuard tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -58,6 +58,63 @@ pub struct GatewayTarget {
     /// Resource ID of a public IP prefix you own (BYO) to egress from instead of a managed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_ip_prefix_id: Option<String>,
+
+    /// The IP families pods egress in: `[IPv4]` (the default, as in the original) or
+    /// `[IPv4, IPv6]` (dual-stack: each gateway node also egresses IPv6, from an IPv6 public IP
+    /// prefix, or its private IPv6 secondary IPs with `provisionPublicIps: false`). IPv4 is
+    /// always included: the tunnel and the pool's primary addresses are IPv4. Not in the
+    /// original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2))]
+    #[x_kube(
+        merge_strategy = kube::core::ListMerge::Set,
+        validation = kube::core::Rule::new("'IPv4' in self")
+            .message("must include IPv4: IPv6 egress is offered alongside IPv4 only (the tunnel and the gateway nodes' primary addresses are IPv4)")
+    )]
+    pub ip_families: Option<Vec<IpFamily>>,
+
+    /// Resource ID of an IPv6 public IP prefix you own (BYO) to egress IPv6 from instead of a
+    /// managed one; only with `IPv6` in `ipFamilies` and `provisionPublicIps: true`. Not in the
+    /// original.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ipv6_prefix_id: Option<String>,
+}
+
+/// An IP family, spelled as Kubernetes Services spell it.
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    schemars::JsonSchema,
+)]
+pub enum IpFamily {
+    /// IPv4.
+    #[serde(rename = "IPv4")]
+    IPv4,
+    /// IPv6.
+    #[serde(rename = "IPv6")]
+    IPv6,
+}
+
+/// The smallest IPv6 public IP prefix length Azure offers (the largest prefix, 16 addresses).
+pub const MIN_IPV6_PREFIX_LEN: u8 = 124;
+/// The largest IPv6 public IP prefix length Azure offers (2 addresses).
+pub const MAX_IPV6_PREFIX_LEN: u8 = 127;
+
+/// The managed IPv6 prefix length that gives as many addresses as an IPv4 prefix of
+/// `ipv4_len` (a /31 gives 2 as a /127 does), bounded by what Azure offers (/124-/127): a pool
+/// larger than 16 nodes gets IPv6 egress on 16 of them (the operator's condition says which).
+pub fn ipv6_prefix_len_for(ipv4_len: u8) -> u8 {
+    ipv4_len
+        .saturating_add(96)
+        .clamp(MIN_IPV6_PREFIX_LEN, MAX_IPV6_PREFIX_LEN)
 }
 
 impl GatewayTarget {
@@ -69,6 +126,20 @@ impl GatewayTarget {
     /// The BYO public IP prefix ID, if one is set (an empty string counts as none).
     pub fn byo_prefix_id(&self) -> Option<&str> {
         self.public_ip_prefix_id
+            .as_deref()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// True when the pool egresses IPv6 as well (`IPv6` in `ipFamilies`).
+    pub fn ipv6(&self) -> bool {
+        self.ip_families
+            .as_deref()
+            .is_some_and(|f| f.contains(&IpFamily::IPv6))
+    }
+
+    /// The BYO IPv6 public IP prefix ID, if one is set (an empty string counts as none).
+    pub fn byo_ipv6_prefix_id(&self) -> Option<&str> {
+        self.public_ipv6_prefix_id
             .as_deref()
             .filter(|s| !s.is_empty())
     }

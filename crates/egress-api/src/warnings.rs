@@ -83,10 +83,18 @@ pub fn variables() -> Vec<Variable> {
             name: "badCidrs",
             expression: "has(object.spec.excludeCidrs) ? object.spec.excludeCidrs.filter(c, !isCIDR(c)) : []".into(),
         },
-        // IPv6 entries: the gateway carries IPv4 only (semantics::ignored_exclude_cidrs).
+        Variable {
+            name: "ipv6",
+            expression: "has(object.spec.ipFamilies) && 'IPv6' in object.spec.ipFamilies".into(),
+        },
+        Variable {
+            name: "ipv6PrefixId",
+            expression: spec_str("object", "publicIpv6PrefixId"),
+        },
+        // IPv6 entries of a gateway without IPv6 egress (semantics::ignored_exclude_cidrs).
         Variable {
             name: "ipv6Cidrs",
-            expression: "has(object.spec.excludeCidrs) ? object.spec.excludeCidrs.filter(c, isCIDR(c) && c.contains(':')) : []".into(),
+            expression: "has(object.spec.excludeCidrs) && !variables.ipv6 ? object.spec.excludeCidrs.filter(c, isCIDR(c) && c.contains(':')) : []".into(),
         },
         // The requirements of `podSelector` the API server would refuse in a Pod's own
         // selectors (selection.rs parses the same way): such a selector selects no pod.
@@ -154,8 +162,18 @@ pub fn validations() -> Vec<Validation> {
         ),
         v(
             "size(variables.ipv6Cidrs) == 0",
-            "'spec.excludeCidrs: ' + variables.ipv6Cidrs.map(c, '\"' + c + '\"').join(', ') + (size(variables.ipv6Cidrs) == 1 ? ' is an IPv6 CIDR' : ' are IPv6 CIDRs') + ', but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched), so ' + (size(variables.ipv6Cidrs) == 1 ? 'the entry has' : 'the entries have') + ' no effect (the operator reports ExcludeCidrsIgnored=True/IPv6NotEnabled)'",
+            "'spec.excludeCidrs: ' + variables.ipv6Cidrs.map(c, '\"' + c + '\"').join(', ') + (size(variables.ipv6Cidrs) == 1 ? ' is an IPv6 CIDR' : ' are IPv6 CIDRs') + ', but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched; add IPv6 to spec.ipFamilies for IPv6 egress), so ' + (size(variables.ipv6Cidrs) == 1 ? 'the entry has' : 'the entries have') + ' no effect (the operator reports ExcludeCidrsIgnored=True/IPv6NotEnabled)'",
             "spec.excludeCidrs: IPv6 entries have no effect: the gateway carries IPv4 only",
+        ),
+        v(
+            "variables.ipv6PrefixId == '' || variables.ipv6PrefixId.matches('(?i)^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\\\\.network/publicipprefixes/[^/]+$')",
+            "'spec.publicIpv6PrefixId: \"' + variables.ipv6PrefixId + '\" is not a public IP prefix resource ID (/subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.Network/publicIPPrefixes/<name>); IPv6 egress will not be provisioned (IPv6Ready=False/InvalidPrefixId)'",
+            "spec.publicIpv6PrefixId: must be a public IP prefix resource ID",
+        ),
+        v(
+            "variables.ipv6PrefixId == '' || (variables.ipv6 && variables.publicIps)",
+            "'spec.publicIpv6PrefixId: set ' + (variables.ipv6 ? 'with provisionPublicIps: false (private IP mode has no public IP prefix)' : 'without IPv6 in spec.ipFamilies') + ', so it is not used (IPv6Ready=False/InvalidPrefixId)'",
+            "spec.publicIpv6PrefixId: only with IPv6 in spec.ipFamilies and provisionPublicIps: true",
         ),
         v(
             "size(variables.badSelector) == 0",

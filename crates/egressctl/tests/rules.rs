@@ -189,6 +189,37 @@ fn public_ip_prefix_id_only_with_public_ips() {
 }
 
 #[test]
+fn ip_families_must_include_ipv4_and_an_ipv6_prefix_id_needs_ipv6() {
+    assert_ok("gatewayNodepoolName: pool\nipFamilies: [IPv4]");
+    assert_ok("gatewayNodepoolName: pool\nipFamilies: [IPv6, IPv4]");
+    assert_err(
+        "gatewayNodepoolName: pool\nipFamilies: [IPv6]",
+        "spec.ipFamilies",
+        "must include IPv4",
+    );
+    assert_err(
+        "gatewayNodepoolName: pool\nipFamilies: [IPv4, IPv4]",
+        "spec.ipFamilies[1]",
+        "Duplicate value: \"IPv4\"",
+    );
+    assert_err(
+        "gatewayNodepoolName: pool\nipFamilies: [IPv5]",
+        "spec.ipFamilies[0]",
+        "Unsupported value: \"IPv5\": supported values: \"IPv4\", \"IPv6\"",
+    );
+    assert_warn(
+        "gatewayNodepoolName: pool\npublicIpv6PrefixId: /subscriptions/s/resourceGroups/g/providers/Microsoft.Network/publicIPPrefixes/p6",
+        "spec.publicIpv6PrefixId",
+        "set without IPv6 in spec.ipFamilies, so it is not used",
+    );
+    assert_warn(
+        "gatewayNodepoolName: pool\nipFamilies: [IPv4, IPv6]\npublicIpv6PrefixId: p6",
+        "spec.publicIpv6PrefixId",
+        "\"p6\" is not a public IP prefix resource ID",
+    );
+}
+
+#[test]
 fn every_exclude_cidr_should_be_an_ipv4_or_ipv6_cidr() {
     assert_ok("gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 192.0.2.0/24]");
     // IPv6 entries are CIDRs, but the gateway carries IPv4 only: never silently ignored.
@@ -200,7 +231,11 @@ fn every_exclude_cidr_should_be_an_ipv4_or_ipv6_cidr() {
     assert_warn(
         "gatewayNodepoolName: pool\nexcludeCidrs: ['fd00::/8']",
         "spec.excludeCidrs",
-        "\"fd00::/8\" is an IPv6 CIDR, but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched), so the entry has no effect (the operator reports ExcludeCidrsIgnored=True/IPv6NotEnabled)",
+        "\"fd00::/8\" is an IPv6 CIDR, but this gateway carries IPv4 only (IPv6 traffic of its pods leaves through their node, untouched; add IPv6 to spec.ipFamilies for IPv6 egress), so the entry has no effect (the operator reports ExcludeCidrsIgnored=True/IPv6NotEnabled)",
+    );
+    // With IPv6 egress they are honoured.
+    assert_ok(
+        "gatewayNodepoolName: pool\nipFamilies: [IPv4, IPv6]\nexcludeCidrs: [10.0.0.0/8, 'fd00::/8']",
     );
     assert_warn(
         "gatewayNodepoolName: pool\nexcludeCidrs: [10.0.0.0/8, 10.0.0.0]",

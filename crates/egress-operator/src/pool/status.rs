@@ -143,6 +143,7 @@ fn vm_status(
             node_name: Some(i.node_name.clone()),
             primary_ip: i.primary_ip.clone(),
             secondary_ip: i.secondary.get(&key).cloned(),
+            secondary_ipv6: None,
         })
         .collect();
     let secondary: Vec<String> = profiles
@@ -188,6 +189,7 @@ fn vm_status(
     };
     let status = GatewayVMConfigurationStatus {
         egress_ip_prefix: egress,
+        egress_ipv6_prefix: None,
         gateway_vm_profiles: Some(profiles),
     };
     (status, [prefix_ready, vms_ready])
