@@ -314,18 +314,19 @@ impl fmt::Display for SysctlKey {
 
 /// Source NAT of one gateway's tunnel traffic: connections arriving on `tunnel` are marked
 /// with `mark` and leave `egress` with source `to`. One map entry each, so the rule count
-/// stays constant however many pods or gateways there are.
+/// stays constant however many pods or gateways there are. `A` is the family: IPv4 by
+/// default, `Ipv6Addr` in the `ip6` table of dual-stack gateways.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SnatRule {
+pub struct SnatRule<A = Ipv4Addr> {
     /// The gateway's WireGuard interface.
     pub tunnel: InterfaceName,
     /// Connection mark given to flows from the tunnel.
     pub mark: FwMark,
     /// The address flows are translated to (the node's secondary IP for this gateway).
-    pub to: Ipv4Addr,
+    pub to: A,
 }
 
-impl fmt::Display for SnatRule {
+impl<A: fmt::Display> fmt::Display for SnatRule<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
