@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::key::{PrivateKey, PublicKey};
 use crate::names::{InterfaceName, NetnsName, NetnsRef};
@@ -98,6 +98,26 @@ pub enum StateError {
     NoEndpoint {
         /// The pod's tunnel interface.
         interface: InterfaceName,
+    },
+    /// IPv6 exclusions need a next hop on `eth`, and the pod has no IPv6 gateway.
+    #[error(
+        "failed to build pod tunnel {interface}: IPv6 exclusions (such as {first}) need an IPv6 gateway on {eth}, and the main plugin gave none"
+    )]
+    NoIpv6Gateway {
+        /// The pod's tunnel interface.
+        interface: InterfaceName,
+        /// The pod's primary interface.
+        eth: InterfaceName,
+        /// The first exclusion.
+        first: Ipv6Net,
+    },
+    /// An IPv6 gateway that cannot be a next hop (unspecified, loopback, multicast).
+    #[error("failed to build pod tunnel {interface}: {gateway} is not a usable IPv6 gateway")]
+    BadIpv6Gateway {
+        /// The pod's tunnel interface.
+        interface: InterfaceName,
+        /// The rejected gateway.
+        gateway: Ipv6Addr,
     },
 }
 
@@ -332,6 +352,21 @@ pub enum PodRouting {
     },
 }
 
+/// The IPv6 half of a pod's routing, present only when its gateway carries IPv6 and the pod
+/// has an IPv6 address. Its meaning follows the [`PodRouting`] mode: in
+/// staticEgressGateway mode `::/0` goes into the tunnel and `cidrs` bypass it via
+/// `eth_gateway`; in azureNetworking mode only `cidrs` go into the tunnel. Without it, no
+/// IPv6 route of the pod is touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodIpv6Routing {
+    /// `eth0`'s IPv6 gateway (from the main plugin's result), the next hop of the bypassing
+    /// CIDRs; `None` when the main plugin gave none.
+    pub eth_gateway: Option<Ipv6Addr>,
+    /// staticEgressGateway: IPv6 destinations that bypass the tunnel; azureNetworking: IPv6
+    /// destinations sent through it.
+    pub cidrs: BTreeSet<Ipv6Net>,
+}
+
 /// Replies to connections that arrived on `eth0` leave through `eth0` again: incoming
 /// connections are marked and a rule sends marked replies to a table routing via `eth0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,8 +400,10 @@ pub struct PodTunnelState {
     pub mtu: u32,
     /// The gateway peer, with its endpoint (the ILB frontend and port).
     pub gateway_peer: Peer,
-    /// Route layout.
+    /// Route layout (IPv4, and the mode of the IPv6 part).
     pub routing: PodRouting,
+    /// IPv6 route layout; `None`: IPv6 routes are left as the main plugin made them.
+    pub ipv6: Option<PodIpv6Routing>,
     /// Ingress return path, if wanted.
     pub ingress: Option<IngressReturnPath>,
     /// Set `rp_filter=2` (loose) on `all` and `eth0`, as the ingress path requires.
@@ -386,6 +423,32 @@ impl PodTunnelState {
             return Err(StateError::NoAllowedIps {
                 interface: self.interface.clone(),
                 peer: self.gateway_peer.public_key.clone(),
+            });
+        }
+        if let Some(v6) = &self.ipv6 {
+            self.validate_ipv6(v6)?;
+        }
+        Ok(())
+    }
+
+    fn validate_ipv6(&self, v6: &PodIpv6Routing) -> Result<(), StateError> {
+        if let Some(gateway) = v6.eth_gateway
+            && (gateway.is_unspecified() || gateway.is_loopback() || gateway.is_multicast())
+        {
+            return Err(StateError::BadIpv6Gateway {
+                interface: self.interface.clone(),
+                gateway,
+            });
+        }
+        let bypass = matches!(self.routing, PodRouting::StaticEgressGateway { .. });
+        if bypass
+            && v6.eth_gateway.is_none()
+            && let Some(first) = v6.cidrs.first()
+        {
+            return Err(StateError::NoIpv6Gateway {
+                interface: self.interface.clone(),
+                eth: self.eth.clone(),
+                first: *first,
             });
         }
         Ok(())
