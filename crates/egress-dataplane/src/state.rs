@@ -3,7 +3,7 @@
 //! IPs and allowed IPs), so `plan` only ever sees consistent input.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -19,6 +19,11 @@ pub const HOST_VETH: &str = "host-gateway";
 pub const GATEWAY_VETH: &str = "host0";
 /// The link-local address of every gateway tunnel, and the pods' IPv6 next hop.
 pub const TUNNEL_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// The link-local address of the host end of the veth pair: the gateway namespace's IPv6
+/// next hop (IPv6 neighbour discovery only answers for addresses on the asked link, so the
+/// host's primary address cannot serve as it does for IPv4). Only there when a gateway has
+/// IPv6; link-local, so it never clashes with the tunnels' `fe80::1` on other links.
+pub const HOST_VETH_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 /// Default tunnel MTU: 1500 minus the 80 bytes of WireGuard-over-IPv6 overhead, so outer
 /// packets never need fragmenting on a 1500-byte underlay.
 pub const DEFAULT_TUNNEL_MTU: u32 = 1420;
@@ -52,15 +57,38 @@ pub enum StateError {
         /// The interface.
         interface: InterfaceName,
     },
-    /// Two gateways on one node share a secondary (SNAT) IP.
+    /// Two gateways on one node share a secondary (SNAT) IP of either family.
     #[error("failed to add gateway {interface}: secondary IP {ip} is already used by {other}")]
     DuplicateSecondaryIp {
         /// The gateway being added.
         interface: InterfaceName,
         /// The IP.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// The gateway already holding it.
         other: InterfaceName,
+    },
+    /// A secondary IPv6 that cannot be a node's global source address.
+    #[error(
+        "failed to configure {interface}: secondary IPv6 {ip} is not a unicast address outside link-local and loopback"
+    )]
+    InvalidSecondaryIpv6 {
+        /// The gateway's interface.
+        interface: InterfaceName,
+        /// The rejected address.
+        ip: Ipv6Addr,
+    },
+    /// An IPv6 allowed IP on a tunnel that has no secondary IPv6: nothing would translate
+    /// it, and the pod's own address would leave the node.
+    #[error(
+        "failed to add {peer} to {interface}: allowed IP {ip} is IPv6 but the gateway has no secondary IPv6 to SNAT it to"
+    )]
+    Ipv6WithoutSecondary {
+        /// The device.
+        interface: InterfaceName,
+        /// The peer being added.
+        peer: PublicKey,
+        /// The IPv6 prefix.
+        ip: IpNet,
     },
     /// The MTU is outside what a tunnel can use.
     #[error(
@@ -141,6 +169,9 @@ pub struct GatewayTunnel {
     pub private_key: PrivateKey,
     /// This node's secondary IP for the gateway: the SNAT source.
     pub secondary_ip: Ipv4Addr,
+    /// This node's secondary IPv6 for the gateway, if the gateway is dual-stack: the SNAT
+    /// source of IPv6 flows. Set with [`GatewayTunnel::with_secondary_ipv6`].
+    secondary_ipv6: Option<Ipv6Addr>,
     /// Tunnel MTU.
     pub mtu: u32,
     mark: FwMark,
@@ -166,6 +197,7 @@ impl GatewayTunnel {
             listen_port,
             private_key,
             secondary_ip,
+            secondary_ipv6: None,
             mtu: DEFAULT_TUNNEL_MTU,
             mark,
             peers: BTreeMap::new(),
@@ -180,6 +212,28 @@ impl GatewayTunnel {
         Ok(self)
     }
 
+    /// Makes the gateway dual-stack: IPv6 flows leave as `ip`. Rejects addresses that cannot
+    /// be a node's source address (unspecified, loopback, multicast, link-local).
+    pub fn with_secondary_ipv6(mut self, ip: Ipv6Addr) -> Result<Self, StateError> {
+        if ip.is_unspecified()
+            || ip.is_loopback()
+            || ip.is_multicast()
+            || ip.is_unicast_link_local()
+        {
+            return Err(StateError::InvalidSecondaryIpv6 {
+                interface: self.interface.clone(),
+                ip,
+            });
+        }
+        self.secondary_ipv6 = Some(ip);
+        Ok(self)
+    }
+
+    /// This node's secondary IPv6 for the gateway, if it is dual-stack.
+    pub fn secondary_ipv6(&self) -> Option<Ipv6Addr> {
+        self.secondary_ipv6
+    }
+
     /// The connection mark of this gateway's flows (its port, as in the original).
     pub fn mark(&self) -> FwMark {
         self.mark
@@ -192,6 +246,18 @@ impl GatewayTunnel {
             return Err(StateError::NoAllowedIps {
                 interface: self.interface.clone(),
                 peer: peer.public_key,
+            });
+        }
+        if self.secondary_ipv6.is_none()
+            && let Some(ip) = peer
+                .allowed_ips
+                .iter()
+                .find(|ip| matches!(ip, IpNet::V6(_)))
+        {
+            return Err(StateError::Ipv6WithoutSecondary {
+                interface: self.interface.clone(),
+                peer: peer.public_key,
+                ip: *ip,
             });
         }
         for ip in &peer.allowed_ips {
@@ -296,10 +362,16 @@ impl GatewayNodeState {
                     interface: gateway.interface,
                 });
             }
-            if other.secondary_ip == gateway.secondary_ip {
+            let v4 = (other.secondary_ip == gateway.secondary_ip)
+                .then_some(IpAddr::V4(gateway.secondary_ip));
+            let v6 = gateway
+                .secondary_ipv6
+                .filter(|ip| other.secondary_ipv6 == Some(*ip))
+                .map(IpAddr::V6);
+            if let Some(ip) = v4.or(v6) {
                 return Err(StateError::DuplicateSecondaryIp {
                     interface: gateway.interface,
-                    ip: gateway.secondary_ip,
+                    ip,
                     other: other.interface.clone(),
                 });
             }
@@ -328,6 +400,11 @@ impl GatewayNodeState {
         let mut label = format!("{}:egress", self.host_interface);
         label.truncate(crate::names::IFNAME_MAX);
         label
+    }
+
+    /// Whether any gateway is dual-stack (the node then carries IPv6 too).
+    pub fn has_ipv6(&self) -> bool {
+        self.gateways.values().any(|g| g.secondary_ipv6.is_some())
     }
 
     /// The gateway namespace as a reference.
@@ -538,6 +615,55 @@ mod tests {
             gw.upsert_peer(empty),
             Err(StateError::NoAllowedIps { .. })
         ));
+    }
+
+    #[test]
+    fn secondary_ipv6_is_checked_unique_and_required_for_ipv6_peers() {
+        let v4: Ipv4Addr = "10.0.0.10".parse().unwrap();
+        let mut gw = GatewayTunnel::new(6000, PrivateKey::generate(), v4).unwrap();
+        assert_eq!(gw.secondary_ipv6(), None);
+        let v6_peer = peer("fd00:10:244::5/128");
+        let err = gw.upsert_peer(v6_peer.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "allowed IP fd00:10:244::5/128 is IPv6 but the gateway has no secondary IPv6"
+            ),
+            "{err}"
+        );
+        assert!(gw.peers().is_empty(), "refused whole, nothing half-added");
+        for bad in ["::", "::1", "ff02::1", "fe80::10"] {
+            let err = gw
+                .clone()
+                .with_secondary_ipv6(bad.parse().unwrap())
+                .unwrap_err();
+            assert!(
+                matches!(err, StateError::InvalidSecondaryIpv6 { .. }),
+                "{bad}"
+            );
+        }
+        let mut gw = gw.with_secondary_ipv6("fd00::10".parse().unwrap()).unwrap();
+        gw.upsert_peer(v6_peer).unwrap();
+
+        let mut node = GatewayNodeState::new(
+            NetnsRef::Current,
+            "eth0".parse().unwrap(),
+            "10.0.0.4".parse().unwrap(),
+        )
+        .unwrap();
+        assert!(!node.has_ipv6());
+        node.add_gateway(gw).unwrap();
+        assert!(node.has_ipv6());
+        let same_v6 =
+            GatewayTunnel::new(6001, PrivateKey::generate(), "10.0.0.11".parse().unwrap())
+                .unwrap()
+                .with_secondary_ipv6("fd00::10".parse().unwrap())
+                .unwrap();
+        let err = node.add_gateway(same_v6).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("secondary IP fd00::10 is already used by wg-6000"),
+            "{err}"
+        );
     }
 
     #[test]
