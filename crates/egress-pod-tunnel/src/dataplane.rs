@@ -384,7 +384,8 @@ impl PodTunnel for DataplaneTunnel {
                 false,
             ),
         )?;
-        // What the main plugin routed via eth0, to put back if this step fails half-way.
+        // What the main plugin routed via eth0 (either family), to put back if this step
+        // fails half-way.
         let before: BTreeSet<RouteSpec> = run(
             "failed to read the pod namespace",
             dp.observe(&observe_request_for_pod(&state)),
@@ -393,6 +394,7 @@ impl PodTunnel for DataplaneTunnel {
         .map(|ns| {
             ns.routes
                 .iter()
+                .chain(&ns.ipv6_routes)
                 .filter(|r| r.table == MAIN_TABLE && r.device == state.eth)
                 .cloned()
                 .collect()

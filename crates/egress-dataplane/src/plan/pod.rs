@@ -214,8 +214,7 @@ pub fn plan_pod(desired: &PodTunnelState, observed: &ObservedState) -> Vec<Op> {
 
     // Routes through a device being (re)created vanish with the old device.
     let has = |r: &RouteSpec| {
-        o_ns.is_some_and(|n| n.routes.contains(r))
-            && !(outcome.created && r.device == desired.interface)
+        o_ns.is_some_and(|n| n.has_route(r)) && !(outcome.created && r.device == desired.interface)
     };
     let wanted = wanted_routes(desired);
     for r in wanted.iter().filter(|r| !has(r)) {
@@ -225,7 +224,14 @@ pub fn plan_pod(desired: &PodTunnelState, observed: &ObservedState) -> Vec<Op> {
         });
     }
     if let Some(o) = o_ns {
-        for r in o.routes.iter().filter(|r| replaced(desired, &wanted, r)) {
+        // IPv6 routes are looked at only when the tunnel carries IPv6.
+        let ipv6 = desired.ipv6.iter().flat_map(|_| o.ipv6_routes.iter());
+        for r in o
+            .routes
+            .iter()
+            .chain(ipv6)
+            .filter(|r| replaced(desired, &wanted, r))
+        {
             // Includes the old default via eth0: replacing it with the tunnel's default only
             // removes it when both have the same metric; deleting an absent route is a no-op.
             ops.push(Op::DelRoute {
@@ -266,7 +272,7 @@ pub fn plan_pod(desired: &PodTunnelState, observed: &ObservedState) -> Vec<Op> {
                 desired.eth.clone(),
             )
         };
-        if !o_ns.is_some_and(|n| n.routes.contains(&back)) {
+        if !o_ns.is_some_and(|n| n.has_route(&back)) {
             ops.push(Op::AddRoute {
                 netns: ns.clone(),
                 route: back,

@@ -167,7 +167,7 @@ pub fn plan_pod_teardown(teardown: &PodTeardown, observed: &ObservedState) -> Ve
         }
     }
     for route in &teardown.restore_routes {
-        if !ns.routes.contains(route) {
+        if !ns.has_route(route) {
             ops.push(Op::AddRoute {
                 netns: teardown.netns.clone(),
                 route: route.clone(),
@@ -177,7 +177,7 @@ pub fn plan_pod_teardown(teardown: &PodTeardown, observed: &ObservedState) -> Ve
     for route in teardown
         .eth_routes
         .iter()
-        .filter(|r| r.table == MAIN_TABLE && ns.routes.contains(*r))
+        .filter(|r| r.table == MAIN_TABLE && ns.has_route(r))
         .filter(|r| !teardown.restore_routes.contains(*r))
     {
         ops.push(Op::DelRoute {

@@ -78,10 +78,12 @@ async fn converge(dp: &Dataplane, d: &PodTunnelState) -> Vec<Op> {
     ops
 }
 
+/// The pod's routes of both families.
 fn routes(fake: &FakeNode) -> BTreeSet<String> {
-    fake.snapshot().namespaces[&pod_ns()]
-        .routes
+    let ns = &fake.snapshot().namespaces[&pod_ns()];
+    ns.routes
         .iter()
+        .chain(&ns.ipv6_routes)
         .map(|r| r.to_string())
         .collect()
 }
@@ -304,8 +306,8 @@ async fn a_handshake_trigger_sets_the_gateway_peer_keepalive() {
 
 /// The IPv6 routes a dual-stack main plugin leaves in the pod (global gateway).
 const POD_V6_ROUTES: [&str; 3] = [
-    "fd00:10:244:1::/64 dev eth0 scope link",
-    "fe80::/64 dev eth0 scope link",
+    "fd00:10:244:1::/64 dev eth0",
+    "fe80::/64 dev eth0",
     "default via fd00:10:244:1::1 dev eth0",
 ];
 
@@ -342,9 +344,8 @@ fn fake_dual_stack_pod() -> FakeNode {
 
 fn v6_routes(fake: &FakeNode) -> BTreeSet<String> {
     fake.snapshot().namespaces[&pod_ns()]
-        .routes
+        .ipv6_routes
         .iter()
-        .filter(|r| r.destination.addr().is_ipv6())
         .map(|r| r.to_string())
         .collect()
 }
@@ -412,8 +413,8 @@ async fn static_egress_sends_ipv6_into_the_tunnel_and_exclusions_via_the_ipv6_ga
         strings([
             // The connected prefix and the old default are gone; the gateway stays reachable
             // on-link, and the link-local prefix stays.
-            "fd00:10:244:1::1/128 dev eth0 scope link",
-            "fe80::/64 dev eth0 scope link",
+            "fd00:10:244:1::1/128 dev eth0",
+            "fe80::/64 dev eth0",
             "default via fe80::1 dev wg0",
             "2001:db8:e::/48 via fd00:10:244:1::1 dev eth0",
             "fd00:10:96::/112 via fd00:10:244:1::1 dev eth0",
@@ -442,7 +443,7 @@ async fn a_link_local_ipv6_gateway_needs_no_on_link_route() {
     assert_eq!(
         converged_v6_routes(&d).await,
         strings([
-            "fe80::/64 dev eth0 scope link",
+            "fe80::/64 dev eth0",
             "default via fe80::1 dev wg0",
             "2001:db8:e::/48 via fe80::1234:5678:9abc dev eth0",
         ])
@@ -456,10 +457,7 @@ async fn static_egress_without_an_ipv6_gateway_takes_all_ipv6_but_cannot_exclude
     d.validate().unwrap();
     assert_eq!(
         converged_v6_routes(&d).await,
-        strings([
-            "fe80::/64 dev eth0 scope link",
-            "default via fe80::1 dev wg0"
-        ])
+        strings(["fe80::/64 dev eth0", "default via fe80::1 dev wg0"])
     );
     d.ipv6 = ipv6(None, &["2001:db8:e::/48"]);
     let err = d.validate().unwrap_err();
@@ -508,17 +506,17 @@ async fn teardown_removes_the_ipv6_exclusions_and_undo_restores_the_ipv6_routes(
     // DEL: our exclusion goes with the tunnel's default; the on-link gateway routes stay.
     assert_eq!(
         v6_routes(&fake),
-        strings([
-            "fd00:10:244:1::1/128 dev eth0 scope link",
-            "fe80::/64 dev eth0 scope link",
-        ])
+        strings(["fd00:10:244:1::1/128 dev eth0", "fe80::/64 dev eth0",])
     );
 
     converge(&dp, &d).await;
     let mut undo = d.teardown(None);
-    undo.restore_routes = fake_dual_stack_pod().snapshot().namespaces[&pod_ns()]
+    let main_plugins = &fake_dual_stack_pod().snapshot().namespaces[&pod_ns()];
+    undo.restore_routes = main_plugins
         .routes
-        .clone();
+        .union(&main_plugins.ipv6_routes)
+        .cloned()
+        .collect();
     for gw in ["10.244.1.1/32", "fd00:10:244:1::1/128"] {
         undo.eth_routes
             .insert(RouteSpec::on_link(gw.parse().unwrap(), name("eth0")));
