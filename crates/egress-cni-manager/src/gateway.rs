@@ -83,6 +83,12 @@ pub fn missing_fields(sgc: &StaticGatewayConfiguration) -> Vec<&'static str> {
     if p.private_key_secret_ref.is_none() {
         missing.push("status.gatewayServerProfile.privateKeySecretRef");
     }
+    // A dual-stack gateway takes pods once both families are provisioned: a pod routing its
+    // IPv6 into a gateway that cannot SNAT it yet would lose IPv6 egress, and one that
+    // started IPv4-only would keep leaving from the node for IPv6 until it restarts.
+    if sgc.spec.target.ipv6() && empty(&status.egress_ipv6_prefix) {
+        missing.push("status.egressIpv6Prefix");
+    }
     missing
 }
 
@@ -190,6 +196,8 @@ pub fn to_reply(sgc: &StaticGatewayConfiguration) -> Result<AddReply, GatewayErr
             DefaultRoute::AzureNetworking => egress_cni_proto::DefaultRoute::AzureNetworking,
         },
         exclude_cidrs,
+        // The handler narrows it to pods with an IPv6 address.
+        ipv6: sgc.spec.target.ipv6(),
     })
 }
 
@@ -288,5 +296,37 @@ mod tests {
             }
         );
         assert!(e.to_string().contains("is being deleted"), "{e}");
+    }
+
+    #[test]
+    fn a_dual_stack_gateway_waits_for_its_ipv6_prefix_and_says_so() {
+        let profile = json!({"ip": "10.0.0.6", "port": 6000, "publicKey": KEY,
+            "privateKeySecretRef": {"name": "sgw-u"}});
+        let mut s = sgc(
+            false,
+            json!({"egressIpPrefix": "203.0.113.0/31", "gatewayServerProfile": profile}),
+        );
+        assert!(!to_reply(&s).unwrap().ipv6, "IPv4-only by default");
+        s.spec.target.ip_families = Some(vec![
+            egress_api::target::IpFamily::IPv4,
+            egress_api::target::IpFamily::IPv6,
+        ]);
+        let e = to_reply(&s).unwrap_err();
+        assert_eq!(
+            e,
+            GatewayError::NotReady {
+                sgc: "ns/gw".into(),
+                missing: vec!["status.egressIpv6Prefix"]
+            }
+        );
+        // An IPv6 failure the operator reports is the pod's reason to wait.
+        s.status.as_mut().unwrap().conditions =
+            vec![serde_json::from_value(cond("IPv6Ready", "False", "InvalidPrefixId", 2)).unwrap()];
+        assert!(
+            matches!(to_reply(&s), Err(GatewayError::Failed { reason, .. }) if reason == "InvalidPrefixId")
+        );
+        s.status.as_mut().unwrap().conditions.clear();
+        s.status.as_mut().unwrap().egress_ipv6_prefix = Some("2001:db8:e::/127".into());
+        assert!(to_reply(&s).unwrap().ipv6);
     }
 }

@@ -18,7 +18,7 @@ use egress_api::selection::{Choice, Selectors};
 use egress_api::{PodEndpoint, StaticGatewayConfiguration};
 use egress_cni_proto::{
     AddReply, AddRequest, DelReply, DelRequest, ErrorKind, ErrorReply, PodGatewayReply, PodRef,
-    Reply, Request,
+    Reply, Request, usable_pod_ipv6,
 };
 
 use crate::gateway::{self, GatewayError};
@@ -362,6 +362,16 @@ impl RequestHandler {
             .await?
             .ok_or_else(|| HandlerError::NotAnnotated(pod.clone()))?;
         self.check_ip(pod, &facts, req.pod_ip)?;
+        if let Some(v6) = req.pod_ipv6 {
+            if !usable_pod_ipv6(&v6) {
+                return Err(HandlerError::IpNotPods {
+                    pod: pod.clone(),
+                    claimed: v6.into(),
+                    known: facts.ips.clone(),
+                });
+            }
+            self.check_ip(pod, &facts, v6.into())?;
+        }
         let sgcs: Api<StaticGatewayConfiguration> =
             Api::namespaced(self.client.clone(), &pod.namespace);
         let sgc = sgcs
@@ -380,9 +390,13 @@ impl RequestHandler {
                 namespace: pod.namespace.clone(),
                 name: sgc_name.clone(),
             })?;
-        let reply = gateway::to_reply(&sgc)?;
+        let mut reply = gateway::to_reply(&sgc)?;
+        // IPv6 egress needs both a dual-stack gateway and an IPv6 pod; otherwise the field is
+        // left out of the apply, which clears one an earlier sandbox of the pod set.
+        let pod_ipv6 = req.pod_ipv6.filter(|_| reply.ipv6);
+        reply.ipv6 = pod_ipv6.is_some();
         let prefix = if req.pod_ip.is_ipv4() { 32 } else { 128 };
-        let endpoint = json!({
+        let mut endpoint = json!({
             "apiVersion": API_VERSION,
             "kind": "PodEndpoint",
             "metadata": {
@@ -401,6 +415,9 @@ impl RequestHandler {
                 "podPublicKey": req.public_key.as_str(),
             },
         });
+        if let Some(v6) = pod_ipv6 {
+            endpoint["spec"]["podIpv6Address"] = json!(format!("{v6}/128"));
+        }
         let api: Api<PodEndpoint> = Api::namespaced(self.client.clone(), &pod.namespace);
         api.patch(
             &pod.name,
@@ -412,7 +429,7 @@ impl RequestHandler {
             action: format!("apply PodEndpoint {pod}"),
             source,
         })?;
-        tracing::info!(%pod, ip = %req.pod_ip, gateway = %sgc_name, "PodEndpoint applied");
+        tracing::info!(%pod, ip = %req.pod_ip, ipv6 = ?pod_ipv6, gateway = %sgc_name, "PodEndpoint applied");
         Ok(reply)
     }
 

@@ -146,6 +146,7 @@ mod tests {
                 default_route: DefaultRoute::StaticEgressGateway,
                 exclude_cidrs: vec!["10.0.0.0/8".parse().unwrap()],
                 node_exclude_cidrs: vec!["169.254.169.254/32".parse().unwrap()],
+                ipv6: false,
             }),
         };
         let now = Time(Timestamp::from_second(1000).unwrap());

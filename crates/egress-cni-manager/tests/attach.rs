@@ -169,6 +169,8 @@ fn sandbox(env: &Env, id: &str, pod: &str, uid: &str, ip: &str) -> SandboxRecord
         eth: "eth0".into(),
         pod_ip: ip.parse().unwrap(),
         eth_gateway: "10.244.1.1".parse().unwrap(),
+        pod_ipv6: None,
+        eth_ipv6_gateway: None,
         mtu: 1420,
         backend: Backend::Kernel,
         node_excluded_cidrs: vec![],

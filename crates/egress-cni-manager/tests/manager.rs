@@ -194,12 +194,22 @@ fn pod_ref(name: &str) -> PodRef {
 }
 
 async fn add(env: &Env, name: &str, ip: &str) -> Result<egress_cni_proto::AddReply, ClientError> {
+    add_dual(env, name, ip, None).await
+}
+
+async fn add_dual(
+    env: &Env,
+    name: &str,
+    ip: &str,
+    ipv6: Option<&str>,
+) -> Result<egress_cni_proto::AddReply, ClientError> {
     let c = env.plugin();
     let req = AddRequest {
         pod: pod_ref(name),
         container_id: format!("ctr-{name}"),
         pod_ip: ip.parse().unwrap(),
         public_key: WireKey::parse(KEY).unwrap(),
+        pod_ipv6: ipv6.map(|v| v.parse().unwrap()),
     };
     tokio::task::spawn_blocking(move || c.add(req))
         .await
@@ -235,6 +245,101 @@ async fn eventually<F: Fn() -> Fut, Fut: std::future::Future<Output = bool>>(wha
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A dual-stack SGC: IPv6 in `ipFamilies` and its IPv6 prefix provisioned.
+async fn dual_stack_sgc(client: &kube::Client, name: &str) {
+    sgc(client, name, true, "staticEgressGateway").await;
+    let api: Api<StaticGatewayConfiguration> = Api::namespaced(client.clone(), "ns1");
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"ipFamilies": ["IPv4", "IPv6"],
+            "excludeCidrs": ["192.0.2.0/24", "2001:db8:e::/48"]}})),
+    )
+    .await
+    .unwrap();
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"egressIpv6Prefix": "2001:db8:f::/127"}})),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_dual_stack_pod_of_a_dual_stack_gateway_gets_its_ipv6_on_the_pod_endpoint() {
+    let env = setup(false).await;
+    dual_stack_sgc(&env.client, "sgc6").await;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "ns1");
+    create(
+        &pods,
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "dual", "namespace": "ns1",
+                "annotations": {POD_ANNOTATION: "sgc6"}},
+            "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .await;
+    pods.patch_status(
+        "dual",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Running", "podIP": "10.244.1.60",
+            "podIPs": [{"ip": "10.244.1.60"}, {"ip": "fd00:10:244:1::60"}]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let pes: Api<PodEndpoint> = Api::namespaced(env.client.clone(), "ns1");
+    let v6_of = || async { pes.get("dual").await.unwrap().spec.pod_ipv6_address };
+
+    // An IPv6 that is not the pod's (once its IPs reach the cache) or a link-local one is
+    // refused like a wrong IPv4.
+    eventually("the pod's IPs reach the cache", || async {
+        add_dual(&env, "dual", "10.244.1.60", Some("fd00:10:244:1::61"))
+            .await
+            .is_err()
+    })
+    .await;
+    for bad in ["fd00:10:244:1::61", "fe80::60"] {
+        let (kind, msg) = refusal(add_dual(&env, "dual", "10.244.1.60", Some(bad)).await);
+        assert_eq!(kind, ErrorKind::IpMismatch, "{bad}: {msg}");
+        assert!(msg.contains(bad), "{msg}");
+    }
+
+    let reply = add_dual(&env, "dual", "10.244.1.60", Some("fd00:10:244:1::60"))
+        .await
+        .unwrap();
+    assert!(reply.ipv6);
+    assert_eq!(reply.exclude_cidrs.len(), 2, "{:?}", reply.exclude_cidrs);
+    assert_eq!(v6_of().await.as_deref(), Some("fd00:10:244:1::60/128"));
+
+    // A sandbox without IPv6 (or an older plugin) clears it: IPv4 only.
+    let reply = add(&env, "dual", "10.244.1.60").await.unwrap();
+    assert!(!reply.ipv6);
+    assert_eq!(v6_of().await, None);
+
+    // An IPv4-only gateway never takes a pod's IPv6.
+    pods.patch(
+        "dual",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations":
+            {POD_ANNOTATION: "sgc1"}}})),
+    )
+    .await
+    .unwrap();
+    eventually("the annotation reaches the cache", || async {
+        add_dual(&env, "dual", "10.244.1.60", Some("fd00:10:244:1::60"))
+            .await
+            .is_ok_and(|r| r.gateway == "sgc1")
+    })
+    .await;
+    let reply = add_dual(&env, "dual", "10.244.1.60", Some("fd00:10:244:1::60"))
+        .await
+        .unwrap();
+    assert!(!reply.ipv6);
+    assert_eq!(v6_of().await, None);
 }
 
 #[tokio::test]
@@ -366,6 +471,7 @@ async fn refusals_name_the_pod_the_gateway_and_what_is_missing() {
         container_id: "c".into(),
         pod_ip: "10.244.1.10".parse().unwrap(),
         public_key: WireKey::parse(KEY).unwrap(),
+        pod_ipv6: None,
     };
     let (kind, msg) = refusal(
         tokio::task::spawn_blocking(move || c.add(req))

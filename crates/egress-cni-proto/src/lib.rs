@@ -15,7 +15,7 @@ pub use codec::{CodecError, MAX_MESSAGE_BYTES};
 pub use messages::{
     AddPhase, AddReply, AddRequest, DefaultRoute, DelReply, DelRequest, ErrorKind, ErrorReply,
     PhaseTiming, PodGatewayReply, PodRef, Reply, ReplyEnvelope, ReportReply, ReportRequest,
-    Request, RequestEnvelope, RoutesReport, WireKey,
+    Request, RequestEnvelope, RoutesReport, WireKey, usable_pod_ipv6,
 };
 pub use record::{Backend, RecordError, TunnelRecord};
 pub use selectors::SelectorNamespaces;

@@ -3,7 +3,7 @@
 //! from the Kubernetes API, never from the caller's word alone).
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,18 @@ pub enum DefaultRoute {
     AzureNetworking,
 }
 
+/// Whether `ip` can be a pod's IPv6 egress address: unicast, and neither link-local,
+/// loopback, unspecified nor IPv4-mapped (the gateway's allowed IP for it must name one pod,
+/// and its SNAT must see a routable source). The plugin takes the first such address of the
+/// main plugin's result; the manager refuses any other claim.
+pub fn usable_pod_ipv6(ip: &Ipv6Addr) -> bool {
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_unicast_link_local()
+        || ip.to_ipv4_mapped().is_some())
+}
+
 /// ADD for an annotated pod: the pod's tunnel key and the address the main plugin gave it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +114,11 @@ pub struct AddRequest {
     pub pod_ip: IpAddr,
     /// The pod's fresh WireGuard public key (the private key never leaves the plugin).
     pub public_key: WireKey,
+    /// The pod's IPv6 address from the main plugin's result, when it has one (dual-stack).
+    /// Added to protocol version 1 without a bump: a manager that predates it ignores it and
+    /// answers without [`AddReply::ipv6`], so the pod stays IPv4-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ipv6: Option<Ipv6Addr>,
 }
 
 /// What the plugin needs to configure the tunnel.
@@ -116,8 +133,14 @@ pub struct AddReply {
     pub gateway_public_key: WireKey,
     /// Default-route mode of the SGC.
     pub default_route: DefaultRoute,
-    /// The SGC's `excludeCidrs`.
+    /// The SGC's `excludeCidrs` (IPv6 ones included; the plugin uses those only with
+    /// [`AddReply::ipv6`]).
     pub exclude_cidrs: Vec<IpNet>,
+    /// The pod's IPv6 traffic goes through the gateway: the SGC has IPv6 in `ipFamilies` and
+    /// the request's `podIpv6` is on the PodEndpoint. Absent (false) from a manager that
+    /// predates it, and ignored by a plugin that does: IPv6 routes are then left alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
 }
 
 /// DEL: forget the pod's endpoint (idempotent).
@@ -201,6 +224,10 @@ pub struct RoutesReport {
     pub exclude_cidrs: Vec<IpNet>,
     /// The node exception CIDRs from the conflist.
     pub node_exclude_cidrs: Vec<IpNet>,
+    /// IPv6 was routed too ([`AddReply::ipv6`]); without it the IPv6 CIDRs above changed
+    /// nothing. Absent from older plugins.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
 }
 
 /// After an annotated pod's ADD got past registration: how long each phase took, whether it

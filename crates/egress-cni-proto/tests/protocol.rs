@@ -21,6 +21,7 @@ fn add_request() -> AddRequest {
         container_id: "abcdef0123".into(),
         pod_ip: "10.244.1.10".parse().unwrap(),
         public_key: WireKey::parse(KEY).unwrap(),
+        pod_ipv6: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn add_reply_json_shape_is_stable() {
         gateway_public_key: WireKey::parse(KEY).unwrap(),
         default_route: DefaultRoute::AzureNetworking,
         exclude_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
+        ipv6: false,
     }));
     let v: serde_json::Value = serde_json::from_slice(&codec::encode(&reply).unwrap()).unwrap();
     assert_eq!(
@@ -67,6 +69,46 @@ fn add_reply_json_shape_is_stable() {
     );
     let back: ReplyEnvelope = codec::decode(&serde_json::to_vec(&v).unwrap()).unwrap();
     assert_eq!(back, reply);
+}
+
+/// Dual-stack fields are additive within version 1: an IPv4-only exchange is byte for byte
+/// what it was (the shape test above), the new fields appear only when set, and either side
+/// ignores fields it does not know, so an older manager or plugin keeps working for IPv4.
+#[test]
+fn dual_stack_fields_are_optional_in_both_directions() {
+    let mut req = add_request();
+    let v4_only = serde_json::to_value(RequestEnvelope::new(Request::Add(req.clone()))).unwrap();
+    assert!(v4_only.get("podIpv6").is_none(), "{v4_only}");
+    req.pod_ipv6 = Some("fd00:10:244:1::a".parse().unwrap());
+    let v = serde_json::to_value(RequestEnvelope::new(Request::Add(req.clone()))).unwrap();
+    assert_eq!(v["podIpv6"], "fd00:10:244:1::a");
+    // What an older plugin sends decodes with no IPv6.
+    let old: RequestEnvelope = codec::decode(&serde_json::to_vec(&v4_only).unwrap()).unwrap();
+    assert!(matches!(
+        old.request,
+        Request::Add(AddRequest { pod_ipv6: None, .. })
+    ));
+
+    let reply = serde_json::json!({
+        "version": 1, "result": "added", "gateway": "sgc1", "endpoint": "10.0.0.5:6000",
+        "gatewayPublicKey": KEY, "defaultRoute": "staticEgressGateway",
+        "excludeCidrs": ["192.0.2.0/24", "2001:db8:e::/48"], "ipv6": true,
+        "someFutureField": {"x": 1}
+    });
+    let back: ReplyEnvelope = codec::decode(&serde_json::to_vec(&reply).unwrap()).unwrap();
+    let Reply::Added(added) = back.reply else {
+        panic!("{back:?}")
+    };
+    assert!(added.ipv6);
+    assert_eq!(added.exclude_cidrs.len(), 2);
+    let mut from_old_manager = reply.clone();
+    from_old_manager.as_object_mut().unwrap().remove("ipv6");
+    let back: ReplyEnvelope =
+        codec::decode(&serde_json::to_vec(&from_old_manager).unwrap()).unwrap();
+    assert!(matches!(
+        back.reply,
+        Reply::Added(AddReply { ipv6: false, .. })
+    ));
 }
 
 #[test]

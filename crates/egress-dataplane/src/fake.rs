@@ -126,7 +126,7 @@ impl FakeNode {
     /// Adds a route directly (as the runtime or a main CNI plugin would).
     pub fn add_route(&self, netns: &NetnsRef, route: RouteSpec) {
         if let Some(ns) = self.lock().namespaces.get_mut(netns) {
-            ns.routes.insert(route);
+            ns.routes_of_mut(&route.destination).insert(route);
         }
     }
 
@@ -229,6 +229,7 @@ impl World {
         if let Some(ns) = self.namespaces.get_mut(netns) {
             ns.links.remove(name);
             ns.routes.retain(|r| &r.device != name);
+            ns.ipv6_routes.retain(|r| &r.device != name);
         }
         let device = WgDeviceId {
             netns: netns.clone(),
@@ -275,6 +276,7 @@ impl LinkControl for FakeNode {
         Ok(ObservedNetns {
             links: ns.links.clone(),
             routes: ns.routes.clone(),
+            ipv6_routes: ns.ipv6_routes.clone(),
             rules: ns.rules.clone(),
             ..Default::default()
         })
@@ -322,6 +324,7 @@ impl LinkControl for FakeNode {
         let ns = w.ns(netns)?;
         ns.links.remove(link);
         ns.routes.retain(|r| &r.device != link);
+        ns.ipv6_routes.retain(|r| &r.device != link);
         // The kernel sets a moved link down and drops its addresses.
         moved.up = false;
         moved.addresses.clear();
@@ -375,14 +378,16 @@ impl LinkControl for FakeNode {
     async fn add_route(&self, netns: &NetnsRef, route: &RouteSpec) -> Result<(), NetlinkError> {
         let mut w = self.lock();
         w.link(netns, &route.device)?;
-        let ns = w.ns(netns)?;
-        ns.routes
-            .retain(|r| !(r.table == route.table && r.destination == route.destination));
-        ns.routes.insert(route.clone());
+        let routes = w.ns(netns)?.routes_of_mut(&route.destination);
+        routes.retain(|r| !(r.table == route.table && r.destination == route.destination));
+        routes.insert(route.clone());
         Ok(())
     }
     async fn del_route(&self, netns: &NetnsRef, route: &RouteSpec) -> Result<(), NetlinkError> {
-        self.lock().ns(netns)?.routes.remove(route);
+        self.lock()
+            .ns(netns)?
+            .routes_of_mut(&route.destination)
+            .remove(route);
         Ok(())
     }
     async fn add_rule(&self, netns: &NetnsRef, rule: &RuleSpec) -> Result<(), NetlinkError> {

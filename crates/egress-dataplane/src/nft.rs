@@ -1,5 +1,6 @@
-//! Our nftables tables as values: the gateway SNAT table, the host no-masquerade table and the
-//! pod ingress-mark table. Builds the one atomic batch that replaces a table and recognises a
+//! Our nftables tables as values: the gateway SNAT table, the host no-masquerade table (each
+//! in family `ip`, and for dual-stack gateways a mirror of each in family `ip6`) and the pod
+//! ingress-mark table. Builds the one atomic batch that replaces a table and recognises a
 //! table read back from `nft -j`. Running `nft` is the executor's job, not this module's.
 //!
 //! Every table keys its behaviour by a map or set, so the rule count is constant: adding a
@@ -8,7 +9,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
 use nftables::batch::Batch;
 use nftables::expr::{
@@ -41,9 +43,37 @@ const PRIO_MANGLE: i32 = -150;
 /// made here is final, so later masquerade rules are skipped for these sources.
 const PRIO_BEFORE_MASQUERADE: i32 = PRIO_SRCNAT - 10;
 
-/// Identity of a table: all our tables are in the `ip` family.
+/// The address family of one of our tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TableFamily {
+    /// `ip`: IPv4.
+    Ip,
+    /// `ip6`: IPv6.
+    Ip6,
+}
+
+impl TableFamily {
+    /// The name `nft` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFamily::Ip => "ip",
+            TableFamily::Ip6 => "ip6",
+        }
+    }
+
+    fn nf(self) -> NfFamily {
+        match self {
+            TableFamily::Ip => NfFamily::IP,
+            TableFamily::Ip6 => NfFamily::IP6,
+        }
+    }
+}
+
+/// Identity of a table: its family and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NftTableId {
+    /// Address family.
+    pub family: TableFamily,
     /// Table name.
     pub name: String,
 }
@@ -51,14 +81,39 @@ pub struct NftTableId {
 impl NftTableId {
     /// The table with this name in family `ip`.
     pub fn ip(name: &str) -> Self {
-        Self { name: name.into() }
+        Self {
+            family: TableFamily::Ip,
+            name: name.into(),
+        }
+    }
+
+    /// The table with this name in family `ip6`.
+    pub fn ip6(name: &str) -> Self {
+        Self {
+            family: TableFamily::Ip6,
+            name: name.into(),
+        }
     }
 }
 
 impl fmt::Display for NftTableId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "table ip {}", self.name)
+        write!(f, "table {} {}", self.family.as_str(), self.name)
     }
+}
+
+/// What differs between the `ip` and `ip6` versions of a table's content: the address type
+/// (the family itself is in the table's id).
+trait NatAddress: Copy + Ord + fmt::Display + FromStr + 'static {
+    const SET_TYPE: SetType;
+}
+
+impl NatAddress for Ipv4Addr {
+    const SET_TYPE: SetType = SetType::Ipv4Addr;
+}
+
+impl NatAddress for Ipv6Addr {
+    const SET_TYPE: SetType = SetType::Ipv6Addr;
 }
 
 /// One of our tables, by meaning.
@@ -72,10 +127,23 @@ pub enum NftTable {
         /// One entry per gateway.
         rules: BTreeSet<SnatRule>,
     },
+    /// [`NftTable::GatewayNat`] for IPv6 (family `ip6`, same names): flows from each
+    /// dual-stack tunnel leave as its secondary IPv6.
+    GatewayNat6 {
+        /// The link towards the host (`host0`).
+        egress: InterfaceName,
+        /// One entry per dual-stack gateway.
+        rules: BTreeSet<SnatRule<Ipv6Addr>>,
+    },
     /// Host namespace: traffic from these sources is not masqueraded again.
     HostNoMasquerade {
         /// The secondary IPs of the gateways.
         sources: BTreeSet<Ipv4Addr>,
+    },
+    /// [`NftTable::HostNoMasquerade`] for IPv6 (family `ip6`, same name).
+    HostNoMasquerade6 {
+        /// The secondary IPv6 addresses of the dual-stack gateways.
+        sources: BTreeSet<Ipv6Addr>,
     },
     /// Pod namespace: connections arriving on `eth` are marked, and replies carry the mark so
     /// a rule can route them back out of `eth`.
@@ -94,7 +162,9 @@ impl NftTable {
     pub fn id(&self) -> NftTableId {
         match self {
             NftTable::GatewayNat { .. } => NftTableId::ip(GATEWAY_TABLE),
+            NftTable::GatewayNat6 { .. } => NftTableId::ip6(GATEWAY_TABLE),
             NftTable::HostNoMasquerade { .. } => NftTableId::ip(HOST_TABLE),
+            NftTable::HostNoMasquerade6 { .. } => NftTableId::ip6(HOST_TABLE),
             NftTable::PodIngressMark { .. } => NftTableId::ip(POD_TABLE),
             NftTable::Unrecognised(id) => id.clone(),
         }
@@ -102,171 +172,18 @@ impl NftTable {
 
     /// The objects making up the table (table, maps/sets, chains, rules), without handles.
     pub fn objects(&self) -> Vec<NfListObject<'static>> {
-        let name = self.id().name;
-        let mut objs = vec![NfListObject::Table(table(&name))];
+        let id = self.id();
+        let mut objs = vec![NfListObject::Table(table(&id))];
         match self {
             NftTable::GatewayNat { egress, rules } => {
-                let marks = rules
-                    .iter()
-                    .map(|r| {
-                        pair(
-                            Expression::String(r.tunnel.as_str().to_owned().into()),
-                            Expression::Number(r.mark.value()),
-                        )
-                    })
-                    .collect();
-                let sources = rules
-                    .iter()
-                    .map(|r| {
-                        pair(
-                            Expression::Number(r.mark.value()),
-                            Expression::String(r.to.to_string().into()),
-                        )
-                    })
-                    .collect();
-                objs.push(map(
-                    &name,
-                    TUNNEL_MARKS,
-                    SetType::Ifname,
-                    SetType::Mark,
-                    marks,
-                ));
-                objs.push(map(
-                    &name,
-                    SNAT_SOURCES,
-                    SetType::Mark,
-                    SetType::Ipv4Addr,
-                    sources,
-                ));
-                objs.push(chain(
-                    &name,
-                    "prerouting",
-                    NfChainType::NAT,
-                    NfHook::Prerouting,
-                    PRIO_DSTNAT,
-                ));
-                objs.push(chain(
-                    &name,
-                    "postrouting",
-                    NfChainType::NAT,
-                    NfHook::Postrouting,
-                    PRIO_SRCNAT,
-                ));
-                // ct mark set iifname map @tunnel_marks
-                objs.push(rule(
-                    &name,
-                    "prerouting",
-                    vec![Statement::Mangle(Mangle {
-                        key: ct_mark(),
-                        value: map_lookup(meta(MetaKey::Iifname), TUNNEL_MARKS),
-                    })],
-                ));
-                // oifname <egress> snat ip to ct mark map @snat_sources
-                objs.push(rule(
-                    &name,
-                    "postrouting",
-                    vec![
-                        eq(
-                            meta(MetaKey::Oifname),
-                            Expression::String(egress.as_str().to_owned().into()),
-                        ),
-                        Statement::SNAT(Some(NAT {
-                            addr: Some(map_lookup(ct_mark(), SNAT_SOURCES)),
-                            family: None,
-                            port: None,
-                            flags: None,
-                        })),
-                    ],
-                ));
+                gateway_objects(&mut objs, &id, egress, rules)
             }
-            NftTable::HostNoMasquerade { sources } => {
-                let elems = sources
-                    .iter()
-                    .map(|ip| Expression::String(ip.to_string().into()))
-                    .collect::<Vec<_>>();
-                objs.push(NfListObject::Set(Box::new(schema::Set {
-                    family: NfFamily::IP,
-                    table: name.clone().into(),
-                    name: NO_MASQUERADE.into(),
-                    handle: None,
-                    set_type: SetTypeValue::Single(SetType::Ipv4Addr),
-                    policy: None,
-                    flags: None,
-                    elem: (!elems.is_empty()).then(|| elems.into()),
-                    timeout: None,
-                    gc_interval: None,
-                    size: None,
-                    comment: None,
-                })));
-                objs.push(chain(
-                    &name,
-                    "postrouting",
-                    NfChainType::NAT,
-                    NfHook::Postrouting,
-                    PRIO_BEFORE_MASQUERADE,
-                ));
-                // ip saddr @no_masquerade snat ip to ip saddr
-                objs.push(rule(
-                    &name,
-                    "postrouting",
-                    vec![
-                        eq(
-                            ip_saddr(),
-                            Expression::String(format!("@{NO_MASQUERADE}").into()),
-                        ),
-                        Statement::SNAT(Some(NAT {
-                            addr: Some(ip_saddr()),
-                            family: None,
-                            port: None,
-                            flags: None,
-                        })),
-                    ],
-                ));
+            NftTable::GatewayNat6 { egress, rules } => {
+                gateway_objects(&mut objs, &id, egress, rules)
             }
-            NftTable::PodIngressMark { eth, mark } => {
-                objs.push(chain(
-                    &name,
-                    "prerouting",
-                    NfChainType::Filter,
-                    NfHook::Prerouting,
-                    PRIO_MANGLE,
-                ));
-                // A route-type chain: changing the mark of a local packet re-routes it.
-                objs.push(chain(
-                    &name,
-                    "output",
-                    NfChainType::Route,
-                    NfHook::Output,
-                    PRIO_MANGLE,
-                ));
-                // iifname <eth> ct mark set <mark>
-                objs.push(rule(
-                    &name,
-                    "prerouting",
-                    vec![
-                        eq(
-                            meta(MetaKey::Iifname),
-                            Expression::String(eth.as_str().to_owned().into()),
-                        ),
-                        Statement::Mangle(Mangle {
-                            key: ct_mark(),
-                            value: Expression::Number(mark.value()),
-                        }),
-                    ],
-                ));
-                // ct mark <mark> meta mark set ct mark
-                objs.push(rule(
-                    &name,
-                    "output",
-                    vec![
-                        eq(ct_mark(), Expression::Number(mark.value())),
-                        Statement::Mangle(Mangle {
-                            key: meta(MetaKey::Mark),
-                            value: ct_mark(),
-                        }),
-                    ],
-                ));
-            }
+            NftTable::HostNoMasquerade { sources } => host_objects(&mut objs, &id, sources),
+            NftTable::HostNoMasquerade6 { sources } => host_objects(&mut objs, &id, sources),
+            NftTable::PodIngressMark { eth, mark } => pod_objects(&mut objs, &id, eth, *mark),
             NftTable::Unrecognised(_) => {}
         }
         objs
@@ -276,9 +193,9 @@ impl NftTable {
     /// cannot fail), delete, then create it afresh, all in one transaction.
     pub fn replace_batch(&self) -> Nftables<'static> {
         let mut batch = Batch::new();
-        let name = self.id().name;
-        batch.add(NfListObject::Table(table(&name)));
-        batch.delete(NfListObject::Table(table(&name)));
+        let id = self.id();
+        batch.add(NfListObject::Table(table(&id)));
+        batch.delete(NfListObject::Table(table(&id)));
         for obj in self.objects() {
             batch.add(obj);
         }
@@ -288,20 +205,28 @@ impl NftTable {
     /// One document deleting the table (add first so a missing table is not an error).
     pub fn delete_batch(id: &NftTableId) -> Nftables<'static> {
         let mut batch = Batch::new();
-        batch.add(NfListObject::Table(table(&id.name)));
-        batch.delete(NfListObject::Table(table(&id.name)));
+        batch.add(NfListObject::Table(table(id)));
+        batch.delete(NfListObject::Table(table(id)));
         batch.to_nftables()
     }
 
-    /// Recognises a table read back with `nft -j list table ip <name>`. Returns the model if
+    /// Recognises a table read back with `nft -j list table <family> <name>`. Returns the model if
     /// the content is exactly what [`NftTable::objects`] would produce for it, otherwise
     /// [`NftTable::Unrecognised`].
     pub fn from_listing(id: &NftTableId, listing: &Value) -> NftTable {
         let observed = normalise_listing(listing);
-        let candidate = match id.name.as_str() {
-            GATEWAY_TABLE => recognise_gateway(&observed),
-            HOST_TABLE => recognise_host(&observed),
-            POD_TABLE => recognise_pod(&observed),
+        let candidate = match (id.family, id.name.as_str()) {
+            (TableFamily::Ip, GATEWAY_TABLE) => recognise_gateway(&observed)
+                .map(|(egress, rules)| NftTable::GatewayNat { egress, rules }),
+            (TableFamily::Ip6, GATEWAY_TABLE) => recognise_gateway(&observed)
+                .map(|(egress, rules)| NftTable::GatewayNat6 { egress, rules }),
+            (TableFamily::Ip, HOST_TABLE) => {
+                recognise_host(&observed).map(|sources| NftTable::HostNoMasquerade { sources })
+            }
+            (TableFamily::Ip6, HOST_TABLE) => {
+                recognise_host(&observed).map(|sources| NftTable::HostNoMasquerade6 { sources })
+            }
+            (TableFamily::Ip, POD_TABLE) => recognise_pod(&observed),
             _ => None,
         };
         match candidate {
@@ -320,7 +245,17 @@ impl fmt::Display for NftTable {
                 write_list(f, rules.iter())?;
                 f.write_str(" }")
             }
+            NftTable::GatewayNat6 { egress, rules } => {
+                write!(f, "{{ snat out {egress}: ")?;
+                write_list(f, rules.iter())?;
+                f.write_str(" }")
+            }
             NftTable::HostNoMasquerade { sources } => {
+                f.write_str("{ no masquerade for ")?;
+                write_list(f, sources.iter())?;
+                f.write_str(" }")
+            }
+            NftTable::HostNoMasquerade6 { sources } => {
                 f.write_str("{ no masquerade for ")?;
                 write_list(f, sources.iter())?;
                 f.write_str(" }")
@@ -333,24 +268,194 @@ impl fmt::Display for NftTable {
     }
 }
 
-fn table(name: &str) -> schema::Table<'static> {
+/// `ct mark set iifname map @tunnel_marks` and `oifname <egress> snat to ct mark map
+/// @snat_sources`, with the two maps, in either family.
+fn gateway_objects<A: NatAddress>(
+    objs: &mut Vec<NfListObject<'static>>,
+    id: &NftTableId,
+    egress: &InterfaceName,
+    rules: &BTreeSet<SnatRule<A>>,
+) {
+    let marks = rules
+        .iter()
+        .map(|r| {
+            pair(
+                Expression::String(r.tunnel.as_str().to_owned().into()),
+                Expression::Number(r.mark.value()),
+            )
+        })
+        .collect();
+    let sources = rules
+        .iter()
+        .map(|r| {
+            pair(
+                Expression::Number(r.mark.value()),
+                Expression::String(r.to.to_string().into()),
+            )
+        })
+        .collect();
+    objs.push(map(id, TUNNEL_MARKS, SetType::Ifname, SetType::Mark, marks));
+    objs.push(map(id, SNAT_SOURCES, SetType::Mark, A::SET_TYPE, sources));
+    objs.push(chain(
+        id,
+        "prerouting",
+        NfChainType::NAT,
+        NfHook::Prerouting,
+        PRIO_DSTNAT,
+    ));
+    objs.push(chain(
+        id,
+        "postrouting",
+        NfChainType::NAT,
+        NfHook::Postrouting,
+        PRIO_SRCNAT,
+    ));
+    // ct mark set iifname map @tunnel_marks
+    objs.push(rule(
+        id,
+        "prerouting",
+        vec![Statement::Mangle(Mangle {
+            key: ct_mark(),
+            value: map_lookup(meta(MetaKey::Iifname), TUNNEL_MARKS),
+        })],
+    ));
+    // oifname <egress> snat [ip|ip6] to ct mark map @snat_sources
+    objs.push(rule(
+        id,
+        "postrouting",
+        vec![
+            eq(
+                meta(MetaKey::Oifname),
+                Expression::String(egress.as_str().to_owned().into()),
+            ),
+            Statement::SNAT(Some(NAT {
+                addr: Some(map_lookup(ct_mark(), SNAT_SOURCES)),
+                family: None,
+                port: None,
+                flags: None,
+            })),
+        ],
+    ));
+}
+
+/// `<family> saddr @no_masquerade snat to <family> saddr`, with the set, in either family.
+fn host_objects<A: NatAddress>(
+    objs: &mut Vec<NfListObject<'static>>,
+    id: &NftTableId,
+    sources: &BTreeSet<A>,
+) {
+    let elems = sources
+        .iter()
+        .map(|ip| Expression::String(ip.to_string().into()))
+        .collect::<Vec<_>>();
+    objs.push(NfListObject::Set(Box::new(schema::Set {
+        family: id.family.nf(),
+        table: id.name.clone().into(),
+        name: NO_MASQUERADE.into(),
+        handle: None,
+        set_type: SetTypeValue::Single(A::SET_TYPE),
+        policy: None,
+        flags: None,
+        elem: (!elems.is_empty()).then(|| elems.into()),
+        timeout: None,
+        gc_interval: None,
+        size: None,
+        comment: None,
+    })));
+    objs.push(chain(
+        id,
+        "postrouting",
+        NfChainType::NAT,
+        NfHook::Postrouting,
+        PRIO_BEFORE_MASQUERADE,
+    ));
+    let saddr = || saddr(id.family);
+    objs.push(rule(
+        id,
+        "postrouting",
+        vec![
+            eq(
+                saddr(),
+                Expression::String(format!("@{NO_MASQUERADE}").into()),
+            ),
+            Statement::SNAT(Some(NAT {
+                addr: Some(saddr()),
+                family: None,
+                port: None,
+                flags: None,
+            })),
+        ],
+    ));
+}
+
+fn pod_objects(
+    objs: &mut Vec<NfListObject<'static>>,
+    id: &NftTableId,
+    eth: &InterfaceName,
+    mark: FwMark,
+) {
+    objs.push(chain(
+        id,
+        "prerouting",
+        NfChainType::Filter,
+        NfHook::Prerouting,
+        PRIO_MANGLE,
+    ));
+    // A route-type chain: changing the mark of a local packet re-routes it.
+    objs.push(chain(
+        id,
+        "output",
+        NfChainType::Route,
+        NfHook::Output,
+        PRIO_MANGLE,
+    ));
+    // iifname <eth> ct mark set <mark>
+    objs.push(rule(
+        id,
+        "prerouting",
+        vec![
+            eq(
+                meta(MetaKey::Iifname),
+                Expression::String(eth.as_str().to_owned().into()),
+            ),
+            Statement::Mangle(Mangle {
+                key: ct_mark(),
+                value: Expression::Number(mark.value()),
+            }),
+        ],
+    ));
+    // ct mark <mark> meta mark set ct mark
+    objs.push(rule(
+        id,
+        "output",
+        vec![
+            eq(ct_mark(), Expression::Number(mark.value())),
+            Statement::Mangle(Mangle {
+                key: meta(MetaKey::Mark),
+                value: ct_mark(),
+            }),
+        ],
+    ));
+}
+
+fn table(id: &NftTableId) -> schema::Table<'static> {
     schema::Table {
-        family: NfFamily::IP,
-        name: name.to_owned().into(),
+        family: id.family.nf(),
+        name: id.name.clone().into(),
         handle: None,
     }
 }
 
 fn chain(
-    table: &str,
+    table: &NftTableId,
     name: &str,
     kind: NfChainType,
     hook: NfHook,
     prio: i32,
 ) -> NfListObject<'static> {
     NfListObject::Chain(schema::Chain {
-        family: NfFamily::IP,
-        table: table.to_owned().into(),
+        family: table.family.nf(),
+        table: table.name.clone().into(),
         name: name.to_owned().into(),
         newname: None,
         handle: None,
@@ -362,10 +467,10 @@ fn chain(
     })
 }
 
-fn rule(table: &str, chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+fn rule(table: &NftTableId, chain: &str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
     NfListObject::Rule(schema::Rule {
-        family: NfFamily::IP,
-        table: table.to_owned().into(),
+        family: table.family.nf(),
+        table: table.name.clone().into(),
         chain: chain.to_owned().into(),
         expr: Cow::Owned(expr),
         handle: None,
@@ -375,15 +480,15 @@ fn rule(table: &str, chain: &str, expr: Vec<Statement<'static>>) -> NfListObject
 }
 
 fn map(
-    table: &str,
+    table: &NftTableId,
     name: &str,
     key: SetType,
     value: SetType,
     elems: Vec<Expression<'static>>,
 ) -> NfListObject<'static> {
     NfListObject::Map(Box::new(schema::Map {
-        family: NfFamily::IP,
-        table: table.to_owned().into(),
+        family: table.family.nf(),
+        table: table.name.clone().into(),
         name: name.to_owned().into(),
         handle: None,
         set_type: SetTypeValue::Single(key),
@@ -415,10 +520,10 @@ fn ct_mark() -> Expression<'static> {
     }))
 }
 
-fn ip_saddr() -> Expression<'static> {
+fn saddr(family: TableFamily) -> Expression<'static> {
     Expression::Named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
-            protocol: "ip".into(),
+            protocol: family.as_str().into(),
             field: "saddr".into(),
         },
     )))
@@ -519,7 +624,9 @@ fn match_right<'a>(observed: &'a Normalised, chain: &str) -> Option<&'a Value> {
     })
 }
 
-fn recognise_gateway(observed: &Normalised) -> Option<NftTable> {
+fn recognise_gateway<A: NatAddress>(
+    observed: &Normalised,
+) -> Option<(InterfaceName, BTreeSet<SnatRule<A>>)> {
     let egress = match_right(observed, "postrouting")?
         .as_str()?
         .parse()
@@ -533,19 +640,18 @@ fn recognise_gateway(observed: &Normalised) -> Option<NftTable> {
     let mut rules = BTreeSet::new();
     for e in elements(observed, "map", SNAT_SOURCES)? {
         let mark = FwMark::new(u32::try_from(e.get(0)?.as_u64()?).ok()?)?;
-        let to: Ipv4Addr = e.get(1)?.as_str()?.parse().ok()?;
+        let to: A = e.get(1)?.as_str()?.parse().ok()?;
         let tunnel = marks.get(&mark)?.clone();
         rules.insert(SnatRule { tunnel, mark, to });
     }
-    Some(NftTable::GatewayNat { egress, rules })
+    Some((egress, rules))
 }
 
-fn recognise_host(observed: &Normalised) -> Option<NftTable> {
-    let sources = elements(observed, "set", NO_MASQUERADE)?
+fn recognise_host<A: NatAddress>(observed: &Normalised) -> Option<BTreeSet<A>> {
+    elements(observed, "set", NO_MASQUERADE)?
         .iter()
         .map(|e| e.as_str()?.parse().ok())
-        .collect::<Option<BTreeSet<Ipv4Addr>>>()?;
-    Some(NftTable::HostNoMasquerade { sources })
+        .collect()
 }
 
 fn recognise_pod(observed: &Normalised) -> Option<NftTable> {

@@ -31,10 +31,47 @@ fn host_table() -> NftTable {
     }
 }
 
+fn gateway_table6() -> NftTable {
+    NftTable::GatewayNat6 {
+        egress: "host0".parse().unwrap(),
+        rules: [
+            SnatRule {
+                tunnel: "wg-6000".parse().unwrap(),
+                mark: FwMark::new(6000).unwrap(),
+                to: "fd00::10".parse().unwrap(),
+            },
+            SnatRule {
+                tunnel: "wg-6001".parse().unwrap(),
+                mark: FwMark::new(6001).unwrap(),
+                to: "fd00:0:0:1::11".parse().unwrap(),
+            },
+        ]
+        .into(),
+    }
+}
+
+fn host_table6() -> NftTable {
+    NftTable::HostNoMasquerade6 {
+        sources: [
+            "fd00::10".parse().unwrap(),
+            "fd00:0:0:1::11".parse().unwrap(),
+        ]
+        .into(),
+    }
+}
+
 fn pod_table() -> NftTable {
     NftTable::PodIngressMark {
         eth: "eth0".parse().unwrap(),
         mark: FwMark::new(8738).unwrap(),
+    }
+}
+
+/// `testdata/nft-<name>.json` for `ip` tables, `nft-ip6-<name>.json` for `ip6` ones.
+fn listing_of(id: &NftTableId) -> Value {
+    match id.family {
+        TableFamily::Ip => listing(&id.name),
+        TableFamily::Ip6 => listing(&format!("ip6-{}", id.name)),
     }
 }
 
@@ -45,14 +82,44 @@ fn listing(name: &str) -> Value {
 
 #[test]
 fn listings_written_by_nft_are_recognised_as_the_tables_we_wrote() {
-    for table in [gateway_table(), host_table(), pod_table()] {
+    for table in [
+        gateway_table(),
+        host_table(),
+        pod_table(),
+        gateway_table6(),
+        host_table6(),
+    ] {
         let id = table.id();
-        assert_eq!(
-            NftTable::from_listing(&id, &listing(&id.name)),
-            table,
-            "{id}"
-        );
+        assert_eq!(NftTable::from_listing(&id, &listing_of(&id)), table, "{id}");
     }
+}
+
+#[test]
+fn a_listing_of_one_family_is_not_the_other_familys_table() {
+    // Same names in both families: only the family tells them apart.
+    let v4 = NftTableId::ip(GATEWAY_TABLE);
+    let v6 = NftTableId::ip6(GATEWAY_TABLE);
+    assert_ne!(v4, v6);
+    assert_eq!(v6.to_string(), "table ip6 egress_gateway");
+    assert_eq!(
+        NftTable::from_listing(&v6, &listing(GATEWAY_TABLE)),
+        NftTable::Unrecognised(v6.clone())
+    );
+    assert_eq!(
+        NftTable::from_listing(&v4, &listing_of(&v6)),
+        NftTable::Unrecognised(v4.clone())
+    );
+    let host6 = NftTableId::ip6(HOST_TABLE);
+    assert_eq!(
+        NftTable::from_listing(&host6, &listing(HOST_TABLE)),
+        NftTable::Unrecognised(host6.clone())
+    );
+    // No ip6 pod table exists.
+    let pod6 = NftTableId::ip6(POD_TABLE);
+    assert_eq!(
+        NftTable::from_listing(&pod6, &listing(POD_TABLE)),
+        NftTable::Unrecognised(pod6.clone())
+    );
 }
 
 #[test]
@@ -139,6 +206,14 @@ fn tables_display_their_meaning() {
     assert_eq!(
         gateway_table().to_string(),
         "table ip egress_gateway { snat out host0: iif wg-6000 -> ct mark 0x1770 -> snat to 198.51.100.10,iif wg-6001 -> ct mark 0x1771 -> snat to 198.51.100.11 }"
+    );
+    assert_eq!(
+        gateway_table6().to_string(),
+        "table ip6 egress_gateway { snat out host0: iif wg-6000 -> ct mark 0x1770 -> snat to fd00::10,iif wg-6001 -> ct mark 0x1771 -> snat to fd00:0:0:1::11 }"
+    );
+    assert_eq!(
+        host_table6().to_string(),
+        "table ip6 egress_gateway_host { no masquerade for fd00::10,fd00:0:0:1::11 }"
     );
     assert_eq!(
         pod_table().to_string(),

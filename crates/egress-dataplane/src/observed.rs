@@ -50,12 +50,40 @@ pub struct ObservedNetns {
     pub links: BTreeMap<InterfaceName, ObservedLink>,
     /// IPv4 unicast routes (all tables but `local`) that fit [`RouteSpec`].
     pub routes: BTreeSet<RouteSpec>,
+    /// IPv6 unicast routes (all tables but `local`) that fit [`RouteSpec`], except those to
+    /// link-local (`fe80::/10`) and multicast destinations, which the kernel adds for every
+    /// link and nobody plans. Kept apart from `routes` so a plan that owns every IPv4 route
+    /// of a device (a pod's `eth0`) leaves its IPv6 routes alone unless it asks for them.
+    pub ipv6_routes: BTreeSet<RouteSpec>,
     /// IPv4 rules that look up a table.
     pub rules: BTreeSet<RuleSpec>,
     /// The sysctls that were asked for.
     pub sysctls: BTreeMap<SysctlKey, String>,
     /// The nftables tables that were asked for and exist.
     pub nft: BTreeMap<NftTableId, NftTable>,
+}
+
+impl ObservedNetns {
+    /// The observed routes of the family of `destination`.
+    pub fn routes_of(&self, destination: &IpNet) -> &BTreeSet<RouteSpec> {
+        match destination {
+            IpNet::V4(_) => &self.routes,
+            IpNet::V6(_) => &self.ipv6_routes,
+        }
+    }
+
+    /// Mutable access to the routes of the family of `destination`.
+    pub fn routes_of_mut(&mut self, destination: &IpNet) -> &mut BTreeSet<RouteSpec> {
+        match destination {
+            IpNet::V4(_) => &mut self.routes,
+            IpNet::V6(_) => &mut self.ipv6_routes,
+        }
+    }
+
+    /// Whether this exact route (of either family) is present.
+    pub fn has_route(&self, route: &RouteSpec) -> bool {
+        self.routes_of(&route.destination).contains(route)
+    }
 }
 
 /// One WireGuard peer as read back.

@@ -131,7 +131,7 @@ pub enum NextHop {
     ViaInet6(std::net::Ipv6Addr),
 }
 
-/// An IPv4 unicast route we own or observe.
+/// A unicast route (IPv4 or IPv6) we own or observe.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RouteSpec {
     /// Routing table id ([`MAIN_TABLE`] unless policy routing is used).
@@ -174,7 +174,11 @@ impl fmt::Display for RouteSpec {
             write!(f, "{}", self.destination)?;
         }
         match self.next_hop {
-            NextHop::OnLink => write!(f, " dev {} scope link", self.device)?,
+            NextHop::OnLink if self.destination.addr().is_ipv4() => {
+                write!(f, " dev {} scope link", self.device)?
+            }
+            // IPv6 routes have no scope.
+            NextHop::OnLink => write!(f, " dev {}", self.device)?,
             NextHop::Gateway(gw) => write!(f, " via {gw} dev {}", self.device)?,
             NextHop::ViaInet6(gw) => write!(f, " via inet6 {gw} dev {}", self.device)?,
         }
@@ -212,7 +216,8 @@ impl fmt::Display for RuleSpec {
     }
 }
 
-/// A sysctl under `net.`, e.g. `net.ipv4.ip_forward` or `net.ipv4.conf.eth0.rp_filter`.
+/// A sysctl under `net.`, e.g. `net.ipv4.ip_forward`, `net.ipv4.conf.eth0.rp_filter` or
+/// `net.ipv6.conf.all.forwarding`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SysctlKey(Vec<String>);
 
@@ -222,15 +227,30 @@ impl SysctlKey {
         Self(vec!["net".into(), "ipv4".into(), "ip_forward".into()])
     }
 
+    /// `net.ipv6.conf.all.forwarding`: IPv6 forwarding on every interface (IPv6 has no
+    /// global switch like `ip_forward`).
+    pub fn ipv6_forwarding() -> Self {
+        Self(
+            ["net", "ipv6", "conf", "all", "forwarding"]
+                .map(str::to_owned)
+                .to_vec(),
+        )
+    }
+
     /// `net.ipv4.conf.<scope>.<knob>` where scope is `all`, `default` or an interface.
     pub fn ipv4_conf(scope: &str, knob: &str) -> Result<Self, SpecError> {
-        let parts = vec![
-            "net".to_owned(),
-            "ipv4".to_owned(),
-            "conf".to_owned(),
-            scope.to_owned(),
-            knob.to_owned(),
-        ];
+        Self::conf("ipv4", scope, knob)
+    }
+
+    /// `net.ipv6.conf.<scope>.<knob>` where scope is `all`, `default` or an interface.
+    pub fn ipv6_conf(scope: &str, knob: &str) -> Result<Self, SpecError> {
+        Self::conf("ipv6", scope, knob)
+    }
+
+    fn conf(family: &str, scope: &str, knob: &str) -> Result<Self, SpecError> {
+        let parts = ["net", family, "conf", scope, knob]
+            .map(str::to_owned)
+            .to_vec();
         if parts.iter().all(|p| valid_component(p)) {
             Ok(Self(parts))
         } else {
@@ -294,18 +314,19 @@ impl fmt::Display for SysctlKey {
 
 /// Source NAT of one gateway's tunnel traffic: connections arriving on `tunnel` are marked
 /// with `mark` and leave `egress` with source `to`. One map entry each, so the rule count
-/// stays constant however many pods or gateways there are.
+/// stays constant however many pods or gateways there are. `A` is the family: IPv4 by
+/// default, `Ipv6Addr` in the `ip6` table of dual-stack gateways.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SnatRule {
+pub struct SnatRule<A = Ipv4Addr> {
     /// The gateway's WireGuard interface.
     pub tunnel: InterfaceName,
     /// Connection mark given to flows from the tunnel.
     pub mark: FwMark,
     /// The address flows are translated to (the node's secondary IP for this gateway).
-    pub to: Ipv4Addr,
+    pub to: A,
 }
 
-impl fmt::Display for SnatRule {
+impl<A: fmt::Display> fmt::Display for SnatRule<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -362,6 +383,15 @@ mod tests {
         assert!("kernel.panic".parse::<SysctlKey>().is_err());
         assert!("net..x".parse::<SysctlKey>().is_err());
         assert!(SysctlKey::ipv4_conf("../../x", "y").is_err());
+        assert!(SysctlKey::ipv6_conf("all", "..").is_err());
+        assert_eq!(
+            SysctlKey::ipv6_forwarding(),
+            SysctlKey::ipv6_conf("all", "forwarding").unwrap()
+        );
+        assert_eq!(
+            SysctlKey::ipv6_forwarding().proc_path(),
+            std::path::PathBuf::from("/proc/sys/net/ipv6/conf/all/forwarding")
+        );
         let eth: InterfaceName = "eth0.100".parse().unwrap();
         assert_eq!(
             SysctlKey::rp_filter(&eth).proc_path(),
@@ -386,5 +416,13 @@ mod tests {
             table: 8738,
         };
         assert_eq!(rule.to_string(), "100: from all fwmark 0x2222 lookup 8738");
+        let v6 = RouteSpec::via(
+            "::/0".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+            "wg0".parse().unwrap(),
+        );
+        assert_eq!(v6.to_string(), "default via fe80::1 dev wg0");
+        let host = RouteSpec::on_link("fd00::10/128".parse().unwrap(), "veth".parse().unwrap());
+        assert_eq!(host.to_string(), "fd00::10/128 dev veth");
     }
 }

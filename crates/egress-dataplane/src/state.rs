@@ -3,9 +3,9 @@
 //! IPs and allowed IPs), so `plan` only ever sees consistent input.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::key::{PrivateKey, PublicKey};
 use crate::names::{InterfaceName, NetnsName, NetnsRef};
@@ -19,6 +19,11 @@ pub const HOST_VETH: &str = "host-gateway";
 pub const GATEWAY_VETH: &str = "host0";
 /// The link-local address of every gateway tunnel, and the pods' IPv6 next hop.
 pub const TUNNEL_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// The link-local address of the host end of the veth pair: the gateway namespace's IPv6
+/// next hop (IPv6 neighbour discovery only answers for addresses on the asked link, so the
+/// host's primary address cannot serve as it does for IPv4). Only there when a gateway has
+/// IPv6; link-local, so it never clashes with the tunnels' `fe80::1` on other links.
+pub const HOST_VETH_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 /// Default tunnel MTU: 1500 minus the 80 bytes of WireGuard-over-IPv6 overhead, so outer
 /// packets never need fragmenting on a 1500-byte underlay.
 pub const DEFAULT_TUNNEL_MTU: u32 = 1420;
@@ -52,15 +57,38 @@ pub enum StateError {
         /// The interface.
         interface: InterfaceName,
     },
-    /// Two gateways on one node share a secondary (SNAT) IP.
+    /// Two gateways on one node share a secondary (SNAT) IP of either family.
     #[error("failed to add gateway {interface}: secondary IP {ip} is already used by {other}")]
     DuplicateSecondaryIp {
         /// The gateway being added.
         interface: InterfaceName,
         /// The IP.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// The gateway already holding it.
         other: InterfaceName,
+    },
+    /// A secondary IPv6 that cannot be a node's global source address.
+    #[error(
+        "failed to configure {interface}: secondary IPv6 {ip} is not a unicast address outside link-local and loopback"
+    )]
+    InvalidSecondaryIpv6 {
+        /// The gateway's interface.
+        interface: InterfaceName,
+        /// The rejected address.
+        ip: Ipv6Addr,
+    },
+    /// An IPv6 allowed IP on a tunnel that has no secondary IPv6: nothing would translate
+    /// it, and the pod's own address would leave the node.
+    #[error(
+        "failed to add {peer} to {interface}: allowed IP {ip} is IPv6 but the gateway has no secondary IPv6 to SNAT it to"
+    )]
+    Ipv6WithoutSecondary {
+        /// The device.
+        interface: InterfaceName,
+        /// The peer being added.
+        peer: PublicKey,
+        /// The IPv6 prefix.
+        ip: IpNet,
     },
     /// The MTU is outside what a tunnel can use.
     #[error(
@@ -99,6 +127,26 @@ pub enum StateError {
         /// The pod's tunnel interface.
         interface: InterfaceName,
     },
+    /// IPv6 exclusions need a next hop on `eth`, and the pod has no IPv6 gateway.
+    #[error(
+        "failed to build pod tunnel {interface}: IPv6 exclusions (such as {first}) need an IPv6 gateway on {eth}, and the main plugin gave none"
+    )]
+    NoIpv6Gateway {
+        /// The pod's tunnel interface.
+        interface: InterfaceName,
+        /// The pod's primary interface.
+        eth: InterfaceName,
+        /// The first exclusion.
+        first: Ipv6Net,
+    },
+    /// An IPv6 gateway that cannot be a next hop (unspecified, loopback, multicast).
+    #[error("failed to build pod tunnel {interface}: {gateway} is not a usable IPv6 gateway")]
+    BadIpv6Gateway {
+        /// The pod's tunnel interface.
+        interface: InterfaceName,
+        /// The rejected gateway.
+        gateway: Ipv6Addr,
+    },
 }
 
 /// The veth pair between the host and the gateway namespace.
@@ -121,6 +169,9 @@ pub struct GatewayTunnel {
     pub private_key: PrivateKey,
     /// This node's secondary IP for the gateway: the SNAT source.
     pub secondary_ip: Ipv4Addr,
+    /// This node's secondary IPv6 for the gateway, if the gateway is dual-stack: the SNAT
+    /// source of IPv6 flows. Set with [`GatewayTunnel::with_secondary_ipv6`].
+    secondary_ipv6: Option<Ipv6Addr>,
     /// Tunnel MTU.
     pub mtu: u32,
     mark: FwMark,
@@ -146,6 +197,7 @@ impl GatewayTunnel {
             listen_port,
             private_key,
             secondary_ip,
+            secondary_ipv6: None,
             mtu: DEFAULT_TUNNEL_MTU,
             mark,
             peers: BTreeMap::new(),
@@ -160,6 +212,28 @@ impl GatewayTunnel {
         Ok(self)
     }
 
+    /// Makes the gateway dual-stack: IPv6 flows leave as `ip`. Rejects addresses that cannot
+    /// be a node's source address (unspecified, loopback, multicast, link-local).
+    pub fn with_secondary_ipv6(mut self, ip: Ipv6Addr) -> Result<Self, StateError> {
+        if ip.is_unspecified()
+            || ip.is_loopback()
+            || ip.is_multicast()
+            || ip.is_unicast_link_local()
+        {
+            return Err(StateError::InvalidSecondaryIpv6 {
+                interface: self.interface.clone(),
+                ip,
+            });
+        }
+        self.secondary_ipv6 = Some(ip);
+        Ok(self)
+    }
+
+    /// This node's secondary IPv6 for the gateway, if it is dual-stack.
+    pub fn secondary_ipv6(&self) -> Option<Ipv6Addr> {
+        self.secondary_ipv6
+    }
+
     /// The connection mark of this gateway's flows (its port, as in the original).
     pub fn mark(&self) -> FwMark {
         self.mark
@@ -172,6 +246,18 @@ impl GatewayTunnel {
             return Err(StateError::NoAllowedIps {
                 interface: self.interface.clone(),
                 peer: peer.public_key,
+            });
+        }
+        if self.secondary_ipv6.is_none()
+            && let Some(ip) = peer
+                .allowed_ips
+                .iter()
+                .find(|ip| matches!(ip, IpNet::V6(_)))
+        {
+            return Err(StateError::Ipv6WithoutSecondary {
+                interface: self.interface.clone(),
+                peer: peer.public_key,
+                ip: *ip,
             });
         }
         for ip in &peer.allowed_ips {
@@ -276,10 +362,16 @@ impl GatewayNodeState {
                     interface: gateway.interface,
                 });
             }
-            if other.secondary_ip == gateway.secondary_ip {
+            let v4 = (other.secondary_ip == gateway.secondary_ip)
+                .then_some(IpAddr::V4(gateway.secondary_ip));
+            let v6 = gateway
+                .secondary_ipv6
+                .filter(|ip| other.secondary_ipv6 == Some(*ip))
+                .map(IpAddr::V6);
+            if let Some(ip) = v4.or(v6) {
                 return Err(StateError::DuplicateSecondaryIp {
                     interface: gateway.interface,
-                    ip: gateway.secondary_ip,
+                    ip,
                     other: other.interface.clone(),
                 });
             }
@@ -310,6 +402,11 @@ impl GatewayNodeState {
         label
     }
 
+    /// Whether any gateway is dual-stack (the node then carries IPv6 too).
+    pub fn has_ipv6(&self) -> bool {
+        self.gateways.values().any(|g| g.secondary_ipv6.is_some())
+    }
+
     /// The gateway namespace as a reference.
     pub fn gateway_netns_ref(&self) -> NetnsRef {
         NetnsRef::Named(self.gateway_netns.clone())
@@ -330,6 +427,21 @@ pub enum PodRouting {
         /// Destinations sent through the tunnel.
         through_tunnel: BTreeSet<Ipv4Net>,
     },
+}
+
+/// The IPv6 half of a pod's routing, present only when its gateway carries IPv6 and the pod
+/// has an IPv6 address. Its meaning follows the [`PodRouting`] mode: in
+/// staticEgressGateway mode `::/0` goes into the tunnel and `cidrs` bypass it via
+/// `eth_gateway`; in azureNetworking mode only `cidrs` go into the tunnel. Without it, no
+/// IPv6 route of the pod is touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodIpv6Routing {
+    /// `eth0`'s IPv6 gateway (from the main plugin's result), the next hop of the bypassing
+    /// CIDRs; `None` when the main plugin gave none.
+    pub eth_gateway: Option<Ipv6Addr>,
+    /// staticEgressGateway: IPv6 destinations that bypass the tunnel; azureNetworking: IPv6
+    /// destinations sent through it.
+    pub cidrs: BTreeSet<Ipv6Net>,
 }
 
 /// Replies to connections that arrived on `eth0` leave through `eth0` again: incoming
@@ -365,8 +477,10 @@ pub struct PodTunnelState {
     pub mtu: u32,
     /// The gateway peer, with its endpoint (the ILB frontend and port).
     pub gateway_peer: Peer,
-    /// Route layout.
+    /// Route layout (IPv4, and the mode of the IPv6 part).
     pub routing: PodRouting,
+    /// IPv6 route layout; `None`: IPv6 routes are left as the main plugin made them.
+    pub ipv6: Option<PodIpv6Routing>,
     /// Ingress return path, if wanted.
     pub ingress: Option<IngressReturnPath>,
     /// Set `rp_filter=2` (loose) on `all` and `eth0`, as the ingress path requires.
@@ -386,6 +500,32 @@ impl PodTunnelState {
             return Err(StateError::NoAllowedIps {
                 interface: self.interface.clone(),
                 peer: self.gateway_peer.public_key.clone(),
+            });
+        }
+        if let Some(v6) = &self.ipv6 {
+            self.validate_ipv6(v6)?;
+        }
+        Ok(())
+    }
+
+    fn validate_ipv6(&self, v6: &PodIpv6Routing) -> Result<(), StateError> {
+        if let Some(gateway) = v6.eth_gateway
+            && (gateway.is_unspecified() || gateway.is_loopback() || gateway.is_multicast())
+        {
+            return Err(StateError::BadIpv6Gateway {
+                interface: self.interface.clone(),
+                gateway,
+            });
+        }
+        let bypass = matches!(self.routing, PodRouting::StaticEgressGateway { .. });
+        if bypass
+            && v6.eth_gateway.is_none()
+            && let Some(first) = v6.cidrs.first()
+        {
+            return Err(StateError::NoIpv6Gateway {
+                interface: self.interface.clone(),
+                eth: self.eth.clone(),
+                first: *first,
             });
         }
         Ok(())
@@ -475,6 +615,55 @@ mod tests {
             gw.upsert_peer(empty),
             Err(StateError::NoAllowedIps { .. })
         ));
+    }
+
+    #[test]
+    fn secondary_ipv6_is_checked_unique_and_required_for_ipv6_peers() {
+        let v4: Ipv4Addr = "10.0.0.10".parse().unwrap();
+        let mut gw = GatewayTunnel::new(6000, PrivateKey::generate(), v4).unwrap();
+        assert_eq!(gw.secondary_ipv6(), None);
+        let v6_peer = peer("fd00:10:244::5/128");
+        let err = gw.upsert_peer(v6_peer.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "allowed IP fd00:10:244::5/128 is IPv6 but the gateway has no secondary IPv6"
+            ),
+            "{err}"
+        );
+        assert!(gw.peers().is_empty(), "refused whole, nothing half-added");
+        for bad in ["::", "::1", "ff02::1", "fe80::10"] {
+            let err = gw
+                .clone()
+                .with_secondary_ipv6(bad.parse().unwrap())
+                .unwrap_err();
+            assert!(
+                matches!(err, StateError::InvalidSecondaryIpv6 { .. }),
+                "{bad}"
+            );
+        }
+        let mut gw = gw.with_secondary_ipv6("fd00::10".parse().unwrap()).unwrap();
+        gw.upsert_peer(v6_peer).unwrap();
+
+        let mut node = GatewayNodeState::new(
+            NetnsRef::Current,
+            "eth0".parse().unwrap(),
+            "10.0.0.4".parse().unwrap(),
+        )
+        .unwrap();
+        assert!(!node.has_ipv6());
+        node.add_gateway(gw).unwrap();
+        assert!(node.has_ipv6());
+        let same_v6 =
+            GatewayTunnel::new(6001, PrivateKey::generate(), "10.0.0.11".parse().unwrap())
+                .unwrap()
+                .with_secondary_ipv6("fd00::10".parse().unwrap())
+                .unwrap();
+        let err = node.add_gateway(same_v6).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("secondary IP fd00::10 is already used by wg-6000"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use egress_cni_proto::{DefaultRoute, WireKey};
 use egress_dataplane::exec::NetlinkLinks;
 use egress_dataplane::spec::MAIN_TABLE;
-use egress_dataplane::state::{IngressReturnPath, PodRouting, PodTunnelState};
+use egress_dataplane::state::{IngressReturnPath, PodIpv6Routing, PodRouting, PodTunnelState};
 use egress_dataplane::wireguard::{KernelWireGuard, UserspaceConfig, UserspaceWireGuard};
 use egress_dataplane::{
     Dataplane, FwMark, InterfaceName, NetnsRef, Op, PodTeardown, PrivateKey, PublicKey, RouteSpec,
@@ -187,10 +187,29 @@ fn v4(cidrs: &[IpNet]) -> BTreeSet<ipnet::Ipv4Net> {
         .iter()
         .filter_map(|c| match c {
             IpNet::V4(n) => Some(n.trunc()),
-            // IPv6 egress is not supported (the tunnel carries IPv4 only, as the original).
             IpNet::V6(_) => None,
         })
         .collect()
+}
+
+/// The IPv6 half of the pod's routing: only when its gateway carries IPv6 and the pod has an
+/// IPv6 address; otherwise IPv6 CIDRs change nothing and IPv6 routes are left alone.
+fn ipv6_routing(spec: &TunnelSpec) -> Option<PodIpv6Routing> {
+    if !spec.ipv6 || spec.sandbox.pod_ipv6.is_none() {
+        return None;
+    }
+    let cidrs = spec
+        .routed_cidrs()
+        .iter()
+        .filter_map(|c| match c {
+            IpNet::V6(n) => Some(n.trunc()),
+            IpNet::V4(_) => None,
+        })
+        .collect();
+    Some(PodIpv6Routing {
+        eth_gateway: spec.sandbox.eth_ipv6_gateway,
+        cidrs,
+    })
 }
 
 /// The full desired state of a pod's tunnel.
@@ -218,6 +237,7 @@ fn desired(spec: &TunnelSpec, key: &PrivateKey) -> Result<PodTunnelState, Tunnel
         mtu: spec.sandbox.mtu,
         gateway_peer: PodTunnelState::gateway_peer(gateway_key, spec.endpoint),
         routing,
+        ipv6: ipv6_routing(spec),
         ingress: ingress(),
         loose_rp_filter: true,
     };
@@ -233,6 +253,7 @@ fn tunnel_only(state: &PodTunnelState) -> PodTunnelState {
         routing: PodRouting::AzureNetworking {
             through_tunnel: BTreeSet::new(),
         },
+        ipv6: None,
         ingress: None,
         loose_rp_filter: false,
         ..state.clone()
@@ -257,6 +278,13 @@ fn teardown_of(
                 spec.sandbox.eth_gateway.into(),
                 eth.clone(),
             ));
+        }
+        if let Some(v6) = ipv6_routing(spec)
+            && let Some(gw) = v6.eth_gateway
+        {
+            for cidr in v6.cidrs {
+                eth_routes.insert(RouteSpec::via(IpNet::V6(cidr), gw.into(), eth.clone()));
+            }
         }
     }
     Ok(PodTeardown {
@@ -356,7 +384,8 @@ impl PodTunnel for DataplaneTunnel {
                 false,
             ),
         )?;
-        // What the main plugin routed via eth0, to put back if this step fails half-way.
+        // What the main plugin routed via eth0 (either family), to put back if this step
+        // fails half-way.
         let before: BTreeSet<RouteSpec> = run(
             "failed to read the pod namespace",
             dp.observe(&observe_request_for_pod(&state)),
@@ -365,6 +394,7 @@ impl PodTunnel for DataplaneTunnel {
         .map(|ns| {
             ns.routes
                 .iter()
+                .chain(&ns.ipv6_routes)
                 .filter(|r| r.table == MAIN_TABLE && r.device == state.eth)
                 .cloned()
                 .collect()
@@ -374,11 +404,15 @@ impl PodTunnel for DataplaneTunnel {
             // Everything goes, and the main plugin's routes come back.
             let mut undo =
                 teardown_of(Some(spec), &spec.sandbox.netns, &spec.sandbox.container_id)?;
-            // The on-link gateway route goes too, unless it is one of the restored ones.
+            // The on-link gateway routes go too, unless they are among the restored ones.
             undo.eth_routes.insert(RouteSpec::on_link(
                 IpNet::V4(spec.sandbox.eth_gateway.into()),
                 state.eth.clone(),
             ));
+            if let Some(gw) = state.ipv6.as_ref().and_then(|v6| v6.eth_gateway) {
+                undo.eth_routes
+                    .insert(RouteSpec::on_link(IpNet::V6(gw.into()), state.eth.clone()));
+            }
             undo.restore_routes = before;
             if let Err(undo_err) = self.remove(&dp, &undo) {
                 tracing::error!(error = %undo_err.0, "failed to restore the pod's routes");
@@ -414,6 +448,15 @@ impl PodTunnel for DataplaneTunnel {
             spec.sandbox.eth_gateway.into(),
             ifname(&spec.sandbox.eth)?,
         ));
+        // Likewise IPv6's, when the tunnel carried it and the main plugin named a gateway
+        // (without one, the pod has no IPv6 default route until it restarts).
+        if let Some(gw) = ipv6_routing(spec).and_then(|v6| v6.eth_gateway) {
+            undo.restore_routes.insert(RouteSpec::via(
+                IpNet::V6(ipnet::Ipv6Net::default()),
+                gw.into(),
+                ifname(&spec.sandbox.eth)?,
+            ));
+        }
         self.remove(&dp, &undo)?;
         remove_log(&spec.sandbox.state_dir, &spec.sandbox.container_id)
     }

@@ -9,7 +9,7 @@
 //! it, and [`SandboxLock::acquire`] retries when the file it locked was removed meanwhile.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,12 @@ pub struct SandboxRecord {
     pub pod_ip: Ipv4Addr,
     /// `eth`'s IPv4 gateway.
     pub eth_gateway: Ipv4Addr,
+    /// The pod's IPv6 address (dual-stack pods; absent in records written before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ipv6: Option<Ipv6Addr>,
+    /// `eth`'s IPv6 gateway, when the main plugin gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eth_ipv6_gateway: Option<Ipv6Addr>,
     /// Tunnel MTU from the plugin's config.
     pub mtu: u32,
     /// WireGuard implementation from the plugin's config.
@@ -187,6 +193,8 @@ impl SandboxRecord {
             pod_public_key,
             default_route: reply.default_route,
             exclude_cidrs: reply.exclude_cidrs.clone(),
+            // Only a pod that has an IPv6 address routes IPv6 through the gateway.
+            ipv6: reply.ipv6 && self.pod_ipv6.is_some(),
         }
     }
 }
@@ -259,6 +267,8 @@ mod tests {
             eth: "eth0".into(),
             pod_ip: "10.244.0.5".parse().unwrap(),
             eth_gateway: "10.244.0.1".parse().unwrap(),
+            pod_ipv6: None,
+            eth_ipv6_gateway: None,
             mtu: 1420,
             backend: Backend::Kernel,
             node_excluded_cidrs: vec![],

@@ -46,6 +46,10 @@ pub struct TunnelSpec {
     pub default_route: DefaultRoute,
     /// SGC `excludeCidrs`.
     pub exclude_cidrs: Vec<IpNet>,
+    /// The pod's IPv6 goes through the gateway too (its SGC has IPv6 and the pod an IPv6
+    /// address); otherwise IPv6 routes are left alone. Absent in older records: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
 }
 
 impl TunnelSpec {
@@ -153,6 +157,8 @@ mod tests {
                 eth: "eth0".into(),
                 pod_ip: "10.244.0.5".parse().unwrap(),
                 eth_gateway: "10.244.0.1".parse().unwrap(),
+                pod_ipv6: None,
+                eth_ipv6_gateway: None,
                 mtu: 1420,
                 backend: Backend::Userspace,
                 node_excluded_cidrs: vec![],
@@ -167,6 +173,7 @@ mod tests {
             pod_public_key: key.clone(),
             default_route: DefaultRoute::StaticEgressGateway,
             exclude_cidrs: vec![],
+            ipv6: false,
         };
         let dir = tempfile::tempdir().unwrap();
         spec.save(dir.path()).unwrap();

@@ -117,6 +117,8 @@ impl<T: PodTunnel> EgressCni<T> {
             eth,
             pod_ip: address.ip,
             eth_gateway: address.gateway,
+            pod_ipv6: address.ipv6.map(|v6| v6.ip),
+            eth_ipv6_gateway: address.ipv6.and_then(|v6| v6.gateway),
             mtu: inv.config.mtu,
             backend: inv.config.backend,
             node_excluded_cidrs: inv.config.excluded_cidrs.clone(),
@@ -182,6 +184,7 @@ impl<T: PodTunnel> EgressCni<T> {
             container_id: container_id.clone(),
             pod_ip: sandbox.pod_ip.into(),
             public_key: public_key.clone(),
+            pod_ipv6: sandbox.pod_ipv6,
         })?;
         let spec = sandbox.tunnel_spec(&reply, public_key);
         // Each step cleans up after itself; what it leaves is undone here. The pod's routes

@@ -1,7 +1,8 @@
 //! Reads what the main plugin set up from `prevResult`: the pod's IPv4 address on the
-//! container interface and its gateway (from the address entry or the default route).
+//! container interface and its gateway (from the address entry or the default route), and
+//! for a dual-stack pod its IPv6 address and gateway likewise (the gateway may be absent).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use rscni_plugin::types::CNIResult;
@@ -39,6 +40,18 @@ pub struct PodAddress {
     pub ip: Ipv4Addr,
     /// Its gateway (next hop of the default route via the container interface).
     pub gateway: Ipv4Addr,
+    /// The pod's IPv6 address and gateway, when the main plugin gave it one.
+    pub ipv6: Option<PodIpv6Address>,
+}
+
+/// A dual-stack pod's IPv6 side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodIpv6Address {
+    /// The first IPv6 address on the interface that can be an egress source
+    /// ([`egress_cni_proto::usable_pod_ipv6`]).
+    pub ip: Ipv6Addr,
+    /// Its gateway (from the address entry, else a `::/0` route), if any.
+    pub gateway: Option<Ipv6Addr>,
 }
 
 /// Finds the pod's IPv4 address and gateway on `ifname`.
@@ -67,10 +80,8 @@ pub fn pod_address(prev: Option<&CNIResult>, ifname: &str) -> Result<PodAddress,
         (Some(idx), Some(i)) => usize::try_from(i).is_ok_and(|i| i == idx),
         (None, _) | (_, None) => true,
     };
-    let (ip, gw) = prev
-        .ips
-        .iter()
-        .filter(|c| on_iface(c.interface))
+    let ours = || prev.ips.iter().filter(|c| on_iface(c.interface));
+    let (ip, gw) = ours()
         .find_map(|c| match c.address {
             IpNet::V4(n) => Some((n.addr(), c.gateway)),
             IpNet::V6(_) => None,
@@ -84,7 +95,24 @@ pub fn pod_address(prev: Option<&CNIResult>, ifname: &str) -> Result<PodAddress,
         }),
     }
     .ok_or(PrevResultError::NoGateway(ip))?;
-    Ok(PodAddress { ip, gateway })
+    let ipv6 = ours()
+        .find_map(|c| match c.address {
+            IpNet::V6(n) if egress_cni_proto::usable_pod_ipv6(&n.addr()) => {
+                Some((n.addr(), c.gateway))
+            }
+            _ => None,
+        })
+        .map(|(ip, gw)| PodIpv6Address {
+            ip,
+            gateway: match gw {
+                Some(IpAddr::V6(g)) => Some(g),
+                _ => prev.routes.iter().find_map(|r| match (r.dst, r.gw) {
+                    (IpNet::V6(d), Some(IpAddr::V6(g))) if d.prefix_len() == 0 => Some(g),
+                    _ => None,
+                }),
+            },
+        });
+    Ok(PodAddress { ip, gateway, ipv6 })
 }
 
 #[cfg(test)]
@@ -109,7 +137,8 @@ mod tests {
             pod_address(Some(&r), "eth0").unwrap(),
             PodAddress {
                 ip: "10.244.1.10".parse().unwrap(),
-                gateway: "10.244.1.1".parse().unwrap()
+                gateway: "10.244.1.1".parse().unwrap(),
+                ipv6: None,
             }
         );
     }
@@ -186,5 +215,50 @@ mod tests {
                 .to_string()
                 .contains("no IPv4 gateway for 10.0.0.2")
         );
+    }
+
+    #[test]
+    fn dual_stack_results_give_the_ipv6_address_and_gateway() {
+        // A ptp/bridge-style dual-stack result: the gateway on the address entry.
+        let r = result(
+            r#"{"cniVersion":"1.0.0",
+            "interfaces":[{"name":"eth0","sandbox":"/run/netns/p"}],
+            "ips":[{"interface":0,"address":"10.244.1.10/24","gateway":"10.244.1.1"},
+                   {"interface":0,"address":"fe80::5/64"},
+                   {"interface":0,"address":"fd00:10:244:1::a/64","gateway":"fd00:10:244:1::1"}],
+            "routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}"#,
+        );
+        assert_eq!(
+            pod_address(Some(&r), "eth0").unwrap().ipv6,
+            Some(PodIpv6Address {
+                ip: "fd00:10:244:1::a".parse().unwrap(),
+                gateway: Some("fd00:10:244:1::1".parse().unwrap()),
+            })
+        );
+        // The gateway from a `::/0` route (a link-local one, as Azure's), or none at all.
+        let r = result(
+            r#"{"interfaces":[{"name":"eth0","sandbox":"/p"}],
+            "ips":[{"interface":0,"address":"10.1.0.5/16","gateway":"10.1.0.1"},
+                   {"interface":0,"address":"fd00::5/64"}],
+            "routes":[{"dst":"::/0","gw":"fe80::1234:5678:9abc"}]}"#,
+        );
+        let v6 = pod_address(Some(&r), "eth0").unwrap().ipv6.unwrap();
+        assert_eq!(v6.gateway, Some("fe80::1234:5678:9abc".parse().unwrap()));
+        let r = result(
+            r#"{"ips":[{"address":"10.1.0.5/16","gateway":"10.1.0.1"},{"address":"2001:db8::5/64"}]}"#,
+        );
+        let v6 = pod_address(Some(&r), "eth0").unwrap().ipv6.unwrap();
+        assert_eq!(
+            (v6.ip.to_string(), v6.gateway),
+            ("2001:db8::5".into(), None)
+        );
+        // Only link-local (or another interface's) IPv6: an IPv4-only pod.
+        let r = result(
+            r#"{"interfaces":[{"name":"eth0","sandbox":"/p"},{"name":"net1","sandbox":"/p"}],
+            "ips":[{"interface":0,"address":"10.1.0.5/16","gateway":"10.1.0.1"},
+                   {"interface":0,"address":"fe80::5/64"},
+                   {"interface":1,"address":"fd00:1::5/64","gateway":"fd00:1::1"}]}"#,
+        );
+        assert_eq!(pod_address(Some(&r), "eth0").unwrap().ipv6, None);
     }
 }

@@ -56,12 +56,21 @@ impl AddReport {
         self.send(Some(phase), None);
     }
 
-    /// The ADD succeeded with the routes of `spec`.
+    /// The ADD succeeded with the routes of `spec`: the CIDRs that took effect (IPv6 ones
+    /// only when IPv6 went through the tunnel too).
     pub fn succeeded(self, spec: &TunnelSpec) {
+        let effective = |cidrs: &[ipnet::IpNet]| {
+            cidrs
+                .iter()
+                .filter(|c| spec.ipv6 || matches!(c, ipnet::IpNet::V4(_)))
+                .copied()
+                .collect()
+        };
         let routes = RoutesReport {
             default_route: spec.default_route,
-            exclude_cidrs: spec.exclude_cidrs.clone(),
-            node_exclude_cidrs: spec.sandbox.node_excluded_cidrs.clone(),
+            exclude_cidrs: effective(&spec.exclude_cidrs),
+            node_exclude_cidrs: effective(&spec.sandbox.node_excluded_cidrs),
+            ipv6: spec.ipv6,
         };
         self.send(None, Some(routes));
     }

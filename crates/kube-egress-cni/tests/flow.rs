@@ -137,8 +137,21 @@ fn added(r: &Request) -> Reply {
             gateway_public_key: WireKey::parse(GW_KEY).unwrap(),
             default_route: DefaultRoute::StaticEgressGateway,
             exclude_cidrs: vec!["192.0.2.0/24".parse().unwrap()],
+            ipv6: false,
         }),
         _ => Reply::Deleted(DelReply { deleted: true }),
+    }
+}
+
+/// A manager of a dual-stack gateway (it says IPv6 only to a request that has one).
+fn added_dual(r: &Request) -> Reply {
+    match (added(r), r) {
+        (Reply::Added(mut a), Request::Add(req)) => {
+            a.exclude_cidrs.push("2001:db8:e::/48".parse().unwrap());
+            a.ipv6 = req.pod_ipv6.is_some();
+            Reply::Added(a)
+        }
+        (other, _) => other,
     }
 }
 
@@ -335,6 +348,57 @@ fn annotated_pod_succeeds_after_the_handshake_and_del_cleans_up() {
     // DEL again: still success.
     cni.del(args(&config(&m.socket(), state.path(), "")))
         .unwrap();
+}
+
+const PREV_DUAL: &str = r#"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/p1"}],"ips":[{"interface":0,"address":"10.244.1.10/24","gateway":"10.244.1.1"},{"interface":0,"address":"fd00:10:244:1::a/64","gateway":"fd00:10:244:1::1"}],"routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}"#;
+
+#[test]
+fn a_dual_stack_pod_sends_its_ipv6_and_routes_ipv6_when_the_manager_says_so() {
+    for (answer, prev, ipv6) in [
+        (added_dual as fn(&Request) -> Reply, PREV_DUAL, true),
+        // An IPv4-only gateway (or an older manager): IPv6 is left alone.
+        (added, PREV_DUAL, false),
+        // An IPv4-only pod of a dual-stack gateway works as IPv4-only.
+        (added_dual, PREV, false),
+    ] {
+        let m = FakeManager::start(answer);
+        let state = tempfile::tempdir().unwrap();
+        let cni = EgressCni::new(FakeTunnel {
+            handshake_after_polls: Some(1),
+            ..Default::default()
+        });
+        let conf = config(&m.socket(), state.path(), "").replace(PREV, prev);
+        cni.add(args(&conf)).unwrap();
+        let Request::Add(add) = m.seen.lock().unwrap()[1].clone() else {
+            panic!()
+        };
+        assert_eq!(
+            add.pod_ipv6.map(|a| a.to_string()),
+            (prev == PREV_DUAL).then(|| "fd00:10:244:1::a".to_owned())
+        );
+        let spec = TunnelSpec::load(state.path(), "ctr1234567890abcdef")
+            .unwrap()
+            .unwrap();
+        assert_eq!(spec.ipv6, ipv6, "{prev} {spec:?}");
+        let Request::Report(report) = m.seen.lock().unwrap()[2].clone() else {
+            panic!()
+        };
+        let routes = report.routes.unwrap();
+        assert_eq!(routes.ipv6, ipv6);
+        // The report lists the CIDRs that took effect.
+        assert_eq!(
+            routes.exclude_cidrs.iter().any(|c| c.addr().is_ipv6()),
+            ipv6,
+            "{:?}",
+            routes.exclude_cidrs
+        );
+        if prev == PREV_DUAL {
+            assert_eq!(
+                spec.sandbox.eth_ipv6_gateway,
+                Some("fd00:10:244:1::1".parse().unwrap())
+            );
+        }
+    }
 }
 
 #[test]

@@ -169,6 +169,7 @@ where
                 container_id: sandbox.container_id.clone(),
                 pod_ip: sandbox.pod_ip.into(),
                 public_key,
+                pod_ipv6: sandbox.pod_ipv6,
             }))
             .await;
         match reply {

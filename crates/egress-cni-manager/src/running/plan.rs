@@ -200,6 +200,8 @@ mod tests {
             eth: "eth0".into(),
             pod_ip: ip.parse().unwrap(),
             eth_gateway: "10.244.0.1".parse().unwrap(),
+            pod_ipv6: None,
+            eth_ipv6_gateway: None,
             mtu: 1420,
             backend: Backend::Kernel,
             node_excluded_cidrs: vec![],

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use ipnet::IpNet;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -38,6 +38,7 @@ const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
 const ENODEV: i32 = 19;
 const EADDRNOTAVAIL: i32 = 99;
+const EAFNOSUPPORT: i32 = 97;
 const LOCAL_TABLE: u32 = 255;
 
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
@@ -212,32 +213,57 @@ fn route_from(msg: &RouteMessage, names: &BTreeMap<u32, InterfaceName>) -> Optio
         return None;
     }
     let mut table = u32::from(msg.header.table);
-    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut dst = match msg.header.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
     let mut oif = None;
     let mut next_hop = NextHop::OnLink;
     for attr in &msg.attributes {
         match attr {
             RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = *a,
+            RouteAttribute::Destination(RouteAddress::Inet(a)) => dst = IpAddr::V4(*a),
+            RouteAttribute::Destination(RouteAddress::Inet6(a)) => dst = IpAddr::V6(*a),
             RouteAttribute::Oif(i) => oif = Some(*i),
             RouteAttribute::Gateway(RouteAddress::Inet(gw)) => {
                 next_hop = NextHop::Gateway(IpAddr::V4(*gw))
             }
+            RouteAttribute::Gateway(RouteAddress::Inet6(gw)) => {
+                next_hop = NextHop::Gateway(IpAddr::V6(*gw))
+            }
             RouteAttribute::Via(RouteVia::Inet6(gw)) => next_hop = NextHop::ViaInet6(*gw),
-            RouteAttribute::MultiPath(_) => return None,
+            // Next hops we do not model (an IPv6 route via an IPv4 next hop, multipath):
+            // such routes are not ours.
+            RouteAttribute::Via(_) | RouteAttribute::MultiPath(_) => return None,
             _ => {}
         }
     }
-    if table == LOCAL_TABLE {
+    if table == LOCAL_TABLE || kernel_managed(dst) {
         return None;
     }
-    let destination = IpNet::new(IpAddr::V4(dst), msg.header.destination_prefix_length).ok()?;
+    // Each family's next hop must be one the executor can program back.
+    match (dst, next_hop) {
+        (IpAddr::V4(_), NextHop::Gateway(IpAddr::V6(_)))
+        | (IpAddr::V6(_), NextHop::Gateway(IpAddr::V4(_)) | NextHop::ViaInet6(_)) => return None,
+        _ => {}
+    }
+    let destination = IpNet::new(dst, msg.header.destination_prefix_length).ok()?;
     Some(RouteSpec {
         table,
         destination,
         device: names.get(&oif?)?.clone(),
         next_hop,
     })
+}
+
+/// IPv6 destinations the kernel routes by itself on every link: link-local (`fe80::/10`,
+/// from each link's own address) and multicast.
+fn kernel_managed(dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(_) => false,
+        IpAddr::V6(v6) => v6.is_unicast_link_local() || v6.is_multicast(),
+    }
 }
 
 fn rule_from(msg: &RuleMessage) -> Option<RuleSpec> {
@@ -270,20 +296,38 @@ fn rule_from(msg: &RuleMessage) -> Option<RuleSpec> {
 }
 
 fn route_message(route: &RouteSpec, index: u32) -> Option<RouteMessage> {
-    let IpNet::V4(dst) = route.destination else {
-        return None;
-    };
-    let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(dst.network(), dst.prefix_len())
-        .output_interface(index)
-        .table_id(route.table);
-    b = match route.next_hop {
-        NextHop::OnLink => b.scope(RouteScope::Link),
-        NextHop::Gateway(IpAddr::V4(gw)) => b.gateway(gw),
-        NextHop::Gateway(IpAddr::V6(_)) => return None,
-        NextHop::ViaInet6(gw) => b.via(gw),
-    };
-    Some(b.build())
+    match route.destination {
+        IpNet::V4(dst) => {
+            let b = RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dst.network(), dst.prefix_len())
+                .output_interface(index)
+                .table_id(route.table);
+            Some(
+                match route.next_hop {
+                    NextHop::OnLink => b.scope(RouteScope::Link),
+                    NextHop::Gateway(IpAddr::V4(gw)) => b.gateway(gw),
+                    NextHop::Gateway(IpAddr::V6(_)) => return None,
+                    NextHop::ViaInet6(gw) => b.via(gw),
+                }
+                .build(),
+            )
+        }
+        IpNet::V6(dst) => {
+            // IPv6 has no route scopes: an on-link route is one without a gateway.
+            let b = RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(dst.network(), dst.prefix_len())
+                .output_interface(index)
+                .table_id(route.table);
+            Some(
+                match route.next_hop {
+                    NextHop::OnLink => b,
+                    NextHop::Gateway(IpAddr::V6(gw)) => b.gateway(gw),
+                    NextHop::Gateway(IpAddr::V4(_)) | NextHop::ViaInet6(_) => return None,
+                }
+                .build(),
+            )
+        }
+    }
 }
 
 fn rule_message(rule: &RuleSpec) -> RuleMessage {
@@ -312,7 +356,7 @@ fn address_message(index: u32, address: &AddressSpec) -> AddressMessage {
             .index(index)
             .address(v4.addr(), v4.prefix_len())
             .build(),
-        IpNet::V6(v6) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+        IpNet::V6(v6) => AddressMessageBuilder::<Ipv6Addr>::new()
             .index(index)
             .address(v6.addr(), v6.prefix_len())
             .build(),
@@ -323,12 +367,24 @@ fn address_message(index: u32, address: &AddressSpec) -> AddressMessage {
     msg
 }
 
+/// What an address add carries beyond the address: an IPv4 label, or for IPv6 "no
+/// duplicate address detection". Our IPv6 addresses are assigned, not guessed (the tunnels'
+/// link-local, the node's secondary IPv6 from Azure); DAD would only hold them tentative,
+/// unusable as a source and unanswered to neighbour solicitations, for a second or more.
+fn address_add_attribute(address: &AddressSpec) -> Option<AddressAttribute> {
+    match (&address.label, address.addr) {
+        (Some(label), IpNet::V4(_)) => Some(AddressAttribute::Label(label.clone())),
+        (None, IpNet::V4(_)) => None,
+        (_, IpNet::V6(_)) => Some(AddressAttribute::Flags(AddressFlags::Nodad)),
+    }
+}
+
 fn unsupported_route(netns: &NetnsRef, route: &RouteSpec) -> NetlinkError {
     request(
         netns,
         format!("program route {route}"),
         rtnetlink::Error::InvalidNla(
-            "only IPv4 routes with an IPv4 gateway or an IPv6 via are supported".into(),
+            "supported: IPv4 routes on-link, via an IPv4 gateway or via inet6; IPv6 routes on-link or via an IPv6 gateway".into(),
         ),
     )
 }
@@ -369,17 +425,22 @@ impl LinkControl for NetlinkLinks {
                 link.addresses.insert(spec);
             }
         }
-        let routes: Vec<RouteMessage> = h
-            .route()
-            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| request(netns, "list routes".into(), e))?;
-        ns.routes = routes
-            .iter()
-            .filter_map(|m| route_from(m, &names))
-            .collect();
+        let v4 = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        let v6 = RouteMessageBuilder::<Ipv6Addr>::new().build();
+        for (query, what) in [(v4, "list IPv4 routes"), (v6, "list IPv6 routes")] {
+            let routes: Vec<RouteMessage> = match h.route().get(query).execute().try_collect().await
+            {
+                Ok(routes) => routes,
+                // A kernel without IPv6 has no IPv6 routes.
+                Err(e) if errno(&e) == Some(EAFNOSUPPORT) => Vec::new(),
+                Err(e) => return Err(request(netns, what.into(), e)),
+            };
+            // Sorted by the family of each route, not of the query: a kernel without IPv6
+            // answers an IPv6 dump with every family.
+            for spec in routes.iter().filter_map(|m| route_from(m, &names)) {
+                ns.routes_of_mut(&spec.destination).insert(spec);
+            }
+        }
         let rules: Vec<RuleMessage> = h
             .rule()
             .get(IpVersion::V4)
@@ -492,10 +553,8 @@ impl LinkControl for NetlinkLinks {
         let mut req = h
             .address()
             .add(index, address.addr.addr(), address.addr.prefix_len());
-        if let (Some(label), IpNet::V4(_)) = (&address.label, address.addr) {
-            req.message_mut()
-                .attributes
-                .push(AddressAttribute::Label(label.clone()));
+        if let Some(extra) = address_add_attribute(address) {
+            req.message_mut().attributes.push(extra);
         }
         tolerate(req.execute().await, &[EEXIST], netns, || {
             format!("add address {address} dev {link}")
@@ -581,5 +640,170 @@ impl LinkControl for NetlinkLinks {
             netns,
             || format!("delete rule {rule}"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::spec::MAIN_TABLE;
+
+    fn names() -> BTreeMap<u32, InterfaceName> {
+        [
+            (2, "eth0".parse().unwrap()),
+            (3, "wg-6000".parse().unwrap()),
+        ]
+        .into()
+    }
+
+    fn spec(destination: &str, device: &str, next_hop: NextHop, table: u32) -> RouteSpec {
+        RouteSpec {
+            table,
+            destination: destination.parse().unwrap(),
+            device: device.parse().unwrap(),
+            next_hop,
+        }
+    }
+
+    fn gw(ip: &str) -> NextHop {
+        NextHop::Gateway(ip.parse().unwrap())
+    }
+
+    /// A route as the kernel reports it: the message we would send, with `proto kernel`
+    /// or `boot` and the table in both header and attribute as a dump has them.
+    fn dumped(route: &RouteSpec, index: u32) -> RouteMessage {
+        let mut msg = route_message(route, index).unwrap();
+        msg.header.protocol = RouteProtocol::Kernel;
+        msg.attributes.push(RouteAttribute::Table(route.table));
+        msg
+    }
+
+    #[test]
+    fn routes_of_both_families_round_trip_through_messages() {
+        for route in [
+            spec("0.0.0.0/0", "eth0", gw("10.0.0.1"), MAIN_TABLE),
+            spec("10.244.1.5/32", "wg-6000", NextHop::OnLink, MAIN_TABLE),
+            spec(
+                "0.0.0.0/0",
+                "wg-6000",
+                NextHop::ViaInet6("fe80::1".parse().unwrap()),
+                MAIN_TABLE,
+            ),
+            spec("::/0", "wg-6000", gw("fe80::1"), MAIN_TABLE),
+            spec("::/0", "eth0", gw("fd00::1"), 8738),
+            spec("fd00:10:244::5/128", "wg-6000", NextHop::OnLink, MAIN_TABLE),
+            spec("2001:db8::/32", "eth0", NextHop::OnLink, 100),
+        ] {
+            let index = if route.device.as_str() == "eth0" {
+                2
+            } else {
+                3
+            };
+            assert_eq!(
+                route_from(&dumped(&route, index), &names()),
+                Some(route.clone()),
+                "{route}"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_routes_are_programmed_without_scope_and_with_an_ipv6_gateway() {
+        let on_link = route_message(
+            &spec("fd00::10/128", "eth0", NextHop::OnLink, MAIN_TABLE),
+            2,
+        )
+        .unwrap();
+        assert_eq!(on_link.header.address_family, AddressFamily::Inet6);
+        assert_eq!(on_link.header.scope, RouteScope::Universe);
+        assert_eq!(on_link.header.destination_prefix_length, 128);
+        let via = route_message(&spec("::/0", "eth0", gw("fd00::1"), MAIN_TABLE), 2).unwrap();
+        assert!(
+            via.attributes
+                .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
+                    "fd00::1".parse().unwrap()
+                )))
+        );
+        // A family mismatch cannot be programmed: refused, not guessed.
+        assert!(route_message(&spec("::/0", "eth0", gw("10.0.0.1"), MAIN_TABLE), 2).is_none());
+        assert!(
+            route_message(
+                &spec(
+                    "::/0",
+                    "eth0",
+                    NextHop::ViaInet6("fe80::1".parse().unwrap()),
+                    MAIN_TABLE
+                ),
+                2
+            )
+            .is_none()
+        );
+        assert!(route_message(&spec("0.0.0.0/0", "eth0", gw("fd00::1"), MAIN_TABLE), 2).is_none());
+    }
+
+    #[test]
+    fn kernel_managed_and_unmodelled_ipv6_routes_are_not_observed() {
+        // fe80::/64 proto kernel on every link with IPv6, and multicast.
+        let link_local = spec("fe80::/64", "wg-6000", NextHop::OnLink, MAIN_TABLE);
+        assert_eq!(route_from(&dumped(&link_local, 3), &names()), None);
+        let mut multicast = dumped(&spec("fd00::/8", "eth0", NextHop::OnLink, MAIN_TABLE), 2);
+        multicast
+            .attributes
+            .retain(|a| !matches!(a, RouteAttribute::Destination(_)));
+        multicast
+            .attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet6(
+                "ff00::".parse().unwrap(),
+            )));
+        assert_eq!(route_from(&multicast, &names()), None);
+        // The local table holds the node's own addresses.
+        let local = spec("fd00::10/128", "eth0", NextHop::OnLink, LOCAL_TABLE);
+        assert_eq!(route_from(&dumped(&local, 2), &names()), None);
+        // An IPv6 route via an IPv4 next hop (RTA_VIA inet) is not one we could program back.
+        let mut via4 = dumped(
+            &spec("2001:db8::/32", "eth0", NextHop::OnLink, MAIN_TABLE),
+            2,
+        );
+        via4.attributes.push(RouteAttribute::Via(RouteVia::Inet(
+            "10.0.0.1".parse().unwrap(),
+        )));
+        assert_eq!(route_from(&via4, &names()), None);
+        // Neither is a route on a link we did not see.
+        let unknown = spec("2001:db8::/32", "eth0", NextHop::OnLink, MAIN_TABLE);
+        assert_eq!(route_from(&dumped(&unknown, 9), &names()), None);
+        // A link-local next hop is fine: only the destination decides.
+        let default = spec("::/0", "wg-6000", gw("fe80::1"), MAIN_TABLE);
+        assert_eq!(route_from(&dumped(&default, 3), &names()), Some(default));
+    }
+
+    #[test]
+    fn ipv6_addresses_skip_dad_and_only_ipv4_ones_take_labels() {
+        let v6 = AddressSpec {
+            addr: "fd00::10/128".parse().unwrap(),
+            label: Some("eth0:egress".into()),
+        };
+        assert_eq!(
+            address_add_attribute(&v6),
+            Some(AddressAttribute::Flags(AddressFlags::Nodad))
+        );
+        let v4 = AddressSpec {
+            addr: "10.0.0.10/32".parse().unwrap(),
+            label: Some("eth0:egress".into()),
+        };
+        assert_eq!(
+            address_add_attribute(&v4),
+            Some(AddressAttribute::Label("eth0:egress".into()))
+        );
+        assert_eq!(
+            address_add_attribute(&AddressSpec::plain("10.0.0.10/32".parse().unwrap())),
+            None
+        );
+        // Observed IPv6 addresses come back from IFA_ADDRESS alone.
+        let msg = address_message(4, &v6);
+        assert_eq!(
+            address_from(&msg, "host0"),
+            Some(AddressSpec::plain(v6.addr))
+        );
     }
 }

@@ -99,10 +99,11 @@ impl NftControl for NftTables {
     async fn read(&self, netns: &NetnsRef, id: &NftTableId) -> Result<Option<NftTable>, NftError> {
         let program = self.program.clone();
         let name = id.name.clone();
+        let family = id.family.as_str();
         let listed = run_in_netns_async(netns, move || {
             helper::get_current_ruleset_raw(
                 Some(program.as_str()),
-                ["list", "table", "ip", name.as_str()],
+                ["list", "table", family, name.as_str()],
             )
         })
         .await?;

@@ -2,29 +2,63 @@
 //! device per gateway with its secondary IP, routes, SNAT tables and peers; plus removal of
 //! what belongs to gateways that are gone.
 //!
+//! Dual-stack gateways (a secondary IPv6) add the IPv6 mirror of their IPv4 state: forwarding,
+//! the secondary IPv6 on the gateway end of the veth and a host route to it, the host end's
+//! link-local as the gateway namespace's IPv6 next hop, `ip6` SNAT and no-masquerade tables,
+//! and their peers' IPv6 `/128` routes. A node without dual-stack gateways plans exactly what
+//! an IPv4-only node always did, apart from removing IPv6 state left by one.
+//!
 //! Order: namespace and sysctls, removals (stale devices, addresses, routes), host
 //! addresses, veth, per-gateway devices and addresses, namespace routes, nftables, then
 //! peers and their routes: removals, stale routes, new routes, new peers (a peer never
 //! handshakes before its route exists). Everything is derived from the two inputs alone.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{address, link_up, peer_changes, sysctl, wireguard_device};
 use crate::names::{InterfaceName, NetnsRef};
-use crate::nft::NftTable;
+use crate::nft::{GATEWAY_TABLE, HOST_TABLE, NftTable, NftTableId};
 use crate::observed::{NetnsRequest, ObserveRequest, ObservedState, WgDeviceId};
 use crate::op::Op;
 use crate::spec::{AddressSpec, RouteSpec, SnatRule, SysctlKey};
-use crate::state::{GatewayNodeState, TUNNEL_LINK_LOCAL};
+use crate::state::{GatewayNodeState, HOST_VETH_LINK_LOCAL, TUNNEL_LINK_LOCAL};
 
 /// Prefix of the gateway tunnel interfaces; links with it that no gateway wants are removed.
 const TUNNEL_PREFIX: &str = "wg-";
 
 fn host_route(ip: Ipv4Addr) -> IpNet {
     IpNet::V4(Ipv4Net::from(ip))
+}
+
+fn host_route6(ip: Ipv6Addr) -> IpNet {
+    IpNet::V6(Ipv6Net::from(ip))
+}
+
+/// `accept_ra` that lets an interface keep learning its routers while forwarding.
+const ACCEPT_RA_WHILE_FORWARDING: &str = "2";
+
+fn accept_ra(desired: &GatewayNodeState) -> Option<SysctlKey> {
+    SysctlKey::ipv6_conf(desired.host_interface.as_str(), "accept_ra").ok()
+}
+
+/// The host end's link-local (`fe80::1/64`), next hop of the gateway namespace's IPv6.
+fn host_veth_link_local() -> AddressSpec {
+    // A /64 is always a valid prefix.
+    AddressSpec::plain(IpNet::V6(
+        Ipv6Net::new(HOST_VETH_LINK_LOCAL, 64).unwrap_or_default(),
+    ))
+}
+
+/// `default via fe80::1 dev host0` for IPv6 in the gateway namespace.
+fn gateway_default6(desired: &GatewayNodeState) -> RouteSpec {
+    RouteSpec::via(
+        IpNet::V6(Ipv6Net::default()),
+        IpAddr::V6(HOST_VETH_LINK_LOCAL),
+        desired.veth.gateway.clone(),
+    )
 }
 
 fn tunnel_address() -> AddressSpec {
@@ -41,29 +75,26 @@ fn lo() -> Option<InterfaceName> {
 /// What [`plan_gateway_node`] needs observed.
 pub fn observe_request_for_gateway_node(desired: &GatewayNodeState) -> ObserveRequest {
     let mut req = ObserveRequest::default();
-    req.namespaces.insert(
-        desired.host_netns.clone(),
-        NetnsRequest {
-            sysctls: [SysctlKey::ipv4_forwarding()].into(),
-            nft: [NftTable::HostNoMasquerade {
-                sources: BTreeSet::new(),
-            }
-            .id()]
-            .into(),
-        },
-    );
-    req.namespaces.insert(
-        desired.gateway_netns_ref(),
-        NetnsRequest {
-            sysctls: [SysctlKey::ipv4_forwarding()].into(),
-            nft: [NftTable::GatewayNat {
-                egress: desired.veth.gateway.clone(),
-                rules: BTreeSet::new(),
-            }
-            .id()]
-            .into(),
-        },
-    );
+    // The ip6 tables are read even without IPv6 gateways, so ones left behind are removed.
+    let mut host = NetnsRequest {
+        sysctls: [SysctlKey::ipv4_forwarding()].into(),
+        nft: [NftTableId::ip(HOST_TABLE), NftTableId::ip6(HOST_TABLE)].into(),
+    };
+    let mut gateway = NetnsRequest {
+        sysctls: [SysctlKey::ipv4_forwarding()].into(),
+        nft: [
+            NftTableId::ip(GATEWAY_TABLE),
+            NftTableId::ip6(GATEWAY_TABLE),
+        ]
+        .into(),
+    };
+    if desired.has_ipv6() {
+        host.sysctls.insert(SysctlKey::ipv6_forwarding());
+        host.sysctls.extend(accept_ra(desired));
+        gateway.sysctls.insert(SysctlKey::ipv6_forwarding());
+    }
+    req.namespaces.insert(desired.host_netns.clone(), host);
+    req.namespaces.insert(desired.gateway_netns_ref(), gateway);
     for gw in desired.gateways().values() {
         req.wireguard.insert(WgDeviceId {
             netns: desired.gateway_netns_ref(),
@@ -89,6 +120,9 @@ pub fn plan_gateway_node(desired: &GatewayNodeState, observed: &ObservedState) -
     }
     sysctl(&mut ops, host, o_host, SysctlKey::ipv4_forwarding(), "1");
     sysctl(&mut ops, &gw, o_gw, SysctlKey::ipv4_forwarding(), "1");
+    if desired.has_ipv6() {
+        ipv6_forwarding(&mut ops, desired, observed);
+    }
     if let Some(lo) = lo() {
         link_up(&mut ops, &gw, o_gw, &lo);
     }
@@ -165,6 +199,21 @@ pub fn plan_gateway_node(desired: &GatewayNodeState, observed: &ObservedState) -
             observed,
             RouteSpec::on_link(host_route(g.secondary_ip), desired.veth.host.clone()),
         );
+        if let Some(v6) = g.secondary_ipv6() {
+            address(
+                &mut ops,
+                &gw,
+                o_gw,
+                &desired.veth.gateway,
+                AddressSpec::plain(host_route6(v6)),
+            );
+            route(
+                &mut ops,
+                host,
+                observed,
+                RouteSpec::on_link(host_route6(v6), desired.veth.host.clone()),
+            );
+        }
     }
 
     if !gateways.is_empty() {
@@ -187,9 +236,46 @@ pub fn plan_gateway_node(desired: &GatewayNodeState, observed: &ObservedState) -
         );
     }
 
+    if desired.has_ipv6() {
+        address(
+            &mut ops,
+            host,
+            o_host,
+            &desired.veth.host,
+            host_veth_link_local(),
+        );
+        route(&mut ops, &gw, observed, gateway_default6(desired));
+    }
+
     nft_tables(&mut ops, desired, observed);
     peers_and_routes(&mut ops, desired, observed, &created);
     ops
+}
+
+/// IPv6 forwarding in both namespaces. On the host, an interface learning its routers from
+/// advertisements (`accept_ra=1`) is first told to keep doing so while forwarding (`2`):
+/// turning forwarding on would otherwise purge the default routes it learned and ignore new
+/// advertisements, cutting the node's own IPv6. Interfaces with `accept_ra=0` (static
+/// configuration) are left alone.
+fn ipv6_forwarding(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &ObservedState) {
+    let host = &desired.host_netns;
+    let gw = desired.gateway_netns_ref();
+    let o_host = observed.netns(host);
+    if let Some(key) = accept_ra(desired)
+        && o_host
+            .and_then(|ns| ns.sysctls.get(&key))
+            .is_some_and(|v| v.trim() == "1")
+    {
+        sysctl(ops, host, o_host, key, ACCEPT_RA_WHILE_FORWARDING);
+    }
+    sysctl(ops, host, o_host, SysctlKey::ipv6_forwarding(), "1");
+    sysctl(
+        ops,
+        &gw,
+        observed.netns(&gw),
+        SysctlKey::ipv6_forwarding(),
+        "1",
+    );
 }
 
 /// Peers and their `/32` routes, in four steps over all gateways: peer removals, stale route
@@ -223,18 +309,20 @@ fn peers_and_routes(
         removals.extend(r);
         adds.extend(a);
 
+        // Both families: a dual-stack pod's /128 is routed like its /32 (the state refuses
+        // IPv6 allowed IPs on a gateway without a secondary IPv6).
         let wanted: BTreeSet<RouteSpec> = g
             .peers()
             .values()
             .flat_map(|p| p.allowed_ips.iter())
-            .filter(|ip| matches!(ip, IpNet::V4(_)))
             .map(|ip| RouteSpec::on_link(*ip, g.interface.clone()))
             .collect();
-        let existing = o_gw.filter(|_| !is_new).map(|ns| &ns.routes);
-        if let Some(existing) = existing {
+        let existing = o_gw.filter(|_| !is_new);
+        if let Some(ns) = existing {
             stale.extend(
-                existing
+                ns.routes
                     .iter()
+                    .chain(&ns.ipv6_routes)
                     .filter(|r| r.device == g.interface && !wanted.contains(*r))
                     .map(|r| Op::DelRoute {
                         netns: gw.clone(),
@@ -245,7 +333,7 @@ fn peers_and_routes(
         routes.extend(
             wanted
                 .into_iter()
-                .filter(|r| !existing.is_some_and(|e| e.contains(r)))
+                .filter(|r| !existing.is_some_and(|ns| ns.has_route(r)))
                 .map(|route| Op::AddRoute {
                     netns: gw.clone(),
                     route,
@@ -259,10 +347,7 @@ fn peers_and_routes(
 }
 
 fn route(ops: &mut Vec<Op>, netns: &NetnsRef, observed: &ObservedState, route: RouteSpec) {
-    if !observed
-        .netns(netns)
-        .is_some_and(|ns| ns.routes.contains(&route))
-    {
+    if !observed.netns(netns).is_some_and(|ns| ns.has_route(&route)) {
         ops.push(Op::AddRoute {
             netns: netns.clone(),
             route,
@@ -271,16 +356,19 @@ fn route(ops: &mut Vec<Op>, netns: &NetnsRef, observed: &ObservedState, route: R
 }
 
 /// Devices, addresses and routes of gateways that are gone; ILB addresses no longer wanted;
-/// a secondary IP the OS put on the host interface.
+/// a secondary IP (of either family) the OS put on the host interface; the IPv6 next hop and
+/// default route once no gateway has IPv6.
 fn remove_stale(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &ObservedState) {
     let host = &desired.host_netns;
     let gw = desired.gateway_netns_ref();
     let wanted_links: BTreeSet<&InterfaceName> =
         desired.gateways().values().map(|g| &g.interface).collect();
-    let secondary: BTreeSet<Ipv4Addr> = desired
+    let secondary: BTreeSet<IpAddr> = desired
         .gateways()
         .values()
-        .map(|g| g.secondary_ip)
+        .flat_map(|g| {
+            std::iter::once(IpAddr::V4(g.secondary_ip)).chain(g.secondary_ipv6().map(IpAddr::V6))
+        })
         .collect();
 
     if let Some(ns) = observed.netns(&gw) {
@@ -296,35 +384,54 @@ fn remove_stale(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &Observ
         }
         if let Some(link) = ns.links.get(&desired.veth.gateway) {
             for a in &link.addresses {
-                let IpNet::V4(v4) = a.addr else { continue };
-                if v4.prefix_len() == 32 && !secondary.contains(&v4.addr()) {
-                    ops.push(Op::DelAddress {
-                        netns: gw.clone(),
-                        link: desired.veth.gateway.clone(),
-                        address: a.clone(),
+                if !is_host_address(&a.addr) || secondary.contains(&a.addr.addr()) {
+                    continue;
+                }
+                ops.push(Op::DelAddress {
+                    netns: gw.clone(),
+                    link: desired.veth.gateway.clone(),
+                    address: a.clone(),
+                });
+                let stale_route = RouteSpec::on_link(a.addr, desired.veth.host.clone());
+                if observed
+                    .netns(host)
+                    .is_some_and(|h| h.has_route(&stale_route))
+                {
+                    ops.push(Op::DelRoute {
+                        netns: host.clone(),
+                        route: stale_route,
                     });
-                    let stale_route = RouteSpec::on_link(a.addr, desired.veth.host.clone());
-                    if observed
-                        .netns(host)
-                        .is_some_and(|h| h.routes.contains(&stale_route))
-                    {
-                        ops.push(Op::DelRoute {
-                            netns: host.clone(),
-                            route: stale_route,
-                        });
-                    }
                 }
             }
         }
+        let default6 = gateway_default6(desired);
+        if !desired.has_ipv6() && ns.has_route(&default6) {
+            ops.push(Op::DelRoute {
+                netns: gw.clone(),
+                route: default6,
+            });
+        }
+    }
+
+    if !desired.has_ipv6()
+        && observed
+            .link(host, &desired.veth.host)
+            .is_some_and(|l| l.addresses.contains(&host_veth_link_local()))
+    {
+        ops.push(Op::DelAddress {
+            netns: host.clone(),
+            link: desired.veth.host.clone(),
+            address: host_veth_link_local(),
+        });
     }
 
     if let Some(eth) = observed.link(host, &desired.host_interface) {
         let label = desired.ilb_label();
         for a in &eth.addresses {
-            let IpNet::V4(v4) = a.addr else { continue };
             let stale_ilb = a.label.as_deref() == Some(label.as_str())
-                && !(v4.prefix_len() == 32 && desired.ilb_addresses.contains(&v4.addr()));
-            let os_secondary = secondary.contains(&v4.addr());
+                && !matches!(a.addr, IpNet::V4(v4)
+                    if v4.prefix_len() == 32 && desired.ilb_addresses.contains(&v4.addr()));
+            let os_secondary = secondary.contains(&a.addr.addr());
             if stale_ilb || os_secondary {
                 ops.push(Op::DelAddress {
                     netns: host.clone(),
@@ -333,6 +440,15 @@ fn remove_stale(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &Observ
                 });
             }
         }
+    }
+}
+
+/// A `/32` or a non-link-local `/128`: the shape of a secondary IP on the gateway end (the
+/// kernel's own link-local `/64` is not ours).
+fn is_host_address(addr: &IpNet) -> bool {
+    match addr {
+        IpNet::V4(v4) => v4.prefix_len() == 32,
+        IpNet::V6(v6) => v6.prefix_len() == 128 && !v6.addr().is_unicast_link_local(),
     }
 }
 
@@ -402,11 +518,11 @@ fn veth(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &ObservedState)
 fn nft_tables(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &ObservedState) {
     let host = &desired.host_netns;
     let gw = desired.gateway_netns_ref();
+    let gateways = desired.gateways().values();
     let gateway_table = NftTable::GatewayNat {
         egress: desired.veth.gateway.clone(),
-        rules: desired
-            .gateways()
-            .values()
+        rules: gateways
+            .clone()
             .map(|g| SnatRule {
                 tunnel: g.interface.clone(),
                 mark: g.mark(),
@@ -415,17 +531,36 @@ fn nft_tables(ops: &mut Vec<Op>, desired: &GatewayNodeState, observed: &Observed
             .collect(),
     };
     let host_table = NftTable::HostNoMasquerade {
-        sources: desired
-            .gateways()
-            .values()
-            .map(|g| g.secondary_ip)
+        sources: gateways.clone().map(|g| g.secondary_ip).collect(),
+    };
+    let gateway_table6 = NftTable::GatewayNat6 {
+        egress: desired.veth.gateway.clone(),
+        rules: gateways
+            .clone()
+            .filter_map(|g| {
+                Some(SnatRule {
+                    tunnel: g.interface.clone(),
+                    mark: g.mark(),
+                    to: g.secondary_ipv6()?,
+                })
+            })
             .collect(),
     };
-    for (netns, table) in [(gw, gateway_table), (host.clone(), host_table)] {
+    let host_table6 = NftTable::HostNoMasquerade6 {
+        sources: gateways.filter_map(|g| g.secondary_ipv6()).collect(),
+    };
+    let v4 = !desired.gateways().is_empty();
+    let v6 = desired.has_ipv6();
+    for (netns, table, wanted) in [
+        (gw.clone(), gateway_table, v4),
+        (host.clone(), host_table, v4),
+        (gw, gateway_table6, v6),
+        (host.clone(), host_table6, v6),
+    ] {
         let current = observed
             .netns(&netns)
             .and_then(|ns| ns.nft.get(&table.id()));
-        if desired.gateways().is_empty() {
+        if !wanted {
             if current.is_some() {
                 ops.push(Op::DeleteNftTable {
                     netns,

@@ -168,6 +168,8 @@ fn peer_changes(
 }
 
 #[cfg(test)]
+mod gateway_ipv6_tests;
+#[cfg(test)]
 mod gateway_tests;
 #[cfg(test)]
 mod pod_tests;

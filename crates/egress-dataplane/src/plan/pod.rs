@@ -1,11 +1,11 @@
 //! Plan for one pod's tunnel (used by the CNI plugin): `wg0` with its socket in the node
-//! namespace, the single gateway peer, routes for the chosen mode, the ingress return path
-//! and loose reverse-path filtering.
+//! namespace, the single gateway peer, routes for the chosen mode (IPv4, and IPv6 when the
+//! pod's gateway carries it), the ingress return path (IPv4) and loose reverse-path
+//! filtering.
 
-use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{address, link_up, peers, sysctl, wireguard_device};
 use crate::nft::NftTable;
@@ -52,12 +52,106 @@ pub fn observe_request_for_pod(desired: &PodTunnelState) -> ObserveRequest {
     req
 }
 
+/// An IPv4 destination into the tunnel: `via inet6 fe80::1 dev wg0`, as the original (wg0
+/// has no IPv4 address, and WireGuard picks the peer by allowed IPs, not by next hop).
 fn tunnel_route(destination: Ipv4Net, desired: &PodTunnelState) -> RouteSpec {
     RouteSpec {
         table: MAIN_TABLE,
         destination: IpNet::V4(destination),
         device: desired.interface.clone(),
         next_hop: NextHop::ViaInet6(TUNNEL_LINK_LOCAL),
+    }
+}
+
+/// An IPv6 destination into the tunnel: `via fe80::1 dev wg0`, the same link-local next hop
+/// as IPv4's. A gateway rather than an on-link route because the kernel keeps one neighbour
+/// entry per next hop: an on-link `::/0` on wg0 would create one per destination (wg0 is
+/// NOARP, so they cost nothing to resolve but still fill the neighbour table up to its
+/// garbage-collection thresholds), while `via fe80::1` needs exactly one.
+fn tunnel_route_v6(destination: Ipv6Net, desired: &PodTunnelState) -> RouteSpec {
+    RouteSpec::via(
+        IpNet::V6(destination),
+        IpAddr::V6(TUNNEL_LINK_LOCAL),
+        desired.interface.clone(),
+    )
+}
+
+/// The IPv6 link-local prefix: its route on `eth0` stays (neighbour discovery and a
+/// link-local gateway use it).
+const LINK_LOCAL_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 64);
+
+/// The routes the pod's main table must hold, in the order they are added: the gateway
+/// stays reachable before the routes that made it so go away.
+fn wanted_routes(desired: &PodTunnelState) -> Vec<RouteSpec> {
+    let eth = &desired.eth;
+    let gateway = IpAddr::V4(desired.eth_gateway);
+    let mut wanted = Vec::new();
+    match &desired.routing {
+        PodRouting::StaticEgressGateway { exclude } => {
+            wanted.push(RouteSpec::on_link(
+                IpNet::V4(Ipv4Net::from(desired.eth_gateway)),
+                eth.clone(),
+            ));
+            wanted.push(tunnel_route(Ipv4Net::default(), desired));
+            for cidr in exclude {
+                wanted.push(RouteSpec::via(IpNet::V4(*cidr), gateway, eth.clone()));
+            }
+        }
+        PodRouting::AzureNetworking { through_tunnel } => {
+            for cidr in through_tunnel {
+                wanted.push(tunnel_route(*cidr, desired));
+            }
+        }
+    }
+    let Some(v6) = &desired.ipv6 else {
+        return wanted;
+    };
+    match &desired.routing {
+        PodRouting::StaticEgressGateway { .. } => {
+            if let Some(gw) = v6.eth_gateway
+                && !gw.is_unicast_link_local()
+            {
+                // A global gateway is reachable through the connected prefix route, which
+                // goes; a link-local one through fe80::/64, which stays.
+                wanted.push(RouteSpec::on_link(
+                    IpNet::V6(Ipv6Net::from(gw)),
+                    eth.clone(),
+                ));
+            }
+            wanted.push(tunnel_route_v6(Ipv6Net::default(), desired));
+            if let Some(gw) = v6.eth_gateway {
+                for cidr in &v6.cidrs {
+                    wanted.push(RouteSpec::via(
+                        IpNet::V6(*cidr),
+                        IpAddr::V6(gw),
+                        eth.clone(),
+                    ));
+                }
+            }
+        }
+        PodRouting::AzureNetworking { .. } => {
+            for cidr in &v6.cidrs {
+                wanted.push(tunnel_route_v6(*cidr, desired));
+            }
+        }
+    }
+    wanted
+}
+
+/// Whether an observed route is one the tunnel replaces: in staticEgressGateway mode every
+/// other main-table route on `eth0` of a family the tunnel carries, except IPv6's link-local
+/// prefix. IPv6 routes are never touched without an IPv6 part.
+fn replaced(desired: &PodTunnelState, wanted: &[RouteSpec], route: &RouteSpec) -> bool {
+    if !matches!(desired.routing, PodRouting::StaticEgressGateway { .. })
+        || route.table != MAIN_TABLE
+        || route.device != desired.eth
+        || wanted.contains(route)
+    {
+        return false;
+    }
+    match route.destination {
+        IpNet::V4(_) => true,
+        IpNet::V6(dst) => desired.ipv6.is_some() && dst != LINK_LOCAL_V6,
     }
 }
 
@@ -120,49 +214,23 @@ pub fn plan_pod(desired: &PodTunnelState, observed: &ObservedState) -> Vec<Op> {
 
     // Routes through a device being (re)created vanish with the old device.
     let has = |r: &RouteSpec| {
-        o_ns.is_some_and(|n| n.routes.contains(r))
-            && !(outcome.created && r.device == desired.interface)
+        o_ns.is_some_and(|n| n.has_route(r)) && !(outcome.created && r.device == desired.interface)
     };
-    let gateway = IpAddr::V4(desired.eth_gateway);
-    let mut wanted_routes = Vec::new();
-    match &desired.routing {
-        PodRouting::StaticEgressGateway { exclude } => {
-            // The gateway must stay reachable before the routes that made it so go away.
-            wanted_routes.push(RouteSpec::on_link(
-                IpNet::V4(Ipv4Net::from(desired.eth_gateway)),
-                desired.eth.clone(),
-            ));
-            wanted_routes.push(tunnel_route(Ipv4Net::default(), desired));
-            for cidr in exclude {
-                wanted_routes.push(RouteSpec::via(
-                    IpNet::V4(*cidr),
-                    gateway,
-                    desired.eth.clone(),
-                ));
-            }
-        }
-        PodRouting::AzureNetworking { through_tunnel } => {
-            for cidr in through_tunnel {
-                wanted_routes.push(tunnel_route(*cidr, desired));
-            }
-        }
+    let wanted = wanted_routes(desired);
+    for r in wanted.iter().filter(|r| !has(r)) {
+        ops.push(Op::AddRoute {
+            netns: ns.clone(),
+            route: r.clone(),
+        });
     }
-    for r in &wanted_routes {
-        if !has(r) {
-            ops.push(Op::AddRoute {
-                netns: ns.clone(),
-                route: r.clone(),
-            });
-        }
-    }
-    if matches!(desired.routing, PodRouting::StaticEgressGateway { .. })
-        && let Some(o) = o_ns
-    {
-        let keep: BTreeSet<&RouteSpec> = wanted_routes.iter().collect();
+    if let Some(o) = o_ns {
+        // IPv6 routes are looked at only when the tunnel carries IPv6.
+        let ipv6 = desired.ipv6.iter().flat_map(|_| o.ipv6_routes.iter());
         for r in o
             .routes
             .iter()
-            .filter(|r| r.table == MAIN_TABLE && r.device == desired.eth && !keep.contains(r))
+            .chain(ipv6)
+            .filter(|r| replaced(desired, &wanted, r))
         {
             // Includes the old default via eth0: replacing it with the tunnel's default only
             // removes it when both have the same metric; deleting an absent route is a no-op.
@@ -198,9 +266,13 @@ pub fn plan_pod(desired: &PodTunnelState, observed: &ObservedState) -> Vec<Op> {
         }
         let back = RouteSpec {
             table: ingress.table,
-            ..RouteSpec::via(IpNet::V4(Ipv4Net::default()), gateway, desired.eth.clone())
+            ..RouteSpec::via(
+                IpNet::V4(Ipv4Net::default()),
+                IpAddr::V4(desired.eth_gateway),
+                desired.eth.clone(),
+            )
         };
-        if !o_ns.is_some_and(|n| n.routes.contains(&back)) {
+        if !o_ns.is_some_and(|n| n.has_route(&back)) {
             ops.push(Op::AddRoute {
                 netns: ns.clone(),
                 route: back,

@@ -1,7 +1,7 @@
 //! Plan removing one pod's tunnel (CNI DEL, or undoing a failed ADD): the WireGuard device
 //! with its wireguard-go daemon, a device left under its node-side name by an interrupted
 //! ADD, the ingress return path (nftables table, fwmark rule, every route of its table) and
-//! the exclusion routes the tunnel plan adds on `eth0`. Planning against a clean pod yields
+//! the exclusion routes (IPv4 and IPv6) the tunnel plan adds on `eth0`. Planning against a clean pod yields
 //! nothing, so it is idempotent. Routes of the main table that the tunnel plan deleted are
 //! not put back on DEL (the namespace is about to go); undo sets
 //! [`PodTeardown::restore_routes`].
@@ -54,6 +54,17 @@ impl PodTunnelState {
                     self.eth_gateway.into(),
                     self.eth.clone(),
                 ));
+            }
+            if let Some(v6) = &self.ipv6
+                && let Some(gw) = v6.eth_gateway
+            {
+                for cidr in &v6.cidrs {
+                    eth_routes.insert(RouteSpec::via(
+                        IpNet::V6(*cidr),
+                        gw.into(),
+                        self.eth.clone(),
+                    ));
+                }
             }
         }
         PodTeardown {
@@ -156,7 +167,7 @@ pub fn plan_pod_teardown(teardown: &PodTeardown, observed: &ObservedState) -> Ve
         }
     }
     for route in &teardown.restore_routes {
-        if !ns.routes.contains(route) {
+        if !ns.has_route(route) {
             ops.push(Op::AddRoute {
                 netns: teardown.netns.clone(),
                 route: route.clone(),
@@ -166,7 +177,7 @@ pub fn plan_pod_teardown(teardown: &PodTeardown, observed: &ObservedState) -> Ve
     for route in teardown
         .eth_routes
         .iter()
-        .filter(|r| r.table == MAIN_TABLE && ns.routes.contains(*r))
+        .filter(|r| r.table == MAIN_TABLE && ns.has_route(r))
         .filter(|r| !teardown.restore_routes.contains(*r))
     {
         ops.push(Op::DelRoute {

@@ -9,7 +9,7 @@ use crate::nft::NftTable;
 use crate::op::Op;
 use crate::plan::{observe_request_for_pod, plan_pod};
 use crate::spec::{AddressSpec, FwMark, NextHop, RouteSpec, RuleSpec, SysctlKey};
-use crate::state::{IngressReturnPath, PodRouting, PodTunnelState, StateError};
+use crate::state::{IngressReturnPath, PodIpv6Routing, PodRouting, PodTunnelState, StateError};
 use crate::{Dataplane, PrivateKey};
 
 fn name(s: &str) -> InterfaceName {
@@ -35,6 +35,7 @@ fn desired(routing: PodRouting) -> PodTunnelState {
             "10.0.0.100:6000".parse().unwrap(),
         ),
         routing,
+        ipv6: None,
         ingress: Some(IngressReturnPath {
             mark: FwMark::new(8738).unwrap(),
             table: 8738,
@@ -77,10 +78,12 @@ async fn converge(dp: &Dataplane, d: &PodTunnelState) -> Vec<Op> {
     ops
 }
 
+/// The pod's routes of both families.
 fn routes(fake: &FakeNode) -> BTreeSet<String> {
-    fake.snapshot().namespaces[&pod_ns()]
-        .routes
+    let ns = &fake.snapshot().namespaces[&pod_ns()];
+    ns.routes
         .iter()
+        .chain(&ns.ipv6_routes)
         .map(|r| r.to_string())
         .collect()
 }
@@ -299,4 +302,225 @@ async fn a_handshake_trigger_sets_the_gateway_peer_keepalive() {
     assert_eq!(fake.keepalive(&device, &d.gateway_peer.public_key), Some(0));
     // The peer is still exactly what the plan wants.
     assert!(plan_pod(&d, &dp.observe(&observe_request_for_pod(&d)).await.unwrap()).is_empty());
+}
+
+/// The IPv6 routes a dual-stack main plugin leaves in the pod (global gateway).
+const POD_V6_ROUTES: [&str; 3] = [
+    "fd00:10:244:1::/64 dev eth0",
+    "fe80::/64 dev eth0",
+    "default via fd00:10:244:1::1 dev eth0",
+];
+
+/// A dual-stack pod namespace: [`fake_pod`] plus IPv6 on `eth0`.
+fn fake_dual_stack_pod() -> FakeNode {
+    let fake = fake_pod();
+    fake.add_link(
+        &pod_ns(),
+        &name("eth0"),
+        &[
+            AddressSpec::plain("10.244.1.10/24".parse().unwrap()),
+            AddressSpec::plain("fd00:10:244:1::a/64".parse().unwrap()),
+        ],
+    );
+    let eth = name("eth0");
+    fake.add_route(
+        &pod_ns(),
+        RouteSpec::on_link("fd00:10:244:1::/64".parse().unwrap(), eth.clone()),
+    );
+    fake.add_route(
+        &pod_ns(),
+        RouteSpec::on_link("fe80::/64".parse().unwrap(), eth.clone()),
+    );
+    fake.add_route(
+        &pod_ns(),
+        RouteSpec::via(
+            "::/0".parse().unwrap(),
+            "fd00:10:244:1::1".parse().unwrap(),
+            eth,
+        ),
+    );
+    fake
+}
+
+fn v6_routes(fake: &FakeNode) -> BTreeSet<String> {
+    fake.snapshot().namespaces[&pod_ns()]
+        .ipv6_routes
+        .iter()
+        .map(|r| r.to_string())
+        .collect()
+}
+
+/// Converges `d` on a fresh dual-stack pod; its IPv6 routes afterwards.
+async fn converged_v6_routes(d: &PodTunnelState) -> BTreeSet<String> {
+    let fake = fake_dual_stack_pod();
+    converge(&fake.dataplane(), d).await;
+    v6_routes(&fake)
+}
+
+fn strings<const N: usize>(s: [&str; N]) -> BTreeSet<String> {
+    s.into_iter().map(String::from).collect()
+}
+
+fn ipv6(gateway: Option<&str>, cidrs: &[&str]) -> Option<PodIpv6Routing> {
+    Some(PodIpv6Routing {
+        eth_gateway: gateway.map(|g| g.parse().unwrap()),
+        cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+    })
+}
+
+fn static_egress(exclude: &[&str]) -> PodRouting {
+    PodRouting::StaticEgressGateway {
+        exclude: exclude.iter().map(|c| c.parse().unwrap()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn without_an_ipv6_part_ipv6_routes_are_untouched_in_both_modes() {
+    for routing in [
+        static_egress(&["169.254.169.254/32"]),
+        PodRouting::AzureNetworking {
+            through_tunnel: ["203.0.113.0/24".parse().unwrap()].into(),
+        },
+    ] {
+        let fake = fake_dual_stack_pod();
+        let dp = fake.dataplane();
+        let before = v6_routes(&fake);
+        assert_eq!(before, strings(POD_V6_ROUTES));
+        let ops = converge(&dp, &desired(routing)).await;
+        assert!(
+            !ops.iter().any(|op| matches!(op,
+                Op::AddRoute { route, .. } | Op::DelRoute { route, .. }
+                    if route.destination.addr().is_ipv6())),
+            "{ops:?}"
+        );
+        assert_eq!(v6_routes(&fake), before);
+    }
+}
+
+#[tokio::test]
+async fn static_egress_sends_ipv6_into_the_tunnel_and_exclusions_via_the_ipv6_gateway() {
+    let fake = fake_dual_stack_pod();
+    let dp = fake.dataplane();
+    let mut d = desired(static_egress(&["169.254.169.254/32"]));
+    d.ipv6 = ipv6(
+        Some("fd00:10:244:1::1"),
+        &["2001:db8:e::/48", "fd00:10:96::/112"],
+    );
+    d.validate().unwrap();
+    converge(&dp, &d).await;
+    assert_eq!(
+        v6_routes(&fake),
+        strings([
+            // The connected prefix and the old default are gone; the gateway stays reachable
+            // on-link, and the link-local prefix stays.
+            "fd00:10:244:1::1/128 dev eth0",
+            "fe80::/64 dev eth0",
+            "default via fe80::1 dev wg0",
+            "2001:db8:e::/48 via fd00:10:244:1::1 dev eth0",
+            "fd00:10:96::/112 via fd00:10:244:1::1 dev eth0",
+        ])
+    );
+    // The IPv4 half is exactly what it is without IPv6.
+    let v4: BTreeSet<String> = routes(&fake)
+        .difference(&v6_routes(&fake))
+        .cloned()
+        .collect();
+    assert_eq!(
+        v4,
+        strings([
+            "10.244.1.1/32 dev eth0 scope link",
+            "default via inet6 fe80::1 dev wg0",
+            "169.254.169.254/32 via 10.244.1.1 dev eth0",
+            "default via 10.244.1.1 dev eth0 table 8738",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_link_local_ipv6_gateway_needs_no_on_link_route() {
+    let mut d = desired(static_egress(&[]));
+    d.ipv6 = ipv6(Some("fe80::1234:5678:9abc"), &["2001:db8:e::/48"]);
+    assert_eq!(
+        converged_v6_routes(&d).await,
+        strings([
+            "fe80::/64 dev eth0",
+            "default via fe80::1 dev wg0",
+            "2001:db8:e::/48 via fe80::1234:5678:9abc dev eth0",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn static_egress_without_an_ipv6_gateway_takes_all_ipv6_but_cannot_exclude() {
+    let mut d = desired(static_egress(&[]));
+    d.ipv6 = ipv6(None, &[]);
+    d.validate().unwrap();
+    assert_eq!(
+        converged_v6_routes(&d).await,
+        strings(["fe80::/64 dev eth0", "default via fe80::1 dev wg0"])
+    );
+    d.ipv6 = ipv6(None, &["2001:db8:e::/48"]);
+    let err = d.validate().unwrap_err();
+    assert!(matches!(err, StateError::NoIpv6Gateway { .. }));
+    assert!(
+        err.to_string()
+            .contains("IPv6 exclusions (such as 2001:db8:e::/48) need an IPv6 gateway on eth0"),
+        "{err}"
+    );
+    // In azureNetworking mode the CIDRs go into the tunnel: no gateway needed.
+    d.routing = PodRouting::AzureNetworking {
+        through_tunnel: BTreeSet::new(),
+    };
+    d.validate().unwrap();
+    for bad in ["::", "::1", "ff02::1"] {
+        d.ipv6 = ipv6(Some(bad), &[]);
+        assert!(
+            matches!(d.validate(), Err(StateError::BadIpv6Gateway { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn azure_networking_sends_only_the_ipv6_cidrs_into_the_tunnel() {
+    let mut d = desired(PodRouting::AzureNetworking {
+        through_tunnel: ["203.0.113.0/24".parse().unwrap()].into(),
+    });
+    d.ingress = None;
+    d.loose_rp_filter = false;
+    d.ipv6 = ipv6(None, &["2001:db8:e::/48"]);
+    let mut expected = strings(POD_V6_ROUTES);
+    expected.insert("2001:db8:e::/48 via fe80::1 dev wg0".into());
+    assert_eq!(converged_v6_routes(&d).await, expected);
+}
+
+#[tokio::test]
+async fn teardown_removes_the_ipv6_exclusions_and_undo_restores_the_ipv6_routes() {
+    let fake = fake_dual_stack_pod();
+    let dp = fake.dataplane();
+    let before = routes(&fake);
+    let mut d = desired(static_egress(&[]));
+    d.ipv6 = ipv6(Some("fd00:10:244:1::1"), &["2001:db8:e::/48"]);
+    converge(&dp, &d).await;
+    teardown(&dp, &d.teardown(None)).await;
+    // DEL: our exclusion goes with the tunnel's default; the on-link gateway routes stay.
+    assert_eq!(
+        v6_routes(&fake),
+        strings(["fd00:10:244:1::1/128 dev eth0", "fe80::/64 dev eth0",])
+    );
+
+    converge(&dp, &d).await;
+    let mut undo = d.teardown(None);
+    let main_plugins = &fake_dual_stack_pod().snapshot().namespaces[&pod_ns()];
+    undo.restore_routes = main_plugins
+        .routes
+        .union(&main_plugins.ipv6_routes)
+        .cloned()
+        .collect();
+    for gw in ["10.244.1.1/32", "fd00:10:244:1::1/128"] {
+        undo.eth_routes
+            .insert(RouteSpec::on_link(gw.parse().unwrap(), name("eth0")));
+    }
+    teardown(&dp, &undo).await;
+    assert_eq!(routes(&fake), before);
 }

@@ -185,6 +185,17 @@ pub enum MemberError {
         /// The longest prefix length that holds them.
         needed: u8,
     },
+    /// The prefix is of the other IP version (an IPv6 prefix named as the IPv4 one, or the
+    /// other way round).
+    #[error("public IP prefix {id} is an {found} prefix; this needs an {wanted} one")]
+    PrefixWrongVersion {
+        /// Prefix ID.
+        id: String,
+        /// Its `publicIPAddressVersion`.
+        found: String,
+        /// `IPv4` or `IPv6`.
+        wanted: &'static str,
+    },
     /// All ports 6000-6999 of the pool's frontend are used.
     #[error(
         "failed to allocate a port: all ports 6000-6999 of the gateway pool's load balancer frontend are in use"
@@ -204,6 +215,8 @@ impl MemberError {
             Self::PrefixShared { .. } => "PrefixShared",
             Self::PrefixTooSmall { .. } => "PrefixTooSmall",
             Self::PortsExhausted => "PortsExhausted",
+            // The ID names a prefix that cannot be the one asked for.
+            Self::PrefixWrongVersion { .. } => "InvalidPrefixId",
         }
     }
 

@@ -382,6 +382,7 @@ async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSe
             container_id: "ctr-1".into(),
             pod_ip: "10.244.1.10".parse().unwrap(),
             public_key: key,
+            pod_ipv6: None,
         },
     );
     tokio::task::spawn_blocking(move || p.add(request))

@@ -58,6 +58,7 @@ impl EgressWorld {
             routing: PodRouting::StaticEgressGateway {
                 exclude: BTreeSet::new(),
             },
+            ipv6: None,
             ingress: Some(IngressReturnPath {
                 mark: FwMark::new(8738).unwrap(),
                 table: 8738,
