@@ -148,6 +148,14 @@ impl Topology {
             Some(&self.vnet),
             &[
                 format!("addr add {}/{len} dev {EDGE_IF} nodad", seed::EDGE_IP6),
+                // The second echo address's /64 lies behind the internet namespace.
+                format!(
+                    "route add {} via {} dev {EDGE_IF}",
+                    ipnet::Ipv6Net::new(seed::INTERNET_SERVER2_IP6, 64)
+                        .map(|n| n.trunc())
+                        .unwrap_or_default(),
+                    seed::INTERNET_SERVER_IP6
+                ),
                 format!(
                     "netns exec {} sysctl -qw net.ipv6.conf.all.forwarding=1",
                     self.vnet
