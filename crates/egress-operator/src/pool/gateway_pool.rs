@@ -114,6 +114,28 @@ impl GatewayPool {
         }
     }
 
+    /// The subnet the pool's gateway ipConfigs go in: a scale set's primary ipConfig's (of the
+    /// model), or for a VM pool the cluster's (`settings.subnet_id`: AKS puts the pre-created
+    /// NICs there).
+    pub fn gateway_subnet_id(&self, settings: &AzureSettings) -> Option<String> {
+        match &self.kind {
+            PoolKind::Vms { .. } => Some(settings.subnet_id.to_string()),
+            PoolKind::ScaleSet { vmss, .. } => {
+                let nics = &vmss.network_profile()?.network_interface_configurations;
+                let nic = nics
+                    .iter()
+                    .find(|n| n.properties.primary == Some(true))
+                    .or_else(|| nics.first().filter(|_| nics.len() == 1))?;
+                let ipcs = &nic.properties.ip_configurations;
+                let ipc = ipcs
+                    .iter()
+                    .find(|c| c.properties.primary == Some(true))
+                    .or_else(|| ipcs.first().filter(|_| ipcs.len() == 1))?;
+                Some(ipc.properties.subnet.as_ref()?.id.clone())
+            }
+        }
+    }
+
     /// The gateway backend pool's ID in `lb`.
     pub fn backend_pool_id(&self, lb: &ResourceId) -> String {
         lb.child("backendAddressPools", &self.unique_id).to_string()

@@ -40,6 +40,8 @@ pub struct Observed {
     pub prefixes6: BTreeMap<String, Option<PublicIpPrefix>>,
     /// The pool's nodes (instances or gateway NICs), when a public gateway needs the count.
     pub node_count: Option<usize>,
+    /// The pool's subnet, read when a gateway wants IPv6 and found without an IPv6 range.
+    pub subnet_without_ipv6: Option<String>,
 }
 
 /// Where a gateway's egress comes from in this pass.
