@@ -281,6 +281,27 @@ mod tests {
     }
 
     #[test]
+    fn the_gateway_subnet_is_the_primary_ipconfigs_or_the_clusters() {
+        use crate::pool::plan::fixtures::{scale_set_pool, settings};
+        let s = settings();
+        let vms = GatewayPool::vm_pool("vmpool", vec![]);
+        assert_eq!(vms.gateway_subnet_id(&s), Some(s.subnet_id.to_string()));
+        let mut pool = scale_set_pool(Some("31"));
+        assert_eq!(pool.gateway_subnet_id(&s), None, "no network profile");
+        let PoolKind::ScaleSet { vmss, .. } = &mut pool.kind else {
+            panic!()
+        };
+        **vmss = serde_json::from_value(serde_json::json!({"properties": {"virtualMachineProfile":
+            {"networkProfile": {"networkInterfaceConfigurations": [
+                {"name": "other", "properties": {"primary": false, "ipConfigurations": []}},
+                {"name": "main", "properties": {"primary": true, "ipConfigurations": [
+                    {"name": "x", "properties": {"subnet": {"id": "/s/x"}}},
+                    {"name": "p", "properties": {"primary": true, "subnet": {"id": "/s/p"}}}]}}]}}}}))
+        .unwrap();
+        assert_eq!(pool.gateway_subnet_id(&s).as_deref(), Some("/s/p"));
+    }
+
+    #[test]
     fn gateway_nics_need_both_tags() {
         let t = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
             kv.iter()
