@@ -37,6 +37,8 @@ pub struct Ipv6Plan {
     pub remove_ip_configs: Vec<String>,
     /// Managed IPv6 prefixes no gateway uses any more.
     pub unused_prefixes: Vec<UnusedPrefix>,
+    /// VM pools: BYO IPv6 prefixes of removed gateways, searched for our per-NIC public IPs.
+    pub removed_byo_prefixes: Vec<ResourceId>,
 }
 
 /// What a gateway's IPv6 egress needs.
@@ -160,6 +162,13 @@ pub fn plan(
             out.remove_ip_configs.push(name);
             if had_ipv6(m) || m.lb.spec.target.ipv6() {
                 out.unused_prefixes.push(unused(m, vm_uid, false));
+            }
+            // VM pools: the BYO IPv6 prefix is searched for our per-NIC public IPs, as the
+            // IPv4 one is.
+            if let (PoolKind::Vms { .. }, Ok(Ipv6Egress::ByoPrefix(id))) =
+                (&observed.pool.kind, &m.ipv6)
+            {
+                out.removed_byo_prefixes.push(id.clone());
             }
             continue;
         }

@@ -316,3 +316,27 @@ fn a_subnet_without_an_ipv6_range_blocks_ipv6_only() {
     let plain = members(&[chain("c", "{gatewayNodepoolName: gwpool}")]);
     assert!(!wanted(&plain));
 }
+
+#[test]
+fn a_removed_vm_pool_gateway_has_its_byo_ipv6_prefix_searched_for_leftovers() {
+    use crate::pool::plan::fixtures::vm_pool;
+    let spec = format!(
+        "{{gatewayNodepoolName: vmpool, ipFamilies: [IPv4, IPv6], publicIpv6PrefixId: {}}}",
+        id("byo6")
+    );
+    let mut gone = chain("a", spec);
+    gone.vm_extra = DELETING;
+    let mut o = observed(members(&[gone]), &[], &[], 1);
+    o.pool = vm_pool("30");
+    let p = pass::plan(&settings(), &o).unwrap();
+    let ids: Vec<String> = p
+        .removed_byo_prefixes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ids, [id("byo6")]);
+    assert_eq!(
+        p.remove_ip_configs,
+        ["egressgateway-v-a", "egressgateway-v-a-ipv6"]
+    );
+}

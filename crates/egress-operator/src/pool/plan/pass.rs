@@ -182,7 +182,10 @@ pub fn plan(settings: &AzureSettings, observed: &Observed) -> Result<PoolPlan, P
         .collect();
     let removed_byo_prefixes = match observed.pool.kind {
         // Only VM pools name public IPs after their prefix: a scale set's go with its ipConfigs.
-        PoolKind::Vms { .. } => removing_vm().filter_map(byo_prefix).collect(),
+        PoolKind::Vms { .. } => removing_vm()
+            .filter_map(byo_prefix)
+            .chain(ipv6.removed_byo_prefixes.iter().cloned())
+            .collect(),
         PoolKind::ScaleSet { .. } => Vec::new(),
     };
     let unused_prefixes = members
