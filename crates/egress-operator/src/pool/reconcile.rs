@@ -122,13 +122,45 @@ async fn observe(
     } else {
         Some(gateway_pool::node_count(azure, settings, &pool).await?)
     };
+    let subnet_without_ipv6 = if ipv6::wanted(&gathered.members) {
+        subnet_without_ipv6(ctx, &pool).await?
+    } else {
+        None
+    };
     Ok(Some(Observed {
         pool,
         members: gathered.members,
         prefixes: found,
         prefixes6: found6,
         node_count,
+        subnet_without_ipv6,
     }))
+}
+
+/// The pool's subnet if it has no IPv6 range (a pool whose subnet is unknown is left to the
+/// ipConfig plan, which reports it).
+async fn subnet_without_ipv6(
+    ctx: &Context,
+    pool: &GatewayPool,
+) -> Result<Option<String>, PoolError> {
+    let Some(id) = pool.gateway_subnet_id(&ctx.config.azure) else {
+        return Ok(None);
+    };
+    let Ok(parsed) = egress_azure::ResourceId::parse(&id) else {
+        return Ok(None);
+    };
+    let subnet = ctx
+        .azure
+        .get_subnet(&parsed)
+        .await
+        .map_err(|e| PoolError::azure(format!("read subnet {id}"), e))?;
+    let p = &subnet.properties;
+    let has_ipv6 = p
+        .address_prefix
+        .iter()
+        .chain(p.address_prefixes.iter().flatten())
+        .any(|c| c.contains(':'));
+    Ok((!has_ipv6).then_some(id))
 }
 
 /// The pool's scale set (or VMs and NICs) does not exist: nothing of ours can be on it, so

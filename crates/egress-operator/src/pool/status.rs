@@ -75,11 +75,29 @@ pub fn of_member(
     }
     Some(match blocked {
         Some(e) => MemberStatus {
-            conditions: vec![blocked_condition(e)],
+            conditions: std::iter::once(blocked_condition(e))
+                .chain(kept_ipv6_condition(m))
+                .collect(),
             ..MemberStatus::default()
         },
         None => provisioned(m, blocked6, applied, pool),
     })
+}
+
+/// A blocked gateway gets nothing new, IPv6 included: its `IPv6Ready` stays as it was (while
+/// IPv6 is still wanted).
+fn kept_ipv6_condition(m: &Member) -> Option<PoolCondition> {
+    if !m.lb.spec.target.ipv6() {
+        return None;
+    }
+    let sgc = m.sgc.as_ref()?.status.as_ref()?;
+    let c = sgc.conditions.iter().find(|c| c.type_ == IPV6_READY)?;
+    Some(PoolCondition::new(
+        IPV6_READY,
+        c.status == "True",
+        &c.reason,
+        c.message.clone(),
+    ))
 }
 
 /// The `False` condition a blocked gateway shows.

@@ -284,3 +284,37 @@ fn a_dual_stack_gateway_reports_its_ipv6_egress_or_why_not() {
     assert_eq!(s.sgc_ipv6_prefix, Some(None));
     assert!(s.vm.unwrap().egress_ipv6_prefix.is_none());
 }
+
+#[test]
+fn a_blocked_dual_stack_gateway_keeps_its_ipv6_condition() {
+    let spec = "{gatewayNodepoolName: gwpool, ipFamilies: [IPv4, IPv6]}";
+    let mut m = members(&[chain("a", spec)]).remove(0);
+    let mut sgc = (**m.sgc.as_ref().unwrap()).clone();
+    sgc.status = serde_json::from_value(serde_json::json!({"conditions": [{
+        "type": "IPv6Ready", "status": "True", "reason": "IPv6Provisioned", "message": "m",
+        "lastTransitionTime": "2024-01-01T00:00:00Z"}]}))
+    .unwrap();
+    m.sgc = Some(std::sync::Arc::new(sgc));
+    let a = applied(None, None, vec![]);
+    let s = of_member(
+        &m,
+        Some(&MemberError::PortsExhausted),
+        None,
+        &a,
+        &scale_set_pool(None),
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&s),
+        [
+            (
+                LOAD_BALANCER_READY,
+                false,
+                "PortsExhausted",
+                MemberError::PortsExhausted.to_string().as_str()
+            ),
+            (IPV6_READY, true, "IPv6Provisioned", "m"),
+        ]
+    );
+    assert_eq!(s.sgc_ipv6_prefix, None, "left as it is");
+}

@@ -89,6 +89,18 @@ async fn ipv6_prefix_lengths_are_124_to_127_and_versions_do_not_mix() {
         "PublicIPAddressVersionCannotBeChanged",
     )
     .await;
+    // Load balancer frontends stay IPv4 (the gateway tunnel is IPv4).
+    let lb = json!({"location": "eastus", "sku": {"name": "Standard"}, "properties": {
+        "frontendIPConfigurations": [{"name": "fe", "properties": {
+            "privateIPAddressVersion": "IPv6", "subnet": {"id": arm.subnet_id()}}}]}});
+    refused(
+        &arm,
+        &arm.net("loadBalancers", "lb6"),
+        NET,
+        &lb,
+        "InvalidRequestFormat",
+    )
+    .await;
     let standalone = arm
         .put_done(
             &arm.net("publicIPAddresses", "lone6"),

@@ -18,7 +18,7 @@ use egress_azure::ResourceId;
 
 use crate::config::AzureSettings;
 use crate::pool::error::{MemberError, PoolError};
-use crate::pool::gateway_pool::GatewayPool;
+use crate::pool::gateway_pool::{GatewayPool, PoolKind};
 use crate::pool::plan::family::Family;
 use crate::pool::plan::members::Member;
 use crate::pool::plan::pass::{EgressStep, Observed, UnusedPrefix, prefix_step, too_small};
@@ -37,6 +37,8 @@ pub struct Ipv6Plan {
     pub remove_ip_configs: Vec<String>,
     /// Managed IPv6 prefixes no gateway uses any more.
     pub unused_prefixes: Vec<UnusedPrefix>,
+    /// VM pools: BYO IPv6 prefixes of removed gateways, searched for our per-NIC public IPs.
+    pub removed_byo_prefixes: Vec<ResourceId>,
 }
 
 /// What a gateway's IPv6 egress needs.
@@ -91,6 +93,18 @@ fn live_vm_uid(m: &Member) -> Option<&str> {
     m.vm_uid.as_deref().filter(|_| !m.removing_vm)
 }
 
+/// Whether a live gateway of the pool wants IPv6 egress (then the pass reads the pool's
+/// subnet, to check it has an IPv6 range).
+pub fn wanted(members: &[Member]) -> bool {
+    members.iter().any(|m| {
+        live_vm_uid(m).is_some()
+            && matches!(
+                m.ipv6,
+                Ok(Ipv6Egress::Private | Ipv6Egress::ManagedPrefix | Ipv6Egress::ByoPrefix(_))
+            )
+    })
+}
+
 /// The IPv6 prefixes the pass reads before planning: `(LB configuration UID, prefix ID)`.
 pub fn prefixes_to_read(
     settings: &AzureSettings,
@@ -137,6 +151,8 @@ pub fn plan(
     egress: &BTreeMap<String, EgressStep>,
 ) -> Result<Ipv6Plan, PoolError> {
     let mut out = Ipv6Plan::default();
+    // VM pools name per-NIC public IPs by prefix and NIC: one BYO IPv6 prefix per gateway.
+    let mut byo_users: BTreeMap<String, String> = BTreeMap::new();
     for m in &observed.members {
         let Some(vm_uid) = m.vm_uid.as_deref() else {
             continue;
@@ -146,6 +162,13 @@ pub fn plan(
             out.remove_ip_configs.push(name);
             if had_ipv6(m) || m.lb.spec.target.ipv6() {
                 out.unused_prefixes.push(unused(m, vm_uid, false));
+            }
+            // VM pools: the BYO IPv6 prefix is searched for our per-NIC public IPs, as the
+            // IPv4 one is.
+            if let (PoolKind::Vms { .. }, Ok(Ipv6Egress::ByoPrefix(id))) =
+                (&observed.pool.kind, &m.ipv6)
+            {
+                out.removed_byo_prefixes.push(id.clone());
             }
             continue;
         }
@@ -162,13 +185,22 @@ pub fn plan(
             }
             // The IPv4 side gets nothing new: neither does IPv6.
             Ok(_) if blocked.contains_key(&m.lb_uid) || !egress.contains_key(&m.lb_uid) => {}
+            Ok(_) if observed.subnet_without_ipv6.is_some() => {
+                let subnet = observed.subnet_without_ipv6.clone().unwrap_or_default();
+                out.blocked
+                    .insert(m.lb_uid.clone(), MemberError::SubnetWithoutIpv6 { subnet });
+            }
             Ok(Need::Private) => {
                 out.egress.insert(m.lb_uid.clone(), EgressStep::Private);
                 out.unused_prefixes.push(unused(m, vm_uid, true));
             }
             Ok(Need::Prefix(t)) => {
                 let managed = t.managed;
-                match prefix(observed, m, t)? {
+                let step = match shared_byo(&mut byo_users, &observed.pool, m, &t) {
+                    Some(e) => Err(e),
+                    None => prefix(observed, m, t)?,
+                };
+                match step {
                     Ok(step) => {
                         out.egress.insert(m.lb_uid.clone(), step);
                         if !managed {
@@ -192,6 +224,34 @@ impl Ipv6Plan {
         self.remove_ip_configs.push(name);
         if had_ipv6(m) {
             self.unused_prefixes.push(unused(m, vm_uid, false));
+        }
+    }
+}
+
+/// In a VM pool, the first gateway (oldest first) naming a BYO IPv6 prefix keeps it; a later
+/// one naming the same prefix is blocked (their per-NIC public IPs would have the same name).
+fn shared_byo(
+    users: &mut BTreeMap<String, String>,
+    pool: &GatewayPool,
+    m: &Member,
+    t: &PrefixTarget,
+) -> Option<MemberError> {
+    let PoolKind::Vms { name, .. } = &pool.kind else {
+        return None;
+    };
+    if t.managed {
+        return None;
+    }
+    let lower = t.id.to_string().to_ascii_lowercase();
+    match users.get(&lower) {
+        Some(other) => Some(MemberError::PrefixShared {
+            id: t.id.to_string(),
+            other: other.clone(),
+            pool: name.clone(),
+        }),
+        None => {
+            users.insert(lower, m.key());
+            None
         }
     }
 }

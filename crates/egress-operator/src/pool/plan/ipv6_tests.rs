@@ -41,6 +41,7 @@ fn observed(members: Vec<Member>, v4: Found<'_>, v6: Found<'_>, nodes: usize) ->
         prefixes: map(v4),
         prefixes6: map(v6),
         node_count: Some(nodes),
+        subnet_without_ipv6: None,
     }
 }
 
@@ -270,5 +271,72 @@ fn ipv6_waits_for_ipv4_and_is_removed_with_the_gateway_or_the_family() {
             "egressgateway-v-c-dropped-ipv6",
             "egressgateway-v-d-never-ipv6"
         ]
+    );
+}
+
+#[test]
+fn a_vm_pool_gives_a_byo_ipv6_prefix_to_its_oldest_gateway_only() {
+    use crate::pool::plan::fixtures::vm_pool;
+    let spec = format!(
+        "{{gatewayNodepoolName: vmpool, ipFamilies: [IPv4, IPv6], publicIpv6PrefixId: {}}}",
+        id("byo6")
+    );
+    let m = members(&[chain("a", spec.clone()), chain("b", spec)]);
+    let v4s = [v4("a"), v4("b")];
+    let v4s: Vec<(&str, Option<PublicIpPrefix>)> =
+        v4s.iter().map(|(k, p)| (k.as_str(), p.clone())).collect();
+    let found = Some(prefix6("byo6", 126, "2001:db8::/126"));
+    let mut o = observed(m, &v4s, &[("l-a", found.clone()), ("l-b", found)], 1);
+    o.pool = vm_pool("30");
+    let p = pass::plan(&settings(), &o).unwrap();
+    assert!(matches!(p.ipv6.egress["l-a"], EgressStep::Ready(_)));
+    assert_eq!(reasons(&p.ipv6), [("l-b", "PrefixShared")]);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+}
+
+#[test]
+fn a_subnet_without_an_ipv6_range_blocks_ipv6_only() {
+    let m = members(&[
+        chain("a", format!("{{{DUAL}}}")),
+        chain("b", format!("{{{DUAL}, provisionPublicIps: false}}")),
+    ]);
+    assert!(wanted(&m));
+    let v4s = [v4("a")];
+    let v4s: Vec<(&str, Option<PublicIpPrefix>)> =
+        v4s.iter().map(|(k, p)| (k.as_str(), p.clone())).collect();
+    let mut o = observed(m, &v4s, &[("l-a", None)], 2);
+    o.subnet_without_ipv6 = Some("/subnets/v4-only".into());
+    let p = pass::plan(&settings(), &o).unwrap();
+    assert_eq!(
+        reasons(&p.ipv6),
+        [("l-a", "SubnetNotDualStack"), ("l-b", "SubnetNotDualStack")]
+    );
+    assert!(p.ipv6.egress.is_empty() && p.blocked.is_empty());
+    assert!(p.ip_configs.iter().all(|c| c.family == Family::V4));
+    let plain = members(&[chain("c", "{gatewayNodepoolName: gwpool}")]);
+    assert!(!wanted(&plain));
+}
+
+#[test]
+fn a_removed_vm_pool_gateway_has_its_byo_ipv6_prefix_searched_for_leftovers() {
+    use crate::pool::plan::fixtures::vm_pool;
+    let spec = format!(
+        "{{gatewayNodepoolName: vmpool, ipFamilies: [IPv4, IPv6], publicIpv6PrefixId: {}}}",
+        id("byo6")
+    );
+    let mut gone = chain("a", spec);
+    gone.vm_extra = DELETING;
+    let mut o = observed(members(&[gone]), &[], &[], 1);
+    o.pool = vm_pool("30");
+    let p = pass::plan(&settings(), &o).unwrap();
+    let ids: Vec<String> = p
+        .removed_byo_prefixes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ids, [id("byo6")]);
+    assert_eq!(
+        p.remove_ip_configs,
+        ["egressgateway-v-a", "egressgateway-v-a-ipv6"]
     );
 }

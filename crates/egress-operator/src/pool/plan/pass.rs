@@ -40,6 +40,8 @@ pub struct Observed {
     pub prefixes6: BTreeMap<String, Option<PublicIpPrefix>>,
     /// The pool's nodes (instances or gateway NICs), when a public gateway needs the count.
     pub node_count: Option<usize>,
+    /// The pool's subnet, read when a gateway wants IPv6 and found without an IPv6 range.
+    pub subnet_without_ipv6: Option<String>,
 }
 
 /// Where a gateway's egress comes from in this pass.
@@ -180,7 +182,10 @@ pub fn plan(settings: &AzureSettings, observed: &Observed) -> Result<PoolPlan, P
         .collect();
     let removed_byo_prefixes = match observed.pool.kind {
         // Only VM pools name public IPs after their prefix: a scale set's go with its ipConfigs.
-        PoolKind::Vms { .. } => removing_vm().filter_map(byo_prefix).collect(),
+        PoolKind::Vms { .. } => removing_vm()
+            .filter_map(byo_prefix)
+            .chain(ipv6.removed_byo_prefixes.iter().cloned())
+            .collect(),
         PoolKind::ScaleSet { .. } => Vec::new(),
     };
     let unused_prefixes = members

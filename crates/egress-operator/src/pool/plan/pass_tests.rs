@@ -28,6 +28,7 @@ fn observed(
             .collect(),
         prefixes6: BTreeMap::new(),
         node_count: None,
+        subnet_without_ipv6: None,
     }
 }
 

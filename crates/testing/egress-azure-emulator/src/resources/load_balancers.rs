@@ -212,9 +212,17 @@ fn assign_frontend_ips(
                 .and_then(Value::as_str)
                 .unwrap_or("Dynamic")
                 .to_owned();
-            if p.get("privateIPAddressVersion").is_none() {
-                p["privateIPAddressVersion"] = json!("IPv4");
+            // IPv6 frontends are not emulated (the gateway tunnel stays IPv4): refused, not
+            // given an IPv4 address under an IPv6 label.
+            if IpVersion::at(p, "/privateIPAddressVersion")? == IpVersion::V6 {
+                return Err(ArmError::bad_request(
+                    "InvalidRequestFormat",
+                    format!(
+                        "Cannot parse the request: frontend IP configuration {fe_id} asks for an IPv6 private address; the emulator serves IPv4 load balancer frontends only."
+                    ),
+                ));
             }
+            p["privateIPAddressVersion"] = json!("IPv4");
             if method.eq_ignore_ascii_case("Static") {
                 p["privateIPAllocationMethod"] = json!("Static");
                 let addr = static_address(p, &fe_id, IpVersion::V4)?;

@@ -110,13 +110,7 @@ pub(crate) fn apply(seed: &Seed, state: &mut State) -> Result<(), EmulatorError>
     }
     for p in &seed.public_ip_prefixes {
         let rg = ensure_rg(state, &p.resource_group);
-        public_ip_prefixes::seed_prefix(
-            state,
-            &rg,
-            &p.name,
-            IpNet::V4(p.ip_prefix.trunc()),
-            tags(&p.tags),
-        )?;
+        public_ip_prefixes::seed_prefix(state, &rg, &p.name, p.ip_prefix.trunc(), tags(&p.tags))?;
     }
     for s in &seed.scale_sets {
         let rg = ensure_rg(state, &s.resource_group);

@@ -192,8 +192,10 @@ pub struct SeedPublicIpPrefix {
     pub name: String,
     /// Resource group.
     pub resource_group: String,
-    /// The range (use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24).
-    pub ip_prefix: Ipv4Net,
+    /// The range (use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24;
+    /// IPv6 2001:db8::/32). Its version follows; lengths as Azure offers (IPv4 /28–/31, IPv6
+    /// /124–/127).
+    pub ip_prefix: IpNet,
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -344,7 +346,9 @@ impl Default for Seed {
             public_ip_prefixes: vec![SeedPublicIpPrefix {
                 name: "byo-prefix".into(),
                 resource_group: "rg-egress".into(),
-                ip_prefix: Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 0), 31).unwrap_or_default(),
+                ip_prefix: IpNet::V4(
+                    Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 0), 31).unwrap_or_default(),
+                ),
                 tags: BTreeMap::new(),
             }],
             network_interfaces: Vec::new(),
