@@ -102,10 +102,16 @@ pub struct Explanation {
     pub node: Option<String>,
     /// Its IP.
     pub pod_ip: Option<String>,
+    /// Its IPv6 address, if it is dual-stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_ipv6: Option<String>,
     /// The gateway it uses.
     pub gateway: Option<GatewayChoice>,
     /// The gateway's egress prefix (or private IPs).
     pub egress_ip_prefix: Option<String>,
+    /// The gateway's IPv6 egress prefix (or private IPv6s), when it has IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_ipv6_prefix: Option<String>,
     /// The pod's routing.
     pub routing: Option<PodRouting>,
     /// The destination asked about (`--to`).
@@ -147,6 +153,17 @@ fn pod_ip(pod: &Pod) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The pod's IPv6 address among `status.podIPs`, if any.
+fn pod_ipv6(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .pod_ips
+        .as_ref()?
+        .iter()
+        .map(|p| p.ip.clone())
+        .find(|ip| ip.contains(':'))
+}
+
 /// Explains pod `namespace/name` of `snap` at `now`; `to` is the destination asked about.
 pub fn explain(
     snap: &Snapshot,
@@ -159,8 +176,10 @@ pub fn explain(
         pod: format!("{namespace}/{name}"),
         node: None,
         pod_ip: None,
+        pod_ipv6: None,
         gateway: None,
         egress_ip_prefix: None,
+        egress_ipv6_prefix: None,
         routing: None,
         destination: None,
         carried_by: None,
@@ -178,6 +197,7 @@ pub fn explain(
     };
     out.node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
     out.pod_ip = pod_ip(pod);
+    out.pod_ipv6 = pod_ipv6(pod);
     // The one rule every component applies (the snapshot holds the annotated SGC, or all of
     // the namespace's SGCs when the pod is not annotated).
     let choice = Selectors::of(&snap.sgcs).choose(
@@ -257,6 +277,9 @@ fn explain_gateway(
     };
     let status = sgc.status.clone().unwrap_or_default();
     out.egress_ip_prefix = status.egress_ip_prefix.clone();
+    if sgc.spec.target.ipv6() {
+        out.egress_ipv6_prefix = status.egress_ipv6_prefix.clone();
+    }
     match status.conditions.iter().find(|c| c.type_ == "Ready") {
         Some(c) if c.status == "True" => out.hop(
             "gateway",
@@ -281,7 +304,7 @@ fn explain_gateway(
         .pod_endpoints
         .iter()
         .find(|p| p.name_any() == pod.name_any() && p.namespace().as_deref() == Some(&namespace));
-    let routing = routing(sgc, pe);
+    let routing = routing(sgc, pe).with_ipv6(ipv6_use(sgc, pe, out.pod_ipv6.is_some()));
     if let Some(ip) = to {
         let d = routing.destination(ip);
         let state = if d.tunnelled {
@@ -309,6 +332,51 @@ fn explain_gateway(
     let nodes = gateway_nodes(sgc, vm, &snap.statuses, now);
     explain_nodes(snap, &observed::object_key(sgc), pe, nodes, now, out);
     routes_hop(pe, out);
+    if sgc.spec.target.ipv6() {
+        ipv6_hop(out);
+    }
+}
+
+/// Whether the pod's IPv6 goes through the gateway: the gateway has IPv6 and the manager put
+/// the pod's IPv6 on its PodEndpoint (it does exactly when it told the plugin to route IPv6).
+fn ipv6_use(
+    sgc: &egress_api::StaticGatewayConfiguration,
+    pe: Option<&PodEndpoint>,
+    pod_has_ipv6: bool,
+) -> Result<(), String> {
+    if !sgc.spec.target.ipv6() {
+        return Err("the gateway carries IPv4 only (no IPv6 in spec.ipFamilies), so IPv6 leaves through the pod's eth0 as the node or cluster address".into());
+    }
+    if !pod_has_ipv6 {
+        return Err("the pod has no IPv6 address, so it egresses IPv4 only".into());
+    }
+    match pe {
+        Some(pe) if pe.spec.pod_ipv6_address.is_none() => Err("the pod's sandbox registered no IPv6 address (it started before IPv6 was added to the gateway, or its CNI plugin predates dual-stack), so its IPv6 leaves through eth0 from the pod's own address until it is re-created".into()),
+        _ => Ok(()),
+    }
+}
+
+fn ipv6_hop(out: &mut Explanation) {
+    let Some(routing) = &out.routing else {
+        return;
+    };
+    let (state, detail) = match (routing.ipv6_summary(), &routing.ipv6_off) {
+        (Some(summary), _) => (
+            HopState::Ok,
+            format!(
+                "IPv6 through the gateway from {}: {summary}",
+                out.egress_ipv6_prefix
+                    .as_deref()
+                    .unwrap_or("an IPv6 prefix not provisioned yet")
+            ),
+        ),
+        (None, Some(off)) if out.pod_ipv6.is_some() => (HopState::Warn, off.clone()),
+        (None, off) => (
+            HopState::Info,
+            off.clone().unwrap_or_else(|| "IPv4 only".into()),
+        ),
+    };
+    out.hop("IPv6", state, detail);
 }
 
 /// The pod's routing: what the plugin reported for the current sandbox, else the SGC spec.
@@ -358,6 +426,19 @@ fn check_pod_endpoint(pod: &Pod, pe: &PodEndpoint, gateway: &str, out: &mut Expl
             &name,
             HopState::Fail,
             format!("podIpAddress {spec_ip} is not the pod's IP {ip}: gateway daemons refuse it"),
+        );
+        return;
+    }
+    if let Some(v6) = &pe.spec.pod_ipv6_address
+        && pod_ipv6(pod).as_deref() != v6.split('/').next()
+    {
+        out.hop(
+            &name,
+            HopState::Fail,
+            format!(
+                "podIpv6Address {v6} is not the pod's IPv6 {}: gateway daemons refuse it",
+                pod_ipv6(pod).as_deref().unwrap_or("(none)")
+            ),
         );
         return;
     }

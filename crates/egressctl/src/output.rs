@@ -150,6 +150,9 @@ pub fn explain_table(e: &Explanation) -> String {
     if let Some(g) = &e.gateway {
         let _ = writeln!(out, "Gateway      {} ({}: {})", g.name, g.reason, g.detail);
     }
+    if let Some(v6) = e.routing.as_ref().and_then(|r| r.ipv6_summary()) {
+        let _ = writeln!(out, "IPv6         {} -> {v6}", dash(e.pod_ipv6.as_deref()));
+    }
     if let Some(d) = &e.destination {
         let _ = writeln!(out, "Destination  {}: {}", d.ip, d.why);
     }

@@ -358,6 +358,130 @@ async fn an_excluded_destination_is_named_with_the_cidr_that_excludes_it() {
     assert_eq!(e["destination"]["tunnelled"], false, "{e:#}");
 }
 
+/// Merge-patches `name`'s spec (or, with `status`, its status).
+async fn merge<K>(api: &Api<K>, name: &str, status: bool, patch: Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = PatchParams::default();
+    let patch = Patch::Merge(patch);
+    if status {
+        api.patch_status(name, &params, &patch).await.unwrap();
+    } else {
+        api.patch(name, &params, &patch).await.unwrap();
+    }
+}
+
+/// [`healthy`] made dual-stack: IPv6 in the gateway's `ipFamilies` with an IPv6 exclusion
+/// and prefix, and an IPv6 address on the pod.
+async fn dual_stack(c: &Cluster) {
+    let sgcs: Api<StaticGatewayConfiguration> = Api::namespaced(c.client.clone(), NS);
+    merge(
+        &sgcs,
+        "gw",
+        false,
+        json!({"spec": {"ipFamilies": ["IPv4", "IPv6"],
+            "excludeCidrs": ["198.51.100.0/24", "2001:db8:e::/48"]}}),
+    )
+    .await;
+    merge(
+        &sgcs,
+        "gw",
+        true,
+        json!({"status": {"egressIpv6Prefix": "2001:db8:f::/127"}}),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), NS);
+    let ips = json!([{"ip": "10.244.1.7"}, {"ip": "fd00:10:244:1::7"}]);
+    merge(&pods, "web", true, json!({"status": {"podIPs": ips}})).await;
+}
+
+async fn set_pod_ipv6_address(c: &Cluster, address: &str) {
+    let pes: Api<PodEndpoint> = Api::namespaced(c.client.clone(), NS);
+    merge(
+        &pes,
+        "web",
+        false,
+        json!({"spec": {"podIpv6Address": address}}),
+    )
+    .await;
+}
+
+/// `explain pod demo/web --to <to> -o json`.
+async fn explain_to(c: &Cluster, to: &str) -> (i32, Value) {
+    egressctl(c, &["explain", "pod", "web", "-n", NS, "--to", to]).await
+}
+
+#[tokio::test]
+async fn a_dual_stack_pod_shows_its_ipv6_routing() {
+    let c = cluster().await;
+    healthy(&c).await;
+    // IPv4-only gateway: no IPv6 hop; IPv6 destinations are not tunnelled, and say why.
+    let (_, e) = explain_to(&c, "2001:db8:9::1").await;
+    assert!(
+        e["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["name"] != "IPv6"),
+        "{e:#}"
+    );
+    assert!(
+        e["destination"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("IPv4 only"),
+        "{e:#}"
+    );
+
+    dual_stack(&c).await;
+    // The pod's sandbox registered no IPv6 (it started before): a warning that says so.
+    let (_, e) = egressctl(&c, &["explain", "pod", "web", "-n", NS]).await;
+    let h = hop(&e, "IPv6");
+    assert_eq!(h["state"], "warn", "{h:#}");
+    assert!(
+        h["detail"].as_str().unwrap().contains("registered no IPv6"),
+        "{h:#}"
+    );
+    assert_eq!(e["podIpv6"], "fd00:10:244:1::7");
+
+    set_pod_ipv6_address(&c, "fd00:10:244:1::7/128").await;
+    let (code, e) = explain_to(&c, "2001:db8:9::1").await;
+    assert_eq!(code, 0, "{e:#}");
+    let h = hop(&e, "IPv6");
+    assert_eq!(h["state"], "ok", "{h:#}");
+    assert_eq!(
+        h["detail"],
+        "IPv6 through the gateway from 2001:db8:f::/127: ::/0 via wg0, except 2001:db8:e::/48 via eth0"
+    );
+    assert_eq!(e["destination"]["tunnelled"], true, "{e:#}");
+    assert_eq!(e["routing"]["ipv6"], true);
+    let (_, e) = explain_to(&c, "2001:db8:e::1").await;
+    assert_eq!(e["destination"]["tunnelled"], false, "{e:#}");
+    assert_eq!(e["destination"]["matched"], "2001:db8:e::/48");
+    let (_, table) = run(&c, &["explain", "pod", "web", "-n", NS]).await;
+    assert!(
+        table.contains(
+            "IPv6         fd00:10:244:1::7 -> ::/0 via wg0, except 2001:db8:e::/48 via eth0"
+        ),
+        "{table}"
+    );
+
+    // An IPv6 on the PodEndpoint that is not the pod's is the broken hop.
+    set_pod_ipv6_address(&c, "fd00:10:244:1::8/128").await;
+    let (code, e) = egressctl(&c, &["explain", "pod", "web", "-n", NS]).await;
+    assert_eq!(code, 1, "{e:#}");
+    let h = hop(&e, "PodEndpoint demo/web");
+    assert_eq!(h["state"], "fail", "{h:#}");
+    assert!(
+        h["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is not the pod's IPv6 fd00:10:244:1::7"),
+        "{h:#}"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_pod_and_a_usage_error_have_their_exit_codes() {
     let c = cluster().await;

@@ -19,156 +19,21 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::gateway::{
+    EGRESS_IP, ILB, INTERNET, PORT, gateway_node, seen_from, serve_gateway, world,
+};
 use common::{Control, PTP, cni, k8s_args, our_conf, privileged, ptp_conf};
-use egress_api::PodEndpoint;
-use egress_dataplane::exec::NetlinkLinks;
 use egress_dataplane::state::GatewayTunnel;
-use egress_dataplane::{
-    Dataplane, GatewayNodeState, InterfaceName, NetnsRef, Peer, PrivateKey, PublicKey,
-    observe_request_for_gateway_node, plan_gateway_node,
-};
-use egress_testkit::{
-    Client, EchoServer, ExecutorGuard, Netns, WireGuardExecutor, backend, ip, ip_out,
-    wireguard_go_running,
-};
-use futures::StreamExt;
-use kube::Api;
+use egress_dataplane::{InterfaceName, PrivateKey};
+use egress_testkit::{EchoServer, Netns, ip, ip_out, wireguard_go_running};
 use serde_json::{Value, json};
 
-const PORT: u16 = 6000;
-const ILB: &str = "198.51.100.100";
-const EGRESS_IP: &str = "198.51.100.10";
-const PRIMARY: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 4);
-const INTERNET: &str = "203.0.113.1:8080";
 const NODE_SERVER: &str = "192.0.2.2:8081";
 /// A client address of the node that no pod route covers except the default one.
 const INGRESS_CLIENT: &str = "198.18.0.7";
-
-/// One connection from `ns`: the source address the server saw.
-fn seen_from(ns: &NetnsRef, addr: &str) -> Result<String, String> {
-    let addr: SocketAddr = addr.parse().unwrap();
-    Client::connect(ns, addr, Duration::from_secs(3))
-        .map(|c| c.seen_as)
-        .map_err(|e| format!("connect to {addr}: {e}"))
-}
-
-async fn converge(dp: &Dataplane, node: &GatewayNodeState) {
-    let observed = dp
-        .observe(&observe_request_for_gateway_node(node))
-        .await
-        .unwrap();
-    dp.apply(&plan_gateway_node(node, &observed)).await.unwrap();
-}
-
-/// The gateway daemon's job, reduced: every PodEndpoint of `sgcs` becomes a peer.
-async fn serve_gateway(
-    client: kube::Client,
-    dp: Dataplane,
-    mut node: GatewayNodeState,
-    key: PrivateKey,
-    sgcs: &'static [&'static str],
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let api: Api<PodEndpoint> = Api::all(client);
-    let mut events = kube::runtime::watcher(api.clone(), Default::default()).boxed();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            event = events.next() => if event.is_none() { return },
-        }
-        let Ok(list) = api.list(&Default::default()).await else {
-            continue;
-        };
-        let mut gw = GatewayTunnel::new(PORT, key.clone(), EGRESS_IP.parse().unwrap()).unwrap();
-        for pe in list {
-            let spec = pe.spec;
-            if !sgcs.contains(&spec.static_gateway_configuration.as_deref().unwrap_or("")) {
-                continue;
-            }
-            let (Some(k), Some(ip)) = (spec.pod_public_key, spec.pod_ip_address) else {
-                continue;
-            };
-            let _ = gw.upsert_peer(Peer {
-                public_key: PublicKey::from_base64(&k).unwrap(),
-                allowed_ips: [ip.parse().unwrap()].into(),
-                endpoint: None,
-            });
-        }
-        node.remove_gateway(PORT);
-        node.add_gateway(gw).unwrap();
-        converge(&dp, &node).await;
-    }
-}
-
-struct World {
-    node: Netns,
-    inet: Netns,
-    gwnode: Netns,
-    gwns: Netns,
-}
-
-fn world() -> World {
-    let w = World {
-        node: Netns::new("kec-tnode"),
-        inet: Netns::new("kec-tinet"),
-        gwnode: Netns::new("kec-tgwnode"),
-        gwns: Netns::new("kec-tgw"),
-    };
-    let (n, i, g) = (&w.node.0, &w.inet.0, &w.gwnode.0);
-    ip(&[
-        "link", "add", "eth0", "netns", n, "type", "veth", "peer", "name", "pn0", "netns", i,
-    ]);
-    ip(&[
-        "link", "add", "eth0", "netns", g, "type", "veth", "peer", "name", "gw0", "netns", i,
-    ]);
-    for (ns, dev, addr) in [
-        (n, "eth0", "192.0.2.2/24"),
-        (i, "pn0", "192.0.2.1/24"),
-        (g, "eth0", "198.51.100.4/24"),
-        (i, "gw0", "198.51.100.1/24"),
-    ] {
-        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", ns, "link", "set", dev, "up"]);
-    }
-    ip(&["-n", i, "addr", "add", "203.0.113.1/32", "dev", "lo"]);
-    ip(&[
-        "-n",
-        n,
-        "addr",
-        "add",
-        &format!("{INGRESS_CLIENT}/32"),
-        "dev",
-        "lo",
-    ]);
-    ip(&["-n", n, "route", "add", "default", "via", "192.0.2.1"]);
-    ip(&["-n", g, "route", "add", "default", "via", "198.51.100.1"]);
-    // The "VNet" delivers the gateway node's secondary IP to it.
-    ip(&[
-        "-n",
-        i,
-        "route",
-        "add",
-        &format!("{EGRESS_IP}/32"),
-        "via",
-        "198.51.100.4",
-    ]);
-    for ns in [n, i] {
-        ip(&[
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ]);
-    }
-    w
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
@@ -177,22 +42,22 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
     }
     let bin = env!("CARGO_BIN_EXE_kube-egress-cni").to_string();
     let tmp = tempfile::tempdir().unwrap();
-    let w = world();
+    let w = world("kec-t");
+    ip(&[
+        "-n",
+        &w.node.0,
+        "addr",
+        "add",
+        &format!("{INGRESS_CLIENT}/32"),
+        "dev",
+        "lo",
+    ]);
 
     // Gateway node.
-    let links = Arc::new(NetlinkLinks::new());
-    let wg = WireGuardExecutor::new(backend(), links.clone(), Some(tmp.path().join("gw-logs")));
-    let dp = wg.dataplane(links);
-    let _gw_guard = ExecutorGuard(wg);
-    let mut node =
-        GatewayNodeState::new(w.gwnode.netns_ref(), "eth0".parse().unwrap(), PRIMARY).unwrap();
-    node.gateway_netns = w.gwns.0.parse().unwrap();
-    node.ilb_addresses.insert(ILB.parse().unwrap());
     let key = PrivateKey::generate();
     let gw_pub = key.public_key().to_base64();
-    node.add_gateway(GatewayTunnel::new(PORT, key.clone(), EGRESS_IP.parse().unwrap()).unwrap())
-        .unwrap();
-    converge(&dp, &node).await;
+    let tunnel = move || GatewayTunnel::new(PORT, key.clone(), EGRESS_IP.parse().unwrap()).unwrap();
+    let (dp, _gw_guard, node) = gateway_node(&w, &tmp.path().join("gw-logs"), tunnel()).await;
 
     // Control plane: the SGCs all point at this gateway except `sgc-deaf` (nobody holds its key).
     let mut control = Control::start(tmp.path()).await;
@@ -233,7 +98,7 @@ async fn annotated_pods_leave_with_the_egress_ip_from_their_first_connection() {
         control.client.clone(),
         dp.clone(),
         node,
-        key,
+        tunnel,
         &["sgc-static", "sgc-azure"],
         stop_rx,
     ));

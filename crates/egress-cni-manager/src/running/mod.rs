@@ -261,25 +261,37 @@ impl Attachments {
         for s in &mut sandboxes {
             s.state_dir = self.state_dir.clone();
         }
-        let tunnels = sandboxes
+        let records: Vec<TunnelSpec> = sandboxes
             .iter()
             .filter_map(|s| match TunnelSpec::load(&self.state_dir, &s.container_id) {
-                Ok(t) => t.map(|t| (s.container_id.clone(), t.gateway)),
+                Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(container = %s.container_id, error = %e, "unreadable tunnel record");
                     None
                 }
             })
             .collect();
+        let tunnels = records
+            .iter()
+            .map(|t| (t.sandbox.container_id.clone(), t.gateway.clone()))
+            .collect();
+        let tunnels_ipv6 = records
+            .iter()
+            .filter(|t| t.ipv6)
+            .map(|t| t.sandbox.container_id.clone())
+            .collect();
+        let sgc_key = |sgc: &egress_api::StaticGatewayConfiguration| {
+            (
+                sgc.metadata.namespace.clone().unwrap_or_default(),
+                sgc.metadata.name.clone().unwrap_or_default(),
+            )
+        };
         let gateways = self
             .gateways
             .state()
             .iter()
             .map(|sgc| {
-                let key = (
-                    sgc.metadata.namespace.clone().unwrap_or_default(),
-                    sgc.metadata.name.clone().unwrap_or_default(),
-                );
+                let key = sgc_key(sgc);
                 let state = match crate::gateway::to_reply(sgc) {
                     Ok(_) => GatewayState::Ready,
                     Err(e) => GatewayState::NotReady(crate::error_chain(&e)),
@@ -287,9 +299,18 @@ impl Attachments {
                 (key, state)
             })
             .collect();
+        let dual_stack = self
+            .gateways
+            .state()
+            .iter()
+            .filter(|sgc| sgc.spec.target.ipv6())
+            .map(|sgc| sgc_key(sgc))
+            .collect();
         Observed {
             sandboxes,
             tunnels,
+            tunnels_ipv6,
+            dual_stack,
             pods: self.cache.snapshot(),
             selectors,
             gateways,
@@ -438,6 +459,10 @@ fn event_of(step: &Step, outcome: &Outcome) -> Option<(String, EventText)> {
             REASON_ATTACHED,
             "Attach",
             match from {
+                Some(old) if old == gateway => format!(
+                    "re-attached to StaticGatewayConfiguration {ns}/{gateway} because its IPv6 egress (spec.ipFamilies) changed (first handshake after {} ms); connections opened before break",
+                    handshake.as_millis()
+                ),
                 Some(old) => format!(
                     "moved from StaticGatewayConfiguration {ns}/{old} to {ns}/{gateway} (first handshake after {} ms); connections opened before use the old egress IP and break",
                     handshake.as_millis()

@@ -45,6 +45,10 @@ pub struct Observed {
     /// `(container ID, gateway)` pairs whose attach failed recently (gateway `""`: detach):
     /// not retried yet.
     pub backing_off: HashSet<(String, String)>,
+    /// Container IDs whose tunnel routes IPv6 too (the tunnel record's `ipv6`).
+    pub tunnels_ipv6: HashSet<String>,
+    /// SGCs by `(namespace, name)` with IPv6 in `spec.ipFamilies`.
+    pub dual_stack: HashSet<(String, String)>,
 }
 
 /// One change to one running sandbox.
@@ -120,7 +124,7 @@ pub fn plan(observed: &Observed) -> Vec<Step> {
             }
             match (choice.gateway(), current) {
                 (None, None) => None,
-                (Some(want), Some(have)) if want == have => None,
+                (Some(want), Some(have)) if want == have => ipv6_changed(observed, sandbox, want),
                 (None, Some(have)) => (!observed
                     .backing_off
                     .contains(&(sandbox.container_id.clone(), String::new())))
@@ -132,6 +136,26 @@ pub fn plan(observed: &Observed) -> Vec<Step> {
             }
         })
         .collect()
+}
+
+/// The pod's tunnel to its own gateway is rebuilt when the gateway gained or lost IPv6 (or
+/// the tunnel predates it): a tunnel's IPv6 routes and the PodEndpoint's `podIpv6Address`
+/// are set at attach, so only a new attach changes them. Only to a ready gateway, and not
+/// while a recent attempt backs off; a gateway still provisioning its IPv6 leaves the tunnel
+/// as it is (its IPv4 keeps working).
+fn ipv6_changed(observed: &Observed, sandbox: &SandboxRecord, gateway: &str) -> Option<Step> {
+    let key = (sandbox.pod_namespace.clone(), gateway.to_owned());
+    let want = observed.dual_stack.contains(&key) && sandbox.pod_ipv6.is_some();
+    let have = observed.tunnels_ipv6.contains(&sandbox.container_id);
+    let ready = observed.gateways.get(&key) == Some(&GatewayState::Ready);
+    let backing_off = observed
+        .backing_off
+        .contains(&(sandbox.container_id.clone(), gateway.to_owned()));
+    (want != have && ready && !backing_off).then(|| Step::Attach {
+        sandbox: sandbox.clone(),
+        gateway: gateway.to_owned(),
+        from: Some(gateway.to_owned()),
+    })
 }
 
 /// Selectors conflict over the pod: it waits, keeping any tunnel (its gateways refuse it). The
@@ -254,6 +278,38 @@ mod tests {
         let mut o = world();
         o.tunnels.insert("c1".into(), "gw".into());
         assert_eq!(plan(&o), []);
+    }
+
+    #[test]
+    fn a_gateway_gaining_or_losing_ipv6_re_attaches_its_dual_stack_pods() {
+        let mut o = world();
+        o.tunnels.insert("c1".into(), "gw".into());
+        let gw = ("ns".to_owned(), "gw".to_owned());
+        o.dual_stack.insert(gw.clone());
+        // An IPv4-only pod: nothing to change.
+        assert_eq!(plan(&o), []);
+        o.sandboxes[0].pod_ipv6 = Some("fd00:10:244::5".parse().unwrap());
+        let again = Step::Attach {
+            sandbox: o.sandboxes[0].clone(),
+            gateway: "gw".into(),
+            from: Some("gw".into()),
+        };
+        assert_eq!(plan(&o), std::slice::from_ref(&again));
+        // Not while the gateway provisions its IPv6, nor while a retry backs off.
+        o.gateways.insert(
+            gw.clone(),
+            GatewayState::NotReady("no IPv6 prefix yet".into()),
+        );
+        assert_eq!(plan(&o), []);
+        o.gateways.insert(gw.clone(), GatewayState::Ready);
+        o.backing_off.insert(("c1".into(), "gw".into()));
+        assert_eq!(plan(&o), []);
+        o.backing_off.clear();
+        // Re-attached with IPv6: done; IPv6 removed from the gateway: back to IPv4 only.
+        o.tunnels_ipv6.insert("c1".into());
+        assert_eq!(plan(&o), []);
+        o.dual_stack.clear();
+        assert_eq!(plan(&o), [again]);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! namespace is never touched.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+pub mod gateway;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -225,6 +227,27 @@ impl Control {
             .await
             .unwrap();
         }
+    }
+
+    /// Makes SGC `name` dual-stack (`ipFamilies: [IPv4, IPv6]`) with its IPv6 prefix
+    /// provisioned, as the operator would.
+    pub async fn dual_stack(&self, name: &str, ipv6_prefix: &str) {
+        let api: Api<egress_api::StaticGatewayConfiguration> =
+            Api::namespaced(self.client.clone(), "ns1");
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ipFamilies": ["IPv4", "IPv6"]}})),
+        )
+        .await
+        .unwrap();
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"egressIpv6Prefix": ipv6_prefix}})),
+        )
+        .await
+        .unwrap();
     }
 
     pub async fn shutdown(&mut self) {
