@@ -96,6 +96,23 @@ async fn dual_stack_pod_leaves_from_both_prefixes_and_ipv6_excludes_bypass() {
         outbound6,
         "2001:db8:3::/64 is in gw6's excludeCidrs"
     );
+    // Ingress over IPv6: a connection to the annotated pod's IPv6 address arrives on its eth0
+    // and the reply leaves there too (not into the tunnel, where ::/0 points).
+    let a_rec = common::pod(&cluster, "a");
+    let listener = services::bind_in(
+        a_rec.netns.as_deref().unwrap(),
+        std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 8080)),
+    )
+    .unwrap();
+    let mut servers = tokio::task::JoinSet::new();
+    services::spawn_raw_echo(&mut servers, listener);
+    let a6_ip: std::net::Ipv6Addr = a_rec.ip6.unwrap().parse().unwrap();
+    assert_eq!(
+        seen_from(&cluster, "plain", a6_ip, 8080).await,
+        common::pod(&cluster, "plain").ip6.unwrap(),
+        "the annotated pod's IPv6 server sees the client pod's own IPv6 address"
+    );
+    servers.abort_all();
     eprintln!(
         "[e2e] dual-stack egress checked after {:.1}s",
         started.elapsed().as_secs_f64()

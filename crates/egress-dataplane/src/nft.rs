@@ -153,6 +153,14 @@ pub enum NftTable {
         /// The connection mark.
         mark: FwMark,
     },
+    /// [`NftTable::PodIngressMark`] for IPv6 (family `ip6`, same name): a dual-stack pod's
+    /// IPv6 connections arriving on `eth` are marked the same way.
+    PodIngressMark6 {
+        /// The pod's primary interface.
+        eth: InterfaceName,
+        /// The connection mark.
+        mark: FwMark,
+    },
     /// A table with our name whose content we do not recognise (drift); replaced on apply.
     Unrecognised(NftTableId),
 }
@@ -166,6 +174,7 @@ impl NftTable {
             NftTable::HostNoMasquerade { .. } => NftTableId::ip(HOST_TABLE),
             NftTable::HostNoMasquerade6 { .. } => NftTableId::ip6(HOST_TABLE),
             NftTable::PodIngressMark { .. } => NftTableId::ip(POD_TABLE),
+            NftTable::PodIngressMark6 { .. } => NftTableId::ip6(POD_TABLE),
             NftTable::Unrecognised(id) => id.clone(),
         }
     }
@@ -183,7 +192,9 @@ impl NftTable {
             }
             NftTable::HostNoMasquerade { sources } => host_objects(&mut objs, &id, sources),
             NftTable::HostNoMasquerade6 { sources } => host_objects(&mut objs, &id, sources),
-            NftTable::PodIngressMark { eth, mark } => pod_objects(&mut objs, &id, eth, *mark),
+            NftTable::PodIngressMark { eth, mark } | NftTable::PodIngressMark6 { eth, mark } => {
+                pod_objects(&mut objs, &id, eth, *mark)
+            }
             NftTable::Unrecognised(_) => {}
         }
         objs
@@ -215,20 +226,24 @@ impl NftTable {
     /// [`NftTable::Unrecognised`].
     pub fn from_listing(id: &NftTableId, listing: &Value) -> NftTable {
         let observed = normalise_listing(listing);
-        let candidate = match (id.family, id.name.as_str()) {
-            (TableFamily::Ip, GATEWAY_TABLE) => recognise_gateway(&observed)
-                .map(|(egress, rules)| NftTable::GatewayNat { egress, rules }),
-            (TableFamily::Ip6, GATEWAY_TABLE) => recognise_gateway(&observed)
-                .map(|(egress, rules)| NftTable::GatewayNat6 { egress, rules }),
-            (TableFamily::Ip, HOST_TABLE) => {
-                recognise_host(&observed).map(|sources| NftTable::HostNoMasquerade { sources })
-            }
-            (TableFamily::Ip6, HOST_TABLE) => {
-                recognise_host(&observed).map(|sources| NftTable::HostNoMasquerade6 { sources })
-            }
-            (TableFamily::Ip, POD_TABLE) => recognise_pod(&observed),
-            _ => None,
-        };
+        let candidate =
+            match (id.family, id.name.as_str()) {
+                (TableFamily::Ip, GATEWAY_TABLE) => recognise_gateway(&observed)
+                    .map(|(egress, rules)| NftTable::GatewayNat { egress, rules }),
+                (TableFamily::Ip6, GATEWAY_TABLE) => recognise_gateway(&observed)
+                    .map(|(egress, rules)| NftTable::GatewayNat6 { egress, rules }),
+                (TableFamily::Ip, HOST_TABLE) => {
+                    recognise_host(&observed).map(|sources| NftTable::HostNoMasquerade { sources })
+                }
+                (TableFamily::Ip6, HOST_TABLE) => {
+                    recognise_host(&observed).map(|sources| NftTable::HostNoMasquerade6 { sources })
+                }
+                (TableFamily::Ip, POD_TABLE) => recognise_pod(&observed)
+                    .map(|(eth, mark)| NftTable::PodIngressMark { eth, mark }),
+                (TableFamily::Ip6, POD_TABLE) => recognise_pod(&observed)
+                    .map(|(eth, mark)| NftTable::PodIngressMark6 { eth, mark }),
+                _ => None,
+            };
         match candidate {
             Some(table) if normalise_objects(&table.objects()) == observed => table,
             _ => NftTable::Unrecognised(id.clone()),
@@ -260,7 +275,7 @@ impl fmt::Display for NftTable {
                 write_list(f, sources.iter())?;
                 f.write_str(" }")
             }
-            NftTable::PodIngressMark { eth, mark } => {
+            NftTable::PodIngressMark { eth, mark } | NftTable::PodIngressMark6 { eth, mark } => {
                 write!(f, "{{ mark connections from {eth} with {mark} }}")
             }
             NftTable::Unrecognised(_) => f.write_str("{ unrecognised content }"),
@@ -654,13 +669,13 @@ fn recognise_host<A: NatAddress>(observed: &Normalised) -> Option<BTreeSet<A>> {
         .collect()
 }
 
-fn recognise_pod(observed: &Normalised) -> Option<NftTable> {
+fn recognise_pod(observed: &Normalised) -> Option<(InterfaceName, FwMark)> {
     let eth = match_right(observed, "prerouting")?
         .as_str()?
         .parse()
         .ok()?;
     let mark = FwMark::new(u32::try_from(match_right(observed, "output")?.as_u64()?).ok()?)?;
-    Some(NftTable::PodIngressMark { eth, mark })
+    Some((eth, mark))
 }
 
 #[cfg(test)]

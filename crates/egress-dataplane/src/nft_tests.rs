@@ -88,6 +88,10 @@ fn listings_written_by_nft_are_recognised_as_the_tables_we_wrote() {
         pod_table(),
         gateway_table6(),
         host_table6(),
+        NftTable::PodIngressMark6 {
+            eth: "eth0".parse().unwrap(),
+            mark: FwMark::new(8738).unwrap(),
+        },
     ] {
         let id = table.id();
         assert_eq!(NftTable::from_listing(&id, &listing_of(&id)), table, "{id}");
@@ -114,11 +118,15 @@ fn a_listing_of_one_family_is_not_the_other_familys_table() {
         NftTable::from_listing(&host6, &listing(HOST_TABLE)),
         NftTable::Unrecognised(host6.clone())
     );
-    // No ip6 pod table exists.
     let pod6 = NftTableId::ip6(POD_TABLE);
     assert_eq!(
         NftTable::from_listing(&pod6, &listing(POD_TABLE)),
         NftTable::Unrecognised(pod6.clone())
+    );
+    let pod4 = NftTableId::ip(POD_TABLE);
+    assert_eq!(
+        NftTable::from_listing(&pod4, &listing_of(&pod6)),
+        NftTable::Unrecognised(pod4.clone())
     );
 }
 

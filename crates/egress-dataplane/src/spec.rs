@@ -189,9 +189,11 @@ impl fmt::Display for RouteSpec {
     }
 }
 
-/// An IPv4 policy-routing rule that looks up a table (`RuleAction::ToTable`).
+/// A policy-routing rule that looks up a table (`RuleAction::ToTable`), IPv4 or IPv6.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RuleSpec {
+    /// An IPv6 rule (`ip -6 rule`); IPv4 otherwise. Each family has its own rule list.
+    pub ipv6: bool,
     /// Rule preference; rules are identified by it together with their selector.
     pub priority: u32,
     /// Match packets with this firewall mark.
@@ -204,6 +206,9 @@ pub struct RuleSpec {
 
 impl fmt::Display for RuleSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ipv6 {
+            f.write_str("inet6 ")?;
+        }
         write!(f, "{}: from ", self.priority)?;
         match self.source {
             Some(src) => write!(f, "{src}")?,
@@ -410,12 +415,18 @@ mod tests {
         };
         assert_eq!(r.to_string(), "default via inet6 fe80::1 dev wg0");
         let rule = RuleSpec {
+            ipv6: false,
             priority: 100,
             fwmark: FwMark::new(8738),
             source: None,
             table: 8738,
         };
         assert_eq!(rule.to_string(), "100: from all fwmark 0x2222 lookup 8738");
+        let rule6 = RuleSpec { ipv6: true, ..rule };
+        assert_eq!(
+            rule6.to_string(),
+            "inet6 100: from all fwmark 0x2222 lookup 8738"
+        );
         let v6 = RouteSpec::via(
             "::/0".parse().unwrap(),
             "fe80::1".parse().unwrap(),

@@ -130,6 +130,36 @@ async fn ipv6_addresses_routes_and_forwarding_round_trip_through_the_kernel() {
     }
     assert!(!after.links[&name("v6a")].addresses.contains(&secondary));
 
+    // An IPv6 fwmark rule (a dual-stack pod's ingress return path): added twice, observed
+    // as IPv6 only, deleted twice.
+    let rule = egress_dataplane::spec::RuleSpec {
+        ipv6: true,
+        priority: 32765,
+        fwmark: egress_dataplane::spec::FwMark::new(8738),
+        source: None,
+        table: 8738,
+    };
+    for _ in 0..2 {
+        lab.links.add_rule(&a, &rule).await.unwrap();
+    }
+    let shown = ip_out(&["-n", a_name.as_str(), "-6", "rule", "show"]);
+    assert!(shown.contains("fwmark 0x2222 lookup 8738"), "{shown}");
+    let shown4 = ip_out(&["-n", a_name.as_str(), "-4", "rule", "show"]);
+    assert!(!shown4.contains("8738"), "{shown4}");
+    let rules = lab.links.observe(&a).await.unwrap().rules;
+    assert!(rules.contains(&rule), "{rules:?}");
+    assert!(
+        !rules.contains(&egress_dataplane::spec::RuleSpec {
+            ipv6: false,
+            ..rule.clone()
+        }),
+        "{rules:?}"
+    );
+    for _ in 0..2 {
+        lab.links.del_rule(&a, &rule).await.unwrap();
+    }
+    assert!(!lab.links.observe(&a).await.unwrap().rules.contains(&rule));
+
     let key = SysctlKey::ipv6_forwarding();
     assert_eq!(
         ProcSysctl.read(&a, &key).await.unwrap().as_deref(),

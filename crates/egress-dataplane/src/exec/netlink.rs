@@ -288,6 +288,7 @@ fn rule_from(msg: &RuleMessage) -> Option<RuleSpec> {
         }
     }
     Some(RuleSpec {
+        ipv6: msg.header.family == AddressFamily::Inet6,
         priority,
         fwmark,
         source,
@@ -332,7 +333,11 @@ fn route_message(route: &RouteSpec, index: u32) -> Option<RouteMessage> {
 
 fn rule_message(rule: &RuleSpec) -> RuleMessage {
     let mut msg = RuleMessage::default();
-    msg.header.family = AddressFamily::Inet;
+    msg.header.family = if rule.ipv6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
     msg.header.action = RuleAction::ToTable;
     if rule.table > 255 {
         msg.attributes.push(RuleAttribute::Table(rule.table));
@@ -441,14 +446,19 @@ impl LinkControl for NetlinkLinks {
                 ns.routes_of_mut(&spec.destination).insert(spec);
             }
         }
-        let rules: Vec<RuleMessage> = h
-            .rule()
-            .get(IpVersion::V4)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| request(netns, "list rules".into(), e))?;
-        ns.rules = rules.iter().filter_map(rule_from).collect();
+        for (version, what) in [
+            (IpVersion::V4, "list IPv4 rules"),
+            (IpVersion::V6, "list IPv6 rules"),
+        ] {
+            let rules: Vec<RuleMessage> = match h.rule().get(version).execute().try_collect().await
+            {
+                Ok(rules) => rules,
+                // A kernel without IPv6 has no IPv6 rules.
+                Err(e) if errno(&e) == Some(EAFNOSUPPORT) => Vec::new(),
+                Err(e) => return Err(request(netns, what.into(), e)),
+            };
+            ns.rules.extend(rules.iter().filter_map(rule_from));
+        }
         Ok(ns)
     }
 
@@ -617,19 +627,39 @@ impl LinkControl for NetlinkLinks {
         let mut req = h
             .rule()
             .add()
-            .v4()
             .priority(rule.priority)
             .table_id(rule.table)
             .action(RuleAction::ToTable);
         if let Some(mark) = rule.fwmark {
             req = req.fw_mark(mark.value());
         }
-        if let Some(IpNet::V4(src)) = rule.source {
-            req = req.source_prefix(src.addr(), src.prefix_len());
-        }
-        tolerate(req.execute().await, &[EEXIST], netns, || {
-            format!("add rule {rule}")
-        })
+        // The family is the rule's; a source of the other family cannot be expressed.
+        let result = match (rule.ipv6, rule.source) {
+            (false, Some(IpNet::V4(src))) => {
+                req.v4()
+                    .source_prefix(src.addr(), src.prefix_len())
+                    .execute()
+                    .await
+            }
+            (true, Some(IpNet::V6(src))) => {
+                req.v6()
+                    .source_prefix(src.addr(), src.prefix_len())
+                    .execute()
+                    .await
+            }
+            (_, Some(_)) => {
+                return Err(request(
+                    netns,
+                    format!("add rule {rule}"),
+                    rtnetlink::Error::InvalidNla(
+                        "a rule's source must be of the rule's family".into(),
+                    ),
+                ));
+            }
+            (false, None) => req.v4().execute().await,
+            (true, None) => req.v6().execute().await,
+        };
+        tolerate(result, &[EEXIST], netns, || format!("add rule {rule}"))
     }
 
     async fn del_rule(&self, netns: &NetnsRef, rule: &RuleSpec) -> Result<(), NetlinkError> {

@@ -1,7 +1,7 @@
 //! Plan for one pod's tunnel (used by the CNI plugin): `wg0` with its socket in the node
 //! namespace, the single gateway peer, routes for the chosen mode (IPv4, and IPv6 when the
-//! pod's gateway carries it), the ingress return path (IPv4) and loose reverse-path
-//! filtering.
+//! pod's gateway carries it), the ingress return path (of each family routed into the
+//! tunnel) and loose reverse-path filtering.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -37,15 +37,8 @@ pub fn observe_request_for_pod(desired: &PodTunnelState) -> ObserveRequest {
     if desired.loose_rp_filter {
         ns.sysctls.extend(rp_filter_keys(desired));
     }
-    if let Some(ingress) = desired.ingress {
-        ns.nft.insert(
-            NftTable::PodIngressMark {
-                eth: desired.eth.clone(),
-                mark: ingress.mark,
-            }
-            .id(),
-        );
-    }
+    ns.nft
+        .extend(ingress_parts(desired).into_iter().map(|p| p.table.id()));
     let mut req = ObserveRequest::default();
     req.namespaces.insert(desired.netns.clone(), ns);
     req.wireguard.insert(device(desired));
@@ -241,43 +234,78 @@ pub fn plan_pod(desired: &PodTunnelState, observed: &ObservedState) -> Vec<Op> {
         }
     }
 
-    if let Some(ingress) = desired.ingress {
-        let table = NftTable::PodIngressMark {
-            eth: desired.eth.clone(),
-            mark: ingress.mark,
-        };
-        if o_ns.and_then(|n| n.nft.get(&table.id())) != Some(&table) {
+    for part in ingress_parts(desired) {
+        if o_ns.and_then(|n| n.nft.get(&part.table.id())) != Some(&part.table) {
             ops.push(Op::ReplaceNftTable {
                 netns: ns.clone(),
-                table,
+                table: part.table,
             });
         }
-        let rule = RuleSpec {
-            priority: ingress.rule_priority,
-            fwmark: Some(ingress.mark),
-            source: None,
-            table: ingress.table,
-        };
-        if !o_ns.is_some_and(|n| n.rules.contains(&rule)) {
+        if !o_ns.is_some_and(|n| n.rules.contains(&part.rule)) {
             ops.push(Op::AddRule {
                 netns: ns.clone(),
-                rule,
+                rule: part.rule,
             });
         }
-        let back = RouteSpec {
-            table: ingress.table,
-            ..RouteSpec::via(
-                IpNet::V4(Ipv4Net::default()),
-                IpAddr::V4(desired.eth_gateway),
-                desired.eth.clone(),
-            )
-        };
-        if !o_ns.is_some_and(|n| n.has_route(&back)) {
+        if !o_ns.is_some_and(|n| n.has_route(&part.back)) {
             ops.push(Op::AddRoute {
                 netns: ns.clone(),
-                route: back,
+                route: part.back,
             });
         }
     }
     ops
+}
+
+/// One family's ingress return path: the table marking connections that arrive on `eth0`,
+/// the rule sending marked replies to the ingress table, and that table's default via
+/// `eth0`'s gateway.
+struct IngressPart {
+    table: NftTable,
+    rule: RuleSpec,
+    back: RouteSpec,
+}
+
+/// The ingress return path of each family the tunnel carries: IPv4 always (with an ingress
+/// path at all), IPv6 when the pod's IPv6 goes into the tunnel and `eth0` has an IPv6
+/// gateway to send replies to (without one, replies to IPv6 connections that arrived on
+/// `eth0` follow the tunnel's routes, as they would in the original).
+fn ingress_parts(desired: &PodTunnelState) -> Vec<IngressPart> {
+    let Some(ingress) = desired.ingress else {
+        return Vec::new();
+    };
+    let eth = desired.eth.clone();
+    let rule = |ipv6| RuleSpec {
+        ipv6,
+        priority: ingress.rule_priority,
+        fwmark: Some(ingress.mark),
+        source: None,
+        table: ingress.table,
+    };
+    let back = |default: IpNet, gateway: IpAddr| RouteSpec {
+        table: ingress.table,
+        ..RouteSpec::via(default, gateway, eth.clone())
+    };
+    let mut parts = vec![IngressPart {
+        table: NftTable::PodIngressMark {
+            eth: eth.clone(),
+            mark: ingress.mark,
+        },
+        rule: rule(false),
+        back: back(
+            IpNet::V4(Ipv4Net::default()),
+            IpAddr::V4(desired.eth_gateway),
+        ),
+    }];
+    if let Some(gw6) = desired.ipv6.as_ref().and_then(|v6| v6.eth_gateway) {
+        parts.push(IngressPart {
+            table: NftTable::PodIngressMark6 {
+                eth: eth.clone(),
+                mark: ingress.mark,
+            },
+            rule: rule(true),
+            back: back(IpNet::V6(Ipv6Net::default()), IpAddr::V6(gw6)),
+        });
+    }
+    parts
 }

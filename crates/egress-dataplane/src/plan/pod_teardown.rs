@@ -94,13 +94,9 @@ impl PodTeardown {
 pub fn observe_request_for_pod_teardown(teardown: &PodTeardown) -> ObserveRequest {
     let mut ns = NetnsRequest::default();
     if let Some(ingress) = teardown.ingress {
-        ns.nft.insert(
-            NftTable::PodIngressMark {
-                eth: teardown.eth.clone(),
-                mark: ingress.mark,
-            }
-            .id(),
-        );
+        // Both families: a dual-stack pod's IPv6 table may be there (DEL does not know).
+        ns.nft
+            .extend(ingress_tables(teardown, ingress).iter().map(NftTable::id));
     }
     let mut req = ObserveRequest::default();
     req.namespaces.insert(teardown.netns.clone(), ns);
@@ -111,6 +107,20 @@ pub fn observe_request_for_pod_teardown(teardown: &PodTeardown) -> ObserveReques
     }
     req.wireguard.insert(teardown.device());
     req
+}
+
+/// The ingress-mark tables a pod may have, IPv4 and IPv6.
+fn ingress_tables(teardown: &PodTeardown, ingress: IngressReturnPath) -> [NftTable; 2] {
+    [
+        NftTable::PodIngressMark {
+            eth: teardown.eth.clone(),
+            mark: ingress.mark,
+        },
+        NftTable::PodIngressMark6 {
+            eth: teardown.eth.clone(),
+            mark: ingress.mark,
+        },
+    ]
 }
 
 /// Plans removing one pod's tunnel; nothing when it is already gone.
@@ -138,17 +148,15 @@ pub fn plan_pod_teardown(teardown: &PodTeardown, observed: &ObservedState) -> Ve
         ops.push(Op::DeleteWireGuard { device });
     }
     if let Some(ingress) = teardown.ingress {
-        let table = NftTable::PodIngressMark {
-            eth: teardown.eth.clone(),
-            mark: ingress.mark,
-        };
-        if ns.nft.contains_key(&table.id()) {
-            ops.push(Op::DeleteNftTable {
-                netns: teardown.netns.clone(),
-                id: table.id(),
-            });
+        for table in ingress_tables(teardown, ingress) {
+            if ns.nft.contains_key(&table.id()) {
+                ops.push(Op::DeleteNftTable {
+                    netns: teardown.netns.clone(),
+                    id: table.id(),
+                });
+            }
         }
-        // Any priority: a rule of ours is recognised by its mark and table.
+        // Any priority and either family: a rule of ours is recognised by its mark and table.
         for rule in ns
             .rules
             .iter()
@@ -159,7 +167,12 @@ pub fn plan_pod_teardown(teardown: &PodTeardown, observed: &ObservedState) -> Ve
                 rule: rule.clone(),
             });
         }
-        for route in ns.routes.iter().filter(|r| r.table == ingress.table) {
+        for route in ns
+            .routes
+            .iter()
+            .chain(&ns.ipv6_routes)
+            .filter(|r| r.table == ingress.table)
+        {
             ops.push(Op::DelRoute {
                 netns: teardown.netns.clone(),
                 route: route.clone(),

@@ -124,6 +124,7 @@ async fn static_egress_gateway_sends_everything_but_exclusions_through_the_tunne
     assert_eq!(ns.sysctls[&SysctlKey::rp_filter_all()], "2");
     assert_eq!(ns.sysctls[&SysctlKey::rp_filter(&name("eth0"))], "2");
     assert!(ns.rules.contains(&RuleSpec {
+        ipv6: false,
         priority: 32765,
         fwmark: FwMark::new(8738),
         source: None,
@@ -418,6 +419,8 @@ async fn static_egress_sends_ipv6_into_the_tunnel_and_exclusions_via_the_ipv6_ga
             "default via fe80::1 dev wg0",
             "2001:db8:e::/48 via fd00:10:244:1::1 dev eth0",
             "fd00:10:96::/112 via fd00:10:244:1::1 dev eth0",
+            // The IPv6 ingress return path.
+            "default via fd00:10:244:1::1 dev eth0 table 8738",
         ])
     );
     // The IPv4 half is exactly what it is without IPv6.
@@ -446,6 +449,7 @@ async fn a_link_local_ipv6_gateway_needs_no_on_link_route() {
             "fe80::/64 dev eth0",
             "default via fe80::1 dev wg0",
             "2001:db8:e::/48 via fe80::1234:5678:9abc dev eth0",
+            "default via fe80::1234:5678:9abc dev eth0 table 8738",
         ])
     );
 }
@@ -523,4 +527,61 @@ async fn teardown_removes_the_ipv6_exclusions_and_undo_restores_the_ipv6_routes(
     }
     teardown(&dp, &undo).await;
     assert_eq!(routes(&fake), before);
+}
+
+/// The ingress-return-path pieces of the pod: (nft tables, rules) as strings.
+fn ingress_state(fake: &FakeNode) -> (BTreeSet<String>, BTreeSet<String>) {
+    let snap = fake.snapshot();
+    let ns = &snap.namespaces[&pod_ns()];
+    (
+        ns.nft.keys().map(|id| id.to_string()).collect(),
+        ns.rules.iter().map(|r| r.to_string()).collect(),
+    )
+}
+
+#[tokio::test]
+async fn replies_to_ipv6_connections_from_eth0_leave_through_eth0_and_teardown_removes_them() {
+    let fake = fake_dual_stack_pod();
+    let dp = fake.dataplane();
+    let mut d = desired(static_egress(&[]));
+    d.ipv6 = ipv6(Some("fd00:10:244:1::1"), &[]);
+    converge(&dp, &d).await;
+    let (tables, rules) = ingress_state(&fake);
+    assert_eq!(
+        tables,
+        strings(["table ip egress_pod", "table ip6 egress_pod"])
+    );
+    assert_eq!(
+        rules,
+        strings([
+            "32765: from all fwmark 0x2222 lookup 8738",
+            "inet6 32765: from all fwmark 0x2222 lookup 8738",
+        ])
+    );
+    assert!(v6_routes(&fake).contains("default via fd00:10:244:1::1 dev eth0 table 8738"));
+
+    teardown(&dp, &d.teardown(None)).await;
+    let (tables, rules) = ingress_state(&fake);
+    assert!(
+        tables.is_empty() && rules.is_empty(),
+        "{tables:?} {rules:?}"
+    );
+    assert!(
+        !v6_routes(&fake).iter().any(|r| r.contains("table 8738")),
+        "{:?}",
+        v6_routes(&fake)
+    );
+}
+
+#[tokio::test]
+async fn ipv4_only_pods_and_ipv6_without_a_gateway_get_no_ipv6_ingress_path() {
+    for v6 in [None, ipv6(None, &[])] {
+        let fake = fake_dual_stack_pod();
+        let mut d = desired(static_egress(&[]));
+        d.ipv6 = v6.clone();
+        converge(&fake.dataplane(), &d).await;
+        let (tables, rules) = ingress_state(&fake);
+        assert_eq!(tables, strings(["table ip egress_pod"]), "{v6:?}");
+        assert!(!rules.iter().any(|r| r.starts_with("inet6")), "{rules:?}");
+    }
 }

@@ -1,6 +1,6 @@
 //! Incremental peers: each touched PodEndpoint (its object or its pod changed) is re-placed in
 //! the desired state, with the claims it contends with, and only the ops that change causes
-//! are applied (remove/add one peer, delete/add its `/32` route). A burst of events goes out
+//! are applied (remove/add one peer, delete/add its `/32` route and, dual-stack, its `/128`). A burst of events goes out
 //! together: peer removals, route deletions, route additions, then peer additions (batched
 //! into WireGuard transactions by the data plane), so a new peer can only handshake once its
 //! route exists. Nothing is observed; the resync repairs drift.
@@ -23,15 +23,12 @@ fn device(netns: &NetnsRef, port: u16) -> WgDeviceId {
     }
 }
 
+/// Every allowed IP of a peer is routed to its tunnel: the `/32`, and a dual-stack pod's
+/// `/128` (desired state only holds one on a gateway that egresses IPv6), as the full plan
+/// routes them.
 fn routes(slot: Option<&PeerSlot>) -> BTreeSet<(u16, IpNet)> {
-    slot.map(|s| {
-        s.allowed_ips
-            .iter()
-            .filter(|ip| matches!(ip, IpNet::V4(_)))
-            .map(|ip| (s.port, *ip))
-            .collect()
-    })
-    .unwrap_or_default()
+    slot.map(|s| s.allowed_ips.iter().map(|ip| (s.port, *ip)).collect())
+        .unwrap_or_default()
 }
 
 /// The ops a set of PodEndpoint changes needs, in a safe order: peer removals, route
@@ -180,6 +177,32 @@ mod tests {
         };
         let ops = change_ops(&NetnsRef::Current, [&change]);
         assert_eq!(kinds(&ops), ["add route", "add peer"]);
+    }
+
+    #[test]
+    fn a_dual_stack_peer_gets_both_routes_before_it_is_added_and_loses_both() {
+        let mut s = slot(6000, "10.244.0.7/32");
+        s.allowed_ips.insert("fd00:10:244::7/128".parse().unwrap());
+        let add = SlotChange {
+            old: None,
+            new: Some(s.clone()),
+        };
+        let ops = change_ops(&NetnsRef::Current, [&add]);
+        assert_eq!(kinds(&ops), ["add route", "add route", "add peer"]);
+        let routed: Vec<String> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::AddRoute { route, .. } => Some(route.destination.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(routed, ["10.244.0.7/32", "fd00:10:244::7/128"]);
+        let gone = SlotChange {
+            old: Some(s),
+            new: None,
+        };
+        let ops = change_ops(&NetnsRef::Current, [&gone]);
+        assert_eq!(kinds(&ops), ["remove peer", "delete route", "delete route"]);
     }
 
     #[test]
