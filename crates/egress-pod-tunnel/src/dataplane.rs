@@ -515,28 +515,18 @@ impl PodTunnel for DataplaneTunnel {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
-    use crate::sandbox::SandboxRecord;
+    use crate::sandbox::{SandboxRecord, test_record};
 
     fn spec(ipv6: bool, pod_ipv6: Option<&str>, gateway: Option<&str>) -> TunnelSpec {
         TunnelSpec {
             sandbox: SandboxRecord {
-                container_id: "c1".into(),
-                netns: "/run/netns/p1".into(),
-                eth: "eth0".into(),
-                pod_ip: "10.244.0.5".parse().unwrap(),
-                eth_gateway: "10.244.0.1".parse().unwrap(),
                 pod_ipv6: pod_ipv6.map(|a| a.parse().unwrap()),
                 eth_ipv6_gateway: gateway.map(|a| a.parse().unwrap()),
-                mtu: 1420,
-                backend: Backend::Kernel,
                 node_excluded_cidrs: vec![
                     "169.254.169.254/32".parse().unwrap(),
                     "fd00:10:96::/112".parse().unwrap(),
                 ],
-                state_dir: "/run/egress-gateway/pods".into(),
-                pod_namespace: "ns".into(),
-                pod_name: "p".into(),
-                pod_uid: None,
+                ..test_record(Path::new(crate::DEFAULT_STATE_DIR), "c1")
             },
             gateway: "gw".into(),
             endpoint: "10.0.0.5:6000".parse().unwrap(),
