@@ -15,6 +15,7 @@ stage_start=$(date +%s)
 # package:test target pairs that drive WireGuard devices.
 TESTS=(
   egress-dataplane:privileged
+  egress-dataplane:privileged_ipv6
   egress-gateway-daemon:privileged
   kube-egress-cni:e2e_tunnel
   kube-egress-cni:e2e_errors

@@ -109,7 +109,7 @@ pub fn pod(cluster: &egress_sim::cluster::Cluster, name: &str) -> egress_sim::ku
 pub async fn seen_from(
     cluster: &egress_sim::cluster::Cluster,
     name: &str,
-    server: std::net::Ipv4Addr,
+    server: impl Into<std::net::IpAddr>,
     port: u16,
 ) -> String {
     let ns = pod(cluster, name).netns.expect("pod has a sandbox");
@@ -120,10 +120,11 @@ pub async fn seen_from(
 /// the connection failed within `timeout`.
 pub async fn observed_from_netns(
     ns: String,
-    server: std::net::Ipv4Addr,
+    server: impl Into<std::net::IpAddr>,
     port: u16,
     timeout: Duration,
 ) -> Result<String, String> {
+    let server = server.into();
     tokio::task::spawn_blocking(move || {
         egress_sim::services::observed_source(&ns, server, port, timeout)
     })
@@ -132,11 +133,12 @@ pub async fn observed_from_netns(
 }
 
 /// The address `server`'s raw echo saw on a new connection from network namespace `ns`.
-pub async fn seen_from_netns(ns: String, server: std::net::Ipv4Addr, port: u16) -> String {
+pub async fn seen_from_netns(ns: String, server: impl Into<std::net::IpAddr>, port: u16) -> String {
+    let server = server.into();
     let seen = observed_from_netns(ns.clone(), server, port, Duration::from_secs(5))
         .await
         .unwrap_or_else(|e| panic!("netns {ns} cannot reach {server}:{port}: {e}"));
-    seen.rsplit_once(':').unwrap().0.to_string()
+    egress_sim::report::echoed_ip(&seen)
 }
 
 /// An SGC of namespace `e2e` as stored (`None` once deleted).
@@ -437,4 +439,95 @@ pub fn podendpoints_in(
             "podendpoints",
         ),
     )
+}
+
+/// What an SGC of namespace `e2e` holds in Azure and on the gateway nodes, to check that its
+/// deletion removes all of it.
+pub struct SgcFootprint {
+    /// Name of the SGC.
+    pub name: String,
+    /// UIDs of the SGC and its internal LB/VM configurations (Azure names hold them).
+    pub uids: Vec<String>,
+    /// Its WireGuard port (`wg-<port>` on the gateway nodes).
+    pub port: u64,
+    /// Its secondary private IPs, both families, as the emulator maps them.
+    pub secondaries: Vec<String>,
+    /// The gateway nodes.
+    pub gateways: Vec<String>,
+}
+
+/// The footprint of a provisioned SGC of namespace `e2e`.
+pub async fn sgc_footprint(cluster: &egress_sim::cluster::Cluster, name: &str) -> SgcFootprint {
+    let obj = sgc(cluster, name).await.unwrap();
+    let uids = sgc_uids(cluster, name).await;
+    let port = obj.data["status"]["gatewayServerProfile"]["port"]
+        .as_u64()
+        .unwrap();
+    let ipmap = cluster.emulator_get("/admin/ipmap").await.unwrap();
+    let secondaries = ipmap["mappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            let id = m["ipConfigurationId"].as_str().unwrap_or_default();
+            uids.iter().any(|u| id.contains(u.as_str()))
+        })
+        .map(|m| m["privateIp"].as_str().unwrap().to_string())
+        .collect();
+    let gateways = cluster
+        .topo
+        .nodes
+        .iter()
+        .filter(|n| n.spec.role == egress_sim::seed::Role::Gateway)
+        .map(|n| n.spec.name.clone())
+        .collect();
+    SgcFootprint {
+        name: name.to_string(),
+        uids,
+        port,
+        secondaries,
+        gateways,
+    }
+}
+
+/// Deletes pod `pod` and the SGC, then waits until neither Azure nor any gateway node holds
+/// anything of the SGC (its `wg-<port>`, its secondary addresses, routes or nft entries).
+pub async fn delete_and_expect_clean(
+    cluster: &egress_sim::cluster::Cluster,
+    pod: &str,
+    f: &SgcFootprint,
+) {
+    egress_sim::k8s::delete(&cluster.client, &pod_doc(pod, &f.name))
+        .await
+        .unwrap();
+    egress_sim::k8s::delete(&cluster.client, &sgc_doc(&f.name))
+        .await
+        .unwrap();
+    eventually_async(
+        &format!("SGC {} to be gone", f.name),
+        Duration::from_secs(60),
+        || async { sgc(cluster, &f.name).await.is_none() },
+    )
+    .await;
+    eventually_async(
+        &format!("no Azure resource of {}", f.name),
+        Duration::from_secs(30),
+        || async { azure_mentions(cluster, &f.uids).await.is_empty() },
+    )
+    .await;
+    eventually(
+        &format!(
+            "no wg-<port>, address or nft entry of {} on gateway nodes",
+            f.name
+        ),
+        Duration::from_secs(30),
+        || {
+            f.gateways.iter().all(|g| {
+                let s = cluster.node_state(g).unwrap();
+                !s.contains(&format!("wg-{}", f.port))
+                    && f.secondaries.iter().all(|ip| !s.contains(ip.as_str()))
+            })
+        },
+    )
+    .await;
 }

@@ -14,9 +14,7 @@ use egress_sim::scenario::Scenario;
 use egress_sim::{seed, services};
 use serde_json::{Value, json};
 
-use crate::common::{
-    self, azure_mentions, eventually_async, pod, pod_doc, seen_from, sgc, sgc_doc,
-};
+use crate::common::{self, eventually_async, pod, pod_doc, seen_from, sgc, sgc_doc};
 
 fn status_prefix(report: &egress_sim::report::Report, name: &str) -> String {
     report
@@ -133,71 +131,22 @@ async fn original_scenarios_sgc_deletion_and_operator_restart() {
 
 async fn sgc_deletion_leaves_nothing(cluster: &Cluster) {
     let t = Instant::now();
-    let obj = sgc(cluster, "gw-b").await.unwrap();
-    let uids = common::sgc_uids(cluster, "gw-b").await;
-    let port = obj.data["status"]["gatewayServerProfile"]["port"]
-        .as_u64()
-        .unwrap();
+    let f = common::sgc_footprint(cluster, "gw-b").await;
     let kept_port =
         sgc(cluster, "gw-a").await.unwrap().data["status"]["gatewayServerProfile"]["port"]
             .as_u64()
             .unwrap();
-    let ipmap = cluster.emulator_get("/admin/ipmap").await.unwrap();
-    let secondaries: Vec<String> = ipmap["mappings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| {
-            let id = m["ipConfigurationId"].as_str().unwrap();
-            uids.iter().any(|u| id.contains(u.as_str()))
-        })
-        .map(|m| m["privateIp"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(secondaries.len(), 2, "one secondary IP per gateway node");
-    let gateways: Vec<String> = cluster
-        .topo
-        .nodes
-        .iter()
-        .filter(|n| n.spec.role == seed::Role::Gateway)
-        .map(|n| n.spec.name.clone())
-        .collect();
-    for g in &gateways {
+    assert_eq!(f.secondaries.len(), 2, "one secondary IP per gateway node");
+    let gateways = &f.gateways;
+    for g in gateways {
         let state = cluster.node_state(g).unwrap();
         assert!(
-            state.contains(&format!("wg-{port}")),
+            state.contains(&format!("wg-{}", f.port)),
             "{g} carries gw-b before:\n{state}"
         );
     }
-
-    egress_sim::k8s::delete(&cluster.client, &pod_doc("b", "gw-b"))
-        .await
-        .unwrap();
-    egress_sim::k8s::delete(&cluster.client, &sgc_doc("gw-b"))
-        .await
-        .unwrap();
-    eventually_async("SGC gw-b to be gone", Duration::from_secs(60), || async {
-        sgc(cluster, "gw-b").await.is_none()
-    })
-    .await;
-    eventually_async(
-        "no Azure resource of gw-b",
-        Duration::from_secs(30),
-        || async { azure_mentions(cluster, &uids).await.is_empty() },
-    )
-    .await;
-    let node_clean = || {
-        gateways.iter().all(|g| {
-            let s = cluster.node_state(g).unwrap();
-            !s.contains(&format!("wg-{port}")) && secondaries.iter().all(|ip| !s.contains(ip))
-        })
-    };
-    common::eventually(
-        "no wg-<port>, address or nft entry of gw-b on gateway nodes",
-        Duration::from_secs(30),
-        node_clean,
-    )
-    .await;
-    for g in &gateways {
+    common::delete_and_expect_clean(cluster, "b", &f).await;
+    for g in gateways {
         let state = cluster.node_state(g).unwrap();
         assert!(
             state.contains(&format!("wg-{kept_port}")),

@@ -9,6 +9,7 @@ mod attach;
 mod cni_restart;
 mod common;
 mod crash;
+mod dual_stack;
 mod egress;
 mod explain;
 mod failover;

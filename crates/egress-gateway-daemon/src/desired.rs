@@ -12,11 +12,14 @@ use egress_dataplane::{GatewayNodeState, InterfaceName, NetnsName, NetnsRef, Pee
 use ipnet::IpNet;
 
 use crate::inventory::Inventory;
+use crate::ipv6::{self, Ipv6Refusal};
 use crate::node::NodeIdentity;
 use crate::placement::{
     Claim, Contenders, Holders, Incumbents, KeySlot, exact_peers, serving_order,
 };
-use crate::translate::{GatewayError, GatewaySpec, ObjectKey, PeerError, gateway_spec, peer_spec};
+use crate::translate::{
+    GatewayError, GatewaySpec, Ipv6Egress, ObjectKey, PeerError, gateway_spec, peer_spec,
+};
 use crate::trust::{self, Refusal};
 
 /// Where and how the node is programmed (fixed for the daemon's life).
@@ -77,6 +80,8 @@ pub struct Desired {
     pub gateway_errors: BTreeMap<ObjectKey, GatewayError>,
     /// PodEndpoints of active gateways that cannot be peers.
     pub peer_errors: BTreeMap<ObjectKey, PeerError>,
+    /// PodEndpoints whose IPv6 address is left out of their (IPv4) peer, and why.
+    pub ipv6_refusals: BTreeMap<ObjectKey, Ipv6Refusal>,
 }
 
 /// What one PodEndpoint update changed.
@@ -114,6 +119,7 @@ impl Desired {
             holders: Holders::default(),
             gateway_errors: BTreeMap::new(),
             peer_errors: BTreeMap::new(),
+            ipv6_refusals: BTreeMap::new(),
         };
         let mut primary: Option<Ipv4Addr> = None;
         for (key, sgc) in &inventory.sgcs {
@@ -124,7 +130,7 @@ impl Desired {
                 node,
                 &host.secret_namespace,
             );
-            let spec = match spec {
+            let mut spec = match spec {
                 Ok(Some(spec)) => spec,
                 Ok(None) => continue,
                 Err(e) => {
@@ -151,10 +157,7 @@ impl Desired {
                 );
                 continue;
             }
-            let tunnel = GatewayTunnel::new(spec.port, spec.private_key.clone(), spec.secondary_ip)
-                .and_then(|t| t.with_mtu(host.tunnel_mtu))
-                .and_then(|t| desired.state.add_gateway(t));
-            if let Err(e) = tunnel {
+            if let Err(e) = desired.add_tunnel(&mut spec, host.tunnel_mtu) {
                 desired
                     .gateway_errors
                     .insert(key.clone(), GatewayError::Conflict(e.to_string()));
@@ -169,6 +172,29 @@ impl Desired {
             desired.state.host_primary_ip = ip;
         }
         Ok(desired)
+    }
+
+    /// Adds the tunnel of `spec` to the node state. A secondary IPv6 the state refuses (a
+    /// link-local one, one another gateway here uses) costs only the IPv6 egress: the tunnel
+    /// is added without it and `spec.ipv6` says why.
+    fn add_tunnel(
+        &mut self,
+        spec: &mut GatewaySpec,
+        mtu: u32,
+    ) -> Result<(), egress_dataplane::state::StateError> {
+        let tunnel = GatewayTunnel::new(spec.port, spec.private_key.clone(), spec.secondary_ip)
+            .and_then(|t| t.with_mtu(mtu))?;
+        if let Some(ip) = spec.ipv6.address() {
+            let dual = tunnel
+                .clone()
+                .with_secondary_ipv6(ip)
+                .and_then(|t| self.state.add_gateway(t));
+            match dual {
+                Ok(()) => return Ok(()),
+                Err(e) => spec.ipv6 = Ipv6Egress::Unusable(e.to_string()),
+            }
+        }
+        self.state.add_gateway(tunnel)
     }
 
     /// True if the gateway side (not peers) equals `other`'s.
@@ -210,6 +236,7 @@ impl Desired {
             if let Some(old) = self.claims.remove(key) {
                 self.contenders.remove(key, &old);
                 ips.push(old.ip);
+                ips.extend(old.ipv6);
                 keys.push(old.key_slot());
             }
             self.record(inventory, key);
@@ -220,7 +247,10 @@ impl Desired {
             .map(|k| (k.clone(), self.unplace(k)))
             .collect();
         let order = serving_order(&self.claims, affected.iter().cloned(), |k, c| {
-            before.get(k).and_then(Option::as_ref) == Some(&c.slot)
+            before
+                .get(k)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| exact_peers(s).any(|p| p == c.exact()))
         });
         self.serve(order);
         before
@@ -233,8 +263,12 @@ impl Desired {
     }
 
     /// The claim of one PodEndpoint of the inventory (`None`: gone, or not for a tunnel of
-    /// this node), or why it cannot be one.
-    fn evaluate(&self, inventory: &Inventory, key: &ObjectKey) -> Result<Option<Claim>, PeerError> {
+    /// this node) with why its IPv6 address is left out, if it is; or why it cannot be one.
+    fn evaluate(
+        &self,
+        inventory: &Inventory,
+        key: &ObjectKey,
+    ) -> Result<Option<(Claim, Option<Ipv6Refusal>)>, PeerError> {
         let Some(pe) = inventory.pod_endpoints.get(key) else {
             return Ok(None);
         };
@@ -242,35 +276,46 @@ impl Desired {
         let Some(port) = self.port_of(&spec.sgc) else {
             return Ok(None);
         };
-        let standing = trust::check(
-            pe,
-            &spec.sgc.name,
-            spec.ip,
-            inventory.pods.get(key),
-            &inventory.selectors,
-        )
-        .map_err(|refusal| PeerError::Refused {
-            pod_endpoint: key.clone(),
-            refusal: Box::new(refusal),
-        })?;
-        Ok(Some(Claim {
+        let pod = inventory.pods.get(key);
+        let standing = trust::check(pe, &spec.sgc.name, spec.ip, pod, &inventory.selectors)
+            .map_err(|refusal| PeerError::Refused {
+                pod_endpoint: key.clone(),
+                refusal: Box::new(refusal),
+            })?;
+        let ipv6 = spec.ipv6.map(|ip| {
+            let egress = self.gateways.get(&port).map(|g| &g.ipv6);
+            ipv6::check(
+                ip?,
+                &spec.sgc,
+                egress.unwrap_or(&Ipv6Egress::Disabled),
+                key,
+                pod,
+            )
+        });
+        let claim = Claim {
             slot: PeerSlot {
                 port,
                 public_key: spec.peer.public_key,
                 allowed_ips: spec.peer.allowed_ips,
             },
             ip: spec.ip,
+            ipv6: ipv6.clone().and_then(Result::ok),
             standing,
-        }))
+        };
+        Ok(Some((claim, ipv6.and_then(Result::err))))
     }
 
     /// Evaluates one PodEndpoint into `claims` (and `contenders`) or `peer_errors`.
     fn record(&mut self, inventory: &Inventory, key: &ObjectKey) {
         self.peer_errors.remove(key);
+        self.ipv6_refusals.remove(key);
         match self.evaluate(inventory, key) {
-            Ok(Some(claim)) => {
+            Ok(Some((claim, ipv6_refusal))) => {
                 self.contenders.add(key, &claim);
                 self.claims.insert(key.clone(), claim);
+                if let Some(refusal) = ipv6_refusal {
+                    self.ipv6_refusals.insert(key.clone(), refusal);
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -297,6 +342,7 @@ impl Desired {
                 }
                 if let Some(c) = self.claims.get(&k) {
                     ips.push(c.ip);
+                    ips.extend(c.ipv6);
                     keys.push(c.key_slot());
                 }
                 if let Some(slot) = self.peers.get(&k) {
@@ -352,18 +398,34 @@ impl Desired {
         }
     }
 
-    /// Places one claim if its slots are free; false if one is held.
+    /// Places one claim if its slots are free; false if one is held. Its IPv6 address joins
+    /// the peer if no one holds it; if someone does, the peer is placed without it.
     fn serve_one(&mut self, key: &ObjectKey, claim: &Claim) -> bool {
         self.peer_errors.remove(key);
         if self.holders.take(key, claim).is_err() {
             return false;
         }
-        let Some(tunnel) = self.state.gateway_mut(claim.slot.port) else {
-            self.holders.release(&claim.slot);
+        if matches!(self.ipv6_refusals.get(key), Some(Ipv6Refusal::Taken { .. })) {
+            self.ipv6_refusals.remove(key);
+        }
+        let mut slot = claim.slot.clone();
+        if let Some(ip) = claim.ipv6 {
+            match self.holders.take_ip(key, ip) {
+                Ok(()) => {
+                    slot.allowed_ips.insert(ip);
+                }
+                Err(holder) => {
+                    self.ipv6_refusals
+                        .insert(key.clone(), Ipv6Refusal::Taken { ip, holder });
+                }
+            }
+        }
+        let Some(tunnel) = self.state.gateway_mut(slot.port) else {
+            self.holders.release(&slot);
             return true;
         };
-        if let Err(e) = tunnel.upsert_peer(claim.slot.peer()) {
-            self.holders.release(&claim.slot);
+        if let Err(e) = tunnel.upsert_peer(slot.peer()) {
+            self.holders.release(&slot);
             self.peer_errors.insert(
                 key.clone(),
                 PeerError::Conflict {
@@ -373,7 +435,7 @@ impl Desired {
             );
             return true;
         }
-        self.peers.insert(key.clone(), claim.slot.clone());
+        self.peers.insert(key.clone(), slot);
         true
     }
 

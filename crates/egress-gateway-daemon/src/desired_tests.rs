@@ -295,3 +295,6 @@ fn one_pod_endpoint_update_changes_one_slot() {
 
 #[path = "desired_trust_tests.rs"]
 mod trust;
+
+#[path = "desired_ipv6_tests.rs"]
+mod ipv6;

@@ -38,6 +38,9 @@ pub struct Gw {
     pub secondary: String,
     pub primary: String,
     pub ilb: String,
+    /// Dual-stack: `IPv6` in `ipFamilies` and this node's secondary IPv6 (`Some("")` for an
+    /// SGC with IPv6 whose node has none yet).
+    pub secondary_ipv6: Option<String>,
 }
 
 impl Gw {
@@ -50,7 +53,14 @@ impl Gw {
             secondary: secondary.into(),
             primary: "10.0.0.4".into(),
             ilb: "10.0.0.100".into(),
+            secondary_ipv6: None,
         }
+    }
+
+    /// The same gateway dual-stack, with this node's secondary IPv6 (`""`: none yet).
+    pub fn dual(mut self, secondary_ipv6: &str) -> Self {
+        self.secondary_ipv6 = Some(secondary_ipv6.into());
+        self
     }
 
     pub fn sgc(&self) -> StaticGatewayConfiguration {
@@ -58,7 +68,7 @@ impl Gw {
             "apiVersion": egress_api::constants::API_VERSION,
             "kind": "StaticGatewayConfiguration",
             "metadata": {"name": self.name, "namespace": NS, "uid": self.uid},
-            "spec": {"gatewayNodepoolName": "gwpool", "provisionPublicIps": true},
+            "spec": self.target(),
             "status": {
                 "egressIpPrefix": "203.0.113.0/31",
                 "gatewayServerProfile": {
@@ -77,13 +87,30 @@ impl Gw {
             "apiVersion": egress_api::constants::API_VERSION,
             "kind": "GatewayVMConfiguration",
             "metadata": {"name": self.name, "namespace": NS, "uid": format!("vm-{}", self.uid)},
-            "spec": {"gatewayNodepoolName": "gwpool", "provisionPublicIps": true},
+            "spec": self.target(),
             "status": {"egressIpPrefix": "203.0.113.0/31", "gatewayVMProfiles": [
-                {"nodeName": node, "primaryIP": self.primary, "secondaryIP": self.secondary},
+                self.profile(node),
                 {"nodeName": "some-other-node", "primaryIP": "10.0.0.5", "secondaryIP": "10.0.0.99"}
             ]}
         }))
         .unwrap()
+    }
+
+    fn target(&self) -> serde_json::Value {
+        let mut target = json!({"gatewayNodepoolName": "gwpool", "provisionPublicIps": true});
+        if self.secondary_ipv6.is_some() {
+            target["ipFamilies"] = json!(["IPv4", "IPv6"]);
+        }
+        target
+    }
+
+    fn profile(&self, node: &str) -> serde_json::Value {
+        let mut profile =
+            json!({"nodeName": node, "primaryIP": self.primary, "secondaryIP": self.secondary});
+        if let Some(ip) = self.secondary_ipv6.as_deref().filter(|ip| !ip.is_empty()) {
+            profile["secondaryIPv6"] = json!(ip);
+        }
+        profile
     }
 
     pub fn secret_with(&self, private_key_text: &str) -> Secret {
@@ -116,6 +143,12 @@ pub fn pod_endpoint(name: &str, sgc: &str, ip: &str, key: &str) -> PodEndpoint {
         "spec": {"staticGatewayConfiguration": sgc, "podIpAddress": ip, "podPublicKey": key}
     }))
     .unwrap()
+}
+
+/// `pe` as the CNI manager writes it for a dual-stack pod.
+pub fn with_ipv6(mut pe: PodEndpoint, ipv6: &str) -> PodEndpoint {
+    pe.spec.pod_ipv6_address = Some(ipv6.into());
+    pe
 }
 
 /// The UID of fixture pod `name`.

@@ -21,6 +21,7 @@ pub mod egress_ips;
 mod fixtures;
 pub mod http;
 pub mod inventory;
+pub mod ipv6;
 pub mod keeper;
 pub mod lifecycle;
 pub mod metrics;

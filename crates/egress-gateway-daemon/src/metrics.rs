@@ -172,11 +172,12 @@ impl Metrics {
         registry.register("errors", "Errors by kind", m.errors.clone());
         registry.register(
             "pod_endpoints_refused",
-            "PodEndpoints refused (each counted once per distinct refusal): it may not speak for a pod, or a stronger claim holds its IP or key",
+            "PodEndpoints refused (each counted once per distinct refusal): it may not speak for a pod, or a stronger claim holds its IP or key; ipv6_* reasons: only its IPv6 address was left out of its peer",
             m.refused.clone(),
         );
         // Every reason exists from the start, so alerts can use rate() without absent().
-        for reason in crate::trust::Refusal::REASONS {
+        let ipv6 = crate::ipv6::Ipv6Refusal::REASONS;
+        for reason in crate::trust::Refusal::REASONS.into_iter().chain(ipv6) {
             let _ = m.refused.get_or_create(&ReasonLabels {
                 reason: reason.to_owned(),
             });

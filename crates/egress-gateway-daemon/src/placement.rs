@@ -34,6 +34,9 @@ pub struct Claim {
     pub slot: PeerSlot,
     /// Its pod IP (the slot's only allowed IP).
     pub ip: IpNet,
+    /// Its pod's IPv6 `/128`, valid by `crate::ipv6`: added to the peer if no stronger claim
+    /// holds it (a slot of its own; losing it leaves the IPv4 peer as it is).
+    pub ipv6: Option<IpNet>,
     /// How strong it is.
     pub standing: Standing,
 }
@@ -122,6 +125,17 @@ impl Holders {
         Ok(())
     }
 
+    /// Takes one more IP (a claim's IPv6) for `key`, or names who holds it.
+    pub fn take_ip(&mut self, key: &ObjectKey, ip: IpNet) -> Result<(), ObjectKey> {
+        match self.ips.get(&ip) {
+            Some(holder) if holder != key => Err(holder.clone()),
+            _ => {
+                self.ips.insert(ip, key.clone());
+                Ok(())
+            }
+        }
+    }
+
     /// Frees the slots `slot` held.
     pub fn release(&mut self, slot: &PeerSlot) {
         for ip in &slot.allowed_ips {
@@ -151,7 +165,9 @@ pub struct Contenders {
 impl Contenders {
     /// Records a claim.
     pub fn add(&mut self, key: &ObjectKey, claim: &Claim) {
-        self.by_ip.entry(claim.ip).or_default().insert(key.clone());
+        for ip in std::iter::once(claim.ip).chain(claim.ipv6) {
+            self.by_ip.entry(ip).or_default().insert(key.clone());
+        }
         self.by_key
             .entry(claim.key_slot())
             .or_default()
@@ -160,10 +176,12 @@ impl Contenders {
 
     /// Forgets a claim.
     pub fn remove(&mut self, key: &ObjectKey, claim: &Claim) {
-        if let Some(set) = self.by_ip.get_mut(&claim.ip) {
-            set.remove(key);
-            if set.is_empty() {
-                self.by_ip.remove(&claim.ip);
+        for ip in std::iter::once(claim.ip).chain(claim.ipv6) {
+            if let Some(set) = self.by_ip.get_mut(&ip) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_ip.remove(&ip);
+                }
             }
         }
         let slot = claim.key_slot();

@@ -17,6 +17,7 @@ fn claim(ip: &str, key: &PublicKey, standing: Standing) -> Claim {
             allowed_ips: [ip].into(),
         },
         ip,
+        ipv6: None,
         standing,
     }
 }

@@ -144,8 +144,15 @@ pub fn flow_of(attrs: &[ConntrackAttribute]) -> Option<Flow> {
     })
 }
 
-/// Dumps the IPv4 conntrack table of the calling thread's network namespace.
+/// Dumps the IPv4 and the IPv6 conntrack tables of the calling thread's network namespace
+/// (a dual-stack gateway SNATs both; an IPv4-only one has no IPv6 entries).
 pub fn dump() -> std::io::Result<Vec<Flow>> {
+    let mut flows = dump_family(NetfilterProtoFamily::IPv4)?;
+    flows.extend(dump_family(NetfilterProtoFamily::IPv6)?);
+    Ok(flows)
+}
+
+fn dump_family(family: NetfilterProtoFamily) -> std::io::Result<Vec<Flow>> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -154,7 +161,7 @@ pub fn dump() -> std::io::Result<Vec<Flow>> {
     let mut request = NetlinkMessage::new(
         header,
         NetlinkPayload::from(NetfilterMessage::new(
-            NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0),
+            NetfilterHeader::new(family, 0, 0),
             ConntrackMessage::Get(Vec::new()),
         )),
     );

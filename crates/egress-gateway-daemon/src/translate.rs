@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use egress_api::constants::{
     GATEWAY_PORT_MAX, GATEWAY_PORT_MIN, IN_USE_FINALIZER, KEY_SECRET_PRIVATE_KEY,
@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
+use crate::ipv6::Ipv6Refusal;
 use crate::node::NodeIdentity;
 use crate::trust::Refusal;
 
@@ -67,6 +68,51 @@ pub struct GatewaySpec {
     pub primary_ip: Ipv4Addr,
     /// The ILB frontend IP.
     pub ilb_ip: Ipv4Addr,
+    /// IPv6 egress of the gateway on this node.
+    pub ipv6: Ipv6Egress,
+}
+
+/// The IPv6 egress of one gateway on this node. Nothing here ever holds back its IPv4 egress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ipv6Egress {
+    /// The SGC egresses IPv4 only (no `IPv6` in `ipFamilies`).
+    Disabled,
+    /// The SGC asks for IPv6 but the operator has given this node no secondary IPv6 for it
+    /// (not yet, or the IPv6 prefix has fewer addresses than the pool has nodes).
+    Pending,
+    /// IPv6 flows leave this node as this address.
+    Ready(Ipv6Addr),
+    /// The node's secondary IPv6 cannot be used (why).
+    Unusable(String),
+}
+
+impl Ipv6Egress {
+    /// The address IPv6 flows leave as, if they can.
+    pub fn address(&self) -> Option<Ipv6Addr> {
+        match self {
+            Ipv6Egress::Ready(ip) => Some(*ip),
+            _ => None,
+        }
+    }
+}
+
+const SECONDARY_IPV6_FIELD: &str =
+    "GatewayVMConfiguration status.gatewayVMProfiles[].secondaryIPv6";
+
+fn ipv6_egress(enabled: bool, secondary: Option<&str>) -> Ipv6Egress {
+    let value = secondary.map(str::trim).unwrap_or_default();
+    if !enabled {
+        Ipv6Egress::Disabled
+    } else if value.is_empty() {
+        Ipv6Egress::Pending
+    } else {
+        match value.parse() {
+            Ok(ip) => Ipv6Egress::Ready(ip),
+            Err(_) => Ipv6Egress::Unusable(format!(
+                "{SECONDARY_IPV6_FIELD} {value:?} is not an IPv6 address"
+            )),
+        }
+    }
 }
 
 /// Why a StaticGatewayConfiguration cannot be programmed on this node.
@@ -236,6 +282,7 @@ pub fn gateway_spec(
         "GatewayVMConfiguration status.gatewayVMProfiles[].primaryIP",
         profile.primary_ip.as_deref(),
     )?;
+    let ipv6 = ipv6_egress(sgc.spec.target.ipv6(), profile.secondary_ipv6.as_deref());
     let reference = server.private_key_secret_ref.unwrap_or_default();
     let secret_key = ObjectKey::new(
         reference
@@ -267,6 +314,7 @@ pub fn gateway_spec(
         secondary_ip,
         primary_ip,
         ilb_ip,
+        ipv6,
     }))
 }
 
@@ -305,7 +353,10 @@ pub struct PeerSpec {
     pub sgc: ObjectKey,
     /// The pod's IP (an IPv4 `/32`).
     pub ip: IpNet,
-    /// The WireGuard peer.
+    /// The pod's IPv6 `/128` (`spec.podIpv6Address`), if set: checked further before it joins
+    /// the peer, and never a reason to refuse the IPv4 peer.
+    pub ipv6: Option<Result<IpNet, Ipv6Refusal>>,
+    /// The WireGuard peer (IPv4 only).
     pub peer: Peer,
 }
 
@@ -428,9 +479,21 @@ pub fn peer_spec(pe: &PodEndpoint) -> Result<PeerSpec, PeerError> {
             pod_endpoint: key.clone(),
             source,
         })?;
+    let ipv6 = pe
+        .spec
+        .pod_ipv6_address
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .map(|raw| match raw.trim().parse::<IpNet>() {
+            Ok(ip @ IpNet::V6(v6)) if v6.prefix_len() == 128 => Ok(ip),
+            _ => Err(Ipv6Refusal::BadAddress {
+                value: raw.to_owned(),
+            }),
+        });
     Ok(PeerSpec {
         sgc: ObjectKey::new(key.namespace, sgc),
         ip,
+        ipv6,
         peer: Peer {
             public_key,
             allowed_ips: BTreeSet::from([ip]),

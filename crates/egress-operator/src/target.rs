@@ -94,6 +94,13 @@ pub enum TargetError {
         /// Why.
         why: String,
     },
+    /// `publicIpv6PrefixId` unusable: not a prefix ID, in another subscription, or set where
+    /// it cannot be used (without IPv6 in `ipFamilies`, or in private mode).
+    #[error("spec.publicIpv6PrefixId: {why}")]
+    InvalidIpv6PrefixId {
+        /// Why.
+        why: String,
+    },
     /// A prefix in another subscription.
     #[error(
         "spec.publicIpPrefixId: the prefix is in subscription {found}, the cluster uses {expected}"
@@ -110,6 +117,7 @@ impl TargetError {
     /// PascalCase condition / Event reason.
     pub fn reason(&self) -> &'static str {
         match self {
+            Self::InvalidIpv6PrefixId { .. } => "InvalidPrefixId",
             Self::NoPool | Self::BothPools | Self::ProfileFieldMissing { .. } => {
                 "InvalidGatewayPool"
             }
@@ -178,23 +186,15 @@ pub fn validate(target: &GatewayTarget, subscription: &str) -> Result<ValidTarge
         (false, None) => Egress::Private,
         (true, None) => Egress::ManagedPrefix,
         (true, Some(id)) => {
-            let parsed = ResourceId::parse(id.trim())
-                .map_err(|e| TargetError::InvalidPrefixId { why: e.to_string() })?;
-            parsed
-                .expect_type("Microsoft.Network/publicIPPrefixes")
-                .map_err(|e| TargetError::InvalidPrefixId { why: e.to_string() })?;
-            if parsed.resource_group().is_none() {
-                return Err(TargetError::InvalidPrefixId {
-                    why: "the ID has no resource group".to_string(),
-                });
-            }
-            if !parsed.subscription().eq_ignore_ascii_case(subscription) {
-                return Err(TargetError::PrefixInOtherSubscription {
-                    found: parsed.subscription().to_string(),
-                    expected: subscription.to_string(),
-                });
-            }
-            Egress::ByoPrefix(parsed)
+            Egress::ByoPrefix(parse_prefix_id(id, subscription).map_err(|e| match e {
+                PrefixIdProblem::Invalid(why) => TargetError::InvalidPrefixId { why },
+                PrefixIdProblem::OtherSubscription(found) => {
+                    TargetError::PrefixInOtherSubscription {
+                        found,
+                        expected: subscription.to_string(),
+                    }
+                }
+            })?)
         }
     };
     Ok(ValidTarget {
@@ -202,6 +202,83 @@ pub fn validate(target: &GatewayTarget, subscription: &str) -> Result<ValidTarge
         prefix_size,
         egress,
     })
+}
+
+/// Why a BYO prefix ID cannot be used.
+enum PrefixIdProblem {
+    /// Not a public IP prefix resource ID (why).
+    Invalid(String),
+    /// In this other subscription.
+    OtherSubscription(String),
+}
+
+/// Parses a BYO public IP prefix ID: a `publicIPPrefixes` ID with a resource group, in the
+/// operator's `subscription`.
+fn parse_prefix_id(id: &str, subscription: &str) -> Result<ResourceId, PrefixIdProblem> {
+    let parsed =
+        ResourceId::parse(id.trim()).map_err(|e| PrefixIdProblem::Invalid(e.to_string()))?;
+    parsed
+        .expect_type("Microsoft.Network/publicIPPrefixes")
+        .map_err(|e| PrefixIdProblem::Invalid(e.to_string()))?;
+    if parsed.resource_group().is_none() {
+        return Err(PrefixIdProblem::Invalid(
+            "the ID has no resource group".to_string(),
+        ));
+    }
+    if !parsed.subscription().eq_ignore_ascii_case(subscription) {
+        return Err(PrefixIdProblem::OtherSubscription(
+            parsed.subscription().to_string(),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Where a gateway's IPv6 egress comes from (`IPv6` in `ipFamilies`); it follows the IPv4
+/// mode: private IPs with `provisionPublicIps: false`, else a prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ipv6Egress {
+    /// No IPv6 egress (`ipFamilies` without `IPv6`).
+    Off,
+    /// The gateway nodes' secondary private IPv6 addresses.
+    Private,
+    /// An IPv6 public IP prefix the operator creates and deletes.
+    ManagedPrefix,
+    /// An IPv6 public IP prefix the user owns (never deleted).
+    ByoPrefix(ResourceId),
+}
+
+/// Validates the IPv6 half of a target. An error blocks only the IPv6 egress (the IPv4 one
+/// is provisioned): a bad `publicIpv6PrefixId`, or one set where it is not used (the warning
+/// policy announces `IPv6Ready=False/InvalidPrefixId` for both).
+pub fn validate_ipv6(
+    target: &GatewayTarget,
+    subscription: &str,
+) -> Result<Ipv6Egress, TargetError> {
+    let invalid = |why: String| TargetError::InvalidIpv6PrefixId { why };
+    match (
+        target.ipv6(),
+        target.provision_public_ips,
+        target.byo_ipv6_prefix_id(),
+    ) {
+        (false, _, None) => Ok(Ipv6Egress::Off),
+        (false, _, Some(_)) => Err(invalid(
+            "set without IPv6 in spec.ipFamilies, so it is not used".to_string(),
+        )),
+        (true, false, None) => Ok(Ipv6Egress::Private),
+        (true, false, Some(_)) => Err(invalid(
+            "must be empty with provisionPublicIps: false (private IP mode has no public IP prefix)"
+                .to_string(),
+        )),
+        (true, true, None) => Ok(Ipv6Egress::ManagedPrefix),
+        (true, true, Some(id)) => parse_prefix_id(id, subscription)
+            .map(Ipv6Egress::ByoPrefix)
+            .map_err(|e| match e {
+                PrefixIdProblem::Invalid(why) => invalid(why),
+                PrefixIdProblem::OtherSubscription(found) => invalid(format!(
+                    "the prefix is in subscription {found}, the cluster uses {subscription}"
+                )),
+            }),
+    }
 }
 
 /// Why the spec's `excludeCidrs` cannot be used, if it cannot: pods naming the gateway cannot
@@ -295,6 +372,45 @@ mod tests {
 
     fn target(yaml: &str) -> GatewayTarget {
         serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn ipv6_egress_follows_the_ipv4_mode_and_checks_its_byo_prefix() {
+        let pool = "gatewayNodepoolName: p\n";
+        let v6 = |rest: &str| validate_ipv6(&target(&format!("{pool}{rest}")), SUB);
+        let id = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Network/publicIPPrefixes/v6"
+        );
+        assert_eq!(v6("provisionPublicIps: true").unwrap(), Ipv6Egress::Off);
+        let dual = "ipFamilies: [IPv4, IPv6]\n";
+        assert_eq!(
+            v6(&format!("{dual}provisionPublicIps: true")).unwrap(),
+            Ipv6Egress::ManagedPrefix
+        );
+        assert_eq!(
+            v6(&format!("{dual}provisionPublicIps: false")).unwrap(),
+            Ipv6Egress::Private
+        );
+        assert!(matches!(
+            v6(&format!("{dual}provisionPublicIps: true\npublicIpv6PrefixId: {id}")).unwrap(),
+            Ipv6Egress::ByoPrefix(p) if p.name() == "v6"
+        ));
+        for bad in [
+            format!("provisionPublicIps: true\npublicIpv6PrefixId: {id}"),
+            format!("{dual}provisionPublicIps: false\npublicIpv6PrefixId: {id}"),
+            format!("{dual}provisionPublicIps: true\npublicIpv6PrefixId: not-an-id"),
+            format!(
+                "{dual}provisionPublicIps: true\npublicIpv6PrefixId: {}",
+                id.replace(SUB, "11111111-1111-1111-1111-111111111111")
+            ),
+        ] {
+            let e = v6(&bad).unwrap_err();
+            assert_eq!(e.reason(), "InvalidPrefixId", "{bad}");
+            assert!(
+                e.to_string().starts_with("spec.publicIpv6PrefixId: "),
+                "{e}"
+            );
+        }
     }
 
     #[test]

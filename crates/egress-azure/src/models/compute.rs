@@ -111,6 +111,12 @@ pub struct VmssPublicIpAddressConfigurationProperties {
     /// Prefix the instance IPs come from.
     #[serde(rename = "publicIPPrefix", skip_serializing_if = "Option::is_none")]
     pub public_ip_prefix: Option<SubResource>,
+    /// `IPv4` (the default) or `IPv6`; must match the ipConfiguration's and the prefix's.
+    #[serde(
+        rename = "publicIPAddressVersion",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub public_ip_address_version: Option<String>,
     /// Unmodelled fields.
     #[serde(flatten)]
     pub extra: Extra,

@@ -132,6 +132,22 @@ fn scale_set_and_instance_keep_unknown_fields() {
             ["publicIPAddressConfiguration"]["properties"]["publicIPPrefix"]["id"],
         json!("/prefix")
     );
+    // An IPv4 public IP configuration says no version (ARM's default), as before.
+    assert!(
+        np["networkInterfaceConfigurations"][0]["properties"]["ipConfigurations"][1]["properties"]
+            ["publicIPAddressConfiguration"]["properties"]
+            .get("publicIPAddressVersion")
+            .is_none()
+    );
+    let v6: VmssPublicIpAddressConfigurationProperties = serde_json::from_value(
+        json!({"publicIPPrefix": {"id": "/p6"}, "publicIPAddressVersion": "IPv6", "ipTags": []}),
+    )
+    .unwrap();
+    assert_eq!(v6.public_ip_address_version.as_deref(), Some("IPv6"));
+    assert_eq!(
+        serde_json::to_value(&v6).unwrap(),
+        json!({"publicIPPrefix": {"id": "/p6"}, "publicIPAddressVersion": "IPv6", "ipTags": []})
+    );
 
     let vm: VmssVm = serde_json::from_value(json!({
         "instanceId": "3", "properties": {"osProfile": {"computerName": "gw000003"},

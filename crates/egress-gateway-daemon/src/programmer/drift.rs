@@ -183,14 +183,14 @@ fn classify(op: &Op, observed: &ObservedState) -> (&'static str, Change) {
             ),
         ),
         Op::RemovePeer { .. } => ("peer", Change::Unexpected),
-        Op::AddRoute { netns, route } => {
-            (
-                "route",
-                present(observed.netns(netns).is_some_and(|ns| {
-                    ns.routes.iter().any(|r| r.destination == route.destination)
-                })),
-            )
-        }
+        Op::AddRoute { netns, route } => (
+            "route",
+            present(observed.netns(netns).is_some_and(|ns| {
+                ns.routes_of(&route.destination)
+                    .iter()
+                    .any(|r| r.destination == route.destination)
+            })),
+        ),
         Op::DelRoute { .. } => ("route", Change::Unexpected),
         Op::AddRule { .. } => ("rule", Change::Missing),
         Op::DelRule { .. } => ("rule", Change::Unexpected),

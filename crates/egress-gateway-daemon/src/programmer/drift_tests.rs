@@ -224,3 +224,67 @@ async fn drift_of_what_is_no_longer_wanted_is_moot() {
     let (found, ops) = drift(&fake, &previous, &next).await;
     assert_eq!(found, [], "{ops:?}");
 }
+
+#[tokio::test]
+async fn a_dual_stack_pods_ipv6_route_deleted_or_moved_by_hand_is_found_with_its_owner() {
+    let fake = FakeNode::new();
+    fake.add_link(
+        &NetnsRef::Current,
+        &"eth0".parse().unwrap(),
+        &[AddressSpec::plain("10.0.0.4/24".parse().unwrap())],
+    );
+    let gw = Gw::new("gw-a", 6000, "10.0.0.10").dual("fd00::10");
+    let pes = vec![with_ipv6(
+        pod_endpoint("p1", "gw-a", "10.244.1.5/32", &random_pub()),
+        "fd00:10:244:1::5/128",
+    )];
+    let pods = vec![pod("p1", "gw-a", &["10.244.1.5", "fd00:10:244:1::5"], 1)];
+    let inv = inventory_with(&[&gw], pes, pods);
+    let mut d = Desired::gateways(&inv, &node(), &host(), &Quarantine::new()).unwrap();
+    d.place_all_peers(&inv, &Incumbents::new());
+    let ops = plan_gateway_node(&d.state, &observe(&fake, &d).await);
+    fake.dataplane().apply(&ops).await.unwrap();
+    assert_eq!(drift(&fake, &d, &d).await.0, []);
+
+    let route = RouteSpec::on_link(
+        "fd00:10:244:1::5/128".parse().unwrap(),
+        InterfaceName::for_gateway_port(6000),
+    );
+    by_hand(
+        &fake,
+        Op::DelRoute {
+            netns: gateway_netns(),
+            route: route.clone(),
+        },
+    )
+    .await;
+    let (found, _) = drift(&fake, &d, &d).await;
+    assert_eq!(
+        summary(&found),
+        [(
+            "route",
+            Change::Missing,
+            pe_key("p1"),
+            Some("wg-6000".into())
+        )]
+    );
+    // Sent elsewhere by hand: the route exists, pointing the wrong way.
+    by_hand(
+        &fake,
+        Op::AddRoute {
+            netns: gateway_netns(),
+            route: RouteSpec::on_link(route.destination, "host0".parse().unwrap()),
+        },
+    )
+    .await;
+    let (found, _) = drift(&fake, &d, &d).await;
+    assert_eq!(
+        summary(&found),
+        [(
+            "route",
+            Change::Changed,
+            pe_key("p1"),
+            Some("wg-6000".into())
+        )]
+    );
+}

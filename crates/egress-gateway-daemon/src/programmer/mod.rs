@@ -47,6 +47,8 @@ pub struct Outputs {
 enum ReportKind {
     Gateway,
     PodEndpoint,
+    /// A PodEndpoint's IPv6 address left out of its peer (the peer itself is programmed).
+    PodEndpointIpv6,
 }
 
 /// The node's programmer. See the module docs.
@@ -245,7 +247,9 @@ impl Programmer {
     fn object_ref(&self, kind: ReportKind, key: &ObjectKey) -> Option<ObjectReference> {
         match kind {
             ReportKind::Gateway => self.inventory.sgcs.get(key).map(reference),
-            ReportKind::PodEndpoint => self.inventory.pod_endpoints.get(key).map(reference),
+            ReportKind::PodEndpoint | ReportKind::PodEndpointIpv6 => {
+                self.inventory.pod_endpoints.get(key).map(reference)
+            }
         }
     }
 
@@ -262,6 +266,12 @@ impl Programmer {
                     .iter()
                     .map(|(k, e)| ((ReportKind::PodEndpoint, k.clone()), Problem::of_peer(e))),
             )
+            .chain(desired.ipv6_refusals.iter().map(|(k, r)| {
+                (
+                    (ReportKind::PodEndpointIpv6, k.clone()),
+                    Problem::of_ipv6(k, r),
+                )
+            }))
             .collect();
         let keep: BTreeSet<&(ReportKind, ObjectKey)> = problems.iter().map(|(s, _)| s).collect();
         self.reported.retain(|slot, _| keep.contains(slot));
@@ -294,6 +304,15 @@ impl Problem {
             metric: e.kind(),
             refused: None,
             note: error_chain(e),
+        }
+    }
+
+    pub(crate) fn of_ipv6(key: &ObjectKey, r: &crate::ipv6::Ipv6Refusal) -> Self {
+        Self {
+            reason: "PodEndpointIPv6Refused",
+            metric: "pod_endpoint_ipv6_refused",
+            refused: Some(r.reason()),
+            note: format!("PodEndpoint {key}: {r}"),
         }
     }
 

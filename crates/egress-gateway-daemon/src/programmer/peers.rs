@@ -120,6 +120,12 @@ impl Programmer {
                     )
                 });
             self.out.status.set_peer(key, entry);
+            let ipv6 = desired.ipv6_refusals.get(key);
+            self.report(
+                ReportKind::PodEndpointIpv6,
+                key,
+                ipv6.map(|r| Problem::of_ipv6(key, r)),
+            );
             let error = desired.peer_errors.get(key);
             if error
                 .and_then(PeerError::refusal)

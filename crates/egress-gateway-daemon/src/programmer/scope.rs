@@ -29,14 +29,13 @@ fn gateway_by_link(state: &GatewayNodeState, link: &InterfaceName) -> Option<u16
 }
 
 fn gateway_by_secondary(state: &GatewayNodeState, addr: &IpNet) -> Option<u16> {
-    let IpNet::V4(v4) = addr else { return None };
-    if v4.prefix_len() != 32 {
-        return None;
-    }
     state
         .gateways()
         .values()
-        .find(|g| g.secondary_ip == v4.addr())
+        .find(|g| match addr {
+            IpNet::V4(v4) => v4.prefix_len() == 32 && g.secondary_ip == v4.addr(),
+            IpNet::V6(v6) => v6.prefix_len() == 128 && g.secondary_ipv6() == Some(v6.addr()),
+        })
         .map(|g| g.listen_port)
 }
 
@@ -110,4 +109,47 @@ pub fn incomplete(ops: &[Op], state: &GatewayNodeState) -> Option<BTreeSet<u16>>
         }
     }
     Some(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use egress_dataplane::state::GatewayTunnel;
+    use egress_dataplane::{AddressSpec, NetnsRef, PrivateKey, RouteSpec};
+
+    #[test]
+    fn a_secondary_ip_of_either_family_belongs_to_its_gateway() {
+        let mut state = GatewayNodeState::new(
+            NetnsRef::Current,
+            "eth0".parse().unwrap(),
+            "10.0.0.4".parse().unwrap(),
+        )
+        .unwrap();
+        let gw = GatewayTunnel::new(6000, PrivateKey::generate(), "10.0.0.10".parse().unwrap())
+            .unwrap()
+            .with_secondary_ipv6("fd00::10".parse().unwrap())
+            .unwrap();
+        state.add_gateway(gw).unwrap();
+        let host0 = state.veth.gateway.clone();
+        let add = |addr: &str| Op::AddAddress {
+            netns: state.gateway_netns_ref(),
+            link: host0.clone(),
+            address: AddressSpec::plain(addr.parse().unwrap()),
+        };
+        assert_eq!(scope(&add("10.0.0.10/32"), &state), Scope::Gateway(6000));
+        assert_eq!(scope(&add("fd00::10/128"), &state), Scope::Gateway(6000));
+        assert_eq!(scope(&add("fd00::11/128"), &state), Scope::Node);
+        let route = Op::AddRoute {
+            netns: NetnsRef::Current,
+            route: RouteSpec::on_link("fd00::10/128".parse().unwrap(), state.veth.host.clone()),
+        };
+        assert_eq!(scope(&route, &state), Scope::Gateway(6000));
+        let os_added = Op::DelAddress {
+            netns: NetnsRef::Current,
+            link: state.host_interface.clone(),
+            address: AddressSpec::plain("fd00::10/64".parse().unwrap()),
+        };
+        assert_eq!(scope(&os_added, &state), Scope::Cleanup, "not a /128");
+    }
 }

@@ -185,6 +185,26 @@ pub enum MemberError {
         /// The longest prefix length that holds them.
         needed: u8,
     },
+    /// The prefix is of the other IP version (an IPv6 prefix named as the IPv4 one, or the
+    /// other way round).
+    #[error("public IP prefix {id} is an {found} prefix; this needs an {wanted} one")]
+    PrefixWrongVersion {
+        /// Prefix ID.
+        id: String,
+        /// Its `publicIPAddressVersion`.
+        found: String,
+        /// `IPv4` or `IPv6`.
+        wanted: &'static str,
+    },
+    /// IPv6 egress on a pool whose subnet has no IPv6 range (Azure refuses IPv6 ipConfigs
+    /// there; writing them would fail the whole pool's pass).
+    #[error(
+        "subnet {subnet} of the gateway pool has no IPv6 address range: IPv6 egress needs a dual-stack subnet (an IPv6 prefix in its addressPrefixes)"
+    )]
+    SubnetWithoutIpv6 {
+        /// Subnet ID.
+        subnet: String,
+    },
     /// All ports 6000-6999 of the pool's frontend are used.
     #[error(
         "failed to allocate a port: all ports 6000-6999 of the gateway pool's load balancer frontend are in use"
@@ -204,6 +224,9 @@ impl MemberError {
             Self::PrefixShared { .. } => "PrefixShared",
             Self::PrefixTooSmall { .. } => "PrefixTooSmall",
             Self::PortsExhausted => "PortsExhausted",
+            Self::SubnetWithoutIpv6 { .. } => "SubnetNotDualStack",
+            // The ID names a prefix that cannot be the one asked for.
+            Self::PrefixWrongVersion { .. } => "InvalidPrefixId",
         }
     }
 

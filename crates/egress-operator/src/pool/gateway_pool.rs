@@ -114,6 +114,28 @@ impl GatewayPool {
         }
     }
 
+    /// The subnet the pool's gateway ipConfigs go in: a scale set's primary ipConfig's (of the
+    /// model), or for a VM pool the cluster's (`settings.subnet_id`: AKS puts the pre-created
+    /// NICs there).
+    pub fn gateway_subnet_id(&self, settings: &AzureSettings) -> Option<String> {
+        match &self.kind {
+            PoolKind::Vms { .. } => Some(settings.subnet_id.to_string()),
+            PoolKind::ScaleSet { vmss, .. } => {
+                let nics = &vmss.network_profile()?.network_interface_configurations;
+                let nic = nics
+                    .iter()
+                    .find(|n| n.properties.primary == Some(true))
+                    .or_else(|| nics.first().filter(|_| nics.len() == 1))?;
+                let ipcs = &nic.properties.ip_configurations;
+                let ipc = ipcs
+                    .iter()
+                    .find(|c| c.properties.primary == Some(true))
+                    .or_else(|| ipcs.first().filter(|_| ipcs.len() == 1))?;
+                Some(ipc.properties.subnet.as_ref()?.id.clone())
+            }
+        }
+    }
+
     /// The gateway backend pool's ID in `lb`.
     pub fn backend_pool_id(&self, lb: &ResourceId) -> String {
         lb.child("backendAddressPools", &self.unique_id).to_string()
@@ -256,6 +278,27 @@ mod tests {
         let p = GatewayPool::vm_pool("GWPool", vec![]);
         assert_eq!(p.unique_id, "0ac85383-8182-3559-8e40-dd91da42e59e");
         assert_eq!(p.describe(), "VM node pool gwpool");
+    }
+
+    #[test]
+    fn the_gateway_subnet_is_the_primary_ipconfigs_or_the_clusters() {
+        use crate::pool::plan::fixtures::{scale_set_pool, settings};
+        let s = settings();
+        let vms = GatewayPool::vm_pool("vmpool", vec![]);
+        assert_eq!(vms.gateway_subnet_id(&s), Some(s.subnet_id.to_string()));
+        let mut pool = scale_set_pool(Some("31"));
+        assert_eq!(pool.gateway_subnet_id(&s), None, "no network profile");
+        let PoolKind::ScaleSet { vmss, .. } = &mut pool.kind else {
+            panic!()
+        };
+        **vmss = serde_json::from_value(serde_json::json!({"properties": {"virtualMachineProfile":
+            {"networkProfile": {"networkInterfaceConfigurations": [
+                {"name": "other", "properties": {"primary": false, "ipConfigurations": []}},
+                {"name": "main", "properties": {"primary": true, "ipConfigurations": [
+                    {"name": "x", "properties": {"subnet": {"id": "/s/x"}}},
+                    {"name": "p", "properties": {"primary": true, "subnet": {"id": "/s/p"}}}]}}]}}}}))
+        .unwrap();
+        assert_eq!(pool.gateway_subnet_id(&s).as_deref(), Some("/s/p"));
     }
 
     #[test]

@@ -11,8 +11,9 @@ use crate::pool::Caches;
 use crate::pool::apply::{self, Azure, kubernetes, prefixes};
 use crate::pool::error::PoolError;
 use crate::pool::gateway_pool::{self, GatewayPool, PoolKind};
+use crate::pool::plan::family::Family;
 use crate::pool::plan::members::{self, Gathered, Member};
-use crate::pool::plan::{self, Observed};
+use crate::pool::plan::{self, Observed, ipv6};
 use crate::pool::status;
 use crate::target::PoolKey;
 
@@ -62,7 +63,12 @@ pub async fn reconcile(
             .blocked
             .get(&m.lb_uid)
             .or_else(|| applied.blocked.get(&m.lb_uid));
-        let status = status::of_member(m, blocked, &applied, &observed.pool);
+        let blocked6 = plan
+            .ipv6
+            .blocked
+            .get(&m.lb_uid)
+            .or_else(|| applied.blocked6.get(&m.lb_uid));
+        let status = status::of_member(m, blocked, blocked6, &applied, &observed.pool);
         kubernetes::write_member(ctx, m, status).await?;
     }
     Ok(PassOutcome::Done)
@@ -106,18 +112,55 @@ async fn observe(
     for (lb_uid, id) in plan::prefixes_to_read(settings, &pool, &gathered.members) {
         found.insert(lb_uid, prefixes::read_prefix(azure, &id).await?);
     }
+    let mut found6 = BTreeMap::new();
+    for (lb_uid, id) in ipv6::prefixes_to_read(settings, &pool, &gathered.members) {
+        found6.insert(lb_uid, prefixes::read_prefix(azure, &id).await?);
+    }
     // Public gateways need an address per node: count them (one list, read again by apply).
-    let node_count = if found.is_empty() {
+    let node_count = if found.is_empty() && found6.is_empty() {
         None
     } else {
         Some(gateway_pool::node_count(azure, settings, &pool).await?)
+    };
+    let subnet_without_ipv6 = if ipv6::wanted(&gathered.members) {
+        subnet_without_ipv6(ctx, &pool).await?
+    } else {
+        None
     };
     Ok(Some(Observed {
         pool,
         members: gathered.members,
         prefixes: found,
+        prefixes6: found6,
         node_count,
+        subnet_without_ipv6,
     }))
+}
+
+/// The pool's subnet if it has no IPv6 range (a pool whose subnet is unknown is left to the
+/// ipConfig plan, which reports it).
+async fn subnet_without_ipv6(
+    ctx: &Context,
+    pool: &GatewayPool,
+) -> Result<Option<String>, PoolError> {
+    let Some(id) = pool.gateway_subnet_id(&ctx.config.azure) else {
+        return Ok(None);
+    };
+    let Ok(parsed) = egress_azure::ResourceId::parse(&id) else {
+        return Ok(None);
+    };
+    let subnet = ctx
+        .azure
+        .get_subnet(&parsed)
+        .await
+        .map_err(|e| PoolError::azure(format!("read subnet {id}"), e))?;
+    let p = &subnet.properties;
+    let has_ipv6 = p
+        .address_prefix
+        .iter()
+        .chain(p.address_prefixes.iter().flatten())
+        .any(|c| c.contains(':'));
+    Ok((!has_ipv6).then_some(id))
 }
 
 /// The pool's scale set (or VMs and NICs) does not exist: nothing of ours can be on it, so
@@ -154,14 +197,17 @@ async fn orphaned_pool(
         apply::load_balancer::apply_load_balancer(azure, settings, &nowhere, &[], &rules).await?;
         for m in &removing {
             if let Some(vm_uid) = &m.vm_uid {
-                prefixes::delete_managed_prefix(azure, settings, vm_uid).await?;
+                prefixes::delete_managed_prefix(azure, settings, vm_uid, Family::V4).await?;
+                if ipv6::had_ipv6(m) || m.lb.spec.target.ipv6() {
+                    prefixes::delete_managed_prefix(azure, settings, vm_uid, Family::V6).await?;
+                }
             }
             kubernetes::release(ctx, m).await?;
         }
     }
     let not_found = [status::pool_not_found(error)];
     for m in gathered.members.iter().filter(|m| !m.removing_lb) {
-        kubernetes::write_conditions(ctx, m, &not_found).await?;
+        kubernetes::write_conditions(ctx, m, &not_found, None).await?;
     }
     Ok(())
 }

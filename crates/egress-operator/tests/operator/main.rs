@@ -3,6 +3,7 @@
 
 mod batching;
 mod common;
+mod dual_stack;
 mod examples;
 mod failures;
 mod in_use;

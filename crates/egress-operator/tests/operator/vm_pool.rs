@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::common::*;
 
 const VMPOOL: &str = "gatewayNodepoolName: vmpool";
-const NICS: [&str; 3] = [
+pub const NICS: [&str; 3] = [
     "aks-vmpool-12345678-nic-0",
     "aks-vmpool-12345678-nic-1",
     "aks-vmpool-12345678-nic-2",
@@ -24,14 +24,18 @@ const NICS: [&str; 3] = [
 /// v3 UUID of `vmpool` in the original's namespace (computed with Python's `uuid.uuid3`).
 const POOL_UID: &str = "df1d0b79-1503-3d2d-84a9-a9c1321145bc";
 
-async fn harness() -> Harness {
+/// The emulator inventory of `seeds/vmpool.yaml`.
+pub fn vmpool_seed() -> Seed {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let seed: Seed = serde_saphyr::from_str(
+    serde_saphyr::from_str(
         &std::fs::read_to_string(root.join("../testing/egress-azure-emulator/seeds/vmpool.yaml"))
             .unwrap(),
     )
-    .unwrap();
-    Harness::with_seed(seed).await
+    .unwrap()
+}
+
+async fn harness() -> Harness {
+    Harness::with_seed(vmpool_seed()).await
 }
 
 /// Per NIC of the resource group: ipConfig names with their backend pools and public IP.

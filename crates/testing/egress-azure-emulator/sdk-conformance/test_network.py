@@ -9,13 +9,13 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from conftest import LOCATION, RG, SUB, subnet_id
 
 
-def prefix_body(length=31, sku="Standard"):
+def prefix_body(length=31, sku="Standard", version="IPv4"):
     return {"location": LOCATION, "sku": {"name": sku, "tier": "Regional"},
-            "properties": {"prefixLength": length, "publicIPAddressVersion": "IPv4"}}
+            "properties": {"prefixLength": length, "publicIPAddressVersion": version}}
 
 
-def pip_body(prefix_id=None, **props):
-    p = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": "IPv4", **props}
+def pip_body(prefix_id=None, version="IPv4", **props):
+    p = {"publicIPAllocationMethod": "Static", "publicIPAddressVersion": version, **props}
     if prefix_id:
         p["publicIPPrefix"] = {"id": prefix_id}
     return {"location": LOCATION, "sku": {"name": "Standard", "tier": "Regional"}, "properties": p}
@@ -131,6 +131,8 @@ def test_subnet_read(network):
 @pytest.mark.parametrize("body, expected", [
     (lambda n: prefix_body(sku="Basic"), "InvalidRequestFormat"),
     (lambda n: prefix_body(length=24), "SpecifiedPrefixLengthNotSupported"),
+    (lambda n: prefix_body(length=123, version="IPv6"), "SpecifiedPrefixLengthNotSupported"),
+    (lambda n: prefix_body(length=124, version="IPv4"), "SpecifiedPrefixLengthNotSupported"),
 ])
 def test_prefix_requests_azure_refuses(network, name, body, expected):
     with pytest.raises(HttpResponseError) as err:
@@ -158,3 +160,33 @@ def test_load_balancer_requests_azure_refuses(network, name, probe, rule, expect
     with pytest.raises(HttpResponseError) as err:
         network.load_balancers.begin_create_or_update(RG, name, lb_body(lb_id(name), probe=probe, rule=rule)).result()
     assert code(err) == expected
+
+
+def test_ipv6_prefix_public_ips_and_what_azure_refuses_about_ipv6(network, name):
+    prefix = network.public_ip_prefixes.begin_create_or_update(
+        RG, name, prefix_body(length=127, version="IPv6")).result()
+    assert prefix["properties"]["publicIPAddressVersion"] == "IPv6"
+    assert prefix["properties"]["ipPrefix"].startswith("2001:db8:")
+    with pytest.raises(HttpResponseError) as err:
+        network.public_ip_addresses.begin_create_or_update(RG, name, pip_body(prefix["id"])).result()
+    assert code(err) == "PublicIPAddressVersionDoesNotMatchPublicIPPrefix"
+    pip = network.public_ip_addresses.begin_create_or_update(
+        RG, name, pip_body(prefix["id"], version="IPv6")).result()
+    assert pip["properties"]["ipAddress"] == prefix["properties"]["ipPrefix"].split("/")[0]
+    primary = {"name": "ipconfig1", "properties": {"primary": True, "subnet": {"id": subnet_id()}}}
+    v6 = {"name": "v6", "properties": {"primary": False, "privateIPAddressVersion": "IPv6",
+                                       "subnet": {"id": subnet_id()}}}
+    v4_with_v6_ip = {"name": "v4", "properties": {"primary": False, "subnet": {"id": subnet_id()},
+                                                  "publicIPAddress": {"id": pip["id"]}}}
+    only_v6 = dict(v6, properties=dict(v6["properties"], primary=True))
+    for cfgs, expected in [
+        ([primary, v6], "SubnetDoesNotHaveIPv6AddressPrefix"),
+        ([only_v6], "IPv6IpConfigurationCannotBePrimary"),
+        ([primary, v4_with_v6_ip], "IPVersionForPublicIpAndNicIpConfigurationMustMatch"),
+    ]:
+        with pytest.raises(HttpResponseError) as err:
+            network.network_interfaces.begin_create_or_update(
+                RG, name, {"location": LOCATION, "properties": {"ipConfigurations": cfgs}}).result()
+        assert code(err) == expected
+    network.public_ip_addresses.begin_delete(RG, name).result()
+    network.public_ip_prefixes.begin_delete(RG, name).result()

@@ -166,8 +166,20 @@ fn instance(st: &State, vm: &Value) -> Value {
                 .into_iter()
                 .flatten()
                 .collect();
+            // IPv6 ipConfigurations are listed under `ipv6`, as IMDS does.
+            let is_v6 = |c: &&&Value| {
+                c.pointer("/properties/privateIPAddressVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("IPv6"))
+            };
+            let ipv6: Vec<Value> = ipcs
+                .iter()
+                .filter(is_v6)
+                .map(|c| json!({"privateIpAddress": c.pointer("/properties/privateIPAddress").and_then(Value::as_str).unwrap_or_default()}))
+                .collect();
             let addresses: Vec<Value> = ipcs
                 .iter()
+                .filter(|c| !is_v6(c))
                 .map(|c| {
                     let public = c
                         .pointer("/properties/publicIPAddress/id")
@@ -192,7 +204,7 @@ fn instance(st: &State, vm: &Value) -> Value {
                 .unwrap_or_default();
             json!({
                 "ipv4": {"ipAddress": addresses, "subnet": subnets},
-                "ipv6": {"ipAddress": []},
+                "ipv6": {"ipAddress": ipv6},
                 "macAddress": nic.pointer("/properties/macAddress").and_then(Value::as_str).unwrap_or_default().replace('-', ""),
             })
         })

@@ -155,8 +155,8 @@ impl Emulator {
             },
             store: store::Store::default(),
             ipam: ipam::Ipam::new(
-                seed.public_ip_pools.prefixes.clone(),
-                seed.public_ip_pools.addresses.clone(),
+                seed.public_ip_pools.all_prefixes(),
+                seed.public_ip_pools.all_addresses(),
             ),
             lros: lro::Lros::default(),
             forms,

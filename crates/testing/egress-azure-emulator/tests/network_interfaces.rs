@@ -21,12 +21,7 @@ publicIpPrefixes:
 "#;
 
 async fn start() -> Arm {
-    let seed = Seed::from_yaml(SEED, std::path::Path::new("inline")).unwrap();
-    Arm::start_with(EmulatorConfig {
-        seed: Some(seed),
-        ..Default::default()
-    })
-    .await
+    Arm::start_seed(SEED).await
 }
 
 #[tokio::test]

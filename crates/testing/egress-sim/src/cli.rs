@@ -56,31 +56,16 @@ pub async fn measure(cluster: &Cluster) -> Result<Report> {
             .as_ref()
             .and_then(|s| sgcs.iter().find(|r| r.namespace == ns && &r.name == s))
             .and_then(|r| r.egress_ip_prefix.clone());
+        let sgc_prefix6 = rec
+            .sgc
+            .as_ref()
+            .and_then(|s| sgcs.iter().find(|r| r.namespace == ns && &r.name == s))
+            .and_then(|r| r.egress_ipv6_prefix.clone());
         let (egress_ip, error) = match &rec.netns {
-            Some(pod_ns) => {
-                let pod_ns = pod_ns.clone();
-                let seen = tokio::task::spawn_blocking(move || {
-                    services::observed_source(
-                        &pod_ns,
-                        seed::INTERNET_SERVER_IP,
-                        services::RAW_ECHO_PORT,
-                        Duration::from_secs(5),
-                    )
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r);
-                match seen {
-                    Ok(addr) => (
-                        Some(
-                            addr.rsplit_once(':')
-                                .map_or(addr.clone(), |(ip, _)| ip.to_string()),
-                        ),
-                        None,
-                    ),
-                    Err(e) => (None, Some(e)),
-                }
-            }
+            Some(pod_ns) => match seen_from(pod_ns, seed::INTERNET_SERVER_IP.into()).await {
+                Ok(ip) => (Some(ip), None),
+                Err(e) => (None, Some(e)),
+            },
             None => (
                 None,
                 Some(rec.last_error.clone().unwrap_or_else(|| "not ready".into())),
@@ -90,6 +75,21 @@ pub async fn measure(cluster: &Cluster) -> Result<Report> {
             (Some(ip), Some(prefix)) => report::in_prefix(ip, prefix),
             _ => false,
         });
+        // Dual-stack pods also reach the server's IPv6 address; a failure is reported.
+        let (egress_ipv6, error) = match (&rec.netns, &rec.ip6) {
+            (Some(pod_ns), Some(_)) if cluster.topo.dual_stack => {
+                match seen_from(pod_ns, seed::INTERNET_SERVER_IP6.into()).await {
+                    Ok(ip) => (Some(ip), error),
+                    Err(e) => (None, error.or(Some(format!("IPv6: {e}")))),
+                }
+            }
+            _ => (None, error),
+        };
+        let in_ipv6_prefix = sgc_prefix6.as_ref().map(|prefix| {
+            egress_ipv6
+                .as_ref()
+                .is_some_and(|ip| report::in_prefix(ip, prefix))
+        });
         pods.push(PodRow {
             namespace: ns,
             name,
@@ -97,15 +97,38 @@ pub async fn measure(cluster: &Cluster) -> Result<Report> {
             sgc: rec.sgc,
             egress_ip,
             in_prefix,
+            egress_ipv6,
+            in_ipv6_prefix,
             ready_ms: rec.ready_ms,
             error,
         });
     }
     Ok(Report {
         outbound_ip: seed::OUTBOUND_IP.to_string(),
+        outbound_ipv6: cluster
+            .topo
+            .dual_stack
+            .then(|| seed::OUTBOUND_IP6.to_string()),
         sgcs,
         pods,
     })
+}
+
+/// The source address the internet echo at `server` sees from a pod's namespace.
+async fn seen_from(pod_ns: &str, server: std::net::IpAddr) -> Result<String, String> {
+    let pod_ns = pod_ns.to_string();
+    tokio::task::spawn_blocking(move || {
+        services::observed_source(
+            &pod_ns,
+            server,
+            services::RAW_ECHO_PORT,
+            Duration::from_secs(5),
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r)
+    .map(|line| report::echoed_ip(&line))
 }
 
 /// `egress-sim run`: returns whether the run met every expectation. With `images`, the

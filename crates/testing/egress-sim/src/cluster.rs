@@ -215,7 +215,8 @@ impl Cluster {
         let client = client_for(&kubeconfig).await?;
 
         // Namespaces.
-        let topo = Arc::new(Topology::plan(&run_id, &nodes, &ips));
+        let topo =
+            Arc::new(Topology::plan(&run_id, &nodes, &ips).with_dual_stack(scenario.dual_stack));
         progress(format!(
             "creating namespaces: router, internet, {} nodes",
             topo.nodes.len()
@@ -256,6 +257,16 @@ impl Cluster {
             SocketAddr::from((seed::PEERED_SERVER_IP, services::RAW_ECHO_PORT)),
         )?;
         services::spawn_raw_echo(&mut tasks, peered);
+        if topo.dual_stack {
+            // The same HTTP and raw echo on both internet IPv6 addresses (the second is in
+            // its own /64, for IPv6 excludeCidrs).
+            for ip in [seed::INTERNET_SERVER_IP6, seed::INTERNET_SERVER2_IP6] {
+                let http = services::bind_in(&topo.inet, SocketAddr::from((ip, 80)))?;
+                let raw =
+                    services::bind_in(&topo.inet, SocketAddr::from((ip, services::RAW_ECHO_PORT)))?;
+                services::spawn_echo(&mut tasks, http, raw);
+            }
+        }
         for n in &topo.nodes {
             let fwd = services::bind_in(&n.ns, api_addr)?;
             services::spawn_forwarder(&mut tasks, fwd, api_addr);
@@ -318,9 +329,14 @@ impl Cluster {
             let (conf_dir, ipam_dir) = crate::kubelet::cni_paths(&dir, &n.spec.name);
             std::fs::create_dir_all(&conf_dir)?;
             let cidr = n.spec.pod_cidr.map(|c| c.to_string()).unwrap_or_default();
+            let cidr6 = n.spec.pod6_cidr.map(|c| c.to_string());
             std::fs::write(
                 conf_dir.join("10-simnet.conflist"),
-                serde_json::to_vec_pretty(&crate::cni::main_conflist(&cidr, &ipam_dir))?,
+                serde_json::to_vec_pretty(&crate::cni::main_conflist(
+                    &cidr,
+                    cidr6.as_deref(),
+                    &ipam_dir,
+                ))?,
             )?;
             let paths = WorkerPaths {
                 conf_dir,

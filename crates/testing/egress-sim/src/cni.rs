@@ -238,8 +238,19 @@ pub fn del(
 }
 
 /// The node's main config: `ptp` with host-local IPAM over the node's pod CIDR (state kept
-/// in `ipam_dir`), no masquerade (the VNet edge does SNAT), as `10-simnet.conflist`.
-pub fn main_conflist(pod_cidr: &str, ipam_dir: &Path) -> Value {
+/// in `ipam_dir`), no masquerade (the VNet edge does SNAT), as `10-simnet.conflist`. With a
+/// pod IPv6 range the pods are dual-stack: one range set per family, default routes of both.
+pub fn main_conflist(pod_cidr: &str, pod6_cidr: Option<&str>, ipam_dir: &Path) -> Value {
+    let mut conf = single_stack_conflist(pod_cidr, ipam_dir);
+    if let Some(v6) = pod6_cidr {
+        let ipam = &mut conf["plugins"][0]["ipam"];
+        ipam["ranges"] = json!([[{"subnet": pod_cidr}], [{"subnet": v6}]]);
+        ipam["routes"] = json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]);
+    }
+    conf
+}
+
+fn single_stack_conflist(pod_cidr: &str, ipam_dir: &Path) -> Value {
     json!({
         "cniVersion": "1.0.0",
         "name": "simnet",
@@ -259,11 +270,20 @@ pub fn main_conflist(pod_cidr: &str, ipam_dir: &Path) -> Value {
 
 /// The pod's IPv4 address on `ifname` from an ADD result.
 pub fn pod_ipv4(result: &Value) -> Option<String> {
+    pod_ip(result, false)
+}
+
+/// The pod's IPv6 address from an ADD result (dual-stack pods).
+pub fn pod_ipv6(result: &Value) -> Option<String> {
+    pod_ip(result, true)
+}
+
+fn pod_ip(result: &Value, v6: bool) -> Option<String> {
     result["ips"]
         .as_array()?
         .iter()
         .filter_map(|ip| ip["address"].as_str())
-        .find(|a| !a.contains(':'))
+        .find(|a| a.contains(':') == v6)
         .and_then(|a| a.split('/').next())
         .map(str::to_string)
 }
@@ -298,6 +318,10 @@ mod tests {
         assert_eq!(ours["prevResult"], prev);
         assert_eq!(ours["runtimeConfig"][ANNOTATIONS_CAPABILITY]["a"], "b");
         assert_eq!(pod_ipv4(&prev).as_deref(), Some("10.244.0.2"));
+        assert_eq!(pod_ipv6(&prev), None);
+        let dual = json!({"ips": [{"address": "10.244.0.2/24"}, {"address": "fd00:10:244::2/64"}]});
+        assert_eq!(pod_ipv6(&dual).as_deref(), Some("fd00:10:244::2"));
+        assert_eq!(pod_ipv4(&dual).as_deref(), Some("10.244.0.2"));
     }
 
     #[test]
@@ -338,5 +362,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(load_conflist(d.path()).unwrap()["name"], "b");
+    }
+
+    #[test]
+    fn dual_stack_pods_get_a_range_and_a_default_route_per_family() {
+        let dir = std::path::Path::new("/tmp/ipam");
+        let single = main_conflist("10.244.0.0/24", None, dir);
+        assert_eq!(
+            single["plugins"][0]["ipam"]["ranges"],
+            json!([[{"subnet": "10.244.0.0/24"}]])
+        );
+        let dual = main_conflist("10.244.0.0/24", Some("fd00:10:244::/64"), dir);
+        let ipam = &dual["plugins"][0]["ipam"];
+        assert_eq!(
+            ipam["ranges"],
+            json!([[{"subnet": "10.244.0.0/24"}], [{"subnet": "fd00:10:244::/64"}]])
+        );
+        assert_eq!(
+            ipam["routes"],
+            json!([{"dst": "0.0.0.0/0"}, {"dst": "::/0"}])
+        );
+        assert_eq!(ipam["dataDir"], single["plugins"][0]["ipam"]["dataDir"]);
     }
 }

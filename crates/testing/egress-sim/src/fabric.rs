@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
@@ -38,14 +38,17 @@ pub struct Probe {
     pub path: String,
 }
 
-/// A private IP that Azure maps 1:1 to a public one.
+/// A private IP that Azure maps 1:1 to a public one (IPv4, or `A` = `Ipv6Addr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct IpMapping {
+pub struct IpMapping<A = Ipv4Addr> {
     /// Private (ipConfiguration) address.
-    pub private_ip: Ipv4Addr,
+    pub private_ip: A,
     /// Public address.
-    pub public_ip: Ipv4Addr,
+    pub public_ip: A,
 }
+
+/// An IPv6 private address that Azure maps 1:1 to a public one.
+pub type IpMapping6 = IpMapping<Ipv6Addr>;
 
 /// Parses `GET /admin/lbmap`.
 pub fn parse_lbmap(v: &Value) -> Vec<LbRule> {
@@ -84,9 +87,10 @@ pub fn parse_lbmap(v: &Value) -> Vec<LbRule> {
     out
 }
 
-/// Parses `GET /admin/ipmap`.
-pub fn parse_ipmap(v: &Value) -> Vec<IpMapping> {
-    let mut out: Vec<IpMapping> = v["mappings"]
+/// The pairs of `GET /admin/ipmap` whose two addresses parse as `A` (one family): IPv4
+/// with `A` = `Ipv4Addr`, IPv6 with `Ipv6Addr`.
+pub fn parse_ipmap<A: std::str::FromStr + Ord>(v: &Value) -> Vec<IpMapping<A>> {
+    let mut out: Vec<IpMapping<A>> = v["mappings"]
         .as_array()
         .into_iter()
         .flatten()
@@ -103,7 +107,7 @@ pub fn parse_ipmap(v: &Value) -> Vec<IpMapping> {
 
 /// Every NIC private address of a scale-set instance, from `GET /admin/inventory`:
 /// (scale-set name lower-cased, instance ID, address).
-pub fn parse_instance_ips(v: &Value) -> Vec<(String, u32, Ipv4Addr)> {
+pub fn parse_instance_ips(v: &Value) -> Vec<(String, u32, IpAddr)> {
     let mut out = Vec::new();
     for r in v["resources"].as_array().into_iter().flatten() {
         let id = r["id"].as_str().unwrap_or_default().to_ascii_lowercase();
@@ -139,71 +143,97 @@ pub fn parse_instance_ips(v: &Value) -> Vec<(String, u32, Ipv4Addr)> {
 
 /// Name of the edge NAT table in the VNet router.
 pub const EDGE_TABLE: &str = "sim_edge";
+/// Name of the IPv6 edge NAT table in the VNet router (dual-stack clusters).
+pub const EDGE6_TABLE: &str = "sim_edge6";
 /// Name of the load-balancer table in the VNet router.
 pub const ILB_TABLE: &str = "sim_ilb";
 /// Base of the packet marks that select a backend (`mark = base + node index`).
 pub const BACKEND_MARK_BASE: u32 = 0x5100;
 
 fn replace_table(name: &str, body: &str) -> String {
-    format!("table ip {name} {{}}\ndelete table ip {name}\ntable ip {name} {{\n{body}}}\n")
+    replace_family_table("ip", name, body)
+}
+
+fn replace_family_table(family: &str, name: &str, body: &str) -> String {
+    format!(
+        "table {family} {name} {{}}\ndelete table {family} {name}\ntable {family} {name} {{\n{body}}}\n"
+    )
 }
 
 /// The edge ruleset: 1:1 DNAT/SNAT of mapped private IPs, SNAT of every other VNet or pod
-/// source to the outbound IP.
-pub fn edge_ruleset(
+/// source to the outbound IP. IPv4 in table `ip sim_edge`; IPv6 (dual-stack clusters) in
+/// `ip6 sim_edge6`.
+pub fn edge_ruleset<A: std::fmt::Display, N: ToString>(
     edge_if: &str,
-    mappings: &[IpMapping],
-    inside: &[ipnet::Ipv4Net],
-    outbound: Ipv4Addr,
+    mappings: &[IpMapping<A>],
+    inside: &[N],
+    outbound: A,
 ) -> String {
-    let mut body = String::new();
-    let pairs = |f: &dyn Fn(&IpMapping) -> (Ipv4Addr, Ipv4Addr)| {
-        mappings
-            .iter()
-            .map(|m| {
-                let (a, b) = f(m);
-                format!("{a} : {b}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+    let pairs: Vec<(String, String)> = mappings
+        .iter()
+        .map(|m| (m.private_ip.to_string(), m.public_ip.to_string()))
+        .collect();
+    let v6 = outbound.to_string().contains(':');
+    let (family, table) = if v6 {
+        ("ip6", EDGE6_TABLE)
+    } else {
+        ("ip", EDGE_TABLE)
     };
-    let set = |f: &dyn Fn(&IpMapping) -> Ipv4Addr| {
-        mappings
-            .iter()
-            .map(|m| f(m).to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
+    let body = edge_body(
+        family,
+        edge_if,
+        &pairs,
+        &strings(inside),
+        &outbound.to_string(),
+    );
+    replace_family_table(family, table, &body)
+}
+
+fn strings<T: ToString>(items: &[T]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+/// The chains of an edge table of `family` (`ip` or `ip6`, also the address keyword):
+/// `pairs` are (private, public).
+fn edge_body(
+    family: &str,
+    edge_if: &str,
+    pairs: &[(String, String)],
+    inside: &[String],
+    outbound: &str,
+) -> String {
+    let list = |f: &dyn Fn(&(String, String)) -> String| {
+        pairs.iter().map(f).collect::<Vec<_>>().join(", ")
     };
-    let inside: Vec<String> = inside.iter().map(ToString::to_string).collect();
-    body.push_str(
+    let mut body = String::from(
         "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n",
     );
-    if !mappings.is_empty() {
+    if !pairs.is_empty() {
         let _ = writeln!(
             body,
-            "    iifname \"{edge_if}\" ip daddr {{ {} }} dnat to ip daddr map {{ {} }}",
-            set(&|m| m.public_ip),
-            pairs(&|m| (m.public_ip, m.private_ip))
+            "    iifname \"{edge_if}\" {family} daddr {{ {} }} dnat to {family} daddr map {{ {} }}",
+            list(&|(_, public)| public.clone()),
+            list(&|(private, public)| format!("{public} : {private}"))
         );
     }
     body.push_str("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
-    if !mappings.is_empty() {
+    if !pairs.is_empty() {
         let _ = writeln!(
             body,
-            "    oifname \"{edge_if}\" ip saddr {{ {} }} snat to ip saddr map {{ {} }}",
-            set(&|m| m.private_ip),
-            pairs(&|m| (m.private_ip, m.public_ip))
+            "    oifname \"{edge_if}\" {family} saddr {{ {} }} snat to {family} saddr map {{ {} }}",
+            list(&|(private, _)| private.clone()),
+            list(&|(private, public)| format!("{private} : {public}"))
         );
     }
     if !inside.is_empty() {
         let _ = writeln!(
             body,
-            "    oifname \"{edge_if}\" ip saddr {{ {} }} snat to {outbound}",
+            "    oifname \"{edge_if}\" {family} saddr {{ {} }} snat to {outbound}",
             inside.join(", ")
         );
     }
     body.push_str("  }\n");
-    replace_table(EDGE_TABLE, &body)
+    body
 }
 
 /// The load-balancer ruleset: for each rule, packets to frontend IP:port get the mark of a
@@ -409,7 +439,7 @@ mod tests {
             private_ip: ip("10.224.0.10"),
             public_ip: ip("203.0.113.0"),
         }];
-        let inside = [
+        let inside: [ipnet::Ipv4Net; 2] = [
             "10.224.0.0/16".parse().unwrap(),
             "10.244.0.0/16".parse().unwrap(),
         ];
@@ -422,6 +452,39 @@ mod tests {
         );
         let empty = edge_ruleset("edge", &[], &inside, ip("198.51.100.200"));
         assert!(!empty.contains("map"), "{empty}");
+    }
+
+    #[test]
+    fn ipv6_pairs_are_parsed_apart_and_mapped_one_to_one_at_the_ipv6_edge() {
+        let v = json!({"mappings": [
+            {"privateIp": "10.224.0.10", "publicIp": "203.0.113.0"},
+            {"privateIp": "fd00:10:224::5", "publicIp": "2001:db8:ff00::"}]});
+        assert_eq!(parse_ipmap::<Ipv4Addr>(&v).len(), 1);
+        let m6: Vec<IpMapping6> = parse_ipmap(&v);
+        assert_eq!(
+            m6,
+            vec![IpMapping6 {
+                private_ip: "fd00:10:224::5".parse().unwrap(),
+                public_ip: "2001:db8:ff00::".parse().unwrap(),
+            }]
+        );
+        let inside: [ipnet::Ipv6Net; 1] = ["fd00:10:224::/48".parse().unwrap()];
+        let r = edge_ruleset(
+            "edge",
+            &m6,
+            &inside,
+            "2001:db8:4::200".parse::<Ipv6Addr>().unwrap(),
+        );
+        assert!(
+            r.starts_with("table ip6 sim_edge6 {}\ndelete table ip6 sim_edge6\n"),
+            "{r}"
+        );
+        assert!(r.contains("iifname \"edge\" ip6 daddr { 2001:db8:ff00:: } dnat to ip6 daddr map { 2001:db8:ff00:: : fd00:10:224::5 }"), "{r}");
+        assert!(r.contains("oifname \"edge\" ip6 saddr { fd00:10:224::5 } snat to ip6 saddr map { fd00:10:224::5 : 2001:db8:ff00:: }"), "{r}");
+        assert!(
+            r.contains("ip6 saddr { fd00:10:224::/48 } snat to 2001:db8:4::200"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -438,8 +501,8 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                ("gw-vmss".into(), 1, ip("10.224.0.7")),
-                ("gw-vmss".into(), 1, ip("10.224.0.12"))
+                ("gw-vmss".into(), 1, IpAddr::V4(ip("10.224.0.7"))),
+                ("gw-vmss".into(), 1, IpAddr::V4(ip("10.224.0.12")))
             ]
         );
     }

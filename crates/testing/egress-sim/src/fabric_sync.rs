@@ -101,8 +101,9 @@ async fn probe_once(ip: Ipv4Addr, probe: &Probe, timeout: Duration) -> bool {
 #[derive(Debug, Default)]
 struct Applied {
     edge: String,
+    edge6: String,
     ilb: String,
-    routed: BTreeSet<(String, Ipv4Addr)>,
+    routed: BTreeSet<(String, std::net::IpAddr)>,
 }
 
 /// Runs the sync loop until `stop` is set: every `period`, and whenever health changes.
@@ -153,9 +154,10 @@ async fn sync_once(
     last_rules: &std::sync::Mutex<Vec<LbRule>>,
 ) -> Result<(), String> {
     let rules = fabric::parse_lbmap(&fetch(emulator, "/admin/lbmap").await?);
-    let mappings = fabric::parse_ipmap(&fetch(emulator, "/admin/ipmap").await?);
     let inventory = fetch(emulator, "/admin/inventory").await?;
-    let wanted: BTreeSet<(String, Ipv4Addr)> = fabric::parse_instance_ips(&inventory)
+    let ipmap = fetch(emulator, "/admin/ipmap").await?;
+    let mappings = fabric::parse_ipmap::<Ipv4Addr>(&ipmap);
+    let wanted: BTreeSet<(String, std::net::IpAddr)> = fabric::parse_instance_ips(&inventory)
         .into_iter()
         .filter_map(|(vmss, i, ip)| {
             let node = topo
@@ -178,6 +180,18 @@ async fn sync_once(
     if edge != applied.edge {
         netns::nft(&topo.vnet, &edge).map_err(|e| e.to_string())?;
         applied.edge = edge;
+    }
+    if topo.dual_stack {
+        let edge6 = fabric::edge_ruleset(
+            EDGE_IF,
+            &fabric::parse_ipmap::<std::net::Ipv6Addr>(&ipmap),
+            &Topology::inside6_cidrs(),
+            seed::OUTBOUND_IP6,
+        );
+        if edge6 != applied.edge6 {
+            netns::nft(&topo.vnet, &edge6).map_err(|e| e.to_string())?;
+            applied.edge6 = edge6;
+        }
     }
     let new_targets: Targets = rules
         .iter()

@@ -43,6 +43,8 @@ pub struct PodRecord {
     pub netns: Option<String>,
     /// Pod IP once ready.
     pub ip: Option<String>,
+    /// Pod IPv6 once ready (dual-stack clusters).
+    pub ip6: Option<String>,
     /// Milliseconds from first seen to ready.
     pub ready_ms: Option<u64>,
     /// Failed ADD attempts.
@@ -334,6 +336,7 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
         match outcome {
             Ok(result) => {
                 let ip = cni::pod_ipv4(&result);
+                let ip6 = cni::pod_ipv6(&result);
                 let ready_ms = first_seen.elapsed().as_millis() as u64;
                 if let Ok(mut s) = ctx.sandboxes.lock() {
                     s.insert(uid.clone(), (sandbox.clone(), rt.clone(), Some(result)));
@@ -346,12 +349,14 @@ async fn run_pod(ctx: Ctx, pod: Pod, node: String) {
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned());
                     r.ip = ip.clone();
+                    r.ip6 = ip6.clone();
                     r.ready_ms = Some(ready_ms);
                     r.attempts = attempt;
                 }
                 let status = pod_status::running(
                     &pod,
                     ip.as_deref().unwrap_or_default(),
+                    ip6.as_deref(),
                     ctx.config.host_ips.get(&node).map(String::as_str),
                     &sandbox.container_id,
                     &k8s::now(),

@@ -30,7 +30,15 @@ fn containers(pod: &Pod) -> Vec<(String, String)> {
 }
 
 /// The status of a running pod: every container ready and running since `started`.
-pub fn running(pod: &Pod, ip: &str, host_ip: Option<&str>, sandbox: &str, started: &str) -> Value {
+/// `ip6` is a dual-stack pod's IPv6 address, listed after the IPv4 one as the kubelet does.
+pub fn running(
+    pod: &Pod,
+    ip: &str,
+    ip6: Option<&str>,
+    host_ip: Option<&str>,
+    sandbox: &str,
+    started: &str,
+) -> Value {
     let statuses: Vec<Value> = containers(pod)
         .into_iter()
         .map(|(name, image)| {
@@ -41,7 +49,9 @@ pub fn running(pod: &Pod, ip: &str, host_ip: Option<&str>, sandbox: &str, starte
         .collect();
     let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": started});
     json!({"status": {
-        "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip,
+        "phase": "Running", "podIP": ip,
+        "podIPs": std::iter::once(ip).chain(ip6).map(|i| json!({"ip": i})).collect::<Vec<_>>(),
+        "hostIP": host_ip,
         "hostIPs": host_ip.map(|h| json!([{"ip": h}])),
         "startTime": pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map_or(json!(started), |t| json!(t)),
         "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"), cond("Ready"),
@@ -229,7 +239,7 @@ mod tests {
 
     #[test]
     fn running_pods_have_ready_container_statuses() {
-        let s = running(&pod(), "10.244.0.5", Some("10.224.0.4"), "sb1", "t");
+        let s = running(&pod(), "10.244.0.5", None, Some("10.224.0.4"), "sb1", "t");
         let cs = &s["status"]["containerStatuses"][0];
         assert_eq!(
             (

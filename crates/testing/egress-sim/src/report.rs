@@ -3,7 +3,7 @@
 //! and how long the pod took to become ready; as a table or JSON, plus the verdict `run` exits
 //! with.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, SocketAddr};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde::Serialize;
@@ -21,6 +21,9 @@ pub struct SgcRow {
     pub egress_ip_prefix: Option<String>,
     /// Condition `Ready` is True.
     pub ready: bool,
+    /// `status.egressIpv6Prefix` (SGCs with IPv6 egress).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_ipv6_prefix: Option<String>,
     /// Whether the internet echo server should see this SGC's prefix for its pods: public
     /// IPs, and the server's address tunnelled (`staticEgressGateway` and not in
     /// `excludeCidrs`, or `azureNetworking` and in them). Otherwise its pods leave as the
@@ -45,6 +48,12 @@ pub struct PodRow {
     pub egress_ip: Option<String>,
     /// Whether `egressIp` is in the SGC's prefix (null for pods without an SGC).
     pub in_prefix: Option<bool>,
+    /// Dual-stack pods: the source address the internet server's IPv6 address saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress_ipv6: Option<String>,
+    /// Whether `egressIpv6` is in the SGC's IPv6 prefix (absent unless the SGC has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_ipv6_prefix: Option<bool>,
     /// Milliseconds from the kubelet seeing the pod to ready.
     pub ready_ms: Option<u64>,
     /// Why the pod is not ready or could not connect.
@@ -58,6 +67,9 @@ pub struct PodRow {
 pub struct Report {
     /// Cluster outbound IP.
     pub outbound_ip: String,
+    /// Cluster outbound IPv6 (dual-stack clusters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_ipv6: Option<String>,
     /// SGCs.
     pub sgcs: Vec<SgcRow>,
     /// Pods.
@@ -90,6 +102,10 @@ pub async fn sgcs(client: &kube::Client) -> Result<Vec<SgcRow>, kube::Error> {
                 internet_sees_prefix: internet_sees_prefix(&spec),
                 namespace: o.metadata.namespace.clone().unwrap_or_default(),
                 name: o.metadata.name.clone().unwrap_or_default(),
+                egress_ipv6_prefix: status["egressIpv6Prefix"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
                 egress_ip_prefix: status["egressIpPrefix"]
                     .as_str()
                     .filter(|s| !s.is_empty())
@@ -123,18 +139,27 @@ pub fn internet_sees_prefix(spec: &Value) -> bool {
     spec["provisionPublicIps"].as_bool().unwrap_or(true) && tunnelled
 }
 
-/// Whether `ip` is inside an SGC's `egressIpPrefix` (a CIDR, or private IPs joined by `,`).
+/// Whether `ip` is inside an SGC's `egressIpPrefix` or `egressIpv6Prefix` (a CIDR, or private
+/// IPs joined by `,`).
 pub fn in_prefix(ip: &str, prefix: &str) -> bool {
-    let Ok(addr) = ip.parse::<Ipv4Addr>() else {
+    let Ok(addr) = ip.parse::<IpAddr>() else {
         return false;
     };
     prefix
         .split(',')
         .map(str::trim)
-        .any(|p| match p.parse::<ipnet::Ipv4Net>() {
+        .any(|p| match p.parse::<ipnet::IpNet>() {
             Ok(net) => net.contains(&addr),
-            Err(_) => p.parse::<Ipv4Addr>() == Ok(addr),
+            Err(_) => p.parse::<IpAddr>() == Ok(addr),
         })
+}
+
+/// The address of an echo line (`<ip>:<port>` or `[<ipv6>]:<port>`), or the line itself.
+pub fn echoed_ip(line: &str) -> String {
+    line.parse::<SocketAddr>().map_or_else(
+        |_| line.rsplit_once(':').map_or(line, |(ip, _)| ip).to_string(),
+        |a| a.ip().to_string(),
+    )
 }
 
 impl Report {
@@ -172,59 +197,95 @@ impl Report {
                 )),
                 _ => {}
             }
+            out.extend(self.ipv6_problem(p));
         }
         out
     }
 
+    /// A dual-stack pod's IPv6 egress: from its SGC's IPv6 prefix when the SGC has one (the
+    /// report's echo address is never excluded), else as the outbound IPv6.
+    fn ipv6_problem(&self, p: &PodRow) -> Option<String> {
+        let outbound = self.outbound_ipv6.as_deref()?;
+        let seen = p.egress_ipv6.as_deref()?;
+        let who = format!("pod {}/{}", p.namespace, p.name);
+        match p.in_ipv6_prefix {
+            Some(true) => None,
+            Some(false) => Some(format!(
+                "{who} leaves IPv6 as {seen}, not from the IPv6 prefix of SGC {}",
+                p.sgc.as_deref().unwrap_or_default()
+            )),
+            None => (seen != outbound)
+                .then(|| format!("{who} leaves IPv6 as {seen}, not the outbound IPv6 {outbound}")),
+        }
+    }
+
     /// The human-readable tables.
     pub fn table(&self) -> String {
-        let mut out = format!("Cluster outbound IP: {}\n\n", self.outbound_ip);
+        let mut out = format!("Cluster outbound IP: {}\n", self.outbound_ip);
+        if let Some(v6) = &self.outbound_ipv6 {
+            out.push_str(&format!("Cluster outbound IPv6: {v6}\n"));
+        }
+        out.push('\n');
+        let v6 = self.outbound_ipv6.is_some();
         let sgc_rows: Vec<Vec<String>> = self
             .sgcs
             .iter()
             .map(|s| {
-                vec![
+                let mut row = vec![
                     s.namespace.clone(),
                     s.name.clone(),
                     s.egress_ip_prefix.clone().unwrap_or_else(|| "-".into()),
-                    s.ready.to_string(),
-                ]
+                ];
+                if v6 {
+                    row.push(s.egress_ipv6_prefix.clone().unwrap_or_else(|| "-".into()));
+                }
+                row.push(s.ready.to_string());
+                row
             })
             .collect();
-        out.push_str(&render(
-            &["NAMESPACE", "SGC", "EGRESS PREFIX", "READY"],
-            &sgc_rows,
-        ));
+        let sgc_headers: &[&str] = if v6 {
+            &[
+                "NAMESPACE",
+                "SGC",
+                "EGRESS PREFIX",
+                "EGRESS IPV6 PREFIX",
+                "READY",
+            ]
+        } else {
+            &["NAMESPACE", "SGC", "EGRESS PREFIX", "READY"]
+        };
+        out.push_str(&render(sgc_headers, &sgc_rows));
         out.push('\n');
         let pod_rows: Vec<Vec<String>> = self
             .pods
             .iter()
             .map(|p| {
-                vec![
+                let mut row = vec![
                     p.namespace.clone(),
                     p.name.clone(),
                     p.node.clone(),
                     p.sgc.clone().unwrap_or_else(|| "-".into()),
                     p.egress_ip.clone().unwrap_or_else(|| "-".into()),
                     p.in_prefix.map_or_else(|| "-".into(), |b| b.to_string()),
-                    p.ready_ms.map_or_else(|| "-".into(), |m| m.to_string()),
-                    p.error.clone().unwrap_or_default(),
-                ]
+                ];
+                if v6 {
+                    row.push(p.egress_ipv6.clone().unwrap_or_else(|| "-".into()));
+                    row.push(
+                        p.in_ipv6_prefix
+                            .map_or_else(|| "-".into(), |b| b.to_string()),
+                    );
+                }
+                row.push(p.ready_ms.map_or_else(|| "-".into(), |m| m.to_string()));
+                row.push(p.error.clone().unwrap_or_default());
+                row
             })
             .collect();
-        out.push_str(&render(
-            &[
-                "NAMESPACE",
-                "POD",
-                "NODE",
-                "SGC",
-                "EGRESS IP",
-                "IN PREFIX",
-                "READY MS",
-                "ERROR",
-            ],
-            &pod_rows,
-        ));
+        let mut pod_headers = vec!["NAMESPACE", "POD", "NODE", "SGC", "EGRESS IP", "IN PREFIX"];
+        if v6 {
+            pod_headers.extend(["EGRESS IPV6", "IN IPV6 PREFIX"]);
+        }
+        pod_headers.extend(["READY MS", "ERROR"]);
+        out.push_str(&render(&pod_headers, &pod_rows));
         out
     }
 }
@@ -264,6 +325,8 @@ mod tests {
             sgc: sgc.map(str::to_string),
             egress_ip: ip.map(str::to_string),
             in_prefix,
+            egress_ipv6: None,
+            in_ipv6_prefix: None,
             ready_ms: Some(5),
             error: None,
         }
@@ -281,11 +344,13 @@ mod tests {
     fn verdict_and_json_shape() {
         let r = Report {
             outbound_ip: "198.51.100.200".into(),
+            outbound_ipv6: None,
             sgcs: vec![SgcRow {
                 namespace: "demo".into(),
                 name: "gw".into(),
                 egress_ip_prefix: Some("203.0.113.0/31".into()),
                 ready: true,
+                egress_ipv6_prefix: None,
                 internet_sees_prefix: true,
             }],
             pods: vec![
@@ -327,11 +392,13 @@ mod tests {
             "defaultRoute": "azureNetworking", "excludeCidrs": ["192.0.2.1/32"]})));
         let r = Report {
             outbound_ip: "198.51.100.200".into(),
+            outbound_ipv6: None,
             sgcs: vec![SgcRow {
                 namespace: "demo".into(),
                 name: "gw".into(),
                 egress_ip_prefix: Some("10.224.0.9,10.224.0.10".into()),
                 ready: true,
+                egress_ipv6_prefix: None,
                 internet_sees_prefix: false,
             }],
             pods: vec![pod(Some("gw"), Some("198.51.100.200"), Some(false))],
@@ -348,5 +415,35 @@ mod tests {
             ..r
         };
         assert_eq!(wrong.problems().len(), 1, "{:?}", wrong.problems());
+    }
+
+    #[test]
+    fn dual_stack_pods_are_checked_per_family() {
+        let row = |sgc: Option<&str>, v6: &str, in6: Option<bool>| PodRow {
+            egress_ipv6: Some(v6.into()),
+            in_ipv6_prefix: in6,
+            // IPv4 is fine (through a private-mode SGC) so only IPv6 is judged.
+            ..pod(sgc, Some("198.51.100.200"), sgc.map(|_| true))
+        };
+        let r = Report {
+            outbound_ip: "198.51.100.200".into(),
+            outbound_ipv6: Some("2001:db8:4::200".into()),
+            sgcs: vec![],
+            pods: vec![row(None, "2001:db8:4::200", None)],
+        };
+        assert!(r.problems().is_empty(), "{:?}", r.problems());
+        assert!(r.table().contains("EGRESS IPV6"));
+        assert_eq!(echoed_ip("[2001:db8::1]:4000"), "2001:db8::1");
+        assert_eq!(echoed_ip("192.0.2.1:80"), "192.0.2.1");
+        assert!(in_prefix("2001:db8:ff00::1", "2001:db8:ff00::/127"));
+        assert!(!in_prefix("2001:db8:ff00::2", "2001:db8:ff00::/127"));
+        let bad = Report {
+            pods: vec![
+                row(None, "fd00:10:244::5", None),
+                row(Some("gw"), "2001:db8:4::200", Some(false)),
+            ],
+            ..r
+        };
+        assert_eq!(bad.problems().len(), 2, "{:?}", bad.problems());
     }
 }

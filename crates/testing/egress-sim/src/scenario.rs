@@ -34,6 +34,10 @@ pub struct Scenario {
     /// Multi-document YAML applied once everything runs.
     #[serde(default)]
     pub manifests: String,
+    /// Dual-stack cluster: the subnet, nodes, pods and the internet also have IPv6 (private
+    /// `fd00::/8`, public `2001:db8::/32`), so an SGC with `ipFamilies: [IPv4, IPv6]` can be run.
+    #[serde(default)]
+    pub dual_stack: bool,
 }
 
 fn default_probe_interval() -> u32 {

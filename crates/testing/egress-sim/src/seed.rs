@@ -2,9 +2,9 @@
 //! from a scenario (VNet, worker and gateway scale sets with AKS tags, BYO prefixes) and the
 //! nodes it implies.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::{Value, json};
 
 use crate::scenario::{SUBSCRIPTION_ID, Scenario, parse_prefix_id};
@@ -55,6 +55,60 @@ pub const PROBE_SOURCE_IP: Ipv4Addr = Ipv4Addr::new(168, 63, 129, 16);
 /// IMDS address inside every node.
 pub const IMDS_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 
+/// Dual-stack: the VNet's IPv6 address space.
+pub const VNET6_CIDR: Ipv6Net = net6([0xfd00, 0x10, 0x224, 0, 0, 0, 0, 0], 48);
+/// Dual-stack: the node subnet's IPv6 range (node, secondary and ILB addresses).
+pub const SUBNET6_CIDR: Ipv6Net = net6([0xfd00, 0x10, 0x224, 0, 0, 0, 0, 0], 64);
+/// Dual-stack: the VNet router's IPv6 address in the subnet.
+pub const ROUTER_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x224, 0, 0, 0, 0, 1);
+/// Dual-stack: pod IPv6 ranges are /64s carved from here, one per worker.
+pub const POD6_SUPERNET: Ipv6Net = net6([0xfd00, 0x10, 0x244, 0, 0, 0, 0, 0], 56);
+/// Dual-stack: the internet echo server's IPv6 address (on the edge link).
+pub const INTERNET_SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+/// Dual-stack: a second internet echo address in its own /64, for IPv6 `excludeCidrs` tests.
+pub const INTERNET_SERVER2_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 1);
+/// Dual-stack: the VNet edge's IPv6 address on the link to the internet namespace.
+pub const EDGE_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
+/// Dual-stack: prefix length of the edge link.
+pub const EDGE6_PREFIX_LEN: u8 = 64;
+/// Dual-stack: the cluster's outbound public IPv6 (non-gateway IPv6 leaves as this).
+pub const OUTBOUND_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 0x200);
+/// Dual-stack: where the emulator carves managed IPv6 prefixes.
+pub const MANAGED_PREFIX6_POOL: Ipv6Net = net6([0x2001, 0xdb8, 0xff00, 0, 0, 0, 0, 0], 48);
+
+const fn net6(s: [u16; 8], len: u8) -> Ipv6Net {
+    let a = Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    match Ipv6Net::new(a, len) {
+        Ok(n) => n,
+        Err(_) => Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 0),
+    }
+}
+
+/// A node's IPv6 address in a dual-stack cluster, derived from its IPv4 primary so that it
+/// never meets the emulator's allocations (those start at the bottom of the subnet):
+/// `10.224.0.6` → `fd00:10:224::f:6`.
+pub fn node_ipv6(primary: Ipv4Addr) -> Ipv6Addr {
+    let [_, _, c, d] = primary.octets();
+    let s = SUBNET6_CIDR.network().segments();
+    Ipv6Addr::new(
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        0,
+        0,
+        0xf + u16::from(c),
+        u16::from(d),
+    )
+}
+
+/// Pod IPv6 range of worker `i` in a dual-stack cluster (`fd00:10:244:<i>::/64`).
+pub fn pod6_cidr(i: u32) -> Option<Ipv6Net> {
+    let s = POD6_SUPERNET.network().segments();
+    let fourth = u16::try_from(i).ok()?;
+    Ipv6Net::new(Ipv6Addr::new(s[0], s[1], s[2], fourth, 0, 0, 0, 0), 64).ok()
+}
+
 const fn net(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
     match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), len) {
         Ok(n) => n,
@@ -88,6 +142,8 @@ pub struct NodeSpec {
     pub instance: u32,
     /// Pod CIDR (workers only).
     pub pod_cidr: Option<Ipv4Net>,
+    /// Pod IPv6 range (workers of a dual-stack cluster only).
+    pub pod6_cidr: Option<Ipv6Net>,
 }
 
 /// Computer name of scale-set instance `i`: the scale-set name plus 6 base-36 digits (AKS).
@@ -114,6 +170,7 @@ pub fn nodes(scenario: &Scenario) -> Vec<NodeSpec> {
             resource_group: cloud_resource_group(scenario),
             instance: i,
             pod_cidr: pod_cidr(i),
+            pod6_cidr: pod6_cidr(i).filter(|_| scenario.dual_stack),
         });
     }
     for pool in &scenario.gateway_pools {
@@ -126,6 +183,7 @@ pub fn nodes(scenario: &Scenario) -> Vec<NodeSpec> {
                 resource_group: pool.resource_group.clone(),
                 instance: i,
                 pod_cidr: None,
+                pod6_cidr: None,
             });
         }
     }
@@ -198,7 +256,7 @@ pub fn emulator_seed(scenario: &Scenario) -> Result<Value, String> {
         prefixes.push(json!({"name": id.name, "resourceGroup": id.resource_group,
                              "ipPrefix": cidr.to_string()}));
     }
-    Ok(json!({
+    let mut seed = json!({
         "subscriptionId": SUBSCRIPTION_ID,
         "tenantId": TENANT_ID,
         "location": LOCATION,
@@ -214,7 +272,19 @@ pub fn emulator_seed(scenario: &Scenario) -> Result<Value, String> {
             "prefixes": [MANAGED_PREFIX_POOL.to_string()],
             "addresses": [STANDALONE_IP_POOL.to_string()],
         },
-    }))
+    });
+    if scenario.dual_stack {
+        // A dual-stack subnet and dual-stack nodes (each NIC has an IPv6 ipConfiguration, as
+        // AKS builds them), and a pool for managed IPv6 prefixes.
+        let vnet = &mut seed["virtualNetworks"][0];
+        vnet["addressSpace"] = json!([VNET_CIDR.to_string(), VNET6_CIDR.to_string()]);
+        vnet["subnets"][0]["ipv6AddressPrefix"] = json!(SUBNET6_CIDR.to_string());
+        for set in seed["scaleSets"].as_array_mut().into_iter().flatten() {
+            set["dualStack"] = json!(true);
+        }
+        seed["publicIpPools"]["ipv6Prefixes"] = json!([MANAGED_PREFIX6_POOL.to_string()]);
+    }
+    Ok(seed)
 }
 
 /// The operator's cloud config (`azure.json` keys) for an emulator at `arm_url`.
@@ -268,6 +338,45 @@ mod tests {
         let names: Vec<_> = nodes(&s).into_iter().map(|n| (n.name, n.role)).collect();
         assert_eq!(names.len(), 6);
         assert_eq!(names[3], ("gw-a000000".to_string(), Role::Gateway));
+    }
+
+    #[test]
+    fn dual_stack_seeds_ipv6_ranges_and_nodes_and_single_stack_none() {
+        let text = "workers: 2\ngatewayPools:\n- {name: gwa, vmssName: gw-a, resourceGroup: rg-x, instances: 1}\n";
+        let single = emulator_seed(&scenario(text)).unwrap();
+        assert!(!single.to_string().contains("fd00:"), "{single}");
+        assert!(nodes(&scenario(text)).iter().all(|n| n.pod6_cidr.is_none()));
+        let dual = scenario(&format!("{text}dualStack: true\n"));
+        let seed = emulator_seed(&dual).unwrap();
+        assert_eq!(
+            seed["virtualNetworks"][0]["subnets"][0]["ipv6AddressPrefix"],
+            "fd00:10:224::/64"
+        );
+        assert!(
+            seed["scaleSets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["dualStack"] == true)
+        );
+        assert_eq!(
+            seed["publicIpPools"]["ipv6Prefixes"][0],
+            "2001:db8:ff00::/48"
+        );
+        let pods6: Vec<_> = nodes(&dual).iter().map(|n| n.pod6_cidr).collect();
+        assert_eq!(
+            pods6,
+            [
+                Some("fd00:10:244::/64".parse().unwrap()),
+                Some("fd00:10:244:1::/64".parse().unwrap()),
+                None
+            ]
+        );
+        assert_eq!(
+            node_ipv6(Ipv4Addr::new(10, 224, 0, 6)).to_string(),
+            "fd00:10:224::f:6"
+        );
+        assert!(SUBNET6_CIDR.contains(&node_ipv6(Ipv4Addr::new(10, 224, 0, 255))));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! services do) and the raw echo on the peered-network host.
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -282,10 +282,11 @@ pub fn spawn_line_echo(tasks: &mut JoinSet<()>, listener: TcpListener) {
 /// the server saw (the raw echo's line).
 pub fn observed_source(
     ns: &str,
-    server: Ipv4Addr,
+    server: impl Into<std::net::IpAddr>,
     port: u16,
     timeout: std::time::Duration,
 ) -> Result<String, String> {
+    let server = server.into();
     netns::in_netns(ns, move || {
         use std::io::Read;
         let mut s =

@@ -4,9 +4,9 @@
 //! CIDRs and secondary IPs. Nothing is connected to the host's own interfaces.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::netns::{self, NetnsError};
 use crate::seed::{self, NodeSpec, Role};
@@ -35,6 +35,8 @@ pub struct Topology {
     pub inet: String,
     /// Nodes.
     pub nodes: Vec<NodeNet>,
+    /// Whether the subnet, nodes, pods and internet also have IPv6.
+    pub dual_stack: bool,
 }
 
 /// Router-side name of the edge link.
@@ -59,7 +61,19 @@ impl Topology {
             vnet: format!("{run_id}-vnet"),
             inet: format!("{run_id}-inet"),
             nodes,
+            dual_stack: false,
         }
+    }
+
+    /// The same names for a dual-stack cluster (or not).
+    pub fn with_dual_stack(mut self, dual_stack: bool) -> Self {
+        self.dual_stack = dual_stack;
+        self
+    }
+
+    /// A node's IPv6 address in a dual-stack cluster.
+    pub fn node_ipv6(&self, node: &NodeNet) -> Option<Ipv6Addr> {
+        self.dual_stack.then(|| seed::node_ipv6(node.primary_ip))
     }
 
     /// Every namespace name, router first.
@@ -119,7 +133,46 @@ impl Topology {
                 format!("route add default via {}", seed::EDGE_IP),
             ],
         )?;
+        if self.dual_stack {
+            self.build_core_ipv6()?;
+        }
         Ok(())
+    }
+
+    /// IPv6 of the router and the internet: the edge link, both echo addresses and the
+    /// internet's default route back to the edge (every public IPv6 lives behind it).
+    /// Addresses skip duplicate address detection: nothing else can hold them.
+    fn build_core_ipv6(&self) -> Result<(), NetnsError> {
+        let len = seed::EDGE6_PREFIX_LEN;
+        netns::batch(
+            Some(&self.vnet),
+            &[
+                format!("addr add {}/{len} dev {EDGE_IF} nodad", seed::EDGE_IP6),
+                // The second echo address's /64 lies behind the internet namespace.
+                format!(
+                    "route add {} via {} dev {EDGE_IF}",
+                    ipnet::Ipv6Net::new(seed::INTERNET_SERVER2_IP6, 64)
+                        .map(|n| n.trunc())
+                        .unwrap_or_default(),
+                    seed::INTERNET_SERVER_IP6
+                ),
+                format!(
+                    "netns exec {} sysctl -qw net.ipv6.conf.all.forwarding=1",
+                    self.vnet
+                ),
+            ],
+        )?;
+        netns::batch(
+            Some(&self.inet),
+            &[
+                format!(
+                    "addr add {}/{len} dev eth0 nodad",
+                    seed::INTERNET_SERVER_IP6
+                ),
+                format!("addr add {}/128 dev lo", seed::INTERNET_SERVER2_IP6),
+                format!("route add ::/0 via {} dev eth0", seed::EDGE_IP6),
+            ],
+        )
     }
 
     /// Creates a node namespace and joins it to the router.
@@ -153,6 +206,32 @@ impl Topology {
                 node.primary_ip, node.router_if
             ));
         }
+        if let Some(v6) = self.node_ipv6(node) {
+            netns::batch(
+                Some(&node.ns),
+                &[
+                    format!("addr add {v6}/128 dev eth0 nodad"),
+                    format!(
+                        "route add {} dev eth0",
+                        ipnet::Ipv6Net::from(seed::ROUTER_IP6)
+                    ),
+                    format!("route add ::/0 via {} dev eth0", seed::ROUTER_IP6),
+                    format!(
+                        "netns exec {} sysctl -qw net.ipv6.conf.all.forwarding=1",
+                        node.ns
+                    ),
+                ],
+            )?;
+            lines.push(format!(
+                "addr add {}/128 dev {} nodad",
+                seed::ROUTER_IP6,
+                node.router_if
+            ));
+            lines.push(format!("route add {v6}/128 dev {}", node.router_if));
+            if let Some(cidr) = node.spec.pod6_cidr {
+                lines.push(format!("route add {cidr} via {v6} dev {}", node.router_if));
+            }
+        }
         if node.spec.role == Role::Gateway {
             let table = node.mark;
             lines.push(format!(
@@ -171,13 +250,13 @@ impl Topology {
     /// `wanted` is (node name, address); `routed` is what an earlier call returned.
     pub fn route_secondaries(
         &self,
-        wanted: &BTreeSet<(String, Ipv4Addr)>,
-        routed: &BTreeSet<(String, Ipv4Addr)>,
-    ) -> Result<BTreeSet<(String, Ipv4Addr)>, NetnsError> {
+        wanted: &BTreeSet<(String, IpAddr)>,
+        routed: &BTreeSet<(String, IpAddr)>,
+    ) -> Result<BTreeSet<(String, IpAddr)>, NetnsError> {
         let mut lines = Vec::new();
         for (node, ip) in routed.difference(wanted) {
             if self.node(node).is_some() {
-                lines.push(format!("route del {ip}/32"));
+                lines.push(format!("route del {}", IpNet::from(*ip)));
             }
         }
         let mut now = BTreeSet::new();
@@ -185,13 +264,20 @@ impl Topology {
             let Some(node) = self.node(name) else {
                 continue;
             };
-            if *ip == node.primary_ip {
-                continue;
-            }
+            let via = match ip {
+                IpAddr::V4(v4) if *v4 == node.primary_ip => continue,
+                IpAddr::V4(_) => IpAddr::V4(node.primary_ip),
+                // An IPv6 address of a node that has none is not routable here.
+                IpAddr::V6(_) => match self.node_ipv6(node) {
+                    Some(v6) => IpAddr::V6(v6),
+                    None => continue,
+                },
+            };
             if !routed.contains(&(name.clone(), *ip)) {
                 lines.push(format!(
-                    "route replace {ip}/32 via {} dev {}",
-                    node.primary_ip, node.router_if
+                    "route replace {} via {via} dev {}",
+                    IpNet::from(*ip),
+                    node.router_if
                 ));
             }
             now.insert((name.clone(), *ip));
@@ -205,5 +291,10 @@ impl Topology {
     /// CIDRs whose traffic is SNATed to the outbound IP at the edge.
     pub fn inside_cidrs() -> Vec<Ipv4Net> {
         vec![seed::VNET_CIDR, seed::POD_SUPERNET]
+    }
+
+    /// IPv6 CIDRs whose traffic is SNATed to the outbound IPv6 at the edge (dual-stack).
+    pub fn inside6_cidrs() -> Vec<ipnet::Ipv6Net> {
+        vec![seed::VNET6_CIDR, seed::POD6_SUPERNET]
     }
 }

@@ -1,6 +1,6 @@
 //! Kubernetes writes of a pool pass: the LB and VM configurations' status and the pool's
-//! conditions on each SGC (`LoadBalancerReady`, `PrefixReady`, `GatewayVMsReady`) as
-//! `pool::status` computed them, all by server-side apply with the pool's field manager and
+//! conditions on each SGC (`LoadBalancerReady`, `PrefixReady`, `GatewayVMsReady`, `IPv6Ready`)
+//! with its `egressIpv6Prefix` as `pool::status` computed them, all by server-side apply with the pool's field manager and
 //! skipped when unchanged; Events when a condition changes; and, after Azure cleanup,
 //! releasing the VM and LB configurations.
 
@@ -19,7 +19,7 @@ use crate::context::Context;
 use crate::finalizers;
 use crate::pool::error::PoolError;
 use crate::pool::plan::members::Member;
-use crate::pool::status::{MemberStatus, PoolCondition};
+use crate::pool::status::{IPV6_READY, MemberStatus, PoolCondition};
 
 /// Field manager of every write of the pool reconciler.
 pub const FIELD_MANAGER_POOL: &str = "egress-operator/gateway-pool";
@@ -76,7 +76,7 @@ pub async fn write_member(
     if let Some(new) = status.lb {
         write_status::<GatewayLBConfiguration, _>(ctx, m, m.lb.status.as_ref(), new).await?;
     }
-    write_conditions(ctx, m, &status.conditions).await
+    write_conditions(ctx, m, &status.conditions, status.sgc_ipv6_prefix).await
 }
 
 /// Writes a configuration's status if it differs from `current`.
@@ -99,12 +99,15 @@ where
     Ok(())
 }
 
-/// Sets the pool's conditions on the member's SGC (skipped when nothing changes) and publishes
-/// an Event for each condition whose status or reason changed.
+/// Sets the pool's conditions on the member's SGC, and its `egressIpv6Prefix` unless
+/// `ipv6_prefix` is `None` (skipped when nothing changes), and publishes an Event for each
+/// condition whose status or reason changed. `IPv6Ready` is removed when not wanted (the
+/// gateway has no IPv6 any more).
 pub async fn write_conditions(
     ctx: &Context,
     m: &Member,
     wanted: &[PoolCondition],
+    ipv6_prefix: Option<Option<String>>,
 ) -> Result<(), PoolError> {
     let Some(sgc) = &m.sgc else { return Ok(()) };
     if sgc.meta().deletion_timestamp.is_some() {
@@ -117,7 +120,17 @@ pub async fn write_conditions(
         .unwrap_or_default();
     let mut merged = before.clone();
     let now = Time(Timestamp::now());
-    let mut changed = false;
+    let current_prefix = sgc
+        .status
+        .as_ref()
+        .and_then(|s| s.egress_ipv6_prefix.clone());
+    let ipv6_prefix = ipv6_prefix.unwrap_or_else(|| current_prefix.clone());
+    let mut changed = ipv6_prefix != current_prefix;
+    if !wanted.iter().any(|w| w.type_ == IPV6_READY) {
+        let n = merged.len();
+        merged.retain(|c| c.type_ != IPV6_READY);
+        changed |= merged.len() != n;
+    }
     for c in wanted {
         changed |= set_condition(
             &mut merged,
@@ -139,7 +152,10 @@ pub async fn write_conditions(
         .filter(|c| wanted.iter().any(|w| w.type_ == c.type_))
         .cloned()
         .collect();
-    let body = json!({"conditions": ours});
+    let mut body = json!({"conditions": ours});
+    if let Some(p) = ipv6_prefix {
+        body["egressIpv6Prefix"] = json!(p);
+    }
     if !apply_status::<StaticGatewayConfiguration>(ctx, m, "conditions", body).await? {
         return Ok(());
     }

@@ -37,6 +37,11 @@ pub struct Applied {
     pub blocked: BTreeMap<String, MemberError>,
     /// The egress each gateway with an ipConfig got: its prefix, or `None` (private mode).
     pub egress: BTreeMap<String, Option<PrefixInfo>>,
+    /// Dual-stack gateways whose IPv6 egress a step blocked (Azure refusing the managed IPv6
+    /// prefix), by LB configuration UID (the plan's own are in the plan).
+    pub blocked6: BTreeMap<String, MemberError>,
+    /// The IPv6 egress each dual-stack gateway got: its IPv6 prefix, or `None` (private mode).
+    pub egress6: BTreeMap<String, Option<PrefixInfo>>,
     /// The load balancer.
     pub lb: LbApplied,
     /// Whether the scale-set model was written.
@@ -45,9 +50,11 @@ pub struct Applied {
     pub nodes: Vec<InstanceIps>,
 }
 
-/// Applies `plan` to `pool`, in this order: managed prefixes; the load balancer; the scale-set
-/// model and instances, or the VM pool's NICs; managed prefixes no longer used (after the
-/// instances released their public IPs); the pool's frontend once no rule uses it.
+/// Applies `plan` to `pool`, in this order: managed prefixes, IPv4 then IPv6 (before the
+/// ipConfigs that reference them); the load balancer; the scale-set model and instances, or
+/// the VM pool's NICs (IPv6 ipConfigs beside the IPv4 ones, and removed with them); managed
+/// prefixes of both families no longer used (after the instances released their public IPs);
+/// the pool's frontend once no rule uses it.
 pub async fn apply(
     azure: Azure<'_>,
     pool: &GatewayPool,
@@ -64,6 +71,16 @@ pub async fn apply(
             }
         }
     }
+    for (lb_uid, step) in &plan.ipv6.egress {
+        match ensure_egress(azure, step).await? {
+            Ok(prefix) => {
+                out.egress6.insert(lb_uid.clone(), prefix);
+            }
+            Err(e) => {
+                out.blocked6.insert(lb_uid.clone(), e);
+            }
+        }
+    }
     let rules = plan.rules_to_have(&out.blocked);
     out.lb = load_balancer::apply_load_balancer(
         azure.api,
@@ -76,14 +93,17 @@ pub async fn apply(
     for uid in &out.lb.exhausted {
         out.blocked.insert(uid.clone(), MemberError::PortsExhausted);
     }
-    let ip_configs = plan.ip_configs_to_have(&out.egress, &out.blocked);
+    let ip_configs =
+        plan.ip_configs_to_have(&out.egress, &out.egress6, &out.blocked, &out.blocked6);
     (out.model_written, out.nodes) = apply_ip_configs(azure, pool, plan, &ip_configs).await?;
     for unused in &plan.unused_prefixes {
         if unused.unless_blocked && out.blocked.contains_key(&unused.lb_uid) {
             continue;
         }
-        if prefixes::delete_managed_prefix(azure.api, azure.settings, &unused.vm_uid).await? {
-            tracing::info!(gateway = %unused.gateway, "deleted managed public IP prefix");
+        let (api, settings) = (azure.api, azure.settings);
+        if prefixes::delete_managed_prefix(api, settings, &unused.vm_uid, unused.family).await? {
+            let family = unused.family.version();
+            tracing::info!(gateway = %unused.gateway, family, "deleted managed public IP prefix");
         }
     }
     if rules.is_empty() {

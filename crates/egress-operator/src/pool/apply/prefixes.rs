@@ -8,6 +8,7 @@ use egress_azure::{AzureApi, ErrorCategory, ResourceId};
 
 use crate::config::AzureSettings;
 use crate::pool::error::{MemberError, PoolError};
+use crate::pool::plan::family::Family;
 use crate::pool::plan::prefixes::{self, PrefixTarget};
 
 /// Reads a prefix; `None` when it does not exist.
@@ -43,14 +44,16 @@ pub async fn create_prefix(
     }
 }
 
-/// Deletes the managed prefix `egressgateway-<vm_uid>` and the standalone public IPs in it.
-/// Returns whether it existed. Never called with a BYO prefix.
+/// Deletes the managed prefix of `family` of the gateway with VM configuration `vm_uid`
+/// (`egressgateway-<vm_uid>`, IPv6 `egressgateway-<vm_uid>-ipv6`) and the standalone public IPs
+/// in it. Returns whether it existed. Never called with a BYO prefix.
 pub async fn delete_managed_prefix(
     azure: &dyn AzureApi,
     settings: &AzureSettings,
     vm_uid: &str,
+    family: Family,
 ) -> Result<bool, PoolError> {
-    let id = prefixes::managed_prefix_id(settings, vm_uid);
+    let id = prefixes::managed_prefix_id(settings, vm_uid, family);
     let Some(prefix) = read_prefix(azure, &id).await? else {
         return Ok(false);
     };

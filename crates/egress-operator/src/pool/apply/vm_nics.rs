@@ -18,6 +18,7 @@ use crate::pool::apply::node_ips::InstanceIps;
 use crate::pool::apply::prefixes::read_prefix;
 use crate::pool::error::PoolError;
 use crate::pool::gateway_pool::is_gateway_nic;
+use crate::pool::plan::family::Family;
 use crate::pool::plan::pass::GatewayIpConfig;
 use crate::pool::plan::public_ips;
 use crate::pool::plan::vm_nics::{self as nic_plan, NicIpConfigWant};
@@ -102,8 +103,8 @@ async fn apply_nic(
     let nic_name = id.name().to_string();
     let wants = public_ips::nic_wants(&settings.resource_group_id(), &nic_name, pass.want)?;
     let used_before = nic_plan::gateway_public_ips(&nic);
-    for (pip, prefix_id) in public_ips::to_create(&wants, &used_before) {
-        create_public_ip(azure, settings, &pip, &prefix_id).await?;
+    for (pip, prefix_id, family) in public_ips::to_create(&wants, &used_before) {
+        create_public_ip(azure, settings, &pip, &prefix_id, family).await?;
     }
     let wants: Vec<NicIpConfigWant> = wants.into_iter().map(|(w, _)| w).collect();
     let (mut nic, written) = write_nic(azure, &id, nic, &wants, pass).await?;
@@ -199,6 +200,7 @@ async fn create_public_ip(
     settings: &AzureSettings,
     id: &str,
     prefix_id: &str,
+    family: Family,
 ) -> Result<(), PoolError> {
     let pip = ResourceId::parse(id).map_err(|_| PoolError::NoUniqueId { id: id.to_string() })?;
     let body = PublicIpAddress {
@@ -206,7 +208,7 @@ async fn create_public_ip(
         sku: Some(Sku::standard_regional()),
         properties: PublicIpAddressProperties {
             public_ip_allocation_method: Some("Static".into()),
-            public_ip_address_version: Some("IPv4".into()),
+            public_ip_address_version: Some(family.version().into()),
             public_ip_prefix: Some(egress_azure::models::SubResource::new(prefix_id)),
             ..Default::default()
         },

@@ -9,6 +9,8 @@
 use egress_api::constants::AZURE_RESOURCE_PREFIX;
 use egress_azure::models::SubResource;
 
+use crate::pool::plan::family::Family;
+
 /// Why the NIC configurations cannot carry gateway ipConfigs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NicPlanError {
@@ -113,21 +115,23 @@ pub(crate) fn plan_ip_configs<C: IpConfigShape>(
     Ok(())
 }
 
-/// The settings every gateway ipConfig has in both shapes: secondary, IPv4, in `subnet`.
-pub(crate) fn ensure_secondary_ipv4(
+/// The settings every gateway ipConfig has in both shapes: secondary, of its `family`, in
+/// `subnet` (the primary ipConfig's: a dual-stack subnet has both ranges).
+pub(crate) fn ensure_secondary(
     primary: &mut Option<bool>,
     version: &mut Option<String>,
     subnet_ref: &mut Option<SubResource>,
     subnet: &str,
+    family: Family,
 ) {
     if *primary != Some(false) {
         *primary = Some(false);
     }
     if !version
         .as_deref()
-        .is_some_and(|v| v.eq_ignore_ascii_case("IPv4"))
+        .is_some_and(|v| v.eq_ignore_ascii_case(family.version()))
     {
-        *version = Some("IPv4".into());
+        *version = Some(family.version().into());
     }
     if !subnet_ref.as_ref().is_some_and(|s| s.refers_to(subnet)) {
         *subnet_ref = Some(SubResource::new(subnet));

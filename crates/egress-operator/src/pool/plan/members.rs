@@ -8,7 +8,9 @@ use std::sync::Arc;
 use egress_api::{GatewayLBConfiguration, GatewayVMConfiguration, StaticGatewayConfiguration};
 use kube::{Resource, ResourceExt};
 
-use crate::target::{PoolKey, TargetError, ValidTarget, pool_key, validate};
+use crate::target::{
+    Ipv6Egress, PoolKey, TargetError, ValidTarget, pool_key, validate, validate_ipv6,
+};
 
 /// One gateway of the pool.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct Member {
     pub removing_vm: bool,
     /// The validated target.
     pub target: Result<ValidTarget, TargetError>,
+    /// Its IPv6 half (`Off` without `IPv6` in `ipFamilies`); an error blocks IPv6 only.
+    pub ipv6: Result<Ipv6Egress, TargetError>,
 }
 
 impl Member {
@@ -124,6 +128,7 @@ pub fn gather(
             removing_lb,
             removing_vm,
             target: validate(&lb.spec.target, subscription),
+            ipv6: validate_ipv6(&lb.spec.target, subscription),
             sgc: sgc.clone(),
             vm: vm.clone(),
             lb: lb.clone(),

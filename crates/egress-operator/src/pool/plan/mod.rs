@@ -3,11 +3,14 @@
 //! gateways, egress, rules, ipConfigs, prefixes), each gateway's prefix (`prefixes`), the load
 //! balancer (`load_balancer`), and the gateway ipConfigs of a scale set's NIC configurations
 //! (`scale_set`) or of a VM pool's NICs (`vm_nics`, with their public IPs in `public_ips`),
-//! both on the one ipConfig plan they share (`ip_config`).
+//! both on the one ipConfig plan they share (`ip_config`); the IPv6 half of dual-stack gateways
+//! (`ipv6`), each ipConfig and prefix of one `family`.
 
+pub mod family;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod ip_config;
+pub mod ipv6;
 pub mod load_balancer;
 pub mod members;
 pub mod pass;

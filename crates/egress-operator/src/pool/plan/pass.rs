@@ -18,6 +18,8 @@ use egress_azure::models::PublicIpPrefix;
 use crate::config::AzureSettings;
 use crate::pool::error::{MemberError, PoolError};
 use crate::pool::gateway_pool::{GatewayPool, PoolKind};
+use crate::pool::plan::family::Family;
+use crate::pool::plan::ipv6::{self, Ipv6Plan};
 use crate::pool::plan::load_balancer::RuleWant;
 use crate::pool::plan::members::Member;
 use crate::pool::plan::prefixes::{self, PrefixInfo, PrefixNeed, PrefixTarget};
@@ -33,8 +35,13 @@ pub struct Observed {
     /// The prefix each gateway needs as Azure has it (`None`: not found), by LB configuration
     /// UID, for the prefixes [`prefixes_to_read`] lists.
     pub prefixes: BTreeMap<String, Option<PublicIpPrefix>>,
+    /// The IPv6 prefix each dual-stack gateway needs as Azure has it, by LB configuration
+    /// UID, for the prefixes [`ipv6::prefixes_to_read`] lists.
+    pub prefixes6: BTreeMap<String, Option<PublicIpPrefix>>,
     /// The pool's nodes (instances or gateway NICs), when a public gateway needs the count.
     pub node_count: Option<usize>,
+    /// The pool's subnet, read when a gateway wants IPv6 and found without an IPv6 range.
+    pub subnet_without_ipv6: Option<String>,
 }
 
 /// Where a gateway's egress comes from in this pass.
@@ -53,17 +60,21 @@ pub enum EgressStep {
 pub struct IpConfigStep {
     /// The gateway (LB configuration UID).
     pub lb_uid: String,
-    /// `egressgateway-<VM config UID>`.
+    /// `egressgateway-<VM config UID>` (IPv6: with `-ipv6`).
     pub name: String,
+    /// IPv4, or the IPv6 ipConfig of a dual-stack gateway.
+    pub family: Family,
 }
 
 /// A gateway ipConfig to have, with the prefix its public IPs come from (none: private mode).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayIpConfig {
-    /// `egressgateway-<VM config UID>`.
+    /// `egressgateway-<VM config UID>` (IPv6: with `-ipv6`).
     pub name: String,
-    /// The gateway's prefix (public mode).
+    /// The gateway's prefix of this family (public mode).
     pub prefix: Option<PrefixInfo>,
+    /// IPv4 or IPv6.
+    pub family: Family,
 }
 
 /// A managed prefix no gateway uses any more.
@@ -73,8 +84,10 @@ pub struct UnusedPrefix {
     pub gateway: String,
     /// Its LB configuration UID.
     pub lb_uid: String,
-    /// Its VM configuration UID (the prefix is `egressgateway-<vm_uid>`).
+    /// Its VM configuration UID (the prefix is `egressgateway-<vm_uid>`, IPv6 `...-ipv6`).
     pub vm_uid: String,
+    /// The prefix's family.
+    pub family: Family,
     /// Kept when apply blocks the gateway (it switched to BYO or private mode, but its new
     /// egress is not in place).
     pub unless_blocked: bool,
@@ -97,8 +110,10 @@ pub struct PoolPlan {
     pub remove_ip_configs: Vec<String>,
     /// VM pools: BYO prefixes of removed gateways, searched for our per-NIC public IPs.
     pub removed_byo_prefixes: Vec<ResourceId>,
-    /// Managed prefixes to delete once the NICs released them.
+    /// Managed prefixes (both families) to delete once the NICs released them.
     pub unused_prefixes: Vec<UnusedPrefix>,
+    /// The IPv6 egress of dual-stack gateways.
+    pub ipv6: Ipv6Plan,
 }
 
 /// What a gateway's egress needs: nothing to decide (`None`: being removed, or no VM
@@ -148,24 +163,39 @@ pub fn plan(settings: &AzureSettings, observed: &Observed) -> Result<PoolPlan, P
             sgc_uid: m.sgc_uid.clone(),
         })
         .collect();
+    let ipv6 = ipv6::plan(settings, observed, &blocked, &egress)?;
+    // Each gateway's IPv6 ipConfig right after its IPv4 one.
     let ip_configs = members
         .iter()
         .filter(|m| !m.removing_vm && egress.contains_key(&m.lb_uid) && !is_blocked(m))
-        .filter_map(|m| {
-            Some(IpConfigStep {
-                lb_uid: m.lb_uid.clone(),
-                name: azure_resource_name(m.vm_uid.as_deref()?),
-            })
+        .filter_map(|m| Some((m, m.vm_uid.as_deref()?)))
+        .flat_map(|(m, vm_uid)| {
+            let v6 = ipv6.egress.contains_key(&m.lb_uid).then_some(Family::V6);
+            std::iter::once(Family::V4)
+                .chain(v6)
+                .map(move |family| IpConfigStep {
+                    lb_uid: m.lb_uid.clone(),
+                    name: family.resource_name(vm_uid),
+                    family,
+                })
         })
         .collect();
     let removed_byo_prefixes = match observed.pool.kind {
         // Only VM pools name public IPs after their prefix: a scale set's go with its ipConfigs.
-        PoolKind::Vms { .. } => removing_vm().filter_map(byo_prefix).collect(),
+        PoolKind::Vms { .. } => removing_vm()
+            .filter_map(byo_prefix)
+            .chain(ipv6.removed_byo_prefixes.iter().cloned())
+            .collect(),
         PoolKind::ScaleSet { .. } => Vec::new(),
     };
     let unused_prefixes = members
         .iter()
         .filter_map(|m| unused_prefix(m, is_blocked(m)))
+        .chain(ipv6.unused_prefixes.iter().cloned())
+        .collect();
+    let remove_ip_configs = removing_vm()
+        .filter_map(|m| m.vm_uid.as_deref().map(azure_resource_name))
+        .chain(ipv6.remove_ip_configs.iter().cloned())
         .collect();
     Ok(PoolPlan {
         rules,
@@ -175,13 +205,12 @@ pub fn plan(settings: &AzureSettings, observed: &Observed) -> Result<PoolPlan, P
             .map(|m| m.lb_uid.clone())
             .collect(),
         ip_configs,
-        remove_ip_configs: removing_vm()
-            .filter_map(|m| m.vm_uid.as_deref().map(azure_resource_name))
-            .collect(),
+        remove_ip_configs,
         removed_byo_prefixes,
         unused_prefixes,
         blocked,
         egress,
+        ipv6,
     })
 }
 
@@ -200,7 +229,8 @@ fn plan_egress(settings: &AzureSettings, observed: &Observed) -> Result<EgressPl
             Some(Ok(PrefixNeed::None)) => Ok(EgressStep::Private),
             Some(Ok(PrefixNeed::Prefix(t))) => {
                 let found = observed.prefixes.get(&m.lb_uid).and_then(Option::as_ref);
-                match too_small(&t, &observed.pool, observed.node_count) {
+                let length = t.length.unwrap_or(t.family.bits());
+                match too_small(&t, length, &observed.pool, observed.node_count) {
                     Some(e) => Err(e),
                     None => prefix_step(t, found)?,
                 }
@@ -218,25 +248,27 @@ fn plan_egress(settings: &AzureSettings, observed: &Observed) -> Result<EgressPl
     Ok((blocked, egress))
 }
 
-/// A prefix of `target`'s length cannot give every node of the pool an address: blocked with
-/// the numbers (Azure would refuse the instance or NIC writes one by one, and the gateway would
+/// A prefix of `length` cannot give every node of the pool an address: blocked with the
+/// numbers (Azure would refuse the instance or NIC writes one by one, and the gateway would
 /// look like it is still provisioning).
-fn too_small(
+pub(crate) fn too_small(
     target: &PrefixTarget,
+    length: u8,
     pool: &GatewayPool,
     nodes: Option<usize>,
 ) -> Option<MemberError> {
     let nodes = nodes?;
-    let capacity = 1usize << (32 - u32::from(target.length.min(32)));
-    (nodes > capacity).then(|| {
-        let needed = (0..=32u8)
+    let family = target.family;
+    let capacity = family.capacity(length);
+    (nodes as u128 > capacity).then(|| {
+        let needed = (0..=family.bits())
             .rev()
-            .find(|l| (1usize << (32 - u32::from(*l))) >= nodes)
+            .find(|l| family.capacity(*l) >= nodes as u128)
             .unwrap_or(0);
         MemberError::PrefixTooSmall {
             id: target.id.to_string(),
-            length: target.length,
-            capacity,
+            length,
+            capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
             pool: pool.describe(),
             nodes,
             unit: pool.unit(),
@@ -246,7 +278,7 @@ fn too_small(
 }
 
 /// A prefix the gateway needs, as Azure has it: create it (managed), use it, or block.
-fn prefix_step(
+pub(crate) fn prefix_step(
     target: PrefixTarget,
     found: Option<&PublicIpPrefix>,
 ) -> Result<Result<EgressStep, MemberError>, PoolError> {
@@ -301,6 +333,7 @@ fn unused_prefix(m: &Member, blocked: bool) -> Option<UnusedPrefix> {
         gateway: m.key(),
         lb_uid: m.lb_uid.clone(),
         vm_uid,
+        family: Family::V4,
         unless_blocked: !m.removing_vm,
     })
 }
@@ -315,20 +348,29 @@ impl PoolPlan {
             .collect()
     }
 
-    /// The gateway ipConfigs to write, with the prefixes apply ensured (`egress`), leaving out
-    /// gateways apply has `blocked`.
+    /// The gateway ipConfigs to write, with the prefixes apply ensured (`egress`, and
+    /// `egress6` for IPv6), leaving out gateways apply has `blocked` (and IPv6 ipConfigs of
+    /// gateways whose IPv6 egress it has `blocked6`).
     pub fn ip_configs_to_have(
         &self,
         egress: &BTreeMap<String, Option<PrefixInfo>>,
+        egress6: &BTreeMap<String, Option<PrefixInfo>>,
         blocked: &BTreeMap<String, MemberError>,
+        blocked6: &BTreeMap<String, MemberError>,
     ) -> Vec<GatewayIpConfig> {
         self.ip_configs
             .iter()
             .filter(|c| !blocked.contains_key(&c.lb_uid))
+            .filter(|c| c.family == Family::V4 || !blocked6.contains_key(&c.lb_uid))
             .filter_map(|c| {
+                let egress = match c.family {
+                    Family::V4 => egress,
+                    Family::V6 => egress6,
+                };
                 Some(GatewayIpConfig {
                     name: c.name.clone(),
                     prefix: egress.get(&c.lb_uid)?.clone(),
+                    family: c.family,
                 })
             })
             .collect()

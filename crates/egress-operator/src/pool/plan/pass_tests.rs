@@ -26,7 +26,9 @@ fn observed(
             .iter()
             .map(|(uid, p)| (uid.to_string(), p.clone()))
             .collect(),
+        prefixes6: BTreeMap::new(),
         node_count: None,
+        subnet_without_ipv6: None,
     }
 }
 
@@ -41,6 +43,7 @@ fn ip_config(name: &str) -> IpConfigStep {
     IpConfigStep {
         lb_uid: format!("l-{name}"),
         name: format!("egressgateway-v-{name}"),
+        family: Family::V4,
     }
 }
 
@@ -150,7 +153,13 @@ fn each_gateway_gets_its_egress_or_is_blocked_on_its_own() {
             ip_config("c-private")
         ]
     );
-    assert!(p.remove_rules.is_empty() && p.remove_ip_configs.is_empty());
+    assert!(p.remove_rules.is_empty());
+    // Only the IPv6 ipConfigs of gateways without IPv6 (absent, so no write follows).
+    assert!(
+        p.remove_ip_configs.iter().all(|n| n.ends_with("-ipv6")),
+        "{:?}",
+        p.remove_ip_configs
+    );
     // Gateways in BYO or private mode give up the managed prefix they may have had; blocked
     // ones keep it (their new egress is not in place).
     let unused: Vec<(&str, &str, bool)> = p
@@ -171,7 +180,8 @@ fn managed_prefix_target(vm_uid: &str, length: u8) -> PrefixTarget {
     PrefixTarget {
         id: ResourceGroupId::new(SUB, "rg").public_ip_prefix(&format!("egressgateway-{vm_uid}")),
         managed: true,
-        length,
+        length: Some(length),
+        family: Family::V4,
     }
 }
 
@@ -268,7 +278,13 @@ fn removed_gateways_lose_rules_ipconfigs_and_prefixes() {
     assert_eq!(p.remove_rules, ["l-a-gone"]);
     assert_eq!(
         p.remove_ip_configs,
-        ["egressgateway-v-a-gone", "egressgateway-v-b-vm-gone"]
+        [
+            "egressgateway-v-a-gone",
+            "egressgateway-v-b-vm-gone",
+            "egressgateway-v-a-gone-ipv6",
+            "egressgateway-v-b-vm-gone-ipv6",
+            "egressgateway-v-c-kept-ipv6"
+        ]
     );
     // The LB configuration still exists while only the VM side goes: its rule stays.
     assert_eq!(p.rules, [rule("b-vm-gone"), rule("c-kept")]);
@@ -319,10 +335,11 @@ fn what_apply_blocks_is_left_out_of_later_steps() {
     assert_eq!(p.rules_to_have(&rejected), [rule("b")]);
     let egress = BTreeMap::from([("l-b".to_string(), None)]);
     assert_eq!(
-        p.ip_configs_to_have(&egress, &rejected),
+        p.ip_configs_to_have(&egress, &BTreeMap::new(), &rejected, &BTreeMap::new()),
         [GatewayIpConfig {
             name: "egressgateway-v-b".into(),
-            prefix: None
+            prefix: None,
+            family: Family::V4,
         }]
     );
     assert_eq!(p.rules_to_have(&BTreeMap::new()).len(), 2);

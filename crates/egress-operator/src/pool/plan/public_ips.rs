@@ -10,6 +10,7 @@ use std::hash::Hasher;
 use egress_azure::{ResourceGroupId, ResourceId};
 
 use crate::pool::error::PoolError;
+use crate::pool::plan::family::Family;
 use crate::pool::plan::pass::GatewayIpConfig;
 use crate::pool::plan::prefixes::PrefixInfo;
 use crate::pool::plan::vm_nics::NicIpConfigWant;
@@ -49,24 +50,26 @@ pub fn nic_wants(
             let want = NicIpConfigWant {
                 name: g.name.clone(),
                 public_ip_id,
+                family: g.family,
             };
             Ok((want, g.prefix.clone()))
         })
         .collect()
 }
 
-/// The public IPs to create before the NIC write, `(public IP ID, prefix ID)`: those neither
-/// their prefix lists (it lists the public IPs allocated from it) nor the NIC uses already.
+/// The public IPs to create before the NIC write, `(public IP ID, prefix ID, family)`: those
+/// neither their prefix lists (it lists the public IPs allocated from it) nor the NIC uses
+/// already.
 pub fn to_create(
     wants: &[(NicIpConfigWant, Option<PrefixInfo>)],
     nic_uses: &[String],
-) -> Vec<(String, String)> {
+) -> Vec<(String, String, Family)> {
     let known = |ids: &[String], pip: &str| ids.iter().any(|i| i.eq_ignore_ascii_case(pip));
     wants
         .iter()
-        .filter_map(|(w, prefix)| Some((w.public_ip_id.as_ref()?, prefix.as_ref()?)))
-        .filter(|(pip, prefix)| !known(&prefix.public_ips, pip) && !known(nic_uses, pip))
-        .map(|(pip, prefix)| (pip.clone(), prefix.id.clone()))
+        .filter_map(|(w, prefix)| Some((w.public_ip_id.as_ref()?, prefix.as_ref()?, w.family)))
+        .filter(|(pip, prefix, _)| !known(&prefix.public_ips, pip) && !known(nic_uses, pip))
+        .map(|(pip, prefix, family)| (pip.clone(), prefix.id.clone(), family))
         .collect()
 }
 
@@ -166,18 +169,22 @@ mod tests {
             GatewayIpConfig {
                 name: "egressgateway-a".into(),
                 prefix: Some(prefix("pa", vec![])),
+                family: Family::V4,
             },
             GatewayIpConfig {
                 name: "egressgateway-b".into(),
                 prefix: Some(prefix("pb", vec![pip("pb").to_uppercase()])),
+                family: Family::V4,
             },
             GatewayIpConfig {
                 name: "egressgateway-c".into(),
                 prefix: Some(prefix("pc", vec![])),
+                family: Family::V4,
             },
             GatewayIpConfig {
                 name: "egressgateway-d".into(),
                 prefix: None,
+                family: Family::V4,
             },
         ];
         let wants = nic_wants(&group(), "gwvm-0-nic", &gateways).unwrap();
@@ -185,7 +192,7 @@ mod tests {
         assert_eq!(wants[3].0.public_ip_id, None);
         // b is listed by its prefix, c already used by the NIC, d is private.
         let created = to_create(&wants, &[pip("pc")]);
-        assert_eq!(created, [(pip("pa"), prefix("pa", vec![]).id)]);
+        assert_eq!(created, [(pip("pa"), prefix("pa", vec![]).id, Family::V4)]);
     }
 
     #[test]

@@ -11,8 +11,9 @@ use egress_azure::models::{
     VmssPublicIpAddressConfigurationProperties,
 };
 
+use crate::pool::plan::family::Family;
 use crate::pool::plan::ip_config::{
-    NicPlanError, ensure_secondary_ipv4, ip_config_shape, named, plan_ip_configs,
+    NicPlanError, ensure_secondary, ip_config_shape, named, plan_ip_configs,
 };
 use crate::pool::plan::pass::GatewayIpConfig;
 
@@ -23,6 +24,8 @@ pub struct IpConfigWant {
     pub name: String,
     /// Public IP prefix of the per-instance public IP (public mode), else none (private mode).
     pub prefix_id: Option<String>,
+    /// IPv4, or the IPv6 ipConfig of a dual-stack gateway.
+    pub family: Family,
 }
 
 impl From<&GatewayIpConfig> for IpConfigWant {
@@ -31,6 +34,7 @@ impl From<&GatewayIpConfig> for IpConfigWant {
         Self {
             name: g.name.clone(),
             prefix_id: g.prefix.as_ref().map(|p| p.id.clone()),
+            family: g.family,
         }
     }
 }
@@ -75,11 +79,12 @@ ip_config_shape!(
 /// A scale-set gateway ipConfig: the shared settings, and a per-instance public IP from the
 /// gateway's prefix (public mode) or none (private mode).
 fn ensure_ip_config(p: &mut VmssIpConfigurationProperties, w: &IpConfigWant, subnet: &str) {
-    ensure_secondary_ipv4(
+    ensure_secondary(
         &mut p.primary,
         &mut p.private_ip_address_version,
         &mut p.subnet,
         subnet,
+        w.family,
     );
     match &w.prefix_id {
         None => p.public_ip_address_configuration = None,
@@ -101,6 +106,11 @@ fn ensure_ip_config(p: &mut VmssIpConfigurationProperties, w: &IpConfigWant, sub
                 .is_some_and(|s| s.refers_to(prefix))
             {
                 pip.properties.public_ip_prefix = Some(SubResource::new(prefix));
+            }
+            // ARM's default is IPv4: only IPv6 needs saying (IPv4 bodies stay as the original's).
+            let version = &mut pip.properties.public_ip_address_version;
+            if w.family == Family::V6 && !Family::V6.is(version.as_deref()) {
+                *version = Some(Family::V6.version().into());
             }
         }
     }
@@ -130,6 +140,7 @@ mod tests {
         IpConfigWant {
             name: format!("egressgateway-{uid}"),
             prefix_id: prefix.map(str::to_string),
+            family: Family::V4,
         }
     }
 

@@ -9,8 +9,9 @@ use egress_azure::models::{
     SubResource,
 };
 
+use crate::pool::plan::family::Family;
 use crate::pool::plan::ip_config::{
-    NicPlanError, ensure_secondary_ipv4, ip_config_shape, is_ours, plan_ip_configs,
+    NicPlanError, ensure_secondary, ip_config_shape, is_ours, plan_ip_configs,
 };
 
 /// One gateway ipConfig to have on a NIC.
@@ -20,6 +21,8 @@ pub struct NicIpConfigWant {
     pub name: String,
     /// The NIC's public IP for this gateway (public mode), else none (private mode).
     pub public_ip_id: Option<String>,
+    /// IPv4, or the IPv6 ipConfig of a dual-stack gateway.
+    pub family: Family,
 }
 
 /// IDs of the public IPs the NIC's gateway ipConfigs use.
@@ -71,11 +74,12 @@ fn ensure_ip_config(
     w: &NicIpConfigWant,
     subnet: &str,
 ) {
-    ensure_secondary_ipv4(
+    ensure_secondary(
         &mut p.primary,
         &mut p.private_ip_address_version,
         &mut p.subnet,
         subnet,
+        w.family,
     );
     match &w.public_ip_id {
         None => p.public_ip_address = None,
@@ -115,6 +119,7 @@ mod tests {
         NicIpConfigWant {
             name: format!("egressgateway-{uid}"),
             public_ip_id: pip.map(str::to_string),
+            family: Family::V4,
         }
     }
 

@@ -223,27 +223,6 @@ pub(crate) fn invalid_reference(referenced: &str, by: &str) -> ArmError {
     )
 }
 
-/// Looks up a subnet by ID; `Err(InvalidResourceReference)` when it does not exist.
-pub(crate) fn subnet_net(
-    store: &Store,
-    subnet_id: &str,
-    by: &str,
-) -> Result<(String, ipnet::Ipv4Net), ArmError> {
-    let subnet = store
-        .get(subnet_id)
-        .filter(|_| {
-            ParsedId::parse(subnet_id)
-                .is_some_and(|p| p.is_kind(crate::ids::NETWORK, &["virtualNetworks", "subnets"]))
-        })
-        .ok_or_else(|| invalid_reference(subnet_id, by))?;
-    let net = subnet
-        .pointer("/properties/addressPrefix")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid_reference(subnet_id, by))?;
-    Ok((crate::store::id_of(subnet).to_owned(), net))
-}
-
 /// True when `id` names an existing resource (or sub-resource inside one).
 pub(crate) fn exists(store: &Store, id: &str) -> bool {
     if store.get(id).is_some() {

@@ -3,7 +3,11 @@
 //! (private IPs kept while an ipConfiguration keeps its subnet, prefix IPs kept while it keeps
 //! its prefix; everything else allocated, and removed resources free their addresses).
 
-use super::common::{exists, invalid_reference, ref_at, subnet_net};
+use super::common::{exists, invalid_reference, ref_at};
+use super::ip_version::{
+    IpVersion, check_primary, check_public_matches_config, check_public_matches_prefix,
+    subnet_range,
+};
 use super::public_ip_addresses::{PIP_TYPE, check_sku_and_timeout, prefix_range};
 use crate::error::ArmError;
 use crate::ids::key;
@@ -11,7 +15,7 @@ use crate::state::State;
 use crate::store::{id_of, new_etag};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// ARM type of NICs.
 pub(crate) const NIC_TYPE: &str = "Microsoft.Network/networkInterfaces";
@@ -101,14 +105,19 @@ pub(crate) fn validate(state: &State, configs: &Value, owner: &str) -> Result<()
                     format!("IP configuration '{ipc_name}' of '{name}' has no subnet."),
                 )
             })?;
-            subnet_net(&state.store, &subnet, &by)?;
-            if let Some(prefix) = ref_at(
-                ipc,
-                "/properties/publicIPAddressConfiguration/properties/publicIPPrefix/id",
-            ) {
-                prefix_range(state, &prefix, &by)?;
-            }
+            let version = IpVersion::at(ipc, "/properties/privateIPAddressVersion")?;
+            let primary = ipcs.len() == 1
+                || ipc.pointer("/properties/primary").and_then(Value::as_bool) == Some(true);
+            check_primary(version, primary, &by)?;
+            subnet_range(&state.store, &subnet, &by, version)?;
             if let Some(pcfg) = ipc.pointer("/properties/publicIPAddressConfiguration") {
+                let pip_version = IpVersion::at(pcfg, "/properties/publicIPAddressVersion")?;
+                let pip_by = format!("{by}/publicIPAddressConfiguration");
+                check_public_matches_config(pip_version, &pip_by, version, &by)?;
+                if let Some(prefix) = ref_at(pcfg, "/properties/publicIPPrefix/id") {
+                    let (pid, net) = prefix_range(state, &prefix, &by)?;
+                    check_public_matches_prefix(pip_version, &pip_by, net, &pid)?;
+                }
                 if pcfg.get("name").and_then(Value::as_str).is_none() {
                     return Err(invalid_parameter(
                         target,
@@ -172,8 +181,8 @@ pub(crate) fn materialise(
     )
     .to_vec();
     let mut out = Materialised::default();
-    let mut pending_private: BTreeSet<Ipv4Addr> = BTreeSet::new();
-    let mut pending_public: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut pending_private: BTreeSet<IpAddr> = BTreeSet::new();
+    let mut pending_public: BTreeSet<IpAddr> = BTreeSet::new();
     let old_children: Vec<String> = state.store.children_of(&inst_id);
     let mut keep: BTreeSet<String> = BTreeSet::new();
     for cfg in &configs {
@@ -199,8 +208,20 @@ pub(crate) fn materialise(
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             let subnet = ref_at(ipc, "/properties/subnet/id").map(|s| key(&s));
+            let version = ipc
+                .pointer("/properties/privateIPAddressVersion")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            // An address is kept while the ipConfiguration keeps its subnet and version.
             let old = old_ipcs.get(&name).and_then(|o| {
-                (ref_at(o, "/properties/subnet/id").map(|s| key(&s)) == subnet)
+                let same_subnet = ref_at(o, "/properties/subnet/id").map(|s| key(&s)) == subnet;
+                let old_version = o
+                    .pointer("/properties/privateIPAddressVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase);
+                let same_version = old_version.as_deref().unwrap_or("ipv4")
+                    == version.as_deref().unwrap_or("ipv4");
+                (same_subnet && same_version)
                     .then(|| ref_at(o, "/properties/privateIPAddress"))
                     .flatten()
             });
@@ -213,7 +234,8 @@ pub(crate) fn materialise(
             let ipc_name = ipc["name"].as_str().unwrap_or_default();
             let ipc_id = format!("{nic_id}/ipConfigurations/{ipc_name}");
             let subnet_ref = ref_at(ipc, "/properties/subnet/id").unwrap_or_default();
-            let (subnet_id, net) = subnet_net(&state.store, &subnet_ref, &ipc_id)?;
+            let version = IpVersion::at(ipc, "/properties/privateIPAddressVersion")?;
+            let (subnet_id, net) = subnet_range(&state.store, &subnet_ref, &ipc_id, version)?;
             let ip = match old_ip {
                 Some(ip) => ip,
                 None => {
@@ -232,7 +254,7 @@ pub(crate) fn materialise(
                 "primary": ipc.pointer("/properties/primary").and_then(Value::as_bool).unwrap_or(ipcs.len() == 1),
                 "privateIPAddress": ip,
                 "privateIPAllocationMethod": "Dynamic",
-                "privateIPAddressVersion": "IPv4",
+                "privateIPAddressVersion": version.as_str(),
                 "subnet": {"id": subnet_id},
                 "loadBalancerBackendAddressPools": arr(ipc, "/properties/loadBalancerBackendAddressPools"),
                 "provisioningState": provisioning,
@@ -241,6 +263,7 @@ pub(crate) fn materialise(
                 let pip_name = pcfg["name"].as_str().unwrap_or_default();
                 let pip_id = format!("{ipc_id}/publicIPAddresses/{pip_name}");
                 let prefix = ref_at(pcfg, "/properties/publicIPPrefix/id");
+                let pip_version = IpVersion::at(pcfg, "/properties/publicIPAddressVersion")?;
                 let old_pip = state.store.get(&pip_id).filter(|p| {
                     ref_at(p, "/properties/publicIPPrefix/id").map(|x| key(&x))
                         == prefix.as_deref().map(key)
@@ -259,7 +282,11 @@ pub(crate) fn materialise(
                                     &pending_public,
                                 )?
                             }
-                            None => state.ipam.allocate_standalone(&state.store, &pip_id)?,
+                            None => state.ipam.allocate_standalone(
+                                &state.store,
+                                &pip_id,
+                                pip_version == IpVersion::V6,
+                            )?,
                         };
                         pending_public.insert(a);
                         a.to_string()
@@ -270,7 +297,7 @@ pub(crate) fn materialise(
                     "etag": etag,
                     "sku": pcfg.get("sku").cloned().unwrap_or_else(|| json!({"name": "Standard", "tier": "Regional"})),
                     "properties": {
-                        "ipAddress": address, "publicIPAddressVersion": "IPv4",
+                        "ipAddress": address, "publicIPAddressVersion": pip_version.as_str(),
                         "publicIPAllocationMethod": "Static",
                         "idleTimeoutInMinutes": pcfg.pointer("/properties/idleTimeoutInMinutes").cloned().unwrap_or_else(|| json!(4)),
                         "provisioningState": provisioning,

@@ -5,8 +5,9 @@
 
 use super::common::{
     check_preconditions, envelope, exists, invalid_reference, location_for, normalise_children,
-    ref_at, subnet_net,
+    ref_at,
 };
+use super::ip_version::{IpVersion, subnet_range};
 use super::lb_validate;
 use super::scale_set_model::{MODEL_NICS, VMSS_TYPE};
 use super::top_level::{Resolved, store_write};
@@ -19,7 +20,7 @@ use crate::state::State;
 use crate::store::{id_of, new_etag, walk_objects};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// ARM type of load balancers.
 pub(crate) const LB_TYPE: &str = "Microsoft.Network/loadBalancers";
@@ -198,32 +199,40 @@ fn assign_frontend_ips(
     else {
         return Ok(());
     };
-    let mut pending: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut pending: BTreeSet<IpAddr> = BTreeSet::new();
     let mut to_allocate = Vec::new();
     for (idx, fe) in fes.iter_mut().enumerate() {
         let fe_id = ref_at(fe, "/id").unwrap_or_default();
         let fe_name = fe["name"].as_str().unwrap_or_default().to_ascii_lowercase();
         let p = &mut fe["properties"];
         if let Some(subnet_ref) = ref_at(p, "/subnet/id") {
-            let (subnet_id, net) = subnet_net(&state.store, &subnet_ref, &fe_id)?;
+            let (subnet_id, net) = subnet_range(&state.store, &subnet_ref, &fe_id, IpVersion::V4)?;
             let method = p
                 .get("privateIPAllocationMethod")
                 .and_then(Value::as_str)
                 .unwrap_or("Dynamic")
                 .to_owned();
-            if p.get("privateIPAddressVersion").is_none() {
-                p["privateIPAddressVersion"] = json!("IPv4");
+            // IPv6 frontends are not emulated (the gateway tunnel stays IPv4): refused, not
+            // given an IPv4 address under an IPv6 label.
+            if IpVersion::at(p, "/privateIPAddressVersion")? == IpVersion::V6 {
+                return Err(ArmError::bad_request(
+                    "InvalidRequestFormat",
+                    format!(
+                        "Cannot parse the request: frontend IP configuration {fe_id} asks for an IPv6 private address; the emulator serves IPv4 load balancer frontends only."
+                    ),
+                ));
             }
+            p["privateIPAddressVersion"] = json!("IPv4");
             if method.eq_ignore_ascii_case("Static") {
                 p["privateIPAllocationMethod"] = json!("Static");
-                let addr = static_address(p, &fe_id)?;
+                let addr = static_address(p, &fe_id, IpVersion::V4)?;
                 Ipam::check_static_private(&state.store, &subnet_id, net, addr, lb_id, &pending)?;
                 pending.insert(addr);
             } else {
                 p["privateIPAllocationMethod"] = json!("Dynamic");
                 match old.get(&fe_name) {
                     Some((old_subnet, ip)) if *old_subnet == key(&subnet_id) => {
-                        let addr: Ipv4Addr = ip.parse().map_err(|_| {
+                        let addr: IpAddr = ip.parse().map_err(|_| {
                             ArmError::new(500, "InternalServerError", "stored IP is corrupt")
                         })?;
                         p["privateIPAddress"] = json!(ip);
@@ -255,8 +264,12 @@ fn assign_frontend_ips(
     Ok(())
 }
 
-/// The `privateIPAddress` of a Static ipConfiguration/frontend.
-pub(crate) fn static_address(p: &Value, owner: &str) -> Result<Ipv4Addr, ArmError> {
+/// The `privateIPAddress` of a Static ipConfiguration/frontend, of the family of `version`.
+pub(crate) fn static_address(
+    p: &Value,
+    owner: &str,
+    version: IpVersion,
+) -> Result<IpAddr, ArmError> {
     let s = p
         .get("privateIPAddress")
         .and_then(Value::as_str)
@@ -266,10 +279,16 @@ pub(crate) fn static_address(p: &Value, owner: &str) -> Result<Ipv4Addr, ArmErro
                 format!("{owner} uses Static allocation but has no privateIPAddress."),
             )
         })?;
-    s.parse().map_err(|_| {
-        ArmError::bad_request(
-            "InvalidPrivateIPAddressFormat",
-            format!("Private IP address '{s}' of {owner} is not a valid IPv4 address."),
-        )
-    })
+    s.parse::<IpAddr>()
+        .ok()
+        .filter(|a| a.is_ipv6() == (version == IpVersion::V6))
+        .ok_or_else(|| {
+            ArmError::bad_request(
+                "InvalidPrivateIPAddressFormat",
+                format!(
+                    "Private IP address '{s}' of {owner} is not a valid {} address.",
+                    version.as_str()
+                ),
+            )
+        })
 }

@@ -5,6 +5,7 @@
 pub(crate) mod common;
 pub(crate) mod instance_nics;
 pub(crate) mod instance_view;
+pub(crate) mod ip_version;
 mod lb_validate;
 pub(crate) mod load_balancers;
 pub(crate) mod network_interfaces;

@@ -4,9 +4,10 @@
 
 use super::common::{
     check_preconditions, envelope, exists, invalid_reference, location_for, normalise_children,
-    ref_at, subnet_net,
+    ref_at,
 };
 use super::instance_nics::{IPCONFIG_TYPE, NIC_TYPE, new_mac};
+use super::ip_version::{IpVersion, check_primary, check_public_matches_config, subnet_range};
 use super::load_balancers::static_address;
 use super::render;
 use super::top_level::{Resolved, store_write};
@@ -19,7 +20,7 @@ use crate::state::State;
 use crate::store::{id_of, new_etag};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// `NetworkInterfaces.Delete` guard: a NIC attached to a VM cannot be deleted.
 pub(crate) fn delete_guard(state: &State, r: &Resolved) -> Result<(), ArmError> {
@@ -130,7 +131,7 @@ fn assign_ip_configurations(
             ),
         ));
     }
-    let mut pending: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut pending: BTreeSet<IpAddr> = BTreeSet::new();
     let mut to_allocate = Vec::new();
     for (idx, ipc) in ipcs.iter_mut().enumerate() {
         let ipc_id = id_of(ipc).to_owned();
@@ -144,22 +145,24 @@ fn assign_ip_configurations(
         } else if p.get("primary").is_none() {
             p["primary"] = json!(false);
         }
+        let version = IpVersion::at(p, "/privateIPAddressVersion")?;
+        check_primary(version, p["primary"].as_bool() == Some(true), &ipc_id)?;
         let subnet_ref = ref_at(p, "/subnet/id").ok_or_else(|| {
             ArmError::bad_request(
                 "InvalidRequestFormat",
                 format!("Cannot parse the request: ipConfiguration {ipc_id} has no subnet."),
             )
         })?;
-        let (subnet_id, net) = subnet_net(&state.store, &subnet_ref, &ipc_id)?;
-        if p.get("privateIPAddressVersion").is_none() {
-            p["privateIPAddressVersion"] = json!("IPv4");
-        }
+        let (subnet_id, net) = subnet_range(&state.store, &subnet_ref, &ipc_id, version)?;
+        p["privateIPAddressVersion"] = json!(version.as_str());
         if let Some(pip) = ref_at(p, "/publicIPAddress/id") {
             let is_pip =
                 ParsedId::parse(&pip).is_some_and(|x| x.is_kind(NETWORK, &["publicIPAddresses"]));
-            if !is_pip || state.store.get(&pip).is_none() {
+            let Some(pip_value) = state.store.get(&pip).filter(|_| is_pip) else {
                 return Err(invalid_reference(&pip, &ipc_id));
-            }
+            };
+            let pip_version = IpVersion::at(pip_value, "/properties/publicIPAddressVersion")?;
+            check_public_matches_config(pip_version, &pip, version, &ipc_id)?;
             if let Some(other) = render::pip_users(&state.store, &pip)
                 .into_iter()
                 .find(|u| !key(u).starts_with(&own_ipcs))
@@ -187,13 +190,18 @@ fn assign_ip_configurations(
             .unwrap_or("Dynamic");
         if method.eq_ignore_ascii_case("Static") {
             p["privateIPAllocationMethod"] = json!("Static");
-            let addr = static_address(p, &ipc_id)?;
+            let addr = static_address(p, &ipc_id, version)?;
             Ipam::check_static_private(&state.store, &subnet_id, net, addr, nic_id, &pending)?;
             pending.insert(addr);
         } else {
             p["privateIPAllocationMethod"] = json!("Dynamic");
             match old.get(&ipc_name) {
-                Some((s, ip)) if *s == key(&subnet_id) => {
+                Some((s, ip))
+                    if *s == key(&subnet_id)
+                        && ip
+                            .parse::<IpAddr>()
+                            .is_ok_and(|a| a.is_ipv6() == (version == IpVersion::V6)) =>
+                {
                     if let Ok(a) = ip.parse() {
                         pending.insert(a);
                     }
@@ -213,13 +221,18 @@ fn assign_ip_configurations(
     Ok(())
 }
 
-/// Creates a standalone NIC from the seed (one primary ipConfiguration `ipconfig1`).
+/// Name of the IPv6 ipConfiguration of a dual-stack node NIC, as AKS names it.
+pub(crate) const IPV6_IPCONFIG: &str = "ipconfigv6";
+
+/// Creates a standalone NIC from the seed: one primary ipConfiguration `ipconfig1` and, when
+/// `dual_stack`, a secondary IPv6 one (`ipconfigv6`) from the subnet's IPv6 range.
 pub(crate) fn seed_nic(
     state: &mut State,
     rg: &str,
     name: &str,
     subnet: &str,
     ip: Option<Ipv4Addr>,
+    dual_stack: bool,
     tags: Value,
 ) -> Result<String, EmulatorError> {
     let id = resource_id(
@@ -232,22 +245,44 @@ pub(crate) fn seed_nic(
     let bad = |e: ArmError| {
         EmulatorError::InvalidSeed(format!("network interface {name}: {}", e.message))
     };
-    let (subnet_id, net) = subnet_net(&state.store, subnet, &id).map_err(bad)?;
+    let none = BTreeSet::new();
+    let (subnet_id, net) = subnet_range(&state.store, subnet, &id, IpVersion::V4).map_err(bad)?;
     let (addr, method) = match ip {
         Some(a) => {
-            Ipam::check_static_private(&state.store, &subnet_id, net, a, &id, &BTreeSet::new())
+            let a = IpAddr::V4(a);
+            Ipam::check_static_private(&state.store, &subnet_id, net, a, &id, &none)
                 .map_err(bad)?;
             (a, "Static")
         }
         None => (
             state
                 .ipam
-                .allocate_private(&state.store, &subnet_id, net, &id, &BTreeSet::new())
+                .allocate_private(&state.store, &subnet_id, net, &id, &none)
                 .map_err(bad)?,
             "Dynamic",
         ),
     };
     let etag = new_etag();
+    let ipc = |ipc_name: &str, primary: bool, a: IpAddr, method: &str, v: IpVersion| {
+        json!({
+            "name": ipc_name, "id": format!("{id}/ipConfigurations/{ipc_name}"),
+            "type": IPCONFIG_TYPE, "etag": etag,
+            "properties": {
+                "primary": primary, "privateIPAddress": a.to_string(),
+                "privateIPAllocationMethod": method, "privateIPAddressVersion": v.as_str(),
+                "subnet": {"id": subnet_id}, "provisioningState": "Succeeded"
+            }
+        })
+    };
+    let mut ipcs = vec![ipc("ipconfig1", true, addr, method, IpVersion::V4)];
+    if dual_stack {
+        let (_, net6) = subnet_range(&state.store, subnet, &id, IpVersion::V6).map_err(bad)?;
+        let a6 = state
+            .ipam
+            .allocate_private(&state.store, &subnet_id, net6, &id, &none)
+            .map_err(bad)?;
+        ipcs.push(ipc(IPV6_IPCONFIG, false, a6, "Dynamic", IpVersion::V6));
+    }
     state.store.put(json!({
         "id": id, "name": name, "type": NIC_TYPE, "location": state.settings.location,
         "etag": etag, "tags": tags,
@@ -257,15 +292,7 @@ pub(crate) fn seed_nic(
             "macAddress": new_mac(),
             "provisioningState": "Succeeded",
             "resourceGuid": uuid::Uuid::new_v4().to_string(),
-            "ipConfigurations": [{
-                "name": "ipconfig1", "id": format!("{id}/ipConfigurations/ipconfig1"),
-                "type": IPCONFIG_TYPE, "etag": etag,
-                "properties": {
-                    "primary": true, "privateIPAddress": addr.to_string(),
-                    "privateIPAllocationMethod": method, "privateIPAddressVersion": "IPv4",
-                    "subnet": {"id": subnet_id}, "provisioningState": "Succeeded"
-                }
-            }]
+            "ipConfigurations": ipcs,
         }
     }));
     Ok(id)

@@ -1,9 +1,10 @@
-//! Public IP addresses: PUT (an address referencing a prefix gets a free address in it; others
-//! come from the standalone pool; Standard SKU, static allocation, idle timeout 4–30) and the
+//! Public IP addresses: PUT (an address referencing a prefix gets a free address in it, and
+//! has the prefix's IP version; others come from the standalone pool of their version; Standard SKU, static allocation, idle timeout 4–30) and the
 //! DELETE guard (an address still attached cannot be deleted). The SKU and idle-timeout rules
 //! also apply to the public IPs of scale-set NIC configurations (`instance_nics`).
 
 use super::common::{check_preconditions, envelope, invalid_reference, location_for, ref_at};
+use super::ip_version::{IpVersion, check_public_matches_prefix};
 use super::render;
 use super::top_level::{Resolved, store_write};
 use crate::error::ArmError;
@@ -40,7 +41,7 @@ pub(crate) fn prefix_range(
     state: &State,
     prefix_ref: &str,
     by: &str,
-) -> Result<(String, ipnet::Ipv4Net), ArmError> {
+) -> Result<(String, ipnet::IpNet), ArmError> {
     let prefix = state
         .store
         .get(prefix_ref)
@@ -109,7 +110,12 @@ fn allocation(v: &mut Value, id: &str) -> Result<(), ArmError> {
     Ok(())
 }
 
-fn address(state: &mut State, r: &Resolved, prefix_ref: Option<&str>) -> Result<Value, ArmError> {
+fn address(
+    state: &mut State,
+    r: &Resolved,
+    prefix_ref: Option<&str>,
+    version: IpVersion,
+) -> Result<Value, ArmError> {
     let id = r.id.as_str();
     if let Some(e) = &r.existing {
         let old_prefix = ref_at(e, "/properties/publicIPPrefix/id");
@@ -127,11 +133,14 @@ fn address(state: &mut State, r: &Resolved, prefix_ref: Option<&str>) -> Result<
     let a = match prefix_ref {
         Some(pref) => {
             let (pid, net) = prefix_range(state, pref, id)?;
+            check_public_matches_prefix(version, id, net, &pid)?;
             state
                 .ipam
                 .allocate_in_prefix(&state.store, &pid, net, id, &BTreeSet::new())?
         }
-        None => state.ipam.allocate_standalone(&state.store, id)?,
+        None => state
+            .ipam
+            .allocate_standalone(&state.store, id, version == IpVersion::V6)?,
     };
     Ok(json!(a.to_string()))
 }
@@ -148,16 +157,21 @@ pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Resul
     let etag = new_etag();
     let mut v = envelope(&body, id, name, PIP_TYPE, &location, &etag);
     allocation(&mut v, id)?;
-    let address = address(state, r, prefix_ref.as_deref())?;
-    let p = &mut v["properties"];
-    for (f, d) in [
-        ("publicIPAddressVersion", json!("IPv4")),
-        ("idleTimeoutInMinutes", json!(4)),
-    ] {
-        if p.get(f).is_none() {
-            p[f] = d;
-        }
+    let version = IpVersion::at(&body, "/properties/publicIPAddressVersion")?;
+    if let Some(e) = &r.existing
+        && IpVersion::at(e, "/properties/publicIPAddressVersion")? != version
+    {
+        return Err(ArmError::bad_request(
+            "PublicIPAddressVersionCannotBeChanged",
+            format!("The publicIPAddressVersion of public IP address {id} cannot be changed."),
+        ));
     }
+    let address = address(state, r, prefix_ref.as_deref(), version)?;
+    let p = &mut v["properties"];
+    if p.get("idleTimeoutInMinutes").is_none() {
+        p["idleTimeoutInMinutes"] = json!(4);
+    }
+    p["publicIPAddressVersion"] = json!(version.as_str());
     p["ipAddress"] = address;
     Ok(store_write(state, req, op, r, v))
 }

@@ -1,7 +1,8 @@
-//! Public IP prefixes: PUT (a range from the emulator's prefix pools; length 28–31, Standard
-//! SKU only) and the DELETE guard (a prefix that still holds public IPs cannot be deleted).
+//! Public IP prefixes: PUT (a range from the emulator's prefix pools of its version; length
+//! 28–31 for IPv4, 124–127 for IPv6; Standard SKU only) and the DELETE guard (a prefix that still holds public IPs cannot be deleted).
 
 use super::common::{check_preconditions, envelope, location_for, standard_sku};
+use super::ip_version::IpVersion;
 use super::render;
 use super::top_level::{Resolved, store_write};
 use crate::error::ArmError;
@@ -70,24 +71,25 @@ pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Resul
                 ),
             )
         })?;
-    if !(28..=31).contains(&len) {
+    let version = IpVersion::at(&body, "/properties/publicIPAddressVersion")?;
+    let lengths = version.prefix_lengths();
+    if !lengths.contains(&len) {
         return Err(ArmError::bad_request(
             "SpecifiedPrefixLengthNotSupported",
             format!(
-                "Specified PrefixLength {len} for PublicIpPrefix {id} is outside limits. Minimum PrefixLength 28 Maximum PrefixLength 31."
+                "Specified PrefixLength {len} for {} PublicIpPrefix {id} is outside limits. Minimum PrefixLength {} Maximum PrefixLength {}.",
+                version.as_str(),
+                lengths.start(),
+                lengths.end()
             ),
         ));
     }
-    let version = body
-        .pointer("/properties/publicIPAddressVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("IPv4");
-    if !version.eq_ignore_ascii_case("IPv4") {
+    if let Some(e) = &existing
+        && IpVersion::at(e, "/properties/publicIPAddressVersion")? != version
+    {
         return Err(ArmError::bad_request(
-            "InvalidRequestFormat",
-            format!(
-                "Cannot parse the request: publicIPAddressVersion '{version}' is not supported by the emulator (IPv4 only)."
-            ),
+            "PublicIpPrefixVersionCannotBeChanged",
+            format!("The publicIPAddressVersion of public IP prefix {id} cannot be changed."),
         ));
     }
     let ip_prefix = match &existing {
@@ -111,7 +113,7 @@ pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Resul
         None => json!(
             state
                 .ipam
-                .allocate_prefix(&state.store, len as u8)?
+                .allocate_prefix(&state.store, len as u8, version == IpVersion::V6)?
                 .to_string()
         ),
     };
@@ -119,7 +121,7 @@ pub(crate) fn put(state: &mut State, req: &Req, r: &Resolved, op: &str) -> Resul
     let mut v = envelope(&body, id, name, PREFIX_TYPE, &location, &etag);
     let p = &mut v["properties"];
     p["prefixLength"] = json!(len);
-    p["publicIPAddressVersion"] = json!("IPv4");
+    p["publicIPAddressVersion"] = json!(version.as_str());
     p["ipPrefix"] = ip_prefix;
     Ok(store_write(state, req, op, r, v))
 }
@@ -129,7 +131,7 @@ pub(crate) fn seed_prefix(
     state: &mut State,
     rg: &str,
     name: &str,
-    net: ipnet::Ipv4Net,
+    net: ipnet::IpNet,
     tags: Value,
 ) -> Result<(), crate::error::EmulatorError> {
     if let Some(other) = crate::ipam::used_prefixes(&state.store)
@@ -152,7 +154,8 @@ pub(crate) fn seed_prefix(
         "etag": new_etag(), "tags": tags,
         "sku": {"name": "Standard", "tier": "Regional"},
         "properties": {
-            "prefixLength": net.prefix_len(), "publicIPAddressVersion": "IPv4",
+            "prefixLength": net.prefix_len(),
+            "publicIPAddressVersion": IpVersion::of_net(net).as_str(),
             "ipPrefix": net.to_string(), "provisioningState": "Succeeded",
             "resourceGuid": uuid::Uuid::new_v4().to_string(),
         }

@@ -5,6 +5,7 @@
 
 use super::common::{check_preconditions, location_for};
 use super::instance_nics;
+use super::network_interfaces::IPV6_IPCONFIG;
 use super::scale_set_model::{
     MODEL_NICS, VMSS_TYPE, computer_name, instance_keys, instance_value, next_etag,
     refresh_latest_model, scale_set, vmss_id,
@@ -243,16 +244,19 @@ pub(crate) fn seed_scale_set(
         .computer_name_prefix
         .clone()
         .unwrap_or_else(|| s.name.clone());
+    let mut ipcs = vec![json!({
+        "name": "ipconfig1",
+        "properties": {"primary": true, "privateIPAddressVersion": "IPv4", "subnet": {"id": subnet}}
+    })];
+    if s.dual_stack {
+        ipcs.push(json!({
+            "name": IPV6_IPCONFIG,
+            "properties": {"primary": false, "privateIPAddressVersion": "IPv6", "subnet": {"id": subnet}}
+        }));
+    }
     let model = json!([{
         "name": nic,
-        "properties": {
-            "primary": true,
-            "enableIPForwarding": true,
-            "ipConfigurations": [{
-                "name": "ipconfig1",
-                "properties": {"primary": true, "privateIPAddressVersion": "IPv4", "subnet": {"id": subnet}}
-            }]
-        }
+        "properties": {"primary": true, "enableIPForwarding": true, "ipConfigurations": ipcs}
     }]);
     let vmss = json!({
         "id": id, "name": s.name, "type": VMSS_TYPE, "location": state.settings.location,

@@ -61,6 +61,7 @@ pub(crate) fn seed_vm(
             &format!("{}-nic", vm.name),
             subnet,
             None,
+            vm.dual_stack,
             json!({}),
         )?);
     }

@@ -2,6 +2,7 @@
 //! sets with instances and NICs, standalone NICs and VMs.
 
 use super::Seed;
+use super::SeedVirtualNetwork;
 use crate::error::EmulatorError;
 use crate::ids::{NETWORK, key, resource_id};
 use crate::resources::resource_groups::rg_value;
@@ -9,7 +10,7 @@ use crate::resources::virtual_networks::{SUBNET_TYPE, VNET_TYPE};
 use crate::resources::{network_interfaces, public_ip_prefixes, scale_sets, virtual_machines};
 use crate::state::State;
 use crate::store::new_etag;
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -103,61 +104,9 @@ pub(crate) fn apply(seed: &Seed, state: &mut State) -> Result<(), EmulatorError>
             .resource_groups
             .insert(rg.name.to_ascii_lowercase(), v);
     }
-    let mut nets: Vec<(String, Ipv4Net)> = Vec::new();
+    let mut nets: Vec<(String, IpNet)> = Vec::new();
     for vnet in &seed.virtual_networks {
-        let rg = ensure_rg(state, &vnet.resource_group);
-        let id = resource_id(
-            &state.settings.subscription,
-            &rg,
-            NETWORK,
-            "virtualNetworks",
-            &vnet.name,
-        );
-        let space: Vec<Ipv4Net> = if vnet.address_space.is_empty() {
-            vnet.subnets.iter().map(|s| s.address_prefix).collect()
-        } else {
-            vnet.address_space.clone()
-        };
-        let etag = new_etag();
-        state.store.put(json!({
-            "id": id, "name": vnet.name, "type": VNET_TYPE, "location": state.settings.location,
-            "etag": etag, "tags": {},
-            "properties": {
-                "addressSpace": {"addressPrefixes": space.iter().map(ToString::to_string).collect::<Vec<_>>()},
-                "provisioningState": "Succeeded",
-                "resourceGuid": uuid::Uuid::new_v4().to_string(),
-            }
-        }));
-        for s in &vnet.subnets {
-            let net = s.address_prefix.trunc();
-            if !space.iter().any(|a| a.contains(&net)) {
-                return Err(EmulatorError::InvalidSeed(format!(
-                    "subnet {}/{} ({net}) is outside the VNet address space",
-                    vnet.name, s.name
-                )));
-            }
-            if let Some((other, _)) = nets
-                .iter()
-                .find(|(_, n)| n.contains(&net.network()) || net.contains(&n.network()))
-            {
-                return Err(EmulatorError::InvalidSeed(format!(
-                    "subnet {}/{} ({net}) overlaps subnet {other}",
-                    vnet.name, s.name
-                )));
-            }
-            if net.prefix_len() > 29 {
-                return Err(EmulatorError::InvalidSeed(format!(
-                    "subnet {}/{} ({net}) is smaller than /29, the smallest Azure subnet",
-                    vnet.name, s.name
-                )));
-            }
-            nets.push((format!("{}/{}", vnet.name, s.name), net));
-            state.store.put(json!({
-                "id": format!("{id}/subnets/{}", s.name), "name": s.name, "type": SUBNET_TYPE,
-                "etag": etag,
-                "properties": {"addressPrefix": net.to_string(), "provisioningState": "Succeeded"}
-            }));
-        }
+        seed_vnet(state, vnet, &mut nets)?;
     }
     for p in &seed.public_ip_prefixes {
         let rg = ensure_rg(state, &p.resource_group);
@@ -171,7 +120,15 @@ pub(crate) fn apply(seed: &Seed, state: &mut State) -> Result<(), EmulatorError>
     for n in &seed.network_interfaces {
         let rg = ensure_rg(state, &n.resource_group);
         let subnet = resolve_subnet(seed, state, n.subnet.as_deref())?;
-        network_interfaces::seed_nic(state, &rg, &n.name, &subnet, n.private_ip, tags(&n.tags))?;
+        network_interfaces::seed_nic(
+            state,
+            &rg,
+            &n.name,
+            &subnet,
+            n.private_ip,
+            n.dual_stack,
+            tags(&n.tags),
+        )?;
     }
     for vm in &seed.virtual_machines {
         let rg = ensure_rg(state, &vm.resource_group);
@@ -181,6 +138,95 @@ pub(crate) fn apply(seed: &Seed, state: &mut State) -> Result<(), EmulatorError>
             None
         };
         virtual_machines::seed_vm(state, &rg, vm, subnet.as_deref())?;
+    }
+    Ok(())
+}
+
+/// Stores a VNet and its subnets, checking each range (both families) against the address
+/// space and the subnets seen so far (`nets`).
+fn seed_vnet(
+    state: &mut State,
+    vnet: &SeedVirtualNetwork,
+    nets: &mut Vec<(String, IpNet)>,
+) -> Result<(), EmulatorError> {
+    let rg = ensure_rg(state, &vnet.resource_group);
+    let id = resource_id(
+        &state.settings.subscription,
+        &rg,
+        NETWORK,
+        "virtualNetworks",
+        &vnet.name,
+    );
+    let space: Vec<IpNet> = if vnet.address_space.is_empty() {
+        vnet.subnets
+            .iter()
+            .flat_map(|s| {
+                std::iter::once(IpNet::V4(s.address_prefix))
+                    .chain(s.ipv6_address_prefix.map(IpNet::V6))
+            })
+            .collect()
+    } else {
+        vnet.address_space.clone()
+    };
+    let etag = new_etag();
+    state.store.put(json!({
+        "id": id, "name": vnet.name, "type": VNET_TYPE, "location": state.settings.location,
+        "etag": etag, "tags": {},
+        "properties": {
+            "addressSpace": {"addressPrefixes": space.iter().map(ToString::to_string).collect::<Vec<_>>()},
+            "provisioningState": "Succeeded",
+            "resourceGuid": uuid::Uuid::new_v4().to_string(),
+        }
+    }));
+    for s in &vnet.subnets {
+        let what = format!("subnet {}/{}", vnet.name, s.name);
+        let v4 = IpNet::V4(s.address_prefix.trunc());
+        let v6 = s.ipv6_address_prefix.map(|n| IpNet::V6(n.trunc()));
+        if v4.prefix_len() > 29 {
+            return Err(EmulatorError::InvalidSeed(format!(
+                "{what} ({v4}) is smaller than /29, the smallest Azure subnet"
+            )));
+        }
+        if let Some(n) = v6.filter(|n| n.prefix_len() != 64) {
+            return Err(EmulatorError::InvalidSeed(format!(
+                "{what} ({n}): Azure IPv6 subnets are /64"
+            )));
+        }
+        for net in std::iter::once(v4).chain(v6) {
+            check_subnet_range(&what, net, &space, nets)?;
+            nets.push((format!("{}/{}", vnet.name, s.name), net));
+        }
+        let mut props = json!({"addressPrefix": v4.to_string(), "provisioningState": "Succeeded"});
+        if let Some(n) = v6 {
+            props["addressPrefixes"] = json!([v4.to_string(), n.to_string()]);
+        }
+        state.store.put(json!({
+            "id": format!("{id}/subnets/{}", s.name), "name": s.name, "type": SUBNET_TYPE,
+            "etag": etag, "properties": props
+        }));
+    }
+    Ok(())
+}
+
+/// A subnet range must lie in the VNet's address space and overlap no other subnet.
+fn check_subnet_range(
+    what: &str,
+    net: IpNet,
+    space: &[IpNet],
+    nets: &[(String, IpNet)],
+) -> Result<(), EmulatorError> {
+    if !space.iter().any(|a| a.contains(&net)) {
+        return Err(EmulatorError::InvalidSeed(format!(
+            "{what} ({net}) is outside the VNet address space"
+        )));
+    }
+    if let Some((other, _)) = nets
+        .iter()
+        .find(|(_, n)| n.contains(&net.network()) || net.contains(&n.network()))
+    {
+        return Err(EmulatorError::InvalidSeed(format!(
+            "{what} ({net}) overlaps subnet {other}"
+        )));
     }
     Ok(())
 }

@@ -7,10 +7,10 @@ pub(crate) use apply::apply;
 
 use crate::error::EmulatorError;
 use crate::forms::ResponseForm;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 /// Subscription of the default inventory.
@@ -35,6 +35,14 @@ fn default_prefix_pools() -> Vec<Ipv4Net> {
 }
 fn default_address_pools() -> Vec<Ipv4Net> {
     vec![Ipv4Net::new(Ipv4Addr::new(198, 51, 100, 0), 24).unwrap_or_default()]
+}
+/// 2001:db8:fffe::/48, inside the IPv6 documentation range 2001:db8::/32.
+fn default_ipv6_prefix_pools() -> Vec<Ipv6Net> {
+    vec![Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0xfffe, 0, 0, 0, 0, 0), 48).unwrap_or_default()]
+}
+/// 2001:db8:ffff::/64, inside the IPv6 documentation range 2001:db8::/32.
+fn default_ipv6_address_pools() -> Vec<Ipv6Net> {
+    vec![Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 0), 64).unwrap_or_default()]
 }
 
 /// The whole seed file.
@@ -121,9 +129,9 @@ pub struct SeedVirtualNetwork {
     pub name: String,
     /// Resource group.
     pub resource_group: String,
-    /// Address space (default: the subnets' ranges).
+    /// Address space, IPv4 and IPv6 (default: the subnets' ranges).
     #[serde(default)]
-    pub address_space: Vec<Ipv4Net>,
+    pub address_space: Vec<IpNet>,
     /// Subnets.
     pub subnets: Vec<SeedSubnet>,
 }
@@ -136,6 +144,10 @@ pub struct SeedSubnet {
     pub name: String,
     /// CIDR (Azure reserves the first four and the last address).
     pub address_prefix: Ipv4Net,
+    /// IPv6 range of a dual-stack subnet (private, e.g. `fd00:10::/64`); the subnet then has
+    /// `addressPrefixes: [addressPrefix, ipv6AddressPrefix]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_prefix: Option<Ipv6Net>,
 }
 
 /// A scale set and its instances.
@@ -166,6 +178,10 @@ pub struct SeedScaleSet {
     /// Fixed `properties.uniqueId` (default: random).
     #[serde(default)]
     pub unique_id: Option<String>,
+    /// Dual-stack nodes, as AKS builds them: the NIC configuration gets a secondary IPv6
+    /// ipConfiguration `ipconfigv6` (the subnet needs `ipv6AddressPrefix`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dual_stack: bool,
 }
 
 /// A pre-existing public IP prefix.
@@ -176,8 +192,10 @@ pub struct SeedPublicIpPrefix {
     pub name: String,
     /// Resource group.
     pub resource_group: String,
-    /// The range (use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24).
-    pub ip_prefix: Ipv4Net,
+    /// The range (use documentation ranges: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24;
+    /// IPv6 2001:db8::/32). Its version follows; lengths as Azure offers (IPv4 /28–/31, IPv6
+    /// /124–/127).
+    pub ip_prefix: IpNet,
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -197,6 +215,9 @@ pub struct SeedNetworkInterface {
     /// Static primary private IP (default: dynamic).
     #[serde(default)]
     pub private_ip: Option<Ipv4Addr>,
+    /// A secondary IPv6 ipConfiguration `ipconfigv6` from the subnet's IPv6 range.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dual_stack: bool,
     /// Tags, e.g. `aks-managed-static-gateway-nic`, `aks-managed-poolName`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -220,6 +241,9 @@ pub struct SeedVirtualMachine {
     /// Subnet for the implicit NIC.
     #[serde(default)]
     pub subnet: Option<String>,
+    /// The implicit NIC is dual-stack (as `networkInterfaces[].dualStack`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dual_stack: bool,
     /// Tags, e.g. `aks-managed-poolName`, `aks-managed-nic-name`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -238,6 +262,28 @@ pub struct SeedPublicIpPools {
     /// Ranges standalone public IPs come from (default 198.51.100.0/24).
     #[serde(default = "default_address_pools")]
     pub addresses: Vec<Ipv4Net>,
+    /// Ranges new IPv6 public IP prefixes are carved from (default 2001:db8:fffe::/48).
+    #[serde(default = "default_ipv6_prefix_pools")]
+    pub ipv6_prefixes: Vec<Ipv6Net>,
+    /// Ranges standalone IPv6 public IPs come from (default 2001:db8:ffff::/64).
+    #[serde(default = "default_ipv6_address_pools")]
+    pub ipv6_addresses: Vec<Ipv6Net>,
+}
+
+impl SeedPublicIpPools {
+    /// Prefix pools of both families, IPv4 first.
+    pub(crate) fn all_prefixes(&self) -> Vec<IpNet> {
+        let v4 = self.prefixes.iter().map(|n| IpNet::V4(*n));
+        v4.chain(self.ipv6_prefixes.iter().map(|n| IpNet::V6(*n)))
+            .collect()
+    }
+
+    /// Standalone address pools of both families, IPv4 first.
+    pub(crate) fn all_addresses(&self) -> Vec<IpNet> {
+        let v4 = self.addresses.iter().map(|n| IpNet::V4(*n));
+        v4.chain(self.ipv6_addresses.iter().map(|n| IpNet::V6(*n)))
+            .collect()
+    }
 }
 
 impl Default for SeedPublicIpPools {
@@ -245,6 +291,8 @@ impl Default for SeedPublicIpPools {
         Self {
             prefixes: default_prefix_pools(),
             addresses: default_address_pools(),
+            ipv6_prefixes: default_ipv6_prefix_pools(),
+            ipv6_addresses: default_ipv6_address_pools(),
         }
     }
 }
@@ -270,13 +318,14 @@ impl Default for Seed {
             virtual_networks: vec![SeedVirtualNetwork {
                 name: "aks-vnet".into(),
                 resource_group: "rg-egress".into(),
-                address_space: vec![
+                address_space: vec![IpNet::V4(
                     Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 16).unwrap_or_default(),
-                ],
+                )],
                 subnets: vec![SeedSubnet {
                     name: "aks-subnet".into(),
                     address_prefix: Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 24)
                         .unwrap_or_default(),
+                    ipv6_address_prefix: None,
                 }],
             }],
             scale_sets: vec![SeedScaleSet {
@@ -292,11 +341,14 @@ impl Default for Seed {
                 ]),
                 vm_size: default_vm_size(),
                 unique_id: None,
+                dual_stack: false,
             }],
             public_ip_prefixes: vec![SeedPublicIpPrefix {
                 name: "byo-prefix".into(),
                 resource_group: "rg-egress".into(),
-                ip_prefix: Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 0), 31).unwrap_or_default(),
+                ip_prefix: IpNet::V4(
+                    Ipv4Net::new(Ipv4Addr::new(192, 0, 2, 0), 31).unwrap_or_default(),
+                ),
                 tags: BTreeMap::new(),
             }],
             network_interfaces: Vec::new(),

@@ -75,6 +75,17 @@ impl Arm {
         }
     }
 
+    /// Starts the emulator with an inline YAML seed.
+    pub async fn start_seed(yaml: &str) -> Self {
+        let seed =
+            egress_azure_emulator::Seed::from_yaml(yaml, std::path::Path::new("inline")).unwrap();
+        Self::start_with(EmulatorConfig {
+            seed: Some(seed),
+            ..Default::default()
+        })
+        .await
+    }
+
     pub fn net(&self, kind: &str, name: &str) -> String {
         format!(
             "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Network/{kind}/{name}",

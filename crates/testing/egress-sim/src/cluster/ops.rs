@@ -155,6 +155,7 @@ impl Cluster {
             for args in [
                 &["ip", "-o", "link"][..],
                 &["ip", "-o", "addr"],
+                &["ip", "-o", "-6", "route"],
                 &["nft", "list", "ruleset"],
             ] {
                 let o = std::process::Command::new("ip")
