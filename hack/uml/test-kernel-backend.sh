@@ -18,6 +18,7 @@ TESTS=(
   egress-dataplane:privileged_ipv6
   egress-gateway-daemon:privileged
   kube-egress-cni:e2e_tunnel
+  kube-egress-cni:e2e_dual_stack
   kube-egress-cni:e2e_errors
 )
 

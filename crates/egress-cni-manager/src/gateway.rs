@@ -62,8 +62,9 @@ pub enum GatewayError {
     },
 }
 
-/// Status fields that must be set before pods can use the gateway.
-pub fn missing_fields(sgc: &StaticGatewayConfiguration) -> Vec<&'static str> {
+/// Status fields that must be set before pods can use the gateway; with `ipv6` (a pod that
+/// has an IPv6 address), the IPv6 prefix of a dual-stack gateway too.
+pub fn missing_fields(sgc: &StaticGatewayConfiguration, ipv6: bool) -> Vec<&'static str> {
     let status = sgc.status.clone().unwrap_or_default();
     let p = status.gateway_server_profile.unwrap_or_default();
     let empty = |s: &Option<String>| s.as_deref().is_none_or(str::is_empty);
@@ -83,10 +84,11 @@ pub fn missing_fields(sgc: &StaticGatewayConfiguration) -> Vec<&'static str> {
     if p.private_key_secret_ref.is_none() {
         missing.push("status.gatewayServerProfile.privateKeySecretRef");
     }
-    // A dual-stack gateway takes pods once both families are provisioned: a pod routing its
-    // IPv6 into a gateway that cannot SNAT it yet would lose IPv6 egress, and one that
-    // started IPv4-only would keep leaving from the node for IPv6 until it restarts.
-    if sgc.spec.target.ipv6() && empty(&status.egress_ipv6_prefix) {
+    // A dual-stack gateway takes a pod with IPv6 once both families are provisioned: routing
+    // its IPv6 into a gateway that cannot SNAT it yet would lose IPv6 egress, and starting it
+    // IPv4-only would leave its IPv6 on the node's address until it restarts. A pod without
+    // IPv6 has nothing to wait for.
+    if ipv6 && sgc.spec.target.ipv6() && empty(&status.egress_ipv6_prefix) {
         missing.push("status.egressIpv6Prefix");
     }
     missing
@@ -111,14 +113,15 @@ pub fn failing_condition(sgc: &StaticGatewayConfiguration) -> Option<&Condition>
     ready.chain(others).find(failing)
 }
 
-/// Why a pod cannot use `sgc` yet, if it cannot: being deleted, cannot be provisioned (the
-/// operator's reason), or still provisioning (the missing status fields).
-pub fn unusable(sgc: &StaticGatewayConfiguration) -> Option<GatewayError> {
+/// Why a pod (`ipv6`: one with an IPv6 address) cannot use `sgc` yet, if it cannot: being
+/// deleted, cannot be provisioned (the operator's reason), or still provisioning (the missing
+/// status fields).
+pub fn unusable(sgc: &StaticGatewayConfiguration, ipv6: bool) -> Option<GatewayError> {
     let id = format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any());
     if sgc.meta().deletion_timestamp.is_some() {
         return Some(GatewayError::Deleting { sgc: id });
     }
-    let missing = missing_fields(sgc);
+    let missing = missing_fields(sgc, ipv6);
     if missing.is_empty() {
         return None;
     }
@@ -133,10 +136,26 @@ pub fn unusable(sgc: &StaticGatewayConfiguration) -> Option<GatewayError> {
     })
 }
 
-/// The plugin's view of a provisioned SGC.
+/// The plugin's view of a provisioned SGC, for a pod without IPv6 (see [`to_reply_for`]).
 pub fn to_reply(sgc: &StaticGatewayConfiguration) -> Result<AddReply, GatewayError> {
+    to_reply_for(sgc, false)
+}
+
+/// Why a pod with IPv6 cannot use `sgc` although one without could: its IPv6 is not
+/// provisioned yet, or the operator reports why it cannot be.
+pub fn ipv6_unusable(sgc: &StaticGatewayConfiguration) -> Option<GatewayError> {
+    unusable(sgc, false)
+        .is_none()
+        .then(|| unusable(sgc, true))?
+}
+
+/// The plugin's view of a provisioned SGC for a pod with (`ipv6`) or without an IPv6 address.
+pub fn to_reply_for(
+    sgc: &StaticGatewayConfiguration,
+    ipv6: bool,
+) -> Result<AddReply, GatewayError> {
     let id = format!("{}/{}", sgc.namespace().unwrap_or_default(), sgc.name_any());
-    if let Some(e) = unusable(sgc) {
+    if let Some(e) = unusable(sgc, ipv6) {
         return Err(e);
     }
     let invalid = |field: &str, value: String, problem| GatewayError::Invalid {
@@ -299,19 +318,25 @@ mod tests {
     }
 
     #[test]
-    fn a_dual_stack_gateway_waits_for_its_ipv6_prefix_and_says_so() {
+    fn a_dual_stack_gateway_makes_ipv6_pods_wait_for_its_ipv6_prefix_and_says_so() {
         let profile = json!({"ip": "10.0.0.6", "port": 6000, "publicKey": KEY,
             "privateKeySecretRef": {"name": "sgw-u"}});
         let mut s = sgc(
             false,
             json!({"egressIpPrefix": "203.0.113.0/31", "gatewayServerProfile": profile}),
         );
-        assert!(!to_reply(&s).unwrap().ipv6, "IPv4-only by default");
+        assert!(
+            !to_reply_for(&s, true).unwrap().ipv6,
+            "IPv4-only by default"
+        );
         s.spec.target.ip_families = Some(vec![
             egress_api::target::IpFamily::IPv4,
             egress_api::target::IpFamily::IPv6,
         ]);
-        let e = to_reply(&s).unwrap_err();
+        // A pod without IPv6 has nothing to wait for.
+        assert!(to_reply(&s).is_ok());
+        assert_eq!(ipv6_unusable(&s), to_reply_for(&s, true).err());
+        let e = to_reply_for(&s, true).unwrap_err();
         assert_eq!(
             e,
             GatewayError::NotReady {
@@ -323,10 +348,11 @@ mod tests {
         s.status.as_mut().unwrap().conditions =
             vec![serde_json::from_value(cond("IPv6Ready", "False", "InvalidPrefixId", 2)).unwrap()];
         assert!(
-            matches!(to_reply(&s), Err(GatewayError::Failed { reason, .. }) if reason == "InvalidPrefixId")
+            matches!(to_reply_for(&s, true), Err(GatewayError::Failed { reason, .. }) if reason == "InvalidPrefixId")
         );
         s.status.as_mut().unwrap().conditions.clear();
         s.status.as_mut().unwrap().egress_ipv6_prefix = Some("2001:db8:e::/127".into());
-        assert!(to_reply(&s).unwrap().ipv6);
+        assert!(to_reply_for(&s, true).unwrap().ipv6);
+        assert_eq!(ipv6_unusable(&s), None);
     }
 }

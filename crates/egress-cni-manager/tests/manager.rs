@@ -320,6 +320,21 @@ async fn a_dual_stack_pod_of_a_dual_stack_gateway_gets_its_ipv6_on_the_pod_endpo
     assert!(!reply.ipv6);
     assert_eq!(v6_of().await, None);
 
+    // Its IPv6 prefix not provisioned (yet): a pod with IPv6 waits, one without is served.
+    let sgcs: Api<StaticGatewayConfiguration> = Api::namespaced(env.client.clone(), "ns1");
+    sgcs.patch_status(
+        "sgc6",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"egressIpv6Prefix": null}})),
+    )
+    .await
+    .unwrap();
+    let (kind, msg) =
+        refusal(add_dual(&env, "dual", "10.244.1.60", Some("fd00:10:244:1::60")).await);
+    assert_eq!(kind, ErrorKind::GatewayNotReady, "{msg}");
+    assert!(msg.contains("status.egressIpv6Prefix not set yet"), "{msg}");
+    assert!(!add(&env, "dual", "10.244.1.60").await.unwrap().ipv6);
+
     // An IPv4-only gateway never takes a pod's IPv6.
     pods.patch(
         "dual",

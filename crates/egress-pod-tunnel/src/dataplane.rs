@@ -510,3 +510,71 @@ impl PodTunnel for DataplaneTunnel {
         Ok(drift)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::sandbox::{SandboxRecord, test_record};
+
+    fn spec(ipv6: bool, pod_ipv6: Option<&str>, gateway: Option<&str>) -> TunnelSpec {
+        TunnelSpec {
+            sandbox: SandboxRecord {
+                pod_ipv6: pod_ipv6.map(|a| a.parse().unwrap()),
+                eth_ipv6_gateway: gateway.map(|a| a.parse().unwrap()),
+                node_excluded_cidrs: vec![
+                    "169.254.169.254/32".parse().unwrap(),
+                    "fd00:10:96::/112".parse().unwrap(),
+                ],
+                ..test_record(Path::new(crate::DEFAULT_STATE_DIR), "c1")
+            },
+            gateway: "gw".into(),
+            endpoint: "10.0.0.5:6000".parse().unwrap(),
+            gateway_public_key: WireKey::parse(&PrivateKey::generate().public_key().to_base64())
+                .unwrap(),
+            pod_public_key: WireKey::parse(&PrivateKey::generate().public_key().to_base64())
+                .unwrap(),
+            default_route: DefaultRoute::StaticEgressGateway,
+            exclude_cidrs: vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "2001:db8:e::/48".parse().unwrap(),
+            ],
+            ipv6,
+        }
+    }
+
+    #[test]
+    fn the_ipv6_layout_needs_the_managers_word_and_a_pod_address() {
+        let key = PrivateKey::generate();
+        let v6 = |s: &TunnelSpec| desired(s, &key).unwrap().ipv6;
+        assert_eq!(v6(&spec(false, Some("fd00::5"), Some("fd00::1"))), None);
+        assert_eq!(v6(&spec(true, None, None)), None);
+        let on = v6(&spec(true, Some("fd00::5"), Some("fd00::1"))).unwrap();
+        assert_eq!(on.eth_gateway, Some("fd00::1".parse().unwrap()));
+        // The SGC's and the node's IPv6 exclusions; the IPv4 ones stay in the IPv4 half.
+        let cidrs: Vec<String> = on.cidrs.iter().map(ToString::to_string).collect();
+        assert_eq!(cidrs, ["2001:db8:e::/48", "fd00:10:96::/112"]);
+        let state = desired(&spec(true, Some("fd00::5"), Some("fd00::1")), &key).unwrap();
+        let PodRouting::StaticEgressGateway { exclude } = &state.routing else {
+            panic!("{:?}", state.routing)
+        };
+        assert_eq!(exclude.len(), 2);
+        // Excluding IPv6 without knowing eth0's IPv6 gateway is refused, not guessed.
+        let err = desired(&spec(true, Some("fd00::5"), None), &key).unwrap_err();
+        assert!(err.0.contains("need an IPv6 gateway on eth0"), "{}", err.0);
+        // The undo of a DEL removes the IPv6 exclusions too.
+        let t = teardown_of(
+            Some(&spec(true, Some("fd00::5"), Some("fd00::1"))),
+            Path::new("/run/netns/p1"),
+            "c1",
+        )
+        .unwrap();
+        assert!(
+            t.eth_routes
+                .iter()
+                .any(|r| r.to_string() == "2001:db8:e::/48 via fd00::1 dev eth0"),
+            "{:?}",
+            t.eth_routes
+        );
+    }
+}

@@ -253,6 +253,28 @@ impl SandboxLock {
     }
 }
 
+/// An IPv4-only sandbox of pod `ns/p` for tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_record(state_dir: &Path, container_id: &str) -> SandboxRecord {
+    SandboxRecord {
+        container_id: container_id.into(),
+        netns: "/run/netns/p".into(),
+        eth: "eth0".into(),
+        pod_ip: "10.244.0.5".parse().unwrap(),
+        eth_gateway: "10.244.0.1".parse().unwrap(),
+        pod_ipv6: None,
+        eth_ipv6_gateway: None,
+        mtu: 1420,
+        backend: Backend::Kernel,
+        node_excluded_cidrs: vec![],
+        state_dir: state_dir.to_path_buf(),
+        pod_namespace: "ns".into(),
+        pod_name: "p".into(),
+        pod_uid: Some("u1".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -261,22 +283,7 @@ mod tests {
     use std::time::Duration;
 
     fn record(dir: &Path, id: &str) -> SandboxRecord {
-        SandboxRecord {
-            container_id: id.into(),
-            netns: "/run/netns/p".into(),
-            eth: "eth0".into(),
-            pod_ip: "10.244.0.5".parse().unwrap(),
-            eth_gateway: "10.244.0.1".parse().unwrap(),
-            pod_ipv6: None,
-            eth_ipv6_gateway: None,
-            mtu: 1420,
-            backend: Backend::Kernel,
-            node_excluded_cidrs: vec![],
-            state_dir: dir.to_path_buf(),
-            pod_namespace: "ns".into(),
-            pod_name: "p".into(),
-            pod_uid: Some("u1".into()),
-        }
+        test_record(dir, id)
     }
 
     #[test]

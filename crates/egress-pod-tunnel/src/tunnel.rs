@@ -152,20 +152,11 @@ mod tests {
         let key = WireKey::parse("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").unwrap();
         let spec = TunnelSpec {
             sandbox: SandboxRecord {
-                container_id: "c1".into(),
                 netns: "/run/netns/p1".into(),
-                eth: "eth0".into(),
-                pod_ip: "10.244.0.5".parse().unwrap(),
-                eth_gateway: "10.244.0.1".parse().unwrap(),
-                pod_ipv6: None,
-                eth_ipv6_gateway: None,
-                mtu: 1420,
                 backend: Backend::Userspace,
-                node_excluded_cidrs: vec![],
-                state_dir: "/run/egress-gateway/pods".into(),
                 pod_namespace: "ns1".into(),
                 pod_name: "web-0".into(),
-                pod_uid: Some("u1".into()),
+                ..crate::sandbox::test_record(Path::new(crate::DEFAULT_STATE_DIR), "c1")
             },
             gateway: "gw".into(),
             endpoint: "10.224.0.9:6000".parse().unwrap(),

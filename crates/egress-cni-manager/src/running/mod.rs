@@ -299,18 +299,25 @@ impl Attachments {
                 (key, state)
             })
             .collect();
-        let dual_stack = self
-            .gateways
-            .state()
+        let sgcs = self.gateways.state();
+        let dual_stack = sgcs
             .iter()
             .filter(|sgc| sgc.spec.target.ipv6())
             .map(|sgc| sgc_key(sgc))
+            .collect();
+        let ipv6_waiting = sgcs
+            .iter()
+            .filter_map(|sgc| {
+                let e = crate::gateway::ipv6_unusable(sgc)?;
+                Some((sgc_key(sgc), crate::error_chain(&e)))
+            })
             .collect();
         Observed {
             sandboxes,
             tunnels,
             tunnels_ipv6,
             dual_stack,
+            ipv6_waiting,
             pods: self.cache.snapshot(),
             selectors,
             gateways,

@@ -49,6 +49,8 @@ pub struct Observed {
     pub tunnels_ipv6: HashSet<String>,
     /// SGCs by `(namespace, name)` with IPv6 in `spec.ipFamilies`.
     pub dual_stack: HashSet<(String, String)>,
+    /// Dual-stack SGCs ready for pods without IPv6 but not yet for pods with it: the reason.
+    pub ipv6_waiting: HashMap<(String, String), String>,
 }
 
 /// One change to one running sandbox.
@@ -147,7 +149,8 @@ fn ipv6_changed(observed: &Observed, sandbox: &SandboxRecord, gateway: &str) -> 
     let key = (sandbox.pod_namespace.clone(), gateway.to_owned());
     let want = observed.dual_stack.contains(&key) && sandbox.pod_ipv6.is_some();
     let have = observed.tunnels_ipv6.contains(&sandbox.container_id);
-    let ready = observed.gateways.get(&key) == Some(&GatewayState::Ready);
+    let ready = observed.gateways.get(&key) == Some(&GatewayState::Ready)
+        && !(want && observed.ipv6_waiting.contains_key(&key));
     let backing_off = observed
         .backing_off
         .contains(&(sandbox.container_id.clone(), gateway.to_owned()));
@@ -194,7 +197,12 @@ fn towards(
         from: have.cloned(),
         reason,
     };
+    let ipv6_waiting = sandbox
+        .pod_ipv6
+        .and_then(|_| observed.ipv6_waiting.get(&key));
     match observed.gateways.get(&key) {
+        // A pod with IPv6 waits for the gateway's IPv6 as ADD would make it.
+        Some(GatewayState::Ready) if let Some(reason) = ipv6_waiting => Some(wait(reason.clone())),
         Some(GatewayState::Ready) => (!observed
             .backing_off
             .contains(&(sandbox.container_id.clone(), want.to_owned())))
@@ -296,12 +304,16 @@ mod tests {
         };
         assert_eq!(plan(&o), std::slice::from_ref(&again));
         // Not while the gateway provisions its IPv6, nor while a retry backs off.
-        o.gateways.insert(
-            gw.clone(),
-            GatewayState::NotReady("no IPv6 prefix yet".into()),
-        );
+        o.ipv6_waiting
+            .insert(gw.clone(), "no IPv6 prefix yet".into());
         assert_eq!(plan(&o), []);
-        o.gateways.insert(gw.clone(), GatewayState::Ready);
+        // Attaching anew, a pod with IPv6 waits for it, with the reason.
+        o.tunnels.clear();
+        assert!(
+            matches!(&plan(&o)[..], [Step::Wait { reason, from: None, .. }] if reason == "no IPv6 prefix yet")
+        );
+        o.tunnels.insert("c1".into(), "gw".into());
+        o.ipv6_waiting.clear();
         o.backing_off.insert(("c1".into(), "gw".into()));
         assert_eq!(plan(&o), []);
         o.backing_off.clear();
