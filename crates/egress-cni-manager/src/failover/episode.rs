@@ -74,7 +74,13 @@ impl Default for Timing {
             spread_per_tunnel: Duration::from_millis(1),
             retry: Duration::from_millis(300),
             retry_max: Duration::from_millis(700),
-            dead_after: Duration::from_millis(500),
+            // Counted from the first read that saw sends without an answer, which comes up to
+            // `poll_quiet` after the silence began: a moved flow (a drain, a later re-hash)
+            // is kicked within ~0.5 s of the move. Only a flow that sends for this long and
+            // receives nothing at all (not even a TCP ACK) is suspect, so false kicks need a
+            // one-way flow, and cost one handshake with nothing lost (WireGuard queues the
+            // packets meanwhile).
+            dead_after: Duration::from_millis(300),
             settle: Duration::from_secs(15),
             poll_reset: Duration::from_millis(200),
             poll_watch: Duration::from_millis(100),
