@@ -247,6 +247,8 @@ pub async fn prepare(args: &Args) -> Result<Prepared, StartError> {
                 .secret_namespace
                 .clone()
                 .unwrap_or_else(|| args.namespace.clone()),
+            // /proc/sys/net shows the network namespace of the reader: the host's here.
+            ipv6: std::path::Path::new("/proc/sys/net/ipv6").exists(),
         },
         resync_interval: Duration::from_secs(args.resync_seconds.max(1)),
         drain: Duration::from_secs(args.lb_probe_drain_delay_seconds),

@@ -35,7 +35,14 @@ pub struct HostConfig {
     pub tunnel_mtu: u32,
     /// Namespace of the key Secrets (the only one watched for Secrets).
     pub secret_namespace: String,
+    /// Whether the node's kernel has IPv6 (`/proc/sys/net/ipv6` exists). Without it no
+    /// gateway egresses IPv6 here: each dual-stack gateway keeps its IPv4 egress and reports
+    /// its IPv6 as unusable, instead of an IPv6 sysctl failing the whole node's programming.
+    pub ipv6: bool,
 }
+
+/// Why a node without IPv6 in its kernel egresses no IPv6.
+pub const NO_IPV6_ON_NODE: &str = "this node's kernel has IPv6 disabled (no /proc/sys/net/ipv6, e.g. booted with ipv6.disable=1): it cannot egress IPv6; IPv4 egress is unaffected";
 
 /// One PodEndpoint programmed as a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +163,9 @@ impl Desired {
                     },
                 );
                 continue;
+            }
+            if !host.ipv6 && spec.ipv6.address().is_some() {
+                spec.ipv6 = Ipv6Egress::Unusable(NO_IPV6_ON_NODE.into());
             }
             if let Err(e) = desired.add_tunnel(&mut spec, host.tunnel_mtu) {
                 desired

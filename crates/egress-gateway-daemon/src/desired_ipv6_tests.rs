@@ -196,3 +196,27 @@ fn a_contested_ipv6_goes_to_the_claim_ipv4_would_choose_and_the_other_keeps_its_
     // And equals what a full placement gives.
     assert_eq!(build(&inv).peers, d.peers);
 }
+
+#[test]
+fn a_node_without_ipv6_keeps_ipv4_egress_and_reports_why_it_has_no_ipv6() {
+    let gw = Gw::new("gw-a", 6000, "10.0.0.10").dual("fd00::10");
+    let pe = with_ipv6(pod_endpoint("pod1", "gw-a", V4, &random_pub()), V6);
+    let inv = inventory_with(
+        &[&gw],
+        vec![pe],
+        vec![pod("pod1", "gw-a", &["10.244.1.5", "fd00:10:244:1::5"], 1)],
+    );
+    let mut host = host();
+    host.ipv6 = false;
+    let mut d = Desired::gateways(&inv, &node(), &host, &Default::default()).unwrap();
+    d.place_all_peers(&inv, &Incumbents::new());
+    assert!(d.gateway_errors.is_empty(), "{:?}", d.gateway_errors);
+    let tunnel = &d.state.gateways()[&6000];
+    assert_eq!(tunnel.secondary_ipv6(), None, "nothing IPv6 is planned");
+    assert_eq!(d.peers[&key("pod1")].allowed_ips, nets(&[V4]));
+    assert_eq!(
+        d.gateways[&6000].ipv6,
+        Ipv6Egress::Unusable(crate::desired::NO_IPV6_ON_NODE.into())
+    );
+    assert!(ipv6_reason(&d, "pod1").is_some(), "{:?}", d.ipv6_refusals);
+}

@@ -40,6 +40,7 @@ fn host() -> HostConfig {
         gateway_netns: "ns-static-egress-gateway".parse().unwrap(),
         tunnel_mtu: 1420,
         secret_namespace: KEY_NS.into(),
+        ipv6: true,
     }
 }
 

@@ -58,6 +58,7 @@ fn host(w: &World) -> HostConfig {
         gateway_netns: w.gateway_netns.clone(),
         tunnel_mtu: 1420,
         secret_namespace: KEY_NS.into(),
+        ipv6: true,
     }
 }
 

@@ -51,6 +51,7 @@ async fn heartbeat_compact_peers_and_refusals_are_published() {
             gateway_netns: "ns-static-egress-gateway".parse().unwrap(),
             tunnel_mtu: 1420,
             secret_namespace: KEY_NS.into(),
+            ipv6: true,
         },
     );
     cfg.publish.heartbeat = Duration::from_secs(1);

@@ -321,6 +321,7 @@ async fn lifecycle(objs: &[serde_json::Value]) -> BTreeMap<&'static str, BTreeSe
                 gateway_netns: "ns-static-egress-gateway".parse().unwrap(),
                 tunnel_mtu: 1420,
                 secret_namespace: NS.into(),
+                ipv6: true,
             },
             resync_interval: Duration::from_secs(3600),
             drain: Duration::ZERO,
