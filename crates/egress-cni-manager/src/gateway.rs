@@ -215,8 +215,8 @@ pub fn to_reply_for(
             DefaultRoute::AzureNetworking => egress_cni_proto::DefaultRoute::AzureNetworking,
         },
         exclude_cidrs,
-        // The handler narrows it to pods with an IPv6 address.
-        ipv6: sgc.spec.target.ipv6(),
+        // IPv6 egress needs both a dual-stack gateway and a pod with an IPv6 address.
+        ipv6: ipv6 && sgc.spec.target.ipv6(),
     })
 }
 

@@ -390,11 +390,10 @@ impl RequestHandler {
                 namespace: pod.namespace.clone(),
                 name: sgc_name.clone(),
             })?;
-        let mut reply = gateway::to_reply_for(&sgc, req.pod_ipv6.is_some())?;
-        // IPv6 egress needs both a dual-stack gateway and an IPv6 pod; otherwise the field is
-        // left out of the apply, which clears one an earlier sandbox of the pod set.
+        let reply = gateway::to_reply_for(&sgc, req.pod_ipv6.is_some())?;
+        // Without IPv6 egress the field is left out of the apply, which clears one an
+        // earlier sandbox of the pod set.
         let pod_ipv6 = req.pod_ipv6.filter(|_| reply.ipv6);
-        reply.ipv6 = pod_ipv6.is_some();
         let prefix = if req.pod_ip.is_ipv4() { 32 } else { 128 };
         let mut endpoint = json!({
             "apiVersion": API_VERSION,

@@ -345,7 +345,7 @@ fn ipv6_use(
     pod_has_ipv6: bool,
 ) -> Result<(), String> {
     if !sgc.spec.target.ipv6() {
-        return Err("the gateway carries IPv4 only (no IPv6 in spec.ipFamilies), so IPv6 leaves through the pod's eth0 as the node or cluster address".into());
+        return Err(crate::routing::IPV6_NOT_ENABLED.into());
     }
     if !pod_has_ipv6 {
         return Err("the pod has no IPv6 address, so it egresses IPv4 only".into());
@@ -503,8 +503,7 @@ fn explain_nodes(
         {
             best = Some((i, h));
         }
-        let drift =
-            status.and_then(|s| observed::drift_for(s, observed::ready_interface(s, sgc), pe));
+        let drift = status.and_then(|s| observed::drift_for(s, n.interface.as_deref(), pe));
         let age = handshake.map(|h| now.as_second() - h);
         let (state, detail) = node_hop(n, &peer, age);
         let (state, detail) = match drift.filter(|_| !n.daemon.is_down()) {

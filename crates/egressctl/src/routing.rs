@@ -16,6 +16,9 @@ use serde::Serialize;
 /// pod's own report is missing.
 pub const DEFAULT_NODE_EXCEPTIONS: [&str; 2] = ["169.254.169.254/32", "169.254.10.11/32"];
 
+/// Why a pod's IPv6 is not tunnelled when its gateway has no IPv6 (routing and explain).
+pub const IPV6_NOT_ENABLED: &str = "the gateway carries IPv4 only (no IPv6 in spec.ipFamilies), so IPv6 leaves through the pod's eth0 as the node or cluster address";
+
 /// The routing a pod has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -131,9 +134,7 @@ impl PodRouting {
                 matched: None,
                 why: format!(
                     "not tunnelled: {}",
-                    self.ipv6_off.as_deref().unwrap_or(
-                        "the gateway carries IPv4 only (no IPv6 in spec.ipFamilies), so IPv6 leaves through the pod's eth0 as the node or cluster address"
-                    )
+                    self.ipv6_off.as_deref().unwrap_or(IPV6_NOT_ENABLED)
                 ),
             };
         }

@@ -44,12 +44,15 @@ fn accept_ra(desired: &GatewayNodeState) -> Option<SysctlKey> {
     SysctlKey::ipv6_conf(desired.host_interface.as_str(), "accept_ra").ok()
 }
 
+/// A link-local address as `<ip>/64`.
+fn link_local_64(ip: std::net::Ipv6Addr) -> AddressSpec {
+    // A /64 is always a valid prefix.
+    AddressSpec::plain(IpNet::V6(Ipv6Net::new(ip, 64).unwrap_or_default()))
+}
+
 /// The host end's link-local (`fe80::1/64`), next hop of the gateway namespace's IPv6.
 fn host_veth_link_local() -> AddressSpec {
-    // A /64 is always a valid prefix.
-    AddressSpec::plain(IpNet::V6(
-        Ipv6Net::new(HOST_VETH_LINK_LOCAL, 64).unwrap_or_default(),
-    ))
+    link_local_64(HOST_VETH_LINK_LOCAL)
 }
 
 /// `default via fe80::1 dev host0` for IPv6 in the gateway namespace.
@@ -61,11 +64,9 @@ fn gateway_default6(desired: &GatewayNodeState) -> RouteSpec {
     )
 }
 
+/// The tunnel device's link-local (`fe80::1/64`), the pods' next hop.
 fn tunnel_address() -> AddressSpec {
-    // fe80::1/64 is always a valid prefix.
-    AddressSpec::plain(IpNet::V6(
-        ipnet::Ipv6Net::new(TUNNEL_LINK_LOCAL, 64).unwrap_or_default(),
-    ))
+    link_local_64(TUNNEL_LINK_LOCAL)
 }
 
 fn lo() -> Option<InterfaceName> {

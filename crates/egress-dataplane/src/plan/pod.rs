@@ -75,7 +75,7 @@ const LINK_LOCAL_V6: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0xfe80, 0, 0, 0
 
 /// The routes the pod's main table must hold, in the order they are added: the gateway
 /// stays reachable before the routes that made it so go away.
-fn wanted_routes(desired: &PodTunnelState) -> Vec<RouteSpec> {
+pub(super) fn wanted_routes(desired: &PodTunnelState) -> Vec<RouteSpec> {
     let eth = &desired.eth;
     let gateway = IpAddr::V4(desired.eth_gateway);
     let mut wanted = Vec::new();

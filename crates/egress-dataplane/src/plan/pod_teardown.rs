@@ -8,14 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use ipnet::IpNet;
-
 use crate::names::{InterfaceName, NetnsRef};
 use crate::nft::NftTable;
 use crate::observed::{NetnsRequest, ObserveRequest, ObservedState, WgDeviceId};
 use crate::op::Op;
-use crate::spec::{MAIN_TABLE, RouteSpec};
-use crate::state::{IngressReturnPath, PodRouting, PodTunnelState};
+use crate::spec::{MAIN_TABLE, NextHop, RouteSpec};
+use crate::state::{IngressReturnPath, PodTunnelState};
 
 /// What to remove for one pod. Built from the pod's [`PodTunnelState`] when it is known
 /// ([`PodTunnelState::teardown`]), or from names alone when the plugin lost its record.
@@ -44,29 +42,13 @@ pub struct PodTeardown {
 impl PodTunnelState {
     /// Everything [`crate::plan_pod`] creates for this pod, as a teardown.
     pub fn teardown(&self, socket_name: Option<InterfaceName>) -> PodTeardown {
-        let mut eth_routes = BTreeSet::new();
-        // Not the on-link route to the gateway: it may be the main plugin's own (the tunnel
-        // plan's replaced it), and removing it would cut the pod off its gateway.
-        if let PodRouting::StaticEgressGateway { exclude } = &self.routing {
-            for cidr in exclude {
-                eth_routes.insert(RouteSpec::via(
-                    IpNet::V4(*cidr),
-                    self.eth_gateway.into(),
-                    self.eth.clone(),
-                ));
-            }
-            if let Some(v6) = &self.ipv6
-                && let Some(gw) = v6.eth_gateway
-            {
-                for cidr in &v6.cidrs {
-                    eth_routes.insert(RouteSpec::via(
-                        IpNet::V6(*cidr),
-                        gw.into(),
-                        self.eth.clone(),
-                    ));
-                }
-            }
-        }
+        // The exclusions (via eth0's gateway, of either family). Not the on-link route to the
+        // gateway: it may be the main plugin's own (the tunnel plan's replaced it), and
+        // removing it would cut the pod off its gateway.
+        let eth_routes = super::pod::wanted_routes(self)
+            .into_iter()
+            .filter(|r| r.device == self.eth && matches!(r.next_hop, NextHop::Gateway(_)))
+            .collect();
         PodTeardown {
             netns: self.netns.clone(),
             interface: self.interface.clone(),

@@ -140,7 +140,7 @@ fn provisioned(
             "waiting for the load balancer frontend IP".into(),
         ),
     }];
-    let vm_uid = m.vm_uid.as_deref().filter(|_| !m.removing_vm);
+    let vm_uid = m.live_vm_uid();
     let vm = vm_uid
         .zip(applied.egress.get(&m.lb_uid))
         .map(|(vm_uid, prefix)| {

@@ -51,16 +51,12 @@ pub async fn measure(cluster: &Cluster) -> Result<Report> {
     let sgcs = report::sgcs(&cluster.client).await?;
     let mut pods = Vec::new();
     for ((ns, name), rec) in cluster.pods() {
-        let sgc_prefix = rec
+        let sgc_row = rec
             .sgc
             .as_ref()
-            .and_then(|s| sgcs.iter().find(|r| r.namespace == ns && &r.name == s))
-            .and_then(|r| r.egress_ip_prefix.clone());
-        let sgc_prefix6 = rec
-            .sgc
-            .as_ref()
-            .and_then(|s| sgcs.iter().find(|r| r.namespace == ns && &r.name == s))
-            .and_then(|r| r.egress_ipv6_prefix.clone());
+            .and_then(|s| sgcs.iter().find(|r| r.namespace == ns && &r.name == s));
+        let sgc_prefix = sgc_row.and_then(|r| r.egress_ip_prefix.clone());
+        let sgc_prefix6 = sgc_row.and_then(|r| r.egress_ipv6_prefix.clone());
         let (egress_ip, error) = match &rec.netns {
             Some(pod_ns) => match seen_from(pod_ns, seed::INTERNET_SERVER_IP.into()).await {
                 Ok(ip) => (Some(ip), None),

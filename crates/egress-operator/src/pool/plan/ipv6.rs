@@ -89,15 +89,11 @@ fn need(
     })
 }
 
-fn live_vm_uid(m: &Member) -> Option<&str> {
-    m.vm_uid.as_deref().filter(|_| !m.removing_vm)
-}
-
 /// Whether a live gateway of the pool wants IPv6 egress (then the pass reads the pool's
 /// subnet, to check it has an IPv6 range).
 pub fn wanted(members: &[Member]) -> bool {
     members.iter().any(|m| {
-        live_vm_uid(m).is_some()
+        m.live_vm_uid().is_some()
             && matches!(
                 m.ipv6,
                 Ok(Ipv6Egress::Private | Ipv6Egress::ManagedPrefix | Ipv6Egress::ByoPrefix(_))
@@ -113,7 +109,7 @@ pub fn prefixes_to_read(
 ) -> Vec<(String, ResourceId)> {
     members
         .iter()
-        .filter_map(|m| match need(settings, pool, m, live_vm_uid(m)?) {
+        .filter_map(|m| match need(settings, pool, m, m.live_vm_uid()?) {
             Ok(Need::Prefix(t)) => Some((m.lb_uid.clone(), t.id)),
             _ => None,
         })
@@ -196,9 +192,15 @@ pub fn plan(
             }
             Ok(Need::Prefix(t)) => {
                 let managed = t.managed;
-                let step = match shared_byo(&mut byo_users, &observed.pool, m, &t) {
-                    Some(e) => Err(e),
-                    None => prefix(observed, m, t)?,
+                // A BYO IPv6 prefix is claimed before it is read, as the IPv4 one is after.
+                let claimed = if managed {
+                    Ok(())
+                } else {
+                    super::pass::claim(&mut byo_users, &observed.pool, m, &t.id)
+                };
+                let step = match claimed {
+                    Err(e) => Err(e),
+                    Ok(()) => prefix(observed, m, t)?,
                 };
                 match step {
                     Ok(step) => {
@@ -224,34 +226,6 @@ impl Ipv6Plan {
         self.remove_ip_configs.push(name);
         if had_ipv6(m) {
             self.unused_prefixes.push(unused(m, vm_uid, false));
-        }
-    }
-}
-
-/// In a VM pool, the first gateway (oldest first) naming a BYO IPv6 prefix keeps it; a later
-/// one naming the same prefix is blocked (their per-NIC public IPs would have the same name).
-fn shared_byo(
-    users: &mut BTreeMap<String, String>,
-    pool: &GatewayPool,
-    m: &Member,
-    t: &PrefixTarget,
-) -> Option<MemberError> {
-    let PoolKind::Vms { name, .. } = &pool.kind else {
-        return None;
-    };
-    if t.managed {
-        return None;
-    }
-    let lower = t.id.to_string().to_ascii_lowercase();
-    match users.get(&lower) {
-        Some(other) => Some(MemberError::PrefixShared {
-            id: t.id.to_string(),
-            other: other.clone(),
-            pool: name.clone(),
-        }),
-        None => {
-            users.insert(lower, m.key());
-            None
         }
     }
 }

@@ -46,6 +46,12 @@ impl Member {
     pub fn key(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
     }
+
+    /// The UID of its VM configuration, unless that is being removed (nothing is provisioned
+    /// for a gateway on its way out).
+    pub fn live_vm_uid(&self) -> Option<&str> {
+        self.vm_uid.as_deref().filter(|_| !self.removing_vm)
+    }
 }
 
 /// The pool's members and the SGCs it should wait for.

@@ -130,7 +130,7 @@ fn gateway_need(
         Ok(t) => t,
         Err(e) => return Some(Err(e.clone().into())),
     };
-    let vm_uid = m.vm_uid.as_deref().filter(|_| !m.removing_vm)?;
+    let vm_uid = m.live_vm_uid()?;
     Some(Ok(prefixes::need(settings, pool, vm_uid, target)))
 }
 
@@ -299,8 +299,23 @@ fn claim_byo(
     m: &Member,
     step: EgressStep,
 ) -> Result<EgressStep, MemberError> {
-    let (PoolKind::Vms { name, .. }, Some(id)) = (&pool.kind, byo_prefix(m)) else {
-        return Ok(step);
+    match byo_prefix(m) {
+        Some(id) => claim(users, pool, m, &id).map(|()| step),
+        None => Ok(step),
+    }
+}
+
+/// In a VM pool, BYO prefix `id` (either family) goes to the first gateway claiming it, here
+/// `m`, unless an earlier one (`users`, by lower-cased ID) holds it: their per-NIC public IPs
+/// would have the same names. Scale-set pools share prefixes freely.
+pub(crate) fn claim(
+    users: &mut BTreeMap<String, String>,
+    pool: &GatewayPool,
+    m: &Member,
+    id: &ResourceId,
+) -> Result<(), MemberError> {
+    let PoolKind::Vms { name, .. } = &pool.kind else {
+        return Ok(());
     };
     let lower = id.to_string().to_ascii_lowercase();
     if let Some(other) = users.get(&lower) {
@@ -311,7 +326,7 @@ fn claim_byo(
         });
     }
     users.insert(lower, m.key());
-    Ok(step)
+    Ok(())
 }
 
 fn byo_prefix(m: &Member) -> Option<ResourceId> {
