@@ -218,12 +218,15 @@ impl Episodes {
     }
 
     /// A tunnel the change spared (its session is on a surviving gateway node): only
-    /// watched, at `poll_spared`, in case the load balancer moves its flow after all.
+    /// watched, at `poll_spared`, in case the load balancer moves its flow after all. Its
+    /// first read (the baseline) is `poll_spared` away too, not now: at failure time the
+    /// resets are what cannot wait, and reading 80 spared tunnels first delayed them by
+    /// 0.3 s at 500 pods (docs/benchmarks.md).
     pub fn spare(&mut self, sgc: &SgcRef, id: &str, now: Instant) {
-        self.watch_only(sgc, id, now, true);
+        self.watch_only(sgc, id, now + self.timing.poll_spared, true);
     }
 
-    fn watch_only(&mut self, sgc: &SgcRef, id: &str, now: Instant, spared: bool) {
+    fn watch_only(&mut self, sgc: &SgcRef, id: &str, due: Instant, spared: bool) {
         if self.ends.contains_key(sgc) && !self.watches.contains_key(id) {
             self.watches.insert(
                 id.to_owned(),
@@ -233,7 +236,7 @@ impl Episodes {
                         counters: None,
                         unanswered_since: None,
                     },
-                    due: now,
+                    due,
                     keepalive_on: false,
                     dead_kicks: 0,
                     spared,

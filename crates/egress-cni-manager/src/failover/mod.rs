@@ -45,8 +45,12 @@ use sessions::SessionMap;
 use targets::{GatewayMap, UidCache};
 use tunnels::{DataplaneTunnels, PodTunnels};
 
-/// Tunnel operations in flight at once (each is one netlink or UAPI round trip).
-const CONCURRENCY: usize = 16;
+/// Counter reads in flight at once (each is one netlink or UAPI round trip).
+const READ_CONCURRENCY: usize = 16;
+/// Resets and kicks in flight at once. They are what failover waits for, and each waits
+/// mostly for the pod's WireGuard to be scheduled: at 500 pods on a busy node one took
+/// 20–130 ms, so 65 resets at 16 at a time took 0.4 s (docs/benchmarks.md).
+const ACTION_CONCURRENCY: usize = 64;
 /// How often the records directory is checked (a stat; re-read only when it changed).
 const RESCAN: Duration = Duration::from_secs(1);
 /// Every this many checks the records are re-read regardless of the directory's time.
@@ -408,6 +412,7 @@ impl Loop {
         let actions: Vec<(String, Action)> = read
             .into_iter()
             .filter_map(|(id, stats)| {
+                tracing::trace!(tunnel = %id, ?stats, "tunnel counters");
                 let action = self.episodes.on_stats(&id, stats, now, &mut jitter)?;
                 Some((id, action))
             })
@@ -427,7 +432,7 @@ impl Loop {
                     let tunnels = tunnels.clone();
                     async move { (id, tunnels.stats(&r).await) }
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(READ_CONCURRENCY)
                 .collect()
                 .await;
         results
@@ -457,9 +462,14 @@ impl Loop {
             futures::stream::iter(jobs)
                 .map(|(id, r, a)| {
                     let tunnels = tunnels.clone();
-                    async move { (id, a, tunnels.apply(&r, a).await) }
+                    async move {
+                        let started = Instant::now();
+                        let result = tunnels.apply(&r, a).await;
+                        tracing::debug!(tunnel = %id, action = ?a, took = ?started.elapsed(), ok = result.is_ok(), "tunnel action");
+                        (id, a, result)
+                    }
                 })
-                .buffer_unordered(CONCURRENCY)
+                .buffer_unordered(ACTION_CONCURRENCY)
                 .collect()
                 .await;
         for (id, action, result) in results {
