@@ -137,6 +137,10 @@ async fn fail_over(
     let mut settings = egress_sim::egress_watch::WatchSettings::for_pods(pods);
     settings.udp_period = Duration::from_millis(udp_ms);
     settings.tcp_period = settings.udp_period * 2;
+    // Pods that lost their gateway send more often until they resume, so the first packet
+    // and connection are seen to 50 ms (100 ms), not to the datagram period.
+    let resume_ms = common::env_usize("EGRESS_FAILOVER_RESUME_MS", 50).min(udp_ms as usize);
+    settings.resume_period = Some(Duration::from_millis(resume_ms as u64));
     eprintln!("[e2e] watch: {settings:?}");
     let watch = egress_sim::egress_watch::EgressWatch::start(
         &netns,
@@ -147,14 +151,25 @@ async fn fail_over(
     // A few answers per pod first, so the watch knows the address each pod leaves from.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t = std::time::Instant::now();
-    watch.mark(&egress_ip);
+    let killed_at = watch.mark(&egress_ip);
     cluster.kill_node(&gateway).unwrap();
+    eprintln!(
+        "[e2e] killed {gateway} at {} (unix ms; the components' logs are UTC)",
+        killed_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
     let detected = common::ilb_drop_time(&cluster, t, Duration::from_secs(30))
         .await
         .expect("the ILB drops the dead backend");
     let got = tokio::task::spawn_blocking(move || watch.finish(Duration::from_secs(120)))
         .await
         .unwrap();
+    if let Some(out) = std::env::var_os("EGRESS_FAILOVER_OUT") {
+        let dump = serde_json::json!({"detectedMs": detected.as_millis() as u64, "pods": got});
+        std::fs::write(out, serde_json::to_vec_pretty(&dump).unwrap()).unwrap();
+    }
     let (moved, stayed): (Vec<_>, Vec<_>) = got.into_iter().partition(|p| p.failed_over);
     let spared = spared_tunnels(&cluster);
     eprintln!(

@@ -179,7 +179,12 @@ pub fn cni_manager(
             ),
             ("MY_NODE_NAME".into(), node.spec.name.clone()),
             ("UNINSTALL_ON_EXIT".into(), "false".into()),
-            ("RUST_LOG".into(), d::LOG_LEVEL.into()),
+            // EGRESS_SIM_CNI_MANAGER_LOG: a `RUST_LOG` filter for the managers (e.g. each
+            // failover action: `info,egress_cni_manager::failover=debug`).
+            (
+                "RUST_LOG".into(),
+                std::env::var("EGRESS_SIM_CNI_MANAGER_LOG").unwrap_or_else(|_| d::LOG_LEVEL.into()),
+            ),
             ("KUBECONFIG".into(), s(kubeconfig)),
         ],
         combined_output: true,

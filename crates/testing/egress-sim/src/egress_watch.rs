@@ -35,6 +35,14 @@ pub struct WatchSettings {
     pub tcp_timeout: Duration,
     /// How long pods whose gateway did not fail are watched after it.
     pub survivor_watch: Duration,
+    /// From the failure until it has resumed, a pod whose gateway failed sends a datagram
+    /// this often (`None`: `udp_period`), and opens a connection as soon as a datagram is
+    /// answered from a new address (besides every `tcp_period`). Its traffic goes nowhere
+    /// meanwhile (or waits in its WireGuard for the handshake), so a short period costs the
+    /// survivors nothing, and it measures when egress resumed to this resolution instead of
+    /// to `udp_period`: a pod sending every 500 ms can only show that it resumed at its
+    /// next datagram, and one connecting every second at its next connection.
+    pub resume_period: Option<Duration>,
 }
 
 impl WatchSettings {
@@ -47,6 +55,7 @@ impl WatchSettings {
             tcp_period: udp * 2,
             tcp_timeout: Duration::from_secs(3),
             survivor_watch: Duration::from_secs(3),
+            resume_period: None,
         }
     }
 }
@@ -158,6 +167,10 @@ impl EgressWatch {
     }
 }
 
+/// Connections a pod has in flight at most (each waits up to `tcp_timeout`): bounds the
+/// sockets of hundreds of pods whose SYNs go nowhere during the failure.
+const MAX_ATTEMPTS_IN_FLIGHT: usize = 16;
+
 /// A TCP attempt: connect, read the line the raw echo writes (`ip:port`).
 async fn connect_once(server: Ipv4Addr, timeout: Duration) -> (u64, Option<String>) {
     let attempt = async {
@@ -181,6 +194,14 @@ fn parse_reply(text: &str) -> Option<(String, u64)> {
     Some((ip.to_owned(), at))
 }
 
+/// A tick every `period`; ticks missed (a busy machine, attempts at their cap) are not
+/// made up in a burst.
+fn ticker(period: Duration) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(period);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
 async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings, mark: &Mark) {
     let Ok(udp) = tokio::net::UdpSocket::bind("0.0.0.0:0").await else {
         return;
@@ -192,8 +213,8 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
     {
         return;
     }
-    let mut udp_tick = tokio::time::interval(settings.udp_period);
-    let mut tcp_tick = tokio::time::interval(settings.tcp_period);
+    let mut udp_tick = ticker(settings.udp_period);
+    let mut tcp_tick = ticker(settings.tcp_period);
     let mut attempts = FuturesUnordered::new();
     let mut last_answer_ns = 0u64;
     let mut seq = 0u64;
@@ -205,6 +226,9 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
             let failed = mark.failed_ip.lock().ok().and_then(|f| f.clone());
             out.failed_over = out.before.is_some() && out.before == failed;
             classified = true;
+            if let (true, Some(period)) = (out.failed_over, settings.resume_period) {
+                udp_tick = ticker(period);
+            }
         }
         if at != 0 && done(out, at, settings) {
             return;
@@ -224,12 +248,16 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
                     if out.before.as_deref() != Some(ip.as_str()) && out.first_packet_new_ms.is_none() {
                         out.first_packet_new_ms = Some(ms(seen - at));
                         out.after = Some(ip);
+                        if settings.resume_period.is_some() && out.first_connection_new_ms.is_none() {
+                            attempts.push(connect_once(server, settings.tcp_timeout));
+                        }
+                        udp_tick = ticker(settings.udp_period);
                     }
                     out.longest_gap_ms = out.longest_gap_ms.max(ms(seen - last_answer_ns.max(at)));
                 }
                 last_answer_ns = seen;
             }
-            _ = tcp_tick.tick(), if at != 0 => {
+            _ = tcp_tick.tick(), if at != 0 && attempts.len() < MAX_ATTEMPTS_IN_FLIGHT => {
                 attempts.push(connect_once(server, settings.tcp_timeout));
             }
             Some((end, ip)) = attempts.next() => {

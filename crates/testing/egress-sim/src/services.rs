@@ -18,10 +18,14 @@ use tokio::task::JoinSet;
 
 use crate::netns::{self, NetnsError};
 
-/// Binds a TCP listener inside a namespace.
+/// Binds a TCP listener inside a namespace, with the kernel's largest accept queue: std's
+/// 128 overflows when hundreds of pods connect in the same moment while the simulator's
+/// runtime is busy, and a dropped SYN costs its client TCP's 1 s retransmission, which
+/// measures the simulated internet server instead of the egress path.
 pub fn bind_in(ns: &str, addr: SocketAddr) -> Result<TcpListener, NetnsError> {
     let result = netns::in_netns(ns, move || {
         let l = std::net::TcpListener::bind(addr)?;
+        nix::sys::socket::listen(&l, nix::sys::socket::Backlog::MAXCONN)?;
         l.set_nonblocking(true)?;
         Ok::<_, std::io::Error>(l)
     })?;
