@@ -98,20 +98,6 @@ impl Topology {
     pub fn build_core(&self, record: &mut dyn FnMut(&str)) -> Result<(), NetnsError> {
         record(&self.vnet);
         netns::create(&self.vnet, true)?;
-        // A dead node's address is unreachable in the router (`Cluster::kill_node`), which
-        // the load balancer's prober, running here, learns at its next probe. The CNI
-        // managers probe from their nodes and learn it from the router's ICMP error, which
-        // Linux limits per destination (1 a second): at hundreds of pods the pods' own
-        // datagrams to the dead backend use that up, and the managers then waited for
-        // their probe timeout while the load balancer did not. Unlimited, everyone who asks
-        // hears of the death the same way.
-        netns::batch(
-            None,
-            &[format!(
-                "netns exec {} sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_msgs_per_sec=100000 net.ipv4.icmp_msgs_burst=10000",
-                self.vnet
-            )],
-        )?;
         record(&self.inet);
         netns::create(&self.inet, false)?;
         let edge = format!("{}/{}", seed::EDGE_IP, seed::EDGE_PREFIX_LEN);
