@@ -12,10 +12,9 @@
 //! `prober` (observe: where and how the gateways answer), `sessions` (observe: which gateway
 //! node holds each tunnel's session; pure: which tunnels a loss spares), `health` (pure: the
 //! healthy set and its changes), `episode` (pure: what to do to each tunnel, from its
-//! counters), `tunnels` (apply: read counters, re-create a peer), `conn` (the connection to
-//! a gateway node that probes and queries use). This module runs them in one loop.
+//! counters), `tunnels` (apply: read counters, re-create a peer). This module runs them in
+//! one loop.
 
-mod conn;
 pub mod episode;
 pub mod health;
 pub mod prober;

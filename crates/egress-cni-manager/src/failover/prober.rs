@@ -4,10 +4,10 @@
 //! after a single probe, as the load balancer's threshold of 1.
 //!
 //! One task per target keeps an HTTP/1.1 connection open between probes (a probe costs the
-//! gateway one request, not a TCP handshake). The connection fails on the network's ICMP error
-//! (`conn`), so a node whose network is gone is seen as down at the next probe (one
-//! retransmission, ~0.2 s, after it) instead of after the timeout where the network says so; a
-//! powered-off VM is only seen by the timeout, like the load balancer sees it.
+//! gateway one request, not a TCP handshake). The socket reports ICMP errors at once
+//! (`IP_RECVERR`), so a node whose network is gone is seen as down at the next probe instead
+//! of after the timeout where the network says so; a powered-off VM is only seen by the
+//! timeout, like the load balancer sees it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::conn::GatewayConn;
 use super::health::SgcRef;
 
 /// One probe answer.
@@ -104,7 +105,7 @@ async fn probe_loop(
 ) {
     let addr = SocketAddr::new(node, settings.port);
     let path = format!("/gw/{uid}");
-    let mut conn: Option<GatewayConn> = None;
+    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
     let phase = settings.interval.mul_f64(fastrand::f64());
     let mut ticks =
         tokio::time::interval_at(tokio::time::Instant::now() + phase, settings.interval);
@@ -133,37 +134,67 @@ async fn probe_loop(
     }
 }
 
-async fn probe_once(addr: SocketAddr, path: &str, conn: &mut Option<GatewayConn>) -> bool {
-    if conn.as_ref().is_none_or(|c| c.sender.is_closed()) {
-        *conn = GatewayConn::connect(addr).await;
+async fn probe_once(
+    addr: SocketAddr,
+    path: &str,
+    conn: &mut Option<SendRequest<Empty<Bytes>>>,
+) -> bool {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        *conn = connect(addr).await;
     }
-    let Some(GatewayConn { sender, errors }) = conn.as_mut() else {
+    let Some(sender) = conn.as_mut() else {
         return false;
     };
-    let probe = async {
-        if sender.ready().await.is_err() {
-            return false;
+    if sender.ready().await.is_err() {
+        return false;
+    }
+    let Ok(req) = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+    else {
+        return false;
+    };
+    match sender.send_request(req).await {
+        // The body is a few bytes; dropping it unread is fine for keep-alive with hyper
+        // only once it was read, so read it.
+        Ok(resp) => {
+            let ok = resp.status() == hyper::StatusCode::OK;
+            ok && http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .is_ok()
         }
-        let Ok(req) = hyper::Request::get(path)
-            .header(hyper::header::HOST, addr.to_string())
-            .body(Empty::<Bytes>::new())
-        else {
-            return false;
-        };
-        match sender.send_request(req).await {
-            // The body is a few bytes; hyper keeps the connection alive only once it was
-            // read, so read it.
-            Ok(resp) => {
-                let ok = resp.status() == hyper::StatusCode::OK;
-                ok && http_body_util::BodyExt::collect(resp.into_body())
-                    .await
-                    .is_ok()
-            }
-            Err(_) => false,
+        Err(_) => false,
+    }
+}
+
+/// A kept-alive HTTP/1 connection to `addr` (also the sessions queries').
+pub(super) async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4().ok()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6().ok()?,
+    };
+    // ICMP errors (host or network unreachable) fail the connection at once instead of
+    // being retransmitted into until the timeout.
+    let recverr = match addr {
+        SocketAddr::V4(_) => {
+            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv4RecvErr, &true)
+        }
+        SocketAddr::V6(_) => {
+            nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv6RecvErr, &true)
         }
     };
-    // `None`: the network reported the node unreachable while the probe waited.
-    errors.guard(probe).await.unwrap_or(false)
+    if let Err(e) = recverr {
+        tracing::debug!(error = %e, "failed to set IP_RECVERR on a probe socket");
+    }
+    let stream = socket.connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Some(sender)
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::conn::GatewayConn;
 use bytes::Bytes;
 use egress_api::sessions::{self as wire, SessionsAnswer};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -139,17 +138,16 @@ pub async fn refresh(
 /// keeping open).
 async fn ask(addr: SocketAddr, uid: &str, pods: &[IpAddr]) -> Result<SessionsAnswer, QueryError> {
     let fail = |reason: String| QueryError { addr, reason };
-    let GatewayConn { mut sender, errors } = GatewayConn::connect(addr)
+    let mut sender = super::prober::connect(addr)
         .await
         .ok_or_else(|| fail("failed to connect".into()))?;
     let req = hyper::Request::get(wire::path(uid, pods))
         .header(hyper::header::HOST, addr.to_string())
         .body(Empty::<Bytes>::new())
         .map_err(|e| fail(e.to_string()))?;
-    let resp = errors
-        .guard(sender.send_request(req))
+    let resp = sender
+        .send_request(req)
         .await
-        .ok_or_else(|| fail("the network reported the node unreachable".into()))?
         .map_err(|e| fail(e.to_string()))?;
     let status = resp.status();
     let body = Limited::new(resp.into_body(), MAX_ANSWER_BYTES)
