@@ -4,10 +4,14 @@
 //! after a single probe, as the load balancer's threshold of 1.
 //!
 //! One task per target keeps an HTTP/1.1 connection open between probes (a probe costs the
-//! gateway one request, not a TCP handshake). The socket reports ICMP errors at once
-//! (`IP_RECVERR`), so a node whose network is gone is seen as down at the next probe instead
-//! of after the timeout where the network says so; a powered-off VM is only seen by the
-//! timeout, like the load balancer sees it.
+//! gateway one request, not a TCP handshake). The socket has `IP_RECVERR`, so where the
+//! network reports a node unreachable a *new* connection fails at once; on the kept-alive one
+//! the error is set one retransmission after the request, but tokio wakes a read only for
+//! readable or read-closed and hyper does not see it: in practice a dead node is seen down at
+//! the probe's timeout, as a powered-off VM is by the load balancer. (Surfacing it, with a
+//! second descriptor registered for errors, made the 500-pod simulator runs slower: managers
+//! that learn of a death before the load balancer kick into the dead node until it moves;
+//! docs/benchmarks.md, 2026-12-05.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -173,8 +177,8 @@ pub(super) async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4().ok()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6().ok()?,
     };
-    // ICMP errors (host or network unreachable) fail the connection at once instead of
-    // being retransmitted into until the timeout.
+    // ICMP errors (host or network unreachable) fail a connection attempt at once instead of
+    // being retransmitted into until the timeout (see the module doc for an established one).
     let recverr = match addr {
         SocketAddr::V4(_) => {
             nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv4RecvErr, &true)
