@@ -152,9 +152,16 @@ async fn fail_over(
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t = std::time::Instant::now();
     let killed_at = watch.mark(&egress_ip);
-    cluster.kill_node(&gateway).unwrap();
+    // EGRESS_FAILOVER_SILENT=1: the node dies as a VM does in Azure, without the router
+    // reporting it (every prober, the ILB's included, waits for its timeout).
+    let death = if common::env_usize("EGRESS_FAILOVER_SILENT", 0) == 1 {
+        egress_sim::cluster::Death::Silent
+    } else {
+        egress_sim::cluster::Death::Unreachable
+    };
+    cluster.kill_node_as(&gateway, death).unwrap();
     eprintln!(
-        "[e2e] killed {gateway} at {} (unix ms; the components' logs are UTC)",
+        "[e2e] killed {gateway} ({death:?}) at {} (unix ms; the components' logs are UTC)",
         killed_at
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -272,7 +279,9 @@ async fn only_the_dead_nodes_tunnels_re_handshake() {
 
 /// The benchmark: `EGRESS_FAILOVER_PODS` (50) annotated pods on `EGRESS_FAILOVER_WORKERS`
 /// (2) workers, ILB probe every `EGRESS_FAILOVER_PROBE_S` (1; Azure's is 5), a datagram every
-/// `EGRESS_FAILOVER_UDP_MS` (100).
+/// `EGRESS_FAILOVER_UDP_MS` (100), every `EGRESS_FAILOVER_RESUME_MS` (50) from the kill until a
+/// pod that lost its gateway resumes; `EGRESS_FAILOVER_SILENT=1` kills the node without the
+/// router reporting it; `EGRESS_FAILOVER_OUT=FILE` writes every pod's figures as JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: many pods; run by name"]
 async fn many_pods_fail_over_together() {

@@ -29,6 +29,7 @@ use crate::{fabric_sync, k8s, netns, teardown};
 
 mod kubectl_access;
 mod ops;
+pub use ops::Death;
 
 /// Prints a progress line on stderr.
 pub fn progress(msg: impl std::fmt::Display) {

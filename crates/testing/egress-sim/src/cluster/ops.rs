@@ -13,6 +13,16 @@ use serde_json::Value;
 use super::Cluster;
 use crate::{components, netns, services};
 
+/// How the network answers for a killed node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Death {
+    /// Host unreachable from the router: every prober learns of the death at its next probe.
+    Unreachable,
+    /// Nothing, as Azure for a dead VM: every prober waits for its timeout, the load
+    /// balancer's (the probe interval, at most 2 s) included.
+    Silent,
+}
+
 impl Cluster {
     /// GET an emulator admin view (`/admin/inventory`, `/admin/ipmap`, `/admin/lbmap`).
     pub async fn emulator_get(&self, path: &str) -> Result<Value> {
@@ -108,18 +118,28 @@ impl Cluster {
     /// from the down link anyway) and the CNI managers' on the workers alike (in Azure both
     /// would wait for their timeouts instead).
     pub fn kill_node(&mut self, name: &str) -> Result<()> {
+        self.kill_node_as(name, Death::Unreachable)
+    }
+
+    /// [`Cluster::kill_node`], with the router answering as `death` says.
+    pub fn kill_node_as(&mut self, name: &str, death: Death) -> Result<()> {
         let node = self
             .topo
             .node(name)
             .ok_or_else(|| anyhow!("no node {name}"))?
             .clone();
-        netns::batch(
-            Some(&self.topo.vnet),
-            &[
-                format!("link set {} down", node.router_if),
-                format!("route replace unreachable {}/32", node.primary_ip),
-            ],
-        )?;
+        match death {
+            Death::Unreachable => netns::batch(
+                Some(&self.topo.vnet),
+                &[
+                    format!("link set {} down", node.router_if),
+                    format!("route replace unreachable {}/32", node.primary_ip),
+                ],
+            )?,
+            // The node's own end of its link goes down: the router still routes to it and
+            // its packets are dropped on the way, unanswered, for the router's own prober too.
+            Death::Silent => netns::batch(Some(&node.ns), &["link set eth0 down".to_string()])?,
+        }
         let inodes: Vec<u64> = [node.ns.clone(), components::gateway_netns(&node)]
             .iter()
             .filter_map(|n| netns::inode(n))
