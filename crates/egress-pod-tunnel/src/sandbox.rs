@@ -282,14 +282,10 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    fn record(dir: &Path, id: &str) -> SandboxRecord {
-        test_record(dir, id)
-    }
-
     #[test]
     fn records_round_trip_and_ids_cannot_leave_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let r = record(dir.path(), "../../etc/x");
+        let r = test_record(dir.path(), "../../etc/x");
         r.save().unwrap();
         assert!(dir.path().join("sandboxes/etcx.json").exists());
         assert_eq!(

@@ -248,10 +248,12 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
                     if out.before.as_deref() != Some(ip.as_str()) && out.first_packet_new_ms.is_none() {
                         out.first_packet_new_ms = Some(ms(seen - at));
                         out.after = Some(ip);
-                        if settings.resume_period.is_some() && out.first_connection_new_ms.is_none() {
-                            attempts.push(connect_once(server, settings.tcp_timeout));
+                        if settings.resume_period.is_some() {
+                            if out.first_connection_new_ms.is_none() {
+                                attempts.push(connect_once(server, settings.tcp_timeout));
+                            }
+                            udp_tick = ticker(settings.udp_period);
                         }
-                        udp_tick = ticker(settings.udp_period);
                     }
                     out.longest_gap_ms = out.longest_gap_ms.max(ms(seen - last_answer_ns.max(at)));
                 }

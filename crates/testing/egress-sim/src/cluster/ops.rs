@@ -16,7 +16,7 @@ use crate::{components, netns, services};
 /// How the network answers for a killed node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Death {
-    /// Host unreachable from the router: every prober learns of the death at its next probe.
+    /// Host unreachable from the router: a new connection to the node fails at once.
     Unreachable,
     /// Nothing, as Azure for a dead VM: every prober waits for its timeout, the load
     /// balancer's (the probe interval, at most 2 s) included.
@@ -113,10 +113,11 @@ impl Cluster {
     /// Kills a gateway node as a VM dies: every process in its namespaces (the daemon and
     /// the wireguard-go it started) gets SIGKILL, no drain, and the router's link to it goes
     /// down, so probes and forwarded packets get no answer. The router answers packets for
-    /// the node's address with host unreachable, so every prober learns of the death at its
-    /// next probe: the load balancer's (which runs in the router and would get that error
-    /// from the down link anyway) and the CNI managers' on the workers alike (in Azure both
-    /// would wait for their timeouts instead).
+    /// the node's address with host unreachable, so a new connection to it fails at once:
+    /// the load balancer's prober (which runs in the router and would get that error from
+    /// the down link anyway) learns of the death at its next probe; the CNI managers' kept-
+    /// alive probe connections do not see the error and wait for their timeout (prober.rs).
+    /// In Azure both would wait for their timeouts: [`Death::Silent`].
     pub fn kill_node(&mut self, name: &str) -> Result<()> {
         self.kill_node_as(name, Death::Unreachable)
     }
