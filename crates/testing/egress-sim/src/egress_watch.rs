@@ -31,7 +31,8 @@ pub struct WatchSettings {
     pub udp_period: Duration,
     /// Period of new TCP connections after the failure.
     pub tcp_period: Duration,
-    /// Timeout of one connection.
+    /// Timeout of one connection (shortened while the in-flight cap would otherwise hold
+    /// only stuck attempts: see `attempt_timeout`).
     pub tcp_timeout: Duration,
     /// How long pods whose gateway did not fail are watched after it.
     pub survivor_watch: Duration,
@@ -167,9 +168,23 @@ impl EgressWatch {
     }
 }
 
-/// Connections a pod has in flight at most (each waits up to `tcp_timeout`): bounds the
-/// sockets of hundreds of pods whose SYNs go nowhere during the failure.
+/// Connections a pod has in flight at most: bounds the sockets of hundreds of pods whose
+/// SYNs go nowhere during the failure.
 const MAX_ATTEMPTS_IN_FLIGHT: usize = 16;
+
+/// How long one connection attempt may take: `tcp_timeout`, but never longer than the
+/// in-flight cap's worth of `tcp_period`s. A SYN sent into the outage is retransmitted only
+/// after 1 s; were it kept longer than the cap covers, the pod would hold its cap of stuck
+/// attempts and start no new connection once egress is back, and the first new connection
+/// would be the oldest SYN's retransmission, up to 1 s late (a drain at 1 pod, 40 ms apart:
+/// 16 attempts cover 640 ms, so an outage longer than that measured the retransmission).
+/// Abandoning the oldest keeps one new attempt starting every `tcp_period` throughout.
+fn attempt_timeout(settings: WatchSettings) -> Duration {
+    let cap = u32::try_from(MAX_ATTEMPTS_IN_FLIGHT).unwrap_or(u32::MAX);
+    settings
+        .tcp_timeout
+        .min(settings.tcp_period.saturating_mul(cap))
+}
 
 /// A TCP attempt: connect, read the line the raw echo writes (`ip:port`).
 async fn connect_once(server: Ipv4Addr, timeout: Duration) -> (u64, Option<String>) {
@@ -213,6 +228,7 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
     {
         return;
     }
+    let attempt_timeout = attempt_timeout(settings);
     let mut udp_tick = ticker(settings.udp_period);
     let mut tcp_tick = ticker(settings.tcp_period);
     let mut attempts = FuturesUnordered::new();
@@ -250,7 +266,7 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
                         out.after = Some(ip);
                         if settings.resume_period.is_some() {
                             if out.first_connection_new_ms.is_none() {
-                                attempts.push(connect_once(server, settings.tcp_timeout));
+                                attempts.push(connect_once(server, attempt_timeout));
                             }
                             udp_tick = ticker(settings.udp_period);
                         }
@@ -260,7 +276,7 @@ async fn pod_loop(out: &mut PodEgress, server: Ipv4Addr, settings: WatchSettings
                 last_answer_ns = seen;
             }
             _ = tcp_tick.tick(), if at != 0 && attempts.len() < MAX_ATTEMPTS_IN_FLIGHT => {
-                attempts.push(connect_once(server, settings.tcp_timeout));
+                attempts.push(connect_once(server, attempt_timeout));
             }
             Some((end, ip)) = attempts.next() => {
                 if let Some(ip) = ip
@@ -318,5 +334,12 @@ mod tests {
             WatchSettings::for_pods(1).udp_period,
             Duration::from_millis(20)
         );
+        // One pod: 16 attempts 40 ms apart cover 640 ms, less than a SYN's first
+        // retransmission; 500 pods (200 ms apart) keep the full timeout.
+        assert_eq!(
+            attempt_timeout(WatchSettings::for_pods(1)),
+            Duration::from_millis(640)
+        );
+        assert_eq!(attempt_timeout(s), Duration::from_secs(3));
     }
 }
