@@ -14,6 +14,7 @@ pub mod crds;
 pub mod gateway_lb_configuration;
 pub mod gateway_status;
 pub mod gateway_vm_configuration;
+pub mod lb_told;
 pub mod observed;
 pub mod pod_endpoint;
 pub mod selection;

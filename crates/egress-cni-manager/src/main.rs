@@ -80,6 +80,11 @@ struct Args {
     /// Milliseconds a gateway has to answer a probe before it counts as down.
     #[arg(long, env = "GATEWAY_PROBE_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     gateway_probe_timeout_ms: u64,
+    /// Milliseconds the load balancer is given to move a draining gateway node's flows after
+    /// its prober got the node's 503, before this node's tunnels re-handshake (earlier, they
+    /// would handshake with the draining node again).
+    #[arg(long, env = "GATEWAY_LB_GRACE_MS", default_value_t = 150, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    gateway_lb_grace_ms: u64,
     /// Port of the gateway daemons' sessions query (their health port): when a gateway node
     /// is lost, only the tunnels whose session was on it are re-handshaken; 0: all of them.
     #[arg(long, env = "GATEWAY_SESSIONS_PORT", default_value_t = egress_api::sessions::DEFAULT_PORT)]
@@ -122,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         options.settings.probe.port = args.gateway_probe_port;
         options.settings.probe.interval = Duration::from_millis(args.gateway_probe_interval_ms);
         options.settings.probe.timeout = Duration::from_millis(args.gateway_probe_timeout_ms);
+        options.settings.probe.lb_grace = Duration::from_millis(args.gateway_lb_grace_ms);
         options.settings.timing.settle = Duration::from_secs(args.failover_settle_seconds);
         options.settings.sessions_port =
             (args.gateway_sessions_port != 0).then_some(args.gateway_sessions_port);

@@ -176,6 +176,17 @@ pub struct LbProbeArgs {
     /// Seconds without a heartbeat from the daemon after which every probe answers 503.
     #[arg(long, env = "LB_PROBE_STALE_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     pub stale_after_seconds: u64,
+    /// Source addresses of the load balancer's own prober (comma-separated). What they are
+    /// answered is remembered and told to the CNI managers probing the same path, so that
+    /// they re-handshake a draining node's pods when the load balancer moves them, not
+    /// before. Azure's probes come from 168.63.129.16.
+    #[arg(
+        long,
+        env = "LB_PROBER_IPS",
+        value_delimiter = ',',
+        default_value = "168.63.129.16"
+    )]
+    pub lb_prober_ips: Vec<std::net::IpAddr>,
     /// Log as JSON lines.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,

@@ -8,20 +8,36 @@
 //!
 //! The file is checked every [`REFRESH`] (one `stat`; read when it changed), so answers never
 //! wait on the file system.
+//!
+//! It also remembers what it answered the load balancer's own prober (by source address,
+//! `--lb-prober-ips`) and tells the CNI managers, who probe the same path: a draining node's
+//! 503 moves the flows only once the load balancer got it, and a manager may wait for that
+//! (`egress_api::lb_told`).
 
+use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use hyper::StatusCode;
+use egress_api::lb_told;
+use egress_runtime::http::{Asked, InFlight, Reply, response, serve_requests};
+use hyper::{HeaderMap, StatusCode};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::http::Answer;
+use crate::lb_memory::LbMemory;
 use crate::probe::answer;
 use crate::probe_file::{self, ProbeFile};
 
 /// How often the state file is checked for changes.
 pub const REFRESH: Duration = Duration::from_millis(50);
+
+/// Most requests held at once (one per CNI manager, gateway node and SGC in use is the
+/// expected load); beyond, requests are answered at once, and their managers probe at
+/// their interval as with a server that does not hold.
+pub const MAX_HELD: usize = 8192;
 
 /// Settings of the keeper.
 #[derive(Debug, Clone)]
@@ -30,6 +46,8 @@ pub struct KeeperConfig {
     pub state_file: PathBuf,
     /// How old the daemon's heartbeat may be before every probe answers 503.
     pub stale_after: Duration,
+    /// Source addresses of the load balancer's prober (Azure: 168.63.129.16).
+    pub lb_probers: Vec<IpAddr>,
 }
 
 #[derive(Debug, Default)]
@@ -61,13 +79,14 @@ pub fn keeper_answer(
     }
 }
 
-fn refresh(config: &KeeperConfig, cache: &RwLock<Cached>) {
+/// Re-reads the state file when it changed; true when it did.
+fn refresh(config: &KeeperConfig, cache: &RwLock<Cached>) -> bool {
     let modified = std::fs::metadata(&config.state_file)
         .and_then(|m| m.modified())
         .ok();
     let known = cache.read().unwrap_or_else(|p| p.into_inner()).modified;
     if modified == known {
-        return;
+        return false;
     }
     let file = match modified.map(|_| probe_file::read(&config.state_file)) {
         Some(Ok(f)) => Some(f),
@@ -78,6 +97,132 @@ fn refresh(config: &KeeperConfig, cache: &RwLock<Cached>) {
         None => None,
     };
     *cache.write().unwrap_or_else(|p| p.into_inner()) = Cached { modified, file };
+    true
+}
+
+/// What the keeper's answers read, shared by the connections and the refresher.
+struct Keeper {
+    config: KeeperConfig,
+    cache: RwLock<Cached>,
+    lb: Mutex<LbMemory>,
+    /// Bumped when the file or what the load balancer was told changed (wakes waiters).
+    changes: watch::Sender<u64>,
+    /// Requests held now.
+    held: AtomicUsize,
+}
+
+/// Counts a held request for as long as it lives.
+struct HeldSlot<'a>(&'a AtomicUsize);
+
+impl<'a> HeldSlot<'a> {
+    fn take(count: &'a AtomicUsize) -> Option<Self> {
+        let before = count.fetch_add(1, Ordering::SeqCst);
+        let slot = Self(count);
+        (before < MAX_HELD).then_some(slot)
+    }
+}
+
+impl Drop for HeldSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The UID of a probe path `/gw/<uid>`.
+fn uid_of(path: &str) -> Option<&str> {
+    path.strip_prefix("/gw/")
+        .filter(|uid| !uid.is_empty() && !uid.contains('/'))
+}
+
+impl Keeper {
+    fn answer(&self, path: &str) -> Answer {
+        let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        keeper_answer(
+            path,
+            c.file.as_ref(),
+            SystemTime::now(),
+            self.config.stale_after,
+        )
+    }
+
+    fn told(&self, uid: &str) -> Option<(u16, Duration)> {
+        let lb = self.lb.lock().unwrap_or_else(|p| p.into_inner());
+        lb.told(uid, Instant::now())
+    }
+
+    /// What a held answer waits to change: a 200 (until the node turns 503), a 503 while
+    /// the load balancer was last told 200 (until it is told something); `None`: not held.
+    fn hold_class(&self, answered: &Answer, uid: &str) -> Option<bool> {
+        match answered.0 {
+            StatusCode::OK => Some(true),
+            StatusCode::SERVICE_UNAVAILABLE
+                if self.told(uid).is_some_and(|(status, _)| status == 200) =>
+            {
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn is_lb_prober(&self, peer: IpAddr) -> bool {
+        self.config.lb_probers.contains(&peer.to_canonical())
+    }
+
+    async fn reply(&self, asked: Asked) -> Reply {
+        let uid = uid_of(&asked.path);
+        if self.is_lb_prober(asked.peer.ip()) {
+            let answered = self.answer(&asked.path);
+            if let Some(uid) = uid {
+                let mut lb = self.lb.lock().unwrap_or_else(|p| p.into_inner());
+                let changed = lb.record(uid, answered.0.as_u16(), Instant::now());
+                drop(lb);
+                if changed {
+                    tracing::info!(
+                        uid,
+                        status = answered.0.as_u16(),
+                        "the load balancer's prober was told a new status"
+                    );
+                    self.changed();
+                }
+            }
+            return response(answered, HeaderMap::new());
+        }
+        let wait = lb_told::parse_wait(
+            asked
+                .headers
+                .get(lb_told::LB_WAIT_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
+        // Subscribed before looking, so a change in between is not missed.
+        let mut changes = self.changes.subscribe();
+        let mut answered = self.answer(&asked.path);
+        let slot = wait.and_then(|_| HeldSlot::take(&self.held));
+        if let (Some(wait), Some(uid), Some(_slot)) = (wait, uid, slot) {
+            let held = self.hold_class(&answered, uid);
+            let deadline = tokio::time::Instant::now() + wait;
+            while held.is_some()
+                && tokio::time::timeout_at(deadline, changes.changed())
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+            {
+                answered = self.answer(&asked.path);
+                if self.hold_class(&answered, uid) != held {
+                    break;
+                }
+            }
+        }
+        let mut headers = HeaderMap::new();
+        if let Some((status, since)) = uid.and_then(|u| self.told(u)) {
+            let since_ms = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+            headers.insert(lb_told::LB_STATUS_HEADER, status.into());
+            headers.insert(lb_told::LB_SINCE_HEADER, since_ms.into());
+        }
+        response(answered, headers)
+    }
 }
 
 /// Serves the probe on `listener` from the state file until `shutdown` completes.
@@ -86,26 +231,35 @@ pub async fn serve_keeper(
     config: KeeperConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let cache = Arc::new(RwLock::new(Cached::default()));
-    refresh(&config, &cache);
+    let keeper = Arc::new(Keeper {
+        config,
+        cache: RwLock::new(Cached::default()),
+        lb: Mutex::new(LbMemory::default()),
+        changes: watch::channel(0).0,
+        held: AtomicUsize::new(0),
+    });
+    refresh(&keeper.config, &keeper.cache);
     let refresher = {
-        let (config, cache) = (config.clone(), cache.clone());
+        let keeper = keeper.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(REFRESH);
             loop {
                 ticks.tick().await;
-                refresh(&config, &cache);
+                if refresh(&keeper.config, &keeper.cache) {
+                    keeper.changed();
+                }
             }
         })
     };
-    let stale_after = config.stale_after;
-    crate::http::serve(
+    serve_requests(
         listener,
-        move |path| {
-            let c = cache.read().unwrap_or_else(|p| p.into_inner());
-            keeper_answer(path, c.file.as_ref(), SystemTime::now(), stale_after)
+        move |asked| {
+            let keeper = keeper.clone();
+            async move { keeper.reply(asked).await }
         },
         shutdown,
+        // A held request (a manager waiting for the load balancer) must not hold the stop.
+        InFlight::Abort,
     )
     .await;
     refresher.abort();
@@ -156,6 +310,112 @@ mod tests {
         assert_eq!(
             keeper_answer("/gw/u1", Some(&draining), now, minute).0,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    /// One raw HTTP/1.1 GET from `source`: (status, `x-egress-lb-status` if any).
+    async fn get(
+        addr: std::net::SocketAddr,
+        source: &str,
+        path: &str,
+        wait_ms: Option<u64>,
+    ) -> (u16, Option<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+            .unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let wait = wait_ms
+            .map(|ms| format!("{}: {ms}\r\n", lb_told::LB_WAIT_HEADER))
+            .unwrap_or_default();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{wait}\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.unwrap();
+        let status = text[9..12].parse().unwrap();
+        let told = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{}: ", lb_told::LB_STATUS_HEADER)))
+            .map(str::to_owned);
+        (status, told)
+    }
+
+    fn write_state(path: &std::path::Path, draining: bool) {
+        let file = ProbeFile {
+            state: ProbeSnapshot {
+                programmed: ["u1".to_owned()].into(),
+                draining: draining.then(|| "cordoned".to_owned()),
+            },
+            heartbeat_unix_ms: probe_file::unix_ms(SystemTime::now()),
+            pid: 1,
+        };
+        probe_file::write(path, &file).unwrap();
+    }
+
+    #[tokio::test]
+    async fn managers_learn_what_the_load_balancer_was_told_and_may_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("lb-probe.json");
+        write_state(&state, false);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = KeeperConfig {
+            state_file: state.clone(),
+            stale_after: Duration::from_secs(60),
+            // The load balancer probes from 127.0.0.2 here; managers from 127.0.0.1.
+            lb_probers: vec!["127.0.0.2".parse().unwrap()],
+        };
+        tokio::spawn(serve_keeper(listener, config, std::future::pending()));
+        let (lb, manager) = ("127.0.0.2", "127.0.0.1");
+        // Nothing told yet: no header.
+        assert_eq!(get(addr, manager, "/gw/u1", None).await, (200, None));
+        assert_eq!(get(addr, lb, "/gw/u1", None).await, (200, None));
+        assert_eq!(
+            get(addr, manager, "/gw/u1", None).await,
+            (200, Some("200".into()))
+        );
+        // A manager's held probe (5 s) of a healthy node is answered as soon as the node
+        // drains (the file is re-read every 50 ms), while the load balancer was told 200.
+        let waiting = tokio::spawn(async move {
+            let t = Instant::now();
+            (get(addr, manager, "/gw/u1", Some(5_000)).await, t.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "a 200 is held until it changes");
+        write_state(&state, true);
+        let (answer, took) = waiting.await.unwrap();
+        assert_eq!(answer, (503, Some("200".into())));
+        assert!(
+            took < Duration::from_secs(4),
+            "woken by the drain: {took:?}"
+        );
+        // A manager waiting (5 s) is answered as soon as the load balancer's prober is.
+        let waiting = tokio::spawn(async move {
+            let t = Instant::now();
+            (get(addr, manager, "/gw/u1", Some(5_000)).await, t.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !waiting.is_finished(),
+            "held while the load balancer was told 200"
+        );
+        assert_eq!(get(addr, lb, "/gw/u1", None).await.0, 503);
+        let (answer, took) = waiting.await.unwrap();
+        assert_eq!(answer, (503, Some("503".into())));
+        assert!(
+            took < Duration::from_secs(4),
+            "woken by the change: {took:?}"
+        );
+        // Once the load balancer knows, nobody waits; other paths are not affected.
+        assert_eq!(
+            get(addr, manager, "/gw/u1", Some(5_000)).await,
+            (503, Some("503".into()))
+        );
+        assert_eq!(
+            get(addr, manager, "/gw/u2", Some(5_000)).await,
+            (503, None),
+            "never told anything about u2: no wait"
         );
     }
 }

@@ -23,6 +23,7 @@ pub mod http;
 pub mod inventory;
 pub mod ipv6;
 pub mod keeper;
+pub mod lb_memory;
 pub mod lifecycle;
 pub mod metrics;
 pub mod node;

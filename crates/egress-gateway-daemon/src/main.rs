@@ -32,6 +32,7 @@ async fn lb_probe(args: LbProbeArgs) -> anyhow::Result<()> {
     let config = KeeperConfig {
         state_file: args.state_file,
         stale_after: Duration::from_secs(args.stale_after_seconds),
+        lb_probers: args.lb_prober_ips,
     };
     tracing::info!(port = args.port, state_file = %config.state_file.display(), "answering the load-balancer probe from the gateway daemon's state file");
     serve_keeper(listener, config, shutdown_signal()).await;

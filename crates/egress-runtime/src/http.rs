@@ -18,6 +18,9 @@ use tokio::sync::watch;
 /// An answer: status, content type, body.
 pub type Answer = (StatusCode, &'static str, String);
 
+/// A whole response, as [`serve_requests`] handlers return it.
+pub type Reply = Response<Full<Bytes>>;
+
 /// What happens to connections still open when the server stops accepting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InFlight {
@@ -70,7 +73,43 @@ pub async fn serve_async<F, Fut>(
     F: Fn(String) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Answer> + Send + 'static,
 {
-    let answer = Arc::new(answer);
+    let reply = move |asked: Asked| {
+        let answered = answer(asked.path);
+        async move { respond(answered.await) }
+    };
+    serve_requests(listener, reply, shutdown, in_flight).await;
+}
+
+/// What a request asked, for servers whose answer depends on more than the path.
+#[derive(Debug, Clone)]
+pub struct Asked {
+    /// The peer's address.
+    pub peer: std::net::SocketAddr,
+    /// The request path (no query).
+    pub path: String,
+    /// The request headers.
+    pub headers: hyper::HeaderMap,
+}
+
+/// An [`Answer`] as a response, with extra headers.
+pub fn response(answer: Answer, headers: hyper::HeaderMap) -> Reply {
+    let mut r = respond(answer);
+    r.headers_mut().extend(headers);
+    r
+}
+
+/// As [`serve_async`], for answers that depend on who asks and how (`reply` gets the peer,
+/// the path and the headers, and returns the whole response).
+pub async fn serve_requests<F, Fut>(
+    listener: TcpListener,
+    reply: F,
+    shutdown: impl Future<Output = ()>,
+    in_flight: InFlight,
+) where
+    F: Fn(Asked) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let reply = Arc::new(reply);
     // Dropping the sender on return wakes every connection task waiting to abort.
     let (_stopped_tx, stopped_rx) = watch::channel(());
     tokio::pin!(shutdown);
@@ -79,19 +118,23 @@ pub async fn serve_async<F, Fut>(
             a = listener.accept() => a,
             () = &mut shutdown => return,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "failed to accept a connection");
                 continue;
             }
         };
-        let answer = answer.clone();
+        let reply = reply.clone();
         let mut stopped = stopped_rx.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<Incoming>| {
-                let answered = answer(req.uri().path().to_owned());
-                async move { Ok::<_, Infallible>(respond(answered.await)) }
+                let replied = reply(Asked {
+                    peer,
+                    path: req.uri().path().to_owned(),
+                    headers: req.headers().clone(),
+                });
+                async move { Ok::<_, Infallible>(replied.await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc);

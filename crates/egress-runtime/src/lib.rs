@@ -18,7 +18,9 @@ pub use error_chain::error_chain;
 #[cfg(feature = "http")]
 pub use health::{HealthSource, Readiness, health_answer};
 #[cfg(feature = "http")]
-pub use http::{Answer, InFlight, serve, serve_async, serve_with};
+pub use http::{
+    Answer, Asked, InFlight, Reply, response, serve, serve_async, serve_requests, serve_with,
+};
 pub use logging::{LogFormat, LogWriter, init_tracing};
 pub use signal::{shutdown_signal, try_shutdown_signal};
 #[cfg(feature = "kube")]

@@ -71,11 +71,11 @@ pub struct FailoverSettings {
 impl Default for FailoverSettings {
     fn default() -> Self {
         Self {
-            probe: ProbeSettings {
-                port: egress_api::constants::HEALTH_PROBE_PORT,
-                interval: Duration::from_millis(500),
-                timeout: Duration::from_millis(500),
-            },
+            probe: ProbeSettings::new(
+                egress_api::constants::HEALTH_PROBE_PORT,
+                Duration::from_millis(500),
+                Duration::from_millis(500),
+            ),
             timing: Timing::default(),
             sessions_port: Some(egress_api::sessions::DEFAULT_PORT),
         }

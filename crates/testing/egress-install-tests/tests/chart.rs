@@ -239,6 +239,12 @@ fn gateway_daemon_runs_only_on_gateway_nodes_with_the_privileges_it_needs() {
             keeper_args.state_file, parsed.lb_probe_state_file,
             "{label}"
         );
+        // It recognises Azure's probes, whose answers the CNI managers wait for on a drain.
+        assert_eq!(
+            keeper_args.lb_prober_ips,
+            vec![egress_api::lb_told::AZURE_PROBE_SOURCE],
+            "{label}"
+        );
         let operator = pod_spec(objs.iter().find(|o| kind(o) == "Deployment").unwrap());
         let operator_port = args(container(operator, "operator").unwrap())
             .iter()

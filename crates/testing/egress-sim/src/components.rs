@@ -115,6 +115,8 @@ pub mod chart_defaults {
     pub const GATEWAY_PROBE_INTERVAL_MS: u64 = 500;
     /// `cniManager.gatewayProbeTimeoutMs`.
     pub const GATEWAY_PROBE_TIMEOUT_MS: u64 = 500;
+    /// `cniManager.gatewayLbGraceMs`.
+    pub const GATEWAY_LB_GRACE_MS: u64 = 150;
     /// `gatewayDaemon.healthPort` (the daemons' sessions query).
     pub const GATEWAY_SESSIONS_PORT: u16 = 8081;
     /// `cniManager.failoverSettleSeconds`.
@@ -162,6 +164,7 @@ pub fn cni_manager(
                 d::GATEWAY_PROBE_INTERVAL_MS
             ),
             format!("--gateway-probe-timeout-ms={}", d::GATEWAY_PROBE_TIMEOUT_MS),
+            format!("--gateway-lb-grace-ms={}", d::GATEWAY_LB_GRACE_MS),
             format!("--gateway-sessions-port={}", d::GATEWAY_SESSIONS_PORT),
             format!("--failover-settle-seconds={}", d::FAILOVER_SETTLE_SECONDS),
             // On, unlike the chart's default: the chart keeps it off only until the manager's
@@ -267,6 +270,8 @@ pub fn gateway_lb_probe(program: &Path, node: &NodeNet, state_file: &Path) -> La
             chart_defaults::GATEWAY_PROBE_PORT.to_string(),
             "--state-file".into(),
             s(state_file),
+            // The simulated load balancer probes from Azure's address, the chart's default.
+            format!("--lb-prober-ips={}", crate::seed::PROBE_SOURCE_IP),
         ],
         env: vec![],
         combined_output: true,
@@ -372,6 +377,7 @@ mod tests {
         assert_eq!(values["gatewayLbProbePort"], d::GATEWAY_PROBE_PORT);
         assert_eq!(c["gatewayProbeIntervalMs"], d::GATEWAY_PROBE_INTERVAL_MS);
         assert_eq!(c["gatewayProbeTimeoutMs"], d::GATEWAY_PROBE_TIMEOUT_MS);
+        assert_eq!(c["gatewayLbGraceMs"], d::GATEWAY_LB_GRACE_MS);
         assert_eq!(c["failoverSettleSeconds"], d::FAILOVER_SETTLE_SECONDS);
         assert_eq!(
             values["gatewayDaemon"]["healthPort"],
