@@ -122,7 +122,7 @@ pub async fn run_sync(
             &topo,
             emulator,
             &targets,
-            &health,
+            &mut health,
             &mut applied,
             &last_rules,
         )
@@ -132,7 +132,15 @@ pub async fn run_sync(
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = health.changed() => {}
+            _ = health.changed() => {
+                // A health change moves flows at once, from the rules already known, as a
+                // load balancer's data path acts on its probes without asking ARM (the full
+                // sync takes three emulator requests and several processes first).
+                let rules = last_rules.lock().map(|r| r.clone()).unwrap_or_default();
+                if let Err(e) = apply_ilb(&topo, &rules, &mut health, &mut applied) {
+                    tracing::warn!(error = %e, "load balancer update failed");
+                }
+            }
         }
     }
 }
@@ -145,11 +153,29 @@ async fn fetch(emulator: SocketAddr, path: &str) -> Result<serde_json::Value, St
     serde_json::from_slice(&body).map_err(|e| format!("GET {path}: {e}"))
 }
 
+/// The load balancer's rules for `rules` and the current health, applied when they changed
+/// (the health is marked seen).
+fn apply_ilb(
+    topo: &Topology,
+    rules: &[LbRule],
+    health: &mut watch::Receiver<Health>,
+    applied: &mut Applied,
+) -> Result<(), String> {
+    let mark_of = |ip: Ipv4Addr| topo.node_by_ip(ip).map(|n| n.mark);
+    let ilb = fabric::ilb_ruleset(rules, &health.borrow_and_update(), &mark_of);
+    if ilb != applied.ilb {
+        netns::nft(&topo.vnet, &ilb).map_err(|e| e.to_string())?;
+        tracing::info!("load balancer rules updated");
+        applied.ilb = ilb;
+    }
+    Ok(())
+}
+
 async fn sync_once(
     topo: &Topology,
     emulator: SocketAddr,
     targets: &watch::Sender<Targets>,
-    health: &watch::Receiver<Health>,
+    health: &mut watch::Receiver<Health>,
     applied: &mut Applied,
     last_rules: &std::sync::Mutex<Vec<LbRule>>,
 ) -> Result<(), String> {
@@ -203,13 +229,7 @@ async fn sync_once(
         *t = new_targets;
         changed
     });
-    let mark_of = |ip: Ipv4Addr| topo.node_by_ip(ip).map(|n| n.mark);
-    let ilb = fabric::ilb_ruleset(&rules, &health.borrow(), &mark_of);
-    if ilb != applied.ilb {
-        netns::nft(&topo.vnet, &ilb).map_err(|e| e.to_string())?;
-        tracing::info!("load balancer rules updated");
-        applied.ilb = ilb;
-    }
+    apply_ilb(topo, &rules, health, applied)?;
     if let Ok(mut l) = last_rules.lock() {
         *l = rules;
     }
