@@ -142,7 +142,7 @@ fn restore_inotify_limit(dir: &Path, run: &RunState, report: &mut TeardownReport
 }
 
 /// The UAPI socket of a wireguard-go process (`/run/wireguard/<ifname>.sock`).
-fn wireguard_socket(pid: i32) -> Option<String> {
+pub(crate) fn wireguard_socket(pid: i32) -> Option<String> {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)

@@ -145,7 +145,14 @@ impl Cluster {
             .iter()
             .filter_map(|n| netns::inode(n))
             .collect();
-        for pid in netns::pids_in(&inodes) {
+        // wireguard-go removes its UAPI socket only when it exits cleanly; a dead machine's
+        // sockets go with it, so the killed ones are removed below.
+        let pids = netns::pids_in(&inodes);
+        let sockets: Vec<String> = pids
+            .iter()
+            .filter_map(|p| crate::teardown::wireguard_socket(*p))
+            .collect();
+        for pid in pids {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -157,6 +164,9 @@ impl Cluster {
         }
         for p in &mut self.procs {
             p.reap();
+        }
+        for s in sockets {
+            let _ = std::fs::remove_file(s);
         }
         Ok(())
     }
