@@ -1,5 +1,6 @@
 //! The daemon's health/metrics endpoints `/healthz`, `/readyz`, `/metrics`, on the shared
-//! server of `egress-runtime`, whose generic `serve` the LB probe server (`probe`) also uses.
+//! server of `egress-runtime`, whose generic `serve` the daemon's in-process LB probe server
+//! (`probe`) also uses; the `lb-probe` keeper (`keeper`) uses its `serve_requests`.
 
 use egress_runtime::HealthSource;
 

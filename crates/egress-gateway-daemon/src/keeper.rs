@@ -128,10 +128,23 @@ impl Drop for HeldSlot<'_> {
     }
 }
 
+/// Longest UID a probe path may name (Kubernetes UIDs have 36 characters): what a prober
+/// address asks is remembered, so a spoofed one must not fill the memory with long paths.
+const MAX_UID_LEN: usize = 64;
+
 /// The UID of a probe path `/gw/<uid>`.
 fn uid_of(path: &str) -> Option<&str> {
     path.strip_prefix("/gw/")
-        .filter(|uid| !uid.is_empty() && !uid.contains('/'))
+        .filter(|uid| !uid.is_empty() && uid.len() <= MAX_UID_LEN && !uid.contains('/'))
+}
+
+/// What a held answer waits to change from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// A 200: held until the node turns 503 (a drain), so the asker learns of it at once.
+    Up,
+    /// A 503 while the load balancer was last told 200: held until it is told something.
+    Leaving,
 }
 
 impl Keeper {
@@ -150,18 +163,45 @@ impl Keeper {
         lb.told(uid, Instant::now())
     }
 
-    /// What a held answer waits to change: a 200 (until the node turns 503), a 503 while
-    /// the load balancer was last told 200 (until it is told something); `None`: not held.
-    fn hold_class(&self, answered: &Answer, uid: &str) -> Option<bool> {
+    /// How `answered` may be held for `uid` (`None`: answered at once).
+    fn hold_class(&self, answered: &Answer, uid: &str) -> Option<Hold> {
         match answered.0 {
-            StatusCode::OK => Some(true),
+            StatusCode::OK => Some(Hold::Up),
             StatusCode::SERVICE_UNAVAILABLE
                 if self.told(uid).is_some_and(|(status, _)| status == 200) =>
             {
-                Some(false)
+                Some(Hold::Leaving)
             }
             _ => None,
         }
+    }
+
+    /// Holds `answered` for up to `wait` while it stays in its [`Hold`] class, and returns
+    /// the answer as of the end of the hold. `changes` was subscribed before `answered` was
+    /// read, so a change in between is not missed.
+    async fn hold(
+        &self,
+        path: &str,
+        uid: &str,
+        answered: Answer,
+        wait: Duration,
+        changes: &mut watch::Receiver<u64>,
+    ) -> Answer {
+        let Some(held) = self.hold_class(&answered, uid) else {
+            return answered;
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            let now = self.answer(path);
+            if self.hold_class(&now, uid) != Some(held) {
+                return now;
+            }
+        }
+        // Read once more: a heartbeat going stale changes no file and wakes nobody.
+        self.answer(path)
     }
 
     fn changed(&self) {
@@ -172,6 +212,9 @@ impl Keeper {
         self.config.lb_probers.contains(&peer.to_canonical())
     }
 
+    /// The answer to one request: a load balancer prober's is answered at once and
+    /// remembered; anyone else's may be held (`lb_told::LB_WAIT_HEADER`) and carries what
+    /// the load balancer was last told for its UID.
     async fn reply(&self, asked: Asked) -> Reply {
         let uid = uid_of(&asked.path);
         if self.is_lb_prober(asked.peer.ip()) {
@@ -200,20 +243,13 @@ impl Keeper {
         // Subscribed before looking, so a change in between is not missed.
         let mut changes = self.changes.subscribe();
         let mut answered = self.answer(&asked.path);
+        // (A slot is counted for any request that asks to wait, held or not: the count only
+        // caps how many may be held at once.)
         let slot = wait.and_then(|_| HeldSlot::take(&self.held));
         if let (Some(wait), Some(uid), Some(_slot)) = (wait, uid, slot) {
-            let held = self.hold_class(&answered, uid);
-            let deadline = tokio::time::Instant::now() + wait;
-            while held.is_some()
-                && tokio::time::timeout_at(deadline, changes.changed())
-                    .await
-                    .is_ok_and(|r| r.is_ok())
-            {
-                answered = self.answer(&asked.path);
-                if self.hold_class(&answered, uid) != held {
-                    break;
-                }
-            }
+            answered = self
+                .hold(&asked.path, uid, answered, wait, &mut changes)
+                .await;
         }
         let mut headers = HeaderMap::new();
         if let Some((status, since)) = uid.and_then(|u| self.told(u)) {
@@ -353,8 +389,11 @@ mod tests {
         probe_file::write(path, &file).unwrap();
     }
 
-    #[tokio::test]
-    async fn managers_learn_what_the_load_balancer_was_told_and_may_wait_for_it() {
+    /// A keeper on a loopback port serving a fresh state file of a healthy node ("u1"
+    /// programmed); the load balancer probes from 127.0.0.2, managers from 127.0.0.1.
+    async fn start_keeper(
+        stale_after: Duration,
+    ) -> (tempfile::TempDir, PathBuf, std::net::SocketAddr) {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("lb-probe.json");
         write_state(&state, false);
@@ -362,11 +401,39 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let config = KeeperConfig {
             state_file: state.clone(),
-            stale_after: Duration::from_secs(60),
-            // The load balancer probes from 127.0.0.2 here; managers from 127.0.0.1.
+            stale_after,
             lb_probers: vec!["127.0.0.2".parse().unwrap()],
         };
         tokio::spawn(serve_keeper(listener, config, std::future::pending()));
+        (dir, state, addr)
+    }
+
+    #[test]
+    fn probe_paths_name_one_bounded_uid() {
+        assert_eq!(uid_of("/gw/u1"), Some("u1"));
+        assert_eq!(uid_of("/gw/"), None);
+        assert_eq!(uid_of("/gw/a/b"), None);
+        let longest = "u".repeat(MAX_UID_LEN);
+        assert_eq!(uid_of(&format!("/gw/{longest}")), Some(longest.as_str()));
+        assert_eq!(uid_of(&format!("/gw/{longest}x")), None, "too long");
+    }
+
+    /// A held 200 is answered as of the end of the hold: a daemon whose heartbeat went stale
+    /// meanwhile (no file change wakes anyone) is reported down, not up.
+    #[tokio::test]
+    async fn a_hold_that_runs_out_answers_what_is_true_then() {
+        let (_dir, _state, addr) = start_keeper(Duration::from_millis(600)).await;
+        assert_eq!(get(addr, "127.0.0.1", "/gw/u1", None).await.0, 200);
+        let (status, _) = get(addr, "127.0.0.1", "/gw/u1", Some(1_000)).await;
+        assert_eq!(
+            status, 503,
+            "the heartbeat is 1 s old after the hold, over 0.6 s"
+        );
+    }
+
+    #[tokio::test]
+    async fn managers_learn_what_the_load_balancer_was_told_and_may_wait_for_it() {
+        let (_dir, state, addr) = start_keeper(Duration::from_secs(60)).await;
         let (lb, manager) = ("127.0.0.2", "127.0.0.1");
         // Nothing told yet: no header.
         assert_eq!(get(addr, manager, "/gw/u1", None).await, (200, None));

@@ -1,6 +1,8 @@
 //! A minimal HTTP/1 server on plain hyper (a handful of fixed routes need no framework): it
-//! maps a request path to an [`Answer`] and stops accepting when a shutdown future completes.
-//! It owns no routes itself; see [`crate::health`] for the health/metrics ones.
+//! maps a request path to an [`Answer`] (`serve`), or a whole request (its peer, path and
+//! headers) to a [`Reply`] that may take its time (`serve_requests`), and stops accepting
+//! when a shutdown future completes. It owns no routes itself; see [`crate::health`] for the
+//! health/metrics ones.
 
 use std::convert::Infallible;
 use std::future::Future;

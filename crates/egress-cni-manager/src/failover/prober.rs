@@ -178,8 +178,10 @@ async fn probe_loop(
         }
         let beyond_max = leaving.is_some_and(|since| since.elapsed() > settings.leaving_max);
         // Every probe asks to be held one interval (see the module doc), except for a node
-        // leaving too long: its answers count as losses and come at the usual pace.
-        let wait = (!beyond_max).then_some(settings.interval);
+        // leaving too long: its answers count as losses and come at the usual pace. Never
+        // more than the server holds: were the ask longer, `was_held` below would miss a hold
+        // the server cut short, and a node dying then would be seen a whole interval late.
+        let wait = (!beyond_max).then_some(settings.interval.min(lb_told::MAX_WAIT));
         let started = tokio::time::Instant::now();
         let answer = held_probe(addr, &path, &mut conn, wait, settings.timeout).await;
         let seen = classify(answer, settings.lb_grace);

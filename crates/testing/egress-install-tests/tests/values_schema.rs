@@ -43,8 +43,14 @@ fn misspelt_and_mistyped_values_fail_helm_template() {
         &["metrics.prometheusRule.snatPortUsageThreshold=80"],
         "snatPortUsageThreshold",
     );
+    // A prober address that is not one would crash-loop the new lb-probe.
+    refused(
+        &["gatewayDaemon.lbProbe.proberIps={168.63.129.16,azure-prober}"],
+        "proberIps",
+    );
     // Free-form maps and numeric tags stay usable.
     helm::template_with_required(&[
+        "gatewayDaemon.lbProbe.proberIps={168.63.129.16,fd00::1}",
         "image.tag=1",
         "operator.podLabels.team=net",
         "gatewayDaemon.nodeSelector.pool=gw",

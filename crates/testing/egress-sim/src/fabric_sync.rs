@@ -132,7 +132,12 @@ pub async fn run_sync(
         }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
-            _ = health.changed() => {
+            changed = health.changed() => {
+                if changed.is_err() {
+                    // The prober is gone (the simulator is stopping): nothing moves flows any
+                    // more, and a closed channel would wake this loop at once for ever.
+                    return;
+                }
                 // A health change moves flows at once, from the rules already known, as a
                 // load balancer's data path acts on its probes without asking ARM (the full
                 // sync takes three emulator requests and several processes first).
