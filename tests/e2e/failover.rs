@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::common::{self, carrying_gateway, pod};
+use crate::cpu_load;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_gateway_node_fails_over_within_detection_plus_one_second() {
@@ -149,7 +150,17 @@ async fn fail_over(
     )
     .unwrap();
     // A few answers per pod first, so the watch knows the address each pod leaves from.
+    let before = cpu_load::sample();
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let survivor: Vec<String> = cluster
+        .topo
+        .nodes
+        .iter()
+        .filter(|n| n.spec.role == egress_sim::seed::Role::Gateway && n.spec.name != gateway)
+        .flat_map(|n| [n.ns.clone(), egress_sim::components::gateway_netns(n)])
+        .collect();
+    let survivor_at_kill = cpu_load::schedstat_of(&survivor);
+    let at_kill = cpu_load::sample();
     let t = std::time::Instant::now();
     let killed_at = watch.mark(&egress_ip);
     // EGRESS_FAILOVER_SILENT=1: the node dies as a VM does in Azure, without the router
@@ -170,6 +181,19 @@ async fn fail_over(
     let detected = common::ilb_drop_time(&cluster, t, Duration::from_secs(30))
         .await
         .expect("the ILB drops the dead backend");
+    // The machine's load up to the bound (the pods keep being watched meanwhile), to read a
+    // miss against: every simulated node, pod and the measurement share these cores.
+    tokio::time::sleep_until((t + detected + Duration::from_secs(1)).into()).await;
+    let survivor_then = cpu_load::schedstat_of(&survivor);
+    if let (Some(b), Some(k), Some(e)) = (before, at_kill, cpu_load::sample()) {
+        eprintln!(
+            "[e2e] CPU before the kill {}; from the kill to detection + 1 s {}; the surviving gateway node's threads ran {} ms and waited {} ms for a CPU",
+            cpu_load::describe(&b, &k),
+            cpu_load::describe(&k, &e),
+            survivor_then.0.saturating_sub(survivor_at_kill.0) / 1_000_000,
+            survivor_then.1.saturating_sub(survivor_at_kill.1) / 1_000_000,
+        );
+    }
     let got = tokio::task::spawn_blocking(move || watch.finish(Duration::from_secs(120)))
         .await
         .unwrap();

@@ -8,6 +8,7 @@
 mod attach;
 mod cni_restart;
 mod common;
+mod cpu_load;
 mod crash;
 mod dual_stack;
 mod egress;
