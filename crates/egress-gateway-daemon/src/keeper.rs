@@ -243,10 +243,9 @@ impl Keeper {
         // Subscribed before looking, so a change in between is not missed.
         let mut changes = self.changes.subscribe();
         let mut answered = self.answer(&asked.path);
-        // (A slot is counted for any request that asks to wait, held or not: the count only
-        // caps how many may be held at once.)
-        let slot = wait.and_then(|_| HeldSlot::take(&self.held));
-        if let (Some(wait), Some(uid), Some(_slot)) = (wait, uid, slot) {
+        if let (Some(wait), Some(uid)) = (wait, uid)
+            && let Some(_slot) = HeldSlot::take(&self.held)
+        {
             answered = self
                 .hold(&asked.path, uid, answered, wait, &mut changes)
                 .await;
